@@ -1,0 +1,1 @@
+//! b2b-convert: convert internal Entra ID accounts into B2B collaboration users.
