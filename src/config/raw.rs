@@ -1,0 +1,245 @@
+//! The configuration exactly as an operator writes it: one serde struct per TOML section, every
+//! key optional with its default, unknown keys rejected.
+//!
+//! Owns key names, value syntax and defaults. Meaning and cross-key checks belong to
+//! `settings.rs`; this file must not read files or the environment.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Rule, RuleMode};
+
+/// The whole file. Every section and key may be left out.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSettings {
+    pub tenant: RawTenant,
+    pub auth: RawAuth,
+    pub store: RawStore,
+    pub invitation: RawInvitation,
+    /// Keyed by rule code (`exchange-mailbox = "warn"`); rules left out keep their default.
+    pub rules: BTreeMap<Rule, RuleMode>,
+    pub throughput: RawThroughput,
+    pub directory: RawDirectory,
+}
+
+impl RawSettings {
+    /// Writes every rule's default mode into `rules`, so the effective view lists them all.
+    pub fn fill_rule_defaults(&mut self) {
+        for rule in Rule::ALL {
+            self.rules
+                .entry(*rule)
+                .or_insert_with(|| rule.default_mode());
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTenant {
+    pub tenant_id: Option<String>,
+    pub client_id: Option<String>,
+    pub cloud: Cloud,
+    pub graph_url: Option<String>,
+    pub login_url: Option<String>,
+}
+
+impl Default for RawTenant {
+    fn default() -> Self {
+        Self {
+            tenant_id: None,
+            client_id: None,
+            cloud: Cloud::Global,
+            graph_url: None,
+            login_url: None,
+        }
+    }
+}
+
+/// The Microsoft cloud the tenant lives in; it decides the login and Graph hosts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cloud {
+    Global,
+    Usgov,
+    UsgovDod,
+    China,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAuth {
+    pub method: AuthMethod,
+    pub client_secret_file: Option<PathBuf>,
+    pub certificate_path: Option<PathBuf>,
+    pub certificate_password_file: Option<PathBuf>,
+    pub assertion_algorithm: AssertionAlgorithm,
+    pub access_token_file: Option<PathBuf>,
+    pub delegated_scopes: Vec<String>,
+}
+
+impl Default for RawAuth {
+    fn default() -> Self {
+        Self {
+            method: AuthMethod::ClientSecret,
+            client_secret_file: None,
+            certificate_path: None,
+            certificate_password_file: None,
+            assertion_algorithm: AssertionAlgorithm::Ps256,
+            access_token_file: None,
+            delegated_scopes: [
+                "User.Read.All",
+                "User.Invite.All",
+                "User.ReadWrite.All",
+                "Domain.Read.All",
+                "IdentityProvider.Read.All",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+}
+
+/// How the tool gets its Graph access token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMethod {
+    /// App-only: client id + client secret.
+    ClientSecret,
+    /// App-only: client id + certificate (signed client assertion).
+    Certificate,
+    /// A token obtained elsewhere (for example `az account get-access-token`).
+    AccessToken,
+    /// Delegated: an administrator signs in on another device.
+    DeviceCode,
+}
+
+/// The signature of the client assertion in certificate auth.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AssertionAlgorithm {
+    /// RSA-PSS with `x5t#S256`: what Microsoft documents today.
+    #[serde(rename = "PS256")]
+    Ps256,
+    /// RSA PKCS#1 v1.5 with a SHA-1 `x5t`: the older, still common form.
+    #[serde(rename = "RS256")]
+    Rs256,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawStore {
+    pub path: PathBuf,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("b2b-convert.db"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawInvitation {
+    pub redirect_url: Option<String>,
+    pub send_message: bool,
+    pub message_language: String,
+    pub custom_message: Option<String>,
+    pub cc_recipient: Option<String>,
+    pub cc_recipient_name: Option<String>,
+    pub invited_user_type: Option<InvitedUserType>,
+    pub send_display_name: bool,
+    pub set_mail_before_invite: bool,
+}
+
+impl Default for RawInvitation {
+    fn default() -> Self {
+        Self {
+            redirect_url: None,
+            send_message: true,
+            message_language: "en-US".to_owned(),
+            custom_message: None,
+            cc_recipient: None,
+            cc_recipient_name: None,
+            invited_user_type: None,
+            send_display_name: true,
+            set_mail_before_invite: true,
+        }
+    }
+}
+
+/// `invitedUserType` of the invitation request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InvitedUserType {
+    Guest,
+    Member,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawThroughput {
+    pub max_concurrency: u32,
+    pub max_invitations_per_second: f64,
+    pub max_directory_writes_per_second: f64,
+    pub low_priority_reads: bool,
+    pub connect_timeout_seconds: u64,
+    pub request_timeout_seconds: u64,
+    pub max_attempts: u32,
+}
+
+impl Default for RawThroughput {
+    fn default() -> Self {
+        Self {
+            max_concurrency: 16,
+            max_invitations_per_second: 24.0,
+            max_directory_writes_per_second: 16.0,
+            low_priority_reads: true,
+            connect_timeout_seconds: 10,
+            request_timeout_seconds: 60,
+            max_attempts: 6,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDirectory {
+    pub url: Option<String>,
+    pub starttls: bool,
+    pub ca_file: Option<PathBuf>,
+    pub insecure_skip_verify: bool,
+    pub bind_dn: Option<String>,
+    pub bind_password_file: Option<PathBuf>,
+    pub base_dn: Option<String>,
+    pub new_password: NewPasswordKind,
+    pub random_password_length: u32,
+}
+
+impl Default for RawDirectory {
+    fn default() -> Self {
+        Self {
+            url: None,
+            starttls: false,
+            ca_file: None,
+            insecure_skip_verify: false,
+            bind_dn: None,
+            bind_password_file: None,
+            base_dn: None,
+            new_password: NewPasswordKind::Guid,
+            random_password_length: 64,
+        }
+    }
+}
+
+/// What the on-prem password is replaced with by `scramble`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NewPasswordKind {
+    /// A fresh random GUID, as Microsoft's guidance suggests.
+    Guid,
+    /// A longer random value, for domains whose password policy rejects a GUID.
+    Random,
+}

@@ -1,0 +1,414 @@
+use std::path::Path;
+
+use super::raw::RawSettings;
+use super::*;
+use crate::domain::{Rule, RuleMode};
+
+/// Writes `text` as a config file in a fresh folder and loads it with `env` and `flags`.
+fn load_text(
+    text: &str,
+    env: &[(&str, &str)],
+    flags: Vec<FlagOverride>,
+) -> (tempfile::TempDir, Result<Settings, Error>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b2b-convert.toml");
+    std::fs::write(&path, text).unwrap();
+    let sources = Sources {
+        config_path: Some(path),
+        env: Environment::from_pairs(env.iter().copied()),
+        flags,
+    };
+    let result = load(&sources);
+    (dir, result)
+}
+
+fn value_of<'a>(settings: &'a Settings, key: &str) -> &'a EffectiveValue {
+    settings
+        .effective_values()
+        .iter()
+        .find(|v| v.key == key)
+        .unwrap_or_else(|| panic!("no effective value for {key}"))
+}
+
+#[test]
+fn example_config_holds_exactly_the_defaults() {
+    let mut parsed: RawSettings = toml::from_str(EXAMPLE_CONFIG).unwrap();
+    parsed.fill_rule_defaults();
+    let mut defaults = RawSettings::default();
+    defaults.fill_rule_defaults();
+    assert_eq!(parsed, defaults);
+}
+
+#[test]
+fn example_config_documents_every_key() {
+    // Uncomment every `# key = value` line; the result must parse and leave no key unset.
+    let uncommented: String = EXAMPLE_CONFIG
+        .lines()
+        .map(|line| match line.strip_prefix("# ") {
+            Some(rest) if toml::from_str::<toml::Table>(rest).is_ok() && rest.contains(" = ") => {
+                rest.to_owned()
+            }
+            _ => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut raw: RawSettings = toml::from_str(&uncommented).unwrap();
+    raw.fill_rule_defaults();
+    let json = serde_json::to_value(&raw).unwrap();
+    let mut unset = Vec::new();
+    collect_nulls(&json, "", &mut unset);
+    assert!(
+        unset.is_empty(),
+        "keys missing from config/example.toml: {unset:?}"
+    );
+}
+
+fn collect_nulls(value: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Null => out.push(prefix.to_owned()),
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                collect_nulls(v, &format!("{prefix}.{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn example_config_loads_and_validates() {
+    let (_dir, settings) = load_text(EXAMPLE_CONFIG, &[], vec![]);
+    let settings = settings.unwrap();
+    assert_eq!(
+        settings.tenant.graph_url.as_str(),
+        "https://graph.microsoft.com/"
+    );
+    assert_eq!(
+        settings.rules.mode(Rule::ExchangeMailbox),
+        RuleMode::Enforce
+    );
+    assert!(
+        settings.invitation.redirect_url.is_none(),
+        "no tenant id, no default redirect"
+    );
+}
+
+#[test]
+fn misspelt_key_names_the_key_and_line() {
+    let text = "[throughput]\nmax_concurrency = 4\nmax_concurency = 8\n";
+    let (_dir, result) = load_text(text, &[], vec![]);
+    let err = result.unwrap_err();
+    let Error::Invalid {
+        key,
+        origin,
+        message,
+    } = &err
+    else {
+        panic!("unexpected error {err:?}")
+    };
+    assert_eq!(key, "throughput.max_concurency");
+    assert!(matches!(origin, Origin::File { line: 3, .. }), "{origin:?}");
+    assert!(
+        message.contains("unknown key `max_concurency`"),
+        "{message}"
+    );
+    assert!(
+        message.contains("max_concurrency"),
+        "suggests the valid keys: {message}"
+    );
+    assert!(
+        err.to_string().contains("b2b-convert.toml, line 3"),
+        "{err}"
+    );
+}
+
+#[test]
+fn misspelt_rule_names_the_rule() {
+    let text = "[rules]\nexchange-mailbx = \"warn\"\n";
+    let (_dir, result) = load_text(text, &[], vec![]);
+    let err = result.unwrap_err();
+    assert!(
+        matches!(&err, Error::Invalid { key, origin: Origin::File { line: 2, .. }, .. } if key == "rules.exchange-mailbx"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn wrong_type_names_the_key() {
+    let (_dir, result) = load_text("[throughput]\nmax_concurrency = \"lots\"\n", &[], vec![]);
+    let err = result.unwrap_err().to_string();
+    assert!(err.contains("`throughput.max_concurrency`"), "{err}");
+    assert!(err.contains("line 2"), "{err}");
+}
+
+#[test]
+fn syntax_error_names_the_line() {
+    let (_dir, result) = load_text("[tenant]\ncloud = \"global\n", &[], vec![]);
+    assert!(matches!(result.unwrap_err(), Error::Syntax { line: 2, .. }));
+}
+
+#[test]
+fn a_secret_in_the_file_is_refused_with_the_way_to_give_it() {
+    let (_dir, result) = load_text("[auth]\nclient_secret = \"hunter2\"\n", &[], vec![]);
+    let err = result.unwrap_err().to_string();
+    assert!(err.contains("AZURE_CLIENT_SECRET"), "{err}");
+    assert!(
+        !err.contains("hunter2"),
+        "the secret must not be echoed: {err}"
+    );
+}
+
+#[test]
+fn environment_overrides_file_and_flags_override_environment() {
+    let text = "[tenant]\ntenant_id = \"contoso.onmicrosoft.com\"\n[store]\npath = \"file.db\"\n";
+    let env = [
+        ("AZURE_TENANT_ID", "11111111-2222-3333-4444-555555555555"),
+        ("B2BC_DB", "env.db"),
+    ];
+    let flags = vec![FlagOverride {
+        flag: "--db".into(),
+        key: "store.path".into(),
+        value: toml::Value::String("flag.db".into()),
+    }];
+    let (_dir, settings) = load_text(text, &env, flags);
+    let settings = settings.unwrap();
+    assert_eq!(
+        settings.tenant.tenant_id.as_deref(),
+        Some("11111111-2222-3333-4444-555555555555")
+    );
+    assert_eq!(settings.store.path, Path::new("flag.db"));
+    assert_eq!(
+        value_of(&settings, "tenant.tenant_id").origin,
+        Origin::Env {
+            var: "AZURE_TENANT_ID".into()
+        }
+    );
+    assert_eq!(
+        value_of(&settings, "store.path").origin,
+        Origin::Flag {
+            flag: "--db".into()
+        }
+    );
+    assert_eq!(value_of(&settings, "tenant.cloud").origin, Origin::Default);
+}
+
+#[test]
+fn file_values_report_their_line() {
+    let (_dir, settings) = load_text("\n[tenant]\ncloud = \"usgov\"\n", &[], vec![]);
+    let settings = settings.unwrap();
+    assert!(matches!(
+        value_of(&settings, "tenant.cloud").origin,
+        Origin::File { line: 3, .. }
+    ));
+    assert_eq!(
+        settings.tenant.graph_url.as_str(),
+        "https://graph.microsoft.us/"
+    );
+    assert_eq!(
+        settings.tenant.login_url.as_str(),
+        "https://login.microsoftonline.us/"
+    );
+}
+
+#[test]
+fn relative_paths_from_the_file_are_relative_to_its_folder() {
+    let (dir, settings) = load_text("[store]\npath = \"state/b2b.db\"\n", &[], vec![]);
+    assert_eq!(
+        settings.unwrap().store.path,
+        dir.path().join("state/b2b.db")
+    );
+    let (dir, settings) = load_text("", &[], vec![]);
+    assert_eq!(
+        settings.unwrap().store.path,
+        dir.path().join("b2b-convert.db")
+    );
+    let (_dir, settings) = load_text("", &[("B2BC_DB", "here.db")], vec![]);
+    assert_eq!(settings.unwrap().store.path, Path::new("here.db"));
+}
+
+#[test]
+fn missing_named_file_is_an_error_but_missing_default_file_is_not() {
+    let missing = Path::new("/nonexistent/b2b.toml");
+    assert!(matches!(
+        ConfigFile::read(missing, true),
+        Err(Error::FileNotFound { .. })
+    ));
+    assert!(matches!(ConfigFile::read(missing, false), Ok(None)));
+}
+
+#[rstest::rstest]
+#[case::http_remote("graph_url = \"http://graph.example.com\"", false)]
+#[case::http_loopback_ip("graph_url = \"http://127.0.0.1:8080\"", true)]
+#[case::http_localhost("graph_url = \"http://localhost:8080\"", true)]
+#[case::http_ipv6_loopback("graph_url = \"http://[::1]:8080\"", true)]
+#[case::https_remote("graph_url = \"https://graph.example.com\"", true)]
+#[case::ftp("graph_url = \"ftp://graph.example.com\"", false)]
+#[case::query("graph_url = \"https://graph.example.com/?a=b\"", false)]
+#[case::bad_tenant("tenant_id = \"not a tenant\"", false)]
+#[case::domain_tenant("tenant_id = \"Contoso.OnMicrosoft.com\"", true)]
+#[case::bad_client("client_id = \"my-app\"", false)]
+fn tenant_values_are_checked(#[case] line: &str, #[case] ok: bool) {
+    let (_dir, result) = load_text(&format!("[tenant]\n{line}\n"), &[], vec![]);
+    assert_eq!(result.is_ok(), ok, "{line}: {result:?}");
+    if let Err(err) = result {
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+}
+
+#[rstest::rstest]
+#[case::ldap_plain("url = \"ldap://dc1.corp.example\"", false)]
+#[case::ldap_starttls("url = \"ldap://dc1.corp.example\"\nstarttls = true", true)]
+#[case::ldaps("url = \"ldaps://dc1.corp.example:636\"", true)]
+#[case::ldaps_and_starttls("url = \"ldaps://dc1.corp.example\"\nstarttls = true", false)]
+#[case::http("url = \"https://dc1.corp.example\"", false)]
+#[case::short_password("random_password_length = 8", false)]
+fn directory_values_are_checked(#[case] lines: &str, #[case] ok: bool) {
+    let (_dir, result) = load_text(&format!("[directory]\n{lines}\n"), &[], vec![]);
+    assert_eq!(result.is_ok(), ok, "{lines}: {result:?}");
+}
+
+#[test]
+fn plain_ldap_is_refused_with_the_reason() {
+    let (_dir, result) = load_text("[directory]\nurl = \"ldap://dc1\"\n", &[], vec![]);
+    let err = result.unwrap_err().to_string();
+    assert!(err.contains("plain LDAP is refused"), "{err}");
+}
+
+#[rstest::rstest]
+#[case::invitations_over_ceiling("max_invitations_per_second = 31.0", false)]
+#[case::invitations_at_ceiling("max_invitations_per_second = 30.0", true)]
+#[case::invitations_zero("max_invitations_per_second = 0.0", false)]
+#[case::writes_over_ceiling("max_directory_writes_per_second = 25.0", false)]
+#[case::no_concurrency("max_concurrency = 0", false)]
+#[case::request_shorter_than_connect(
+    "connect_timeout_seconds = 30\nrequest_timeout_seconds = 10",
+    false
+)]
+#[case::no_attempts("max_attempts = 0", false)]
+fn throughput_values_are_checked(#[case] lines: &str, #[case] ok: bool) {
+    let (_dir, result) = load_text(&format!("[throughput]\n{lines}\n"), &[], vec![]);
+    assert_eq!(result.is_ok(), ok, "{lines}: {result:?}");
+}
+
+#[rstest::rstest]
+#[case::bad_language("message_language = \"english please\"", false)]
+#[case::language("message_language = \"de-DE\"", true)]
+#[case::bad_cc("cc_recipient = \"not-an-address\"", false)]
+#[case::cc_name_without_cc("cc_recipient_name = \"Pat\"", false)]
+#[case::cc(
+    "cc_recipient = \"pat@fabrikam.com\"\ncc_recipient_name = \"Pat\"",
+    true
+)]
+#[case::empty_message("custom_message = \"  \"", false)]
+#[case::http_redirect("redirect_url = \"http://apps.example.com\"", false)]
+#[case::member("invited_user_type = \"Member\"", true)]
+#[case::bad_type("invited_user_type = \"Admin\"", false)]
+fn invitation_values_are_checked(#[case] lines: &str, #[case] ok: bool) {
+    let (_dir, result) = load_text(&format!("[invitation]\n{lines}\n"), &[], vec![]);
+    assert_eq!(result.is_ok(), ok, "{lines}: {result:?}");
+}
+
+#[test]
+fn default_redirect_url_carries_the_tenant_id() {
+    let (_dir, settings) = load_text(
+        "[tenant]\ntenant_id = \"11111111-2222-3333-4444-555555555555\"\n",
+        &[],
+        vec![],
+    );
+    assert_eq!(
+        settings.unwrap().invitation.redirect_url.unwrap().as_str(),
+        "https://myapps.microsoft.com/?tenantId=11111111-2222-3333-4444-555555555555"
+    );
+    let (_dir, settings) = load_text("[tenant]\ntenant_id = \"contoso.com\"\n", &[], vec![]);
+    assert!(
+        settings.unwrap().invitation.redirect_url.is_none(),
+        "tenantId takes a GUID, so a domain gives no default"
+    );
+}
+
+#[test]
+fn secrets_come_from_the_environment_and_never_show() {
+    let env = [
+        ("AZURE_CLIENT_SECRET", "s3cr3t-value"),
+        ("B2BC_ACCESS_TOKEN", "eyJtoken"),
+    ];
+    let (_dir, settings) = load_text("", &env, vec![]);
+    let settings = settings.unwrap();
+    assert_eq!(
+        settings.auth.client_secret.as_ref().unwrap().expose(),
+        "s3cr3t-value"
+    );
+    let debug = format!("{settings:?}");
+    assert!(
+        !debug.contains("s3cr3t-value") && !debug.contains("eyJtoken"),
+        "{debug}"
+    );
+    let shown = value_of(&settings, "auth.client_secret");
+    assert!(shown.secret);
+    assert_eq!(shown.value, serde_json::json!("(set)"));
+    assert_eq!(
+        shown.origin,
+        Origin::Env {
+            var: "AZURE_CLIENT_SECRET".into()
+        }
+    );
+    let listing = serde_json::to_string(settings.effective_values()).unwrap();
+    assert!(!listing.contains("s3cr3t-value"), "{listing}");
+}
+
+#[test]
+fn secrets_come_from_files_named_in_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret.txt"), "from-file\n").unwrap();
+    let path = dir.path().join("b2b-convert.toml");
+    std::fs::write(&path, "[auth]\nclient_secret_file = \"secret.txt\"\n").unwrap();
+    let settings = load(&Sources {
+        config_path: Some(path),
+        ..Sources::default()
+    })
+    .unwrap();
+    assert_eq!(settings.auth.client_secret.unwrap().expose(), "from-file");
+}
+
+#[test]
+fn a_missing_secret_file_names_the_key() {
+    let (_dir, result) = load_text("[auth]\nclient_secret_file = \"nope.txt\"\n", &[], vec![]);
+    let err = result.unwrap_err();
+    assert!(
+        matches!(&err, Error::SecretFile { key, .. } if key == "auth.client_secret_file"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("nope.txt"), "{err}");
+}
+
+#[test]
+fn an_invalid_environment_value_names_the_variable() {
+    let (_dir, result) = load_text("", &[("B2BC_CLOUD", "mars")], vec![]);
+    let err = result.unwrap_err().to_string();
+    assert!(
+        err.contains("B2BC_CLOUD") && err.contains("tenant.cloud"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_key_appears_once_in_the_effective_view() {
+    let (_dir, settings) = load_text("", &[], vec![]);
+    let settings = settings.unwrap();
+    let keys: Vec<_> = settings
+        .effective_values()
+        .iter()
+        .map(|v| v.key.as_str())
+        .collect();
+    let mut unique = keys.clone();
+    unique.dedup();
+    assert_eq!(keys, unique);
+    for key in [
+        "tenant.tenant_id",
+        "rules.exchange-mailbox",
+        "auth.client_secret",
+        "directory.url",
+    ] {
+        assert!(keys.contains(&key), "{key} missing from {keys:?}");
+    }
+}

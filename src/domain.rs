@@ -1,0 +1,422 @@
+//! The vocabulary every other module shares: identifiers, the user snapshot the rules read,
+//! tenant facts, eligibility rules and decisions, and a wave member's state.
+//!
+//! Owns plain data types and their invariants only. It must not do I/O, read a clock, or know
+//! how a value is stored (SQL lives in `store`) or transported (JSON DTOs live in `graph`).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Declares a newtype around a [`Uuid`] that displays as the lower-case hyphenated form Graph
+/// uses, so that one kind of id can never be passed where another is expected.
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            pub const fn from_uuid(uuid: Uuid) -> Self {
+                Self(uuid)
+            }
+
+            pub const fn as_uuid(&self) -> &Uuid {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0.hyphenated(), f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = uuid::Error;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(s.trim()).map(Self)
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// The object id of a user in Entra ID. It survives the conversion unchanged.
+    UserId
+);
+uuid_id!(
+    /// One execution of a command that talks to the tenant (`discover`, `run`, …). UUID v7, so
+    /// ids sort by creation time in the database, the logs and report file names.
+    RunId
+);
+
+impl RunId {
+    /// A fresh, time-ordered run id.
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
+impl Default for RunId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The identifier Graph returns for an invitation. Opaque: it is not the user's object id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct InvitationId(pub String);
+
+impl fmt::Display for InvitationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A wave's row id in the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WaveId(pub i64);
+
+impl fmt::Display for WaveId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// Everything the eligibility rules need to know about one user, as read from Graph at one
+/// moment (`snapshot_at`). Collections are never null in Graph (`[]` when empty).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSnapshot {
+    pub id: UserId,
+    pub user_principal_name: String,
+    pub display_name: Option<String>,
+    pub mail: Option<String>,
+    pub other_mails: Vec<String>,
+    /// `SMTP:` marks the primary address, `smtp:` a secondary one; other prefixes (`SIP:`,
+    /// `X500:`) are kept as they come.
+    pub proxy_addresses: Vec<String>,
+    /// `Member` or `Guest` (kept as text: Graph may grow new values).
+    pub user_type: Option<String>,
+    pub account_enabled: Option<bool>,
+    /// `null` for an ordinary work account, `Invitation` for a B2B invitee, and others.
+    pub creation_type: Option<String>,
+    /// `PendingAcceptance`, `Accepted`, or `None` for a user never invited.
+    pub external_user_state: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub external_user_state_changed_at: Option<OffsetDateTime>,
+    pub on_premises: OnPremisesProperties,
+    pub assigned_plans: Vec<AssignedPlan>,
+    pub assigned_licenses: Vec<AssignedLicense>,
+    pub identities: Vec<ObjectIdentity>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub snapshot_at: OffsetDateTime,
+}
+
+impl UserSnapshot {
+    /// Synced from on-premises AD right now (`onPremisesSyncEnabled == true`); `false` and
+    /// `null` both mean the cloud is the source of authority.
+    pub fn is_synced(&self) -> bool {
+        self.on_premises.sync_enabled == Some(true)
+    }
+}
+
+/// The `onPremises*` properties Entra Connect writes for a synced user.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnPremisesProperties {
+    pub sync_enabled: Option<bool>,
+    /// Base64 of the AD `objectGUID` (the default source anchor); finds the AD account.
+    pub immutable_id: Option<String>,
+    pub sam_account_name: Option<String>,
+    pub distinguished_name: Option<String>,
+    pub domain_name: Option<String>,
+    /// When present, the service refuses the conversion (NOTES.md §2).
+    pub user_principal_name: Option<String>,
+}
+
+/// One service plan assigned to a user (`microsoft.graph.assignedPlan`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignedPlan {
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub assigned_at: Option<OffsetDateTime>,
+    /// `Enabled`, `Warning`, `Suspended`, `LockedOut` or `Deleted`.
+    pub capability_status: Option<String>,
+    pub service: Option<String>,
+    pub service_plan_id: Option<Uuid>,
+}
+
+/// One licence assigned to a user (`microsoft.graph.assignedLicense`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignedLicense {
+    pub sku_id: Option<Uuid>,
+    pub disabled_plans: Vec<Uuid>,
+}
+
+/// One sign-in identity of a user (`microsoft.graph.objectIdentity`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectIdentity {
+    pub sign_in_type: Option<String>,
+    pub issuer: Option<String>,
+    pub issuer_assigned_id: Option<String>,
+}
+
+/// What the tenant itself says about its domains and federation, read by `discover`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantFacts {
+    /// The tenant's GUID.
+    pub tenant_id: Uuid,
+    pub display_name: Option<String>,
+    pub domains: Vec<TenantDomain>,
+    /// Domains configured for SAML/WS-Fed direct federation with an external IdP.
+    pub federation_domains: Vec<FederationDomain>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub fetched_at: OffsetDateTime,
+}
+
+/// A domain registered in this tenant (`GET /domains`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantDomain {
+    pub name: String,
+    pub is_verified: bool,
+    pub is_default: bool,
+    pub is_initial: bool,
+    /// `Managed` or `Federated`.
+    pub authentication_type: Option<String>,
+}
+
+/// A domain set up for SAML/WS-Fed direct federation, with the configuration it belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FederationDomain {
+    pub domain: String,
+    pub configuration_id: String,
+    pub display_name: Option<String>,
+}
+
+/// What home-realm discovery said about an external domain (NOTES.md §6). Advisory data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RealmKind {
+    /// An Entra tenant manages the domain's accounts.
+    Managed,
+    /// An Entra tenant federates the domain to another IdP (for example AD FS).
+    Federated,
+    /// No Entra tenant claims the domain: the invitee redeems with a Microsoft account or a
+    /// one-time passcode.
+    Unknown,
+}
+
+impl RealmKind {
+    /// Whether the domain's accounts live in some Entra ID tenant.
+    pub fn is_entra(self) -> bool {
+        matches!(self, Self::Managed | Self::Federated)
+    }
+}
+
+/// A cached answer (or failure) of the realm lookup for one domain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealmRecord {
+    pub domain: String,
+    /// `Err` holds why the lookup failed; the rule then reports the realm as not known.
+    pub outcome: Result<RealmAnswer, String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub checked_at: OffsetDateTime,
+}
+
+/// The parts of a user-realm answer the tool uses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealmAnswer {
+    pub kind: RealmKind,
+    pub cloud_instance: Option<String>,
+    pub federation_brand: Option<String>,
+}
+
+/// Declares a string-backed enum with a stable wire/database code per variant.
+macro_rules! coded_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $code:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vdoc])* #[serde(rename = $code)] $variant),+
+        }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            /// The stable code stored in the database and shown in reports.
+            pub const fn code(self) -> &'static str {
+                match self { $(Self::$variant => $code),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.code())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownCode;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($code => Ok(Self::$variant),)+
+                    other => Err(UnknownCode { kind: stringify!($name), code: other.to_owned() }),
+                }
+            }
+        }
+    };
+}
+
+/// A stored or configured code that names no known variant (for example after a downgrade).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} `{code}`")]
+pub struct UnknownCode {
+    pub kind: &'static str,
+    pub code: String,
+}
+
+coded_enum!(
+    /// The eligibility checks an operator can switch between `enforce`, `warn` and `off`
+    /// (config `[rules]`). Checks the service itself enforces (verified-domain address, invalid
+    /// characters, address collisions, no address) are not switchable: turning them off would
+    /// only move the failure to `run`.
+    Rule {
+        /// The user holds an Exchange Online mailbox plan (not `EXCHANGE_S_FOUNDATION`).
+        ExchangeMailbox => "exchange-mailbox",
+        /// The invitation address's domain, or a parent of it, is set up for SAML/WS-Fed
+        /// direct federation in this tenant.
+        DirectFederation => "direct-federation",
+        /// A cloud-only user's address is not homed in any Entra ID tenant (realm discovery).
+        HomeRealmNotEntra => "home-realm-not-entra",
+        /// A synced user has `onPremisesUserPrincipalName` set, which the service refuses.
+        OnPremisesUpnSet => "on-premises-upn-set",
+        /// The account is disabled: converting it invites someone who cannot sign in today.
+        DisabledAccount => "disabled-account",
+        /// A custom message is configured but Microsoft drops it for app-only senders.
+        CustomMessageDropped => "custom-message-dropped",
+        /// The redirect URL has no `tenantId` parameter (the Teams tenant-picker issue).
+        RedirectWithoutTenant => "redirect-without-tenant",
+    }
+);
+
+impl Rule {
+    /// The mode a rule has when the configuration does not mention it.
+    pub const fn default_mode(self) -> RuleMode {
+        match self {
+            Self::ExchangeMailbox
+            | Self::DirectFederation
+            | Self::HomeRealmNotEntra
+            | Self::OnPremisesUpnSet => RuleMode::Enforce,
+            Self::DisabledAccount | Self::CustomMessageDropped | Self::RedirectWithoutTenant => {
+                RuleMode::Warn
+            }
+        }
+    }
+}
+
+/// How a switchable rule acts on the plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuleMode {
+    /// A hit blocks the user.
+    Enforce,
+    /// A hit is reported, the user stays eligible.
+    Warn,
+    /// The rule is not evaluated.
+    Off,
+}
+
+impl fmt::Display for RuleMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Enforce => "enforce",
+            Self::Warn => "warn",
+            Self::Off => "off",
+        })
+    }
+}
+
+coded_enum!(
+    /// The outcome of planning one user.
+    Decision {
+        /// The user will be invited by `run`.
+        Eligible => "eligible",
+        /// At least one enforced rule blocks the user.
+        Blocked => "blocked",
+    }
+);
+
+coded_enum!(
+    /// Where a wave member stands. `planned -> (excluded | ready) -> inviting -> invited ->
+    /// accepted -> scrambled`, plus `failed` (with a [`FailureKind`]) and `drifted` (the user
+    /// changed between `plan` and `run` and was not converted).
+    UserState {
+        Planned => "planned",
+        Excluded => "excluded",
+        Ready => "ready",
+        /// Intent recorded, outcome not yet known: reconcile before any retry.
+        Inviting => "inviting",
+        Invited => "invited",
+        Accepted => "accepted",
+        Scrambled => "scrambled",
+        Failed => "failed",
+        Drifted => "drifted",
+    }
+);
+
+coded_enum!(
+    /// Whether a failed user may be tried again.
+    FailureKind {
+        Retryable => "retryable",
+        Permanent => "permanent",
+    }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_id_round_trips_through_its_display_form() {
+        let text = "5A9F3C1E-0B2D-4E6F-8A7B-9C0D1E2F3A4B";
+        let id: UserId = text.parse().unwrap();
+        assert_eq!(id.to_string(), text.to_ascii_lowercase());
+        assert_eq!(id.to_string().parse::<UserId>().unwrap(), id);
+    }
+
+    #[test]
+    fn run_ids_sort_by_creation() {
+        let first = RunId::new();
+        let second = RunId::new();
+        assert!(first < second);
+    }
+
+    #[test]
+    fn every_code_parses_back_to_its_variant() {
+        for rule in Rule::ALL {
+            assert_eq!(rule.code().parse::<Rule>().unwrap(), *rule);
+        }
+        for state in UserState::ALL {
+            assert_eq!(state.code().parse::<UserState>().unwrap(), *state);
+        }
+        let err = "bogus".parse::<UserState>().unwrap_err();
+        assert_eq!(err.to_string(), "unknown UserState `bogus`");
+    }
+
+    #[test]
+    fn serde_uses_the_stable_codes() {
+        assert_eq!(
+            serde_json::to_string(&Rule::OnPremisesUpnSet).unwrap(),
+            "\"on-premises-upn-set\""
+        );
+        assert_eq!(serde_json::to_string(&RuleMode::Warn).unwrap(), "\"warn\"");
+    }
+}
