@@ -1,0 +1,285 @@
+//! The SQLite state database: tenant facts, user snapshots, waves with their per-user decisions
+//! and progress, and the append-only event log. It is the source of truth of every run.
+//!
+//! The only module with SQL. It opens the database (WAL, foreign keys, busy timeout, mode 0600),
+//! applies the migrations in `migrations/`, and offers one typed function per query. It must not
+//! call Graph, evaluate rules, or hold secrets: nothing secret is ever written here.
+
+mod events;
+mod tenant;
+mod users;
+mod waves;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+
+pub use events::{Event, NewEvent};
+pub use users::{AddressOwner, AddressSource};
+pub use waves::{NewWave, PlannedMember, Transition, Wave, WaveMember};
+
+/// A failure in the state database. Variants a caller branches on are typed; the rest wrap sqlx.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot create the database file {}: {source}", path.display())]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the database {}: {source}", path.display())]
+    Open { path: PathBuf, source: sqlx::Error },
+    #[error("cannot bring the database {} up to date: {source}", path.display())]
+    Migrate {
+        path: PathBuf,
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error(
+        "this database belongs to tenant {stored}, not {found}; use a separate --db for each tenant"
+    )]
+    TenantMismatch { stored: String, found: String },
+    #[error("a wave named `{0}` already exists")]
+    WaveExists(String),
+    #[error("wave {wave} has members that already started converting; it cannot be re-planned")]
+    WaveStarted { wave: String },
+    #[error(
+        "user {user} in wave {wave} is `{actual}`, not `{expected}`: another process may be working on it"
+    )]
+    StateConflict {
+        wave: String,
+        user: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("user {user} is not a member of wave {wave}")]
+    NotAMember { wave: String, user: String },
+    #[error("stored value in {column} cannot be read: {message}")]
+    Corrupt {
+        column: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The opened, migrated database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed, with mode 0600) and migrates the database at `path`.
+    #[tracing::instrument(skip_all, fields(path = %path.display()), err)]
+    pub async fn open(path: &Path) -> Result<Self> {
+        create_private_file(path)?;
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(false)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .map_err(|source| Error::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|source| Error::Migrate {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        tracing::debug!("database open, schema up to date");
+        Ok(Self {
+            pool,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The newest migration applied, for `config` and diagnostics.
+    pub async fn schema_version(&self) -> Result<i64> {
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(version.unwrap_or(0))
+    }
+
+    /// Waits for pending writes and closes every connection.
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+}
+
+/// Creates the database file with mode 0600 if it is missing (SQLite gives its WAL and shared
+/// memory files the same mode), and tightens an existing file that others can read.
+fn create_private_file(path: &Path) -> Result<()> {
+    let fail = |source| Error::Create {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(fail)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let file = options.open(path).map_err(fail)?;
+        let mode = file.metadata().map_err(fail)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %path.display(),
+                "the database was readable by other users; restricting it to mode 0600"
+            );
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(fail)?;
+        }
+    }
+    #[cfg(not(unix))]
+    options.open(path).map_err(fail)?;
+    Ok(())
+}
+
+/// Timestamps are stored as fixed-width UTC text so that text order is time order.
+fn timestamp(at: OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+        ))
+        .expect("a UTC timestamp formats")
+}
+
+fn parse_timestamp(column: &'static str, text: &str) -> Result<OffsetDateTime> {
+    OffsetDateTime::parse(text, &Rfc3339).map_err(|e| Error::Corrupt {
+        column,
+        message: e.to_string(),
+    })
+}
+
+fn parse_optional_timestamp(
+    column: &'static str,
+    text: Option<&str>,
+) -> Result<Option<OffsetDateTime>> {
+    text.map(|t| parse_timestamp(column, t)).transpose()
+}
+
+fn parse_code<T: FromStr>(column: &'static str, text: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|e: T::Err| Error::Corrupt {
+        column,
+        message: e.to_string(),
+    })
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(column: &'static str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| Error::Corrupt {
+        column,
+        message: e.to_string(),
+    })
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("plain data serializes to JSON")
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Store;
+
+    /// A migrated database in a temporary folder that lives as long as the returned guard.
+    pub async fn temp_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("state.db"))
+            .await
+            .expect("open store");
+        (dir, store)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::temp_store;
+    use super::*;
+
+    #[tokio::test]
+    async fn open_creates_a_private_migrated_database() {
+        let (dir, store) = temp_store().await;
+        assert!(store.schema_version().await.unwrap() >= 20_261_121_000_000);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("state.db"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(journal, "wal");
+        let fks: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(fks, 1);
+    }
+
+    #[tokio::test]
+    async fn reopening_is_idempotent_and_tightens_permissions() {
+        let (dir, store) = temp_store().await;
+        let path = store.path().to_path_buf();
+        store.close().await;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let store = Store::open(&path).await.unwrap();
+        assert!(store.schema_version().await.unwrap() > 0);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        drop(dir);
+    }
+
+    #[test]
+    fn timestamps_have_a_fixed_width_and_round_trip() {
+        let whole = time::macros::datetime!(2026-11-21 08:00:00 UTC);
+        let fraction = time::macros::datetime!(2026-11-21 08:00:00.5 UTC);
+        let (a, b) = (timestamp(whole), timestamp(fraction));
+        assert_eq!(a.len(), b.len());
+        assert!(a < b, "text order is time order: {a} < {b}");
+        assert_eq!(parse_timestamp("t", &b).unwrap(), fraction);
+        let offset = time::macros::datetime!(2026-11-21 10:00:00 +02:00);
+        assert_eq!(timestamp(offset), timestamp(whole));
+    }
+}

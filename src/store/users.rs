@@ -1,0 +1,523 @@
+//! User snapshots, the address index used for collision checks, and discovery runs.
+
+use serde::{Deserialize, Serialize};
+use sqlx::{Sqlite, Transaction};
+use time::OffsetDateTime;
+
+use super::{
+    Error, Result, Store, parse_code, parse_json, parse_optional_timestamp, parse_timestamp,
+    timestamp, to_json,
+};
+use crate::domain::{OnPremisesProperties, RunId, UserId, UserSnapshot};
+
+/// Which property of a directory object holds an address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AddressSource {
+    Mail,
+    OtherMails,
+    ProxyAddresses,
+    UserPrincipalName,
+}
+
+impl AddressSource {
+    fn code(self) -> &'static str {
+        match self {
+            Self::Mail => "mail",
+            Self::OtherMails => "other_mails",
+            Self::ProxyAddresses => "proxy_addresses",
+            Self::UserPrincipalName => "user_principal_name",
+        }
+    }
+}
+
+impl std::str::FromStr for AddressSource {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "mail" => Self::Mail,
+            "other_mails" => Self::OtherMails,
+            "proxy_addresses" => Self::ProxyAddresses,
+            "user_principal_name" => Self::UserPrincipalName,
+            other => return Err(format!("unknown address source `{other}`")),
+        })
+    }
+}
+
+/// An object that answers to an address, and through which property.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddressOwner {
+    pub object_id: String,
+    pub source: AddressSource,
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: String,
+    user_principal_name: String,
+    display_name: Option<String>,
+    mail: Option<String>,
+    other_mails: String,
+    proxy_addresses: String,
+    user_type: Option<String>,
+    account_enabled: Option<bool>,
+    creation_type: Option<String>,
+    external_user_state: Option<String>,
+    external_user_state_changed_at: Option<String>,
+    on_premises_sync_enabled: Option<bool>,
+    on_premises_immutable_id: Option<String>,
+    on_premises_sam_account_name: Option<String>,
+    on_premises_distinguished_name: Option<String>,
+    on_premises_domain_name: Option<String>,
+    on_premises_user_principal_name: Option<String>,
+    assigned_plans: String,
+    assigned_licenses: String,
+    identities: String,
+    snapshot_at: String,
+}
+
+impl TryFrom<UserRow> for UserSnapshot {
+    type Error = Error;
+
+    fn try_from(row: UserRow) -> Result<Self> {
+        Ok(Self {
+            id: parse_code("user_snapshots.id", &row.id)?,
+            user_principal_name: row.user_principal_name,
+            display_name: row.display_name,
+            mail: row.mail,
+            other_mails: parse_json("user_snapshots.other_mails", &row.other_mails)?,
+            proxy_addresses: parse_json("user_snapshots.proxy_addresses", &row.proxy_addresses)?,
+            user_type: row.user_type,
+            account_enabled: row.account_enabled,
+            creation_type: row.creation_type,
+            external_user_state: row.external_user_state,
+            external_user_state_changed_at: parse_optional_timestamp(
+                "user_snapshots.external_user_state_changed_at",
+                row.external_user_state_changed_at.as_deref(),
+            )?,
+            on_premises: OnPremisesProperties {
+                sync_enabled: row.on_premises_sync_enabled,
+                immutable_id: row.on_premises_immutable_id,
+                sam_account_name: row.on_premises_sam_account_name,
+                distinguished_name: row.on_premises_distinguished_name,
+                domain_name: row.on_premises_domain_name,
+                user_principal_name: row.on_premises_user_principal_name,
+            },
+            assigned_plans: parse_json("user_snapshots.assigned_plans", &row.assigned_plans)?,
+            assigned_licenses: parse_json(
+                "user_snapshots.assigned_licenses",
+                &row.assigned_licenses,
+            )?,
+            identities: parse_json("user_snapshots.identities", &row.identities)?,
+            snapshot_at: parse_timestamp("user_snapshots.snapshot_at", &row.snapshot_at)?,
+        })
+    }
+}
+
+/// Every SMTP address a user answers to, lower-cased, with where it came from.
+fn addresses_of(user: &UserSnapshot) -> Vec<(String, AddressSource)> {
+    let mut out = vec![(
+        user.user_principal_name.to_lowercase(),
+        AddressSource::UserPrincipalName,
+    )];
+    if let Some(mail) = &user.mail {
+        out.push((mail.to_lowercase(), AddressSource::Mail));
+    }
+    out.extend(
+        user.other_mails
+            .iter()
+            .map(|m| (m.to_lowercase(), AddressSource::OtherMails)),
+    );
+    out.extend(user.proxy_addresses.iter().filter_map(|p| {
+        let (prefix, address) = p.split_once(':')?;
+        prefix
+            .eq_ignore_ascii_case("smtp")
+            .then(|| (address.to_lowercase(), AddressSource::ProxyAddresses))
+    }));
+    out.retain(|(address, _)| !address.is_empty());
+    out.sort();
+    out.dedup();
+    out
+}
+
+impl Store {
+    /// Starts a discovery run; `selector` describes which users it reads.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn begin_discovery(
+        &self,
+        selector: &serde_json::Value,
+        at: OffsetDateTime,
+    ) -> Result<RunId> {
+        let id = RunId::new();
+        sqlx::query("INSERT INTO discoveries (id, selector, started_at) VALUES (?, ?, ?)")
+            .bind(id.to_string())
+            .bind(selector.to_string())
+            .bind(timestamp(at))
+            .execute(&self.pool)
+            .await?;
+        Ok(id)
+    }
+
+    /// Stores one page of users and counts it against the discovery, in one transaction, so a
+    /// crash loses at most the page in flight.
+    #[tracing::instrument(skip_all, fields(discovery = %discovery, users = users.len()), err)]
+    pub async fn store_user_page(&self, discovery: RunId, users: &[UserSnapshot]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for user in users {
+            upsert_user(&mut tx, Some(discovery), user).await?;
+        }
+        sqlx::query(
+            "UPDATE discoveries SET users_seen = users_seen + ?, pages = pages + 1 WHERE id = ?",
+        )
+        .bind(i64::try_from(users.len()).unwrap_or(i64::MAX))
+        .bind(discovery.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Stores users outside a discovery (for example a re-read before a conversion).
+    #[tracing::instrument(skip_all, fields(users = users.len()), err)]
+    pub async fn store_users(&self, users: &[UserSnapshot]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for user in users {
+            upsert_user(&mut tx, None, user).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Marks a discovery finished, successfully or not.
+    #[tracing::instrument(skip(self), err)]
+    pub async fn finish_discovery(
+        &self,
+        discovery: RunId,
+        completed: bool,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        sqlx::query("UPDATE discoveries SET status = ?, finished_at = ? WHERE id = ?")
+            .bind(if completed { "completed" } else { "failed" })
+            .bind(timestamp(at))
+            .bind(discovery.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The users seen and pages stored so far by a discovery.
+    pub async fn discovery_progress(&self, discovery: RunId) -> Result<Option<(u64, u64)>> {
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT users_seen, pages FROM discoveries WHERE id = ?")
+                .bind(discovery.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(users, pages)| (users.unsigned_abs(), pages.unsigned_abs())))
+    }
+
+    pub async fn user(&self, id: UserId) -> Result<Option<UserSnapshot>> {
+        sqlx::query_as::<_, UserRow>("SELECT * FROM user_snapshots WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .map(UserSnapshot::try_from)
+            .transpose()
+    }
+
+    /// Looks a user up by UPN, ignoring case as Entra ID does.
+    pub async fn user_by_upn(&self, upn: &str) -> Result<Option<UserSnapshot>> {
+        sqlx::query_as::<_, UserRow>(
+            "SELECT * FROM user_snapshots WHERE user_principal_name = ? COLLATE NOCASE",
+        )
+        .bind(upn)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(UserSnapshot::try_from)
+        .transpose()
+    }
+
+    pub async fn count_users(&self) -> Result<u64> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM user_snapshots")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(count.unsigned_abs())
+    }
+
+    /// Every object that answers to `address` (case-insensitive), through which property.
+    pub async fn address_owners(&self, address: &str) -> Result<Vec<AddressOwner>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT object_id, source FROM directory_addresses WHERE address = ? ORDER BY object_id, source",
+        )
+        .bind(address.to_lowercase())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(object_id, source)| {
+                Ok(AddressOwner {
+                    object_id,
+                    source: parse_code("directory_addresses.source", &source)?,
+                })
+            })
+            .collect()
+    }
+}
+
+async fn upsert_user(
+    tx: &mut Transaction<'static, Sqlite>,
+    discovery: Option<RunId>,
+    user: &UserSnapshot,
+) -> Result<()> {
+    let id = user.id.to_string();
+    sqlx::query(
+        "INSERT INTO user_snapshots (
+            id, user_principal_name, display_name, mail, other_mails, proxy_addresses, user_type,
+            account_enabled, creation_type, external_user_state, external_user_state_changed_at,
+            on_premises_sync_enabled, on_premises_immutable_id, on_premises_sam_account_name,
+            on_premises_distinguished_name, on_premises_domain_name,
+            on_premises_user_principal_name, assigned_plans, assigned_licenses, identities,
+            snapshot_at, discovery_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET
+            user_principal_name = excluded.user_principal_name,
+            display_name = excluded.display_name,
+            mail = excluded.mail,
+            other_mails = excluded.other_mails,
+            proxy_addresses = excluded.proxy_addresses,
+            user_type = excluded.user_type,
+            account_enabled = excluded.account_enabled,
+            creation_type = excluded.creation_type,
+            external_user_state = excluded.external_user_state,
+            external_user_state_changed_at = excluded.external_user_state_changed_at,
+            on_premises_sync_enabled = excluded.on_premises_sync_enabled,
+            on_premises_immutable_id = excluded.on_premises_immutable_id,
+            on_premises_sam_account_name = excluded.on_premises_sam_account_name,
+            on_premises_distinguished_name = excluded.on_premises_distinguished_name,
+            on_premises_domain_name = excluded.on_premises_domain_name,
+            on_premises_user_principal_name = excluded.on_premises_user_principal_name,
+            assigned_plans = excluded.assigned_plans,
+            assigned_licenses = excluded.assigned_licenses,
+            identities = excluded.identities,
+            snapshot_at = excluded.snapshot_at,
+            discovery_id = COALESCE(excluded.discovery_id, user_snapshots.discovery_id)",
+    )
+    .bind(&id)
+    .bind(&user.user_principal_name)
+    .bind(&user.display_name)
+    .bind(&user.mail)
+    .bind(to_json(&user.other_mails))
+    .bind(to_json(&user.proxy_addresses))
+    .bind(&user.user_type)
+    .bind(user.account_enabled)
+    .bind(&user.creation_type)
+    .bind(&user.external_user_state)
+    .bind(user.external_user_state_changed_at.map(timestamp))
+    .bind(user.on_premises.sync_enabled)
+    .bind(&user.on_premises.immutable_id)
+    .bind(&user.on_premises.sam_account_name)
+    .bind(&user.on_premises.distinguished_name)
+    .bind(&user.on_premises.domain_name)
+    .bind(&user.on_premises.user_principal_name)
+    .bind(to_json(&user.assigned_plans))
+    .bind(to_json(&user.assigned_licenses))
+    .bind(to_json(&user.identities))
+    .bind(timestamp(user.snapshot_at))
+    .bind(discovery.map(|d| d.to_string()))
+    .execute(&mut **tx)
+    .await?;
+
+    sqlx::query("DELETE FROM directory_addresses WHERE object_id = ?")
+        .bind(&id)
+        .execute(&mut **tx)
+        .await?;
+    for (address, source) in addresses_of(user) {
+        sqlx::query(
+            "INSERT INTO directory_addresses (address, object_id, source) VALUES (?, ?, ?)",
+        )
+        .bind(address)
+        .bind(&id)
+        .bind(source.code())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use time::macros::datetime;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::domain::{AssignedLicense, AssignedPlan, ObjectIdentity};
+    use crate::store::testing::temp_store;
+
+    /// A synced user with every property filled, for round-trip tests.
+    pub fn sample_user(n: u128) -> UserSnapshot {
+        UserSnapshot {
+            id: UserId::from_uuid(Uuid::from_u128(n)),
+            user_principal_name: format!("partner{n}@contoso.com"),
+            display_name: Some(format!("Partner Nº{n}")),
+            mail: Some(format!("Partner{n}@Fabrikam.com")),
+            other_mails: vec![format!("p{n}@example.org")],
+            proxy_addresses: vec![
+                format!("SMTP:partner{n}@contoso.com"),
+                format!("smtp:alias{n}@contoso.com"),
+                "SIP:ignored@contoso.com".into(),
+            ],
+            user_type: Some("Member".into()),
+            account_enabled: Some(true),
+            creation_type: None,
+            external_user_state: Some("PendingAcceptance".into()),
+            external_user_state_changed_at: Some(datetime!(2026-11-20 10:00:00 UTC)),
+            on_premises: OnPremisesProperties {
+                sync_enabled: Some(true),
+                immutable_id: Some("b64guid==".into()),
+                sam_account_name: Some(format!("partner{n}")),
+                distinguished_name: Some(format!(
+                    "CN=Partner {n},OU=Partners,DC=corp,DC=contoso,DC=com"
+                )),
+                domain_name: Some("corp.contoso.com".into()),
+                user_principal_name: Some(format!("partner{n}@corp.contoso.com")),
+            },
+            assigned_plans: vec![AssignedPlan {
+                assigned_at: Some(datetime!(2025-01-01 00:00:00 UTC)),
+                capability_status: Some("Enabled".into()),
+                service: Some("exchange".into()),
+                service_plan_id: Some(
+                    Uuid::parse_str("9aaf7827-d63c-4b61-89c3-182f06f82e5c").unwrap(),
+                ),
+            }],
+            assigned_licenses: vec![AssignedLicense {
+                sku_id: Some(Uuid::from_u128(7)),
+                disabled_plans: vec![Uuid::from_u128(8)],
+            }],
+            identities: vec![ObjectIdentity {
+                sign_in_type: Some("userPrincipalName".into()),
+                issuer: Some("contoso.com".into()),
+                issuer_assigned_id: Some(format!("partner{n}@contoso.com")),
+            }],
+            snapshot_at: datetime!(2026-11-21 08:00:00.123456 UTC),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_user_page_round_trips_and_counts_against_its_discovery() {
+        let (_dir, store) = temp_store().await;
+        let discovery = store
+            .begin_discovery(
+                &serde_json::json!({"all": true}),
+                datetime!(2026-11-21 08:00 UTC),
+            )
+            .await
+            .unwrap();
+        let users = [sample_user(1), sample_user(2)];
+        store.store_user_page(discovery, &users).await.unwrap();
+        assert_eq!(
+            store.user(users[0].id).await.unwrap().as_ref(),
+            Some(&users[0])
+        );
+        assert_eq!(store.count_users().await.unwrap(), 2);
+        assert_eq!(
+            store.discovery_progress(discovery).await.unwrap(),
+            Some((2, 1))
+        );
+        store
+            .finish_discovery(discovery, true, datetime!(2026-11-21 08:05 UTC))
+            .await
+            .unwrap();
+        let status: String = sqlx::query_scalar("SELECT status FROM discoveries WHERE id = ?")
+            .bind(discovery.to_string())
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(status, "completed");
+    }
+
+    #[tokio::test]
+    async fn a_second_snapshot_replaces_the_first_and_its_addresses() {
+        let (_dir, store) = temp_store().await;
+        let mut user = sample_user(1);
+        store
+            .store_users(std::slice::from_ref(&user))
+            .await
+            .unwrap();
+        user.mail = Some("new@fabrikam.com".into());
+        user.other_mails.clear();
+        store
+            .store_users(std::slice::from_ref(&user))
+            .await
+            .unwrap();
+        assert_eq!(store.count_users().await.unwrap(), 1);
+        assert_eq!(store.user(user.id).await.unwrap().unwrap().mail, user.mail);
+        assert!(
+            store
+                .address_owners("partner1@fabrikam.com")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .address_owners("p1@example.org")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            store
+                .address_owners("NEW@fabrikam.com")
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn addresses_are_indexed_case_insensitively_by_source() {
+        let (_dir, store) = temp_store().await;
+        let user = sample_user(3);
+        store.store_users(&[user]).await.unwrap();
+        let owners = store.address_owners("ALIAS3@contoso.com").await.unwrap();
+        assert_eq!(
+            owners,
+            vec![AddressOwner {
+                object_id: Uuid::from_u128(3).to_string(),
+                source: AddressSource::ProxyAddresses
+            }]
+        );
+        let upn = store.address_owners("partner3@contoso.com").await.unwrap();
+        let sources: Vec<_> = upn.iter().map(|o| o.source).collect();
+        assert_eq!(
+            sources,
+            vec![
+                AddressSource::ProxyAddresses,
+                AddressSource::UserPrincipalName
+            ]
+        );
+        assert!(
+            store
+                .address_owners("ignored@contoso.com")
+                .await
+                .unwrap()
+                .is_empty(),
+            "SIP is not SMTP"
+        );
+    }
+
+    #[tokio::test]
+    async fn users_are_found_by_upn_ignoring_case() {
+        let (_dir, store) = temp_store().await;
+        store.store_users(&[sample_user(4)]).await.unwrap();
+        let found = store.user_by_upn("PARTNER4@Contoso.com").await.unwrap();
+        assert_eq!(found.unwrap().id, UserId::from_uuid(Uuid::from_u128(4)));
+        assert!(
+            store
+                .user_by_upn("nobody@contoso.com")
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+}

@@ -1,0 +1,657 @@
+//! Waves, their stored plans, and each member's state transitions.
+
+use time::OffsetDateTime;
+
+use super::{
+    Error, Result, Store, parse_code, parse_json, parse_optional_timestamp, parse_timestamp,
+    timestamp, to_json,
+};
+use crate::domain::{Decision, FailureKind, InvitationId, UserId, UserState, WaveId};
+
+/// What `plan` records when it creates a wave.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewWave {
+    pub name: String,
+    /// How the members were selected (CSV, group, filter, all), as JSON.
+    pub selector: serde_json::Value,
+    /// At most this many members; planning more fails.
+    pub cap: Option<u32>,
+    /// The invitation settings and rule modes the plan was made with, as JSON.
+    pub settings: serde_json::Value,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Wave {
+    pub id: WaveId,
+    pub name: String,
+    pub selector: serde_json::Value,
+    pub cap: Option<u32>,
+    pub settings: serde_json::Value,
+    pub plan_hash: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub planned_at: Option<OffsetDateTime>,
+}
+
+/// One user's decision in a plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedMember {
+    pub user_id: UserId,
+    pub decision: Decision,
+    /// Reason codes, blockers and warnings alike.
+    pub reasons: Vec<String>,
+    pub chosen_address: Option<String>,
+    /// Whether `run` sets `mail` to the chosen address before inviting.
+    pub set_mail: bool,
+    /// A digest of the rule inputs at plan time; `run` skips the user if it changed.
+    pub snapshot_fingerprint: String,
+}
+
+/// A member as stored: the plan plus its progress.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WaveMember {
+    pub plan: PlannedMember,
+    pub state: UserState,
+    pub failure_kind: Option<FailureKind>,
+    pub attempts: u32,
+    pub last_error_code: Option<String>,
+    pub last_error_message: Option<String>,
+    pub invitation_id: Option<InvitationId>,
+    /// Only kept in own-distribution mode; sensitive.
+    pub invite_redeem_url: Option<String>,
+    pub planned_at: OffsetDateTime,
+    pub state_changed_at: OffsetDateTime,
+    pub invited_at: Option<OffsetDateTime>,
+    pub accepted_at: Option<OffsetDateTime>,
+    pub scrambled_at: Option<OffsetDateTime>,
+    pub scrambled_on: Option<String>,
+}
+
+/// A compare-and-set state change: it applies only if the member is still in `from`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transition {
+    pub from: UserState,
+    pub to: UserState,
+    pub at: OffsetDateTime,
+    /// Required when `to` is [`UserState::Failed`]: kind, the service's code, its message.
+    pub failure: Option<(FailureKind, Option<String>, String)>,
+    pub invitation_id: Option<InvitationId>,
+    pub invite_redeem_url: Option<String>,
+    /// The domain controller that took a password scramble.
+    pub scrambled_on: Option<String>,
+}
+
+impl Transition {
+    pub fn new(from: UserState, to: UserState, at: OffsetDateTime) -> Self {
+        Self {
+            from,
+            to,
+            at,
+            failure: None,
+            invitation_id: None,
+            invite_redeem_url: None,
+            scrambled_on: None,
+        }
+    }
+}
+
+type WaveRow = (
+    i64,
+    String,
+    String,
+    Option<i64>,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+);
+
+fn wave_from_row(row: WaveRow) -> Result<Wave> {
+    let (id, name, selector, cap, settings, plan_hash, created_at, planned_at) = row;
+    Ok(Wave {
+        id: WaveId(id),
+        name,
+        selector: parse_json("waves.selector", &selector)?,
+        cap: cap.and_then(|c| u32::try_from(c).ok()),
+        settings: parse_json("waves.settings", &settings)?,
+        plan_hash,
+        created_at: parse_timestamp("waves.created_at", &created_at)?,
+        planned_at: parse_optional_timestamp("waves.planned_at", planned_at.as_deref())?,
+    })
+}
+
+#[derive(sqlx::FromRow)]
+struct MemberRow {
+    user_id: String,
+    decision: String,
+    reasons: String,
+    chosen_address: Option<String>,
+    set_mail: bool,
+    snapshot_fingerprint: String,
+    state: String,
+    failure_kind: Option<String>,
+    attempts: i64,
+    last_error_code: Option<String>,
+    last_error_message: Option<String>,
+    invitation_id: Option<String>,
+    invite_redeem_url: Option<String>,
+    planned_at: String,
+    state_changed_at: String,
+    invited_at: Option<String>,
+    accepted_at: Option<String>,
+    scrambled_at: Option<String>,
+    scrambled_on: Option<String>,
+}
+
+impl TryFrom<MemberRow> for WaveMember {
+    type Error = Error;
+
+    fn try_from(row: MemberRow) -> Result<Self> {
+        Ok(Self {
+            plan: PlannedMember {
+                user_id: parse_code("wave_members.user_id", &row.user_id)?,
+                decision: parse_code("wave_members.decision", &row.decision)?,
+                reasons: parse_json("wave_members.reasons", &row.reasons)?,
+                chosen_address: row.chosen_address,
+                set_mail: row.set_mail,
+                snapshot_fingerprint: row.snapshot_fingerprint,
+            },
+            state: parse_code("wave_members.state", &row.state)?,
+            failure_kind: row
+                .failure_kind
+                .as_deref()
+                .map(|k| parse_code("wave_members.failure_kind", k))
+                .transpose()?,
+            attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
+            last_error_code: row.last_error_code,
+            last_error_message: row.last_error_message,
+            invitation_id: row.invitation_id.map(InvitationId),
+            invite_redeem_url: row.invite_redeem_url,
+            planned_at: parse_timestamp("wave_members.planned_at", &row.planned_at)?,
+            state_changed_at: parse_timestamp(
+                "wave_members.state_changed_at",
+                &row.state_changed_at,
+            )?,
+            invited_at: parse_optional_timestamp(
+                "wave_members.invited_at",
+                row.invited_at.as_deref(),
+            )?,
+            accepted_at: parse_optional_timestamp(
+                "wave_members.accepted_at",
+                row.accepted_at.as_deref(),
+            )?,
+            scrambled_at: parse_optional_timestamp(
+                "wave_members.scrambled_at",
+                row.scrambled_at.as_deref(),
+            )?,
+            scrambled_on: row.scrambled_on,
+        })
+    }
+}
+
+impl Store {
+    /// Creates a wave; its name must be new (names compare case-insensitively).
+    #[tracing::instrument(skip_all, fields(wave = %wave.name), err)]
+    pub async fn create_wave(&self, wave: &NewWave, at: OffsetDateTime) -> Result<Wave> {
+        let result = sqlx::query(
+            "INSERT INTO waves (name, selector, cap, settings, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&wave.name)
+        .bind(wave.selector.to_string())
+        .bind(wave.cap.map(i64::from))
+        .bind(wave.settings.to_string())
+        .bind(timestamp(at))
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                return Err(Error::WaveExists(wave.name.clone()));
+            }
+            Err(other) => return Err(other.into()),
+        }
+        self.wave_by_name(&wave.name)
+            .await?
+            .ok_or_else(|| Error::Corrupt {
+                column: "waves.name",
+                message: format!("wave `{}` vanished after insert", wave.name),
+            })
+    }
+
+    pub async fn wave_by_name(&self, name: &str) -> Result<Option<Wave>> {
+        sqlx::query_as::<_, WaveRow>(
+            "SELECT id, name, selector, cap, settings, plan_hash, created_at, planned_at
+             FROM waves WHERE name = ?",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(wave_from_row)
+        .transpose()
+    }
+
+    pub async fn waves(&self) -> Result<Vec<Wave>> {
+        sqlx::query_as::<_, WaveRow>(
+            "SELECT id, name, selector, cap, settings, plan_hash, created_at, planned_at
+             FROM waves ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(wave_from_row)
+        .collect()
+    }
+
+    /// Stores a wave's plan, replacing the previous one in one transaction. Refused once any
+    /// member has started converting: a started wave keeps the plan it runs.
+    #[tracing::instrument(skip_all, fields(wave = %wave.name, members = members.len()), err)]
+    pub async fn replace_plan(
+        &self,
+        wave: &Wave,
+        members: &[PlannedMember],
+        plan_hash: &str,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let started: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM wave_members
+             WHERE wave_id = ? AND state NOT IN ('planned', 'excluded', 'ready')",
+        )
+        .bind(wave.id.0)
+        .fetch_one(&mut *tx)
+        .await?;
+        if started > 0 {
+            return Err(Error::WaveStarted {
+                wave: wave.name.clone(),
+            });
+        }
+        sqlx::query("DELETE FROM wave_members WHERE wave_id = ?")
+            .bind(wave.id.0)
+            .execute(&mut *tx)
+            .await?;
+        let at_text = timestamp(at);
+        for member in members {
+            let state = match member.decision {
+                Decision::Eligible => UserState::Ready,
+                Decision::Blocked => UserState::Excluded,
+            };
+            sqlx::query(
+                "INSERT INTO wave_members (wave_id, user_id, decision, reasons, chosen_address,
+                    set_mail, snapshot_fingerprint, state, planned_at, state_changed_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(wave.id.0)
+            .bind(member.user_id.to_string())
+            .bind(member.decision.code())
+            .bind(to_json(&member.reasons))
+            .bind(&member.chosen_address)
+            .bind(member.set_mail)
+            .bind(&member.snapshot_fingerprint)
+            .bind(state.code())
+            .bind(&at_text)
+            .bind(&at_text)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("UPDATE waves SET plan_hash = ?, planned_at = ? WHERE id = ?")
+            .bind(plan_hash)
+            .bind(&at_text)
+            .bind(wave.id.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A wave's members, ordered by user id.
+    pub async fn members(&self, wave: WaveId) -> Result<Vec<WaveMember>> {
+        sqlx::query_as::<_, MemberRow>(
+            "SELECT * FROM wave_members WHERE wave_id = ? ORDER BY user_id",
+        )
+        .bind(wave.0)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(WaveMember::try_from)
+        .collect()
+    }
+
+    pub async fn member(&self, wave: WaveId, user: UserId) -> Result<Option<WaveMember>> {
+        sqlx::query_as::<_, MemberRow>(
+            "SELECT * FROM wave_members WHERE wave_id = ? AND user_id = ?",
+        )
+        .bind(wave.0)
+        .bind(user.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(WaveMember::try_from)
+        .transpose()
+    }
+
+    /// How many members are in each state.
+    pub async fn state_counts(&self, wave: WaveId) -> Result<Vec<(UserState, u64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT state, COUNT(*) FROM wave_members WHERE wave_id = ? GROUP BY state ORDER BY state",
+        )
+        .bind(wave.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(state, n)| Ok((parse_code("wave_members.state", &state)?, n.unsigned_abs())))
+            .collect()
+    }
+
+    /// Moves a member from `transition.from` to `transition.to`, or fails without change if
+    /// the member is not in `from` (another process got there first, or the caller is stale).
+    /// Entering `inviting` counts an attempt.
+    #[tracing::instrument(skip_all, fields(wave = %wave, user = %user, to = %transition.to), err)]
+    pub async fn transition(
+        &self,
+        wave: WaveId,
+        user: UserId,
+        transition: &Transition,
+    ) -> Result<()> {
+        let to = transition.to;
+        let at = timestamp(transition.at);
+        let (failure_kind, error_code, error_message) = match &transition.failure {
+            Some((kind, code, message)) => {
+                (Some(kind.code()), code.as_deref(), Some(message.as_str()))
+            }
+            None => (None, None, None),
+        };
+        let stamp = |state: UserState| (to == state).then(|| at.clone());
+        let updated = sqlx::query(
+            "UPDATE wave_members SET
+                state = ?,
+                state_changed_at = ?,
+                failure_kind = ?,
+                last_error_code = COALESCE(?, last_error_code),
+                last_error_message = COALESCE(?, last_error_message),
+                attempts = attempts + ?,
+                invitation_id = COALESCE(?, invitation_id),
+                invite_redeem_url = COALESCE(?, invite_redeem_url),
+                invited_at = COALESCE(?, invited_at),
+                accepted_at = COALESCE(?, accepted_at),
+                scrambled_at = COALESCE(?, scrambled_at),
+                scrambled_on = COALESCE(?, scrambled_on)
+             WHERE wave_id = ? AND user_id = ? AND state = ?",
+        )
+        .bind(to.code())
+        .bind(&at)
+        .bind(failure_kind)
+        .bind(error_code)
+        .bind(error_message)
+        .bind(i64::from(to == UserState::Inviting))
+        .bind(transition.invitation_id.as_ref().map(|i| i.0.as_str()))
+        .bind(transition.invite_redeem_url.as_deref())
+        .bind(stamp(UserState::Invited))
+        .bind(stamp(UserState::Accepted))
+        .bind(stamp(UserState::Scrambled))
+        .bind(transition.scrambled_on.as_deref())
+        .bind(wave.0)
+        .bind(user.to_string())
+        .bind(transition.from.code())
+        .execute(&self.pool)
+        .await?;
+        if updated.rows_affected() == 1 {
+            return Ok(());
+        }
+        match self.member(wave, user).await? {
+            None => Err(Error::NotAMember {
+                wave: wave.to_string(),
+                user: user.to_string(),
+            }),
+            Some(member) => Err(Error::StateConflict {
+                wave: wave.to_string(),
+                user: user.to_string(),
+                expected: transition.from.to_string(),
+                actual: member.state.to_string(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::store::testing::temp_store;
+    use crate::store::users::tests::sample_user;
+
+    fn new_wave(name: &str) -> NewWave {
+        NewWave {
+            name: name.into(),
+            selector: serde_json::json!({"csv": "pilot.csv"}),
+            cap: Some(50),
+            settings: serde_json::json!({"send_message": true}),
+        }
+    }
+
+    fn planned(n: u128, decision: Decision) -> PlannedMember {
+        PlannedMember {
+            user_id: UserId::from_uuid(Uuid::from_u128(n)),
+            decision,
+            reasons: match decision {
+                Decision::Eligible => vec![],
+                Decision::Blocked => vec!["exchange-mailbox".into()],
+            },
+            chosen_address: Some(format!("p{n}@fabrikam.com")),
+            set_mail: n.is_multiple_of(2),
+            snapshot_fingerprint: format!("fp{n}"),
+        }
+    }
+
+    async fn planned_wave(store: &Store) -> Wave {
+        store
+            .store_users(&[sample_user(1), sample_user(2)])
+            .await
+            .unwrap();
+        let wave = store
+            .create_wave(&new_wave("pilot"), datetime!(2026-11-21 08:00 UTC))
+            .await
+            .unwrap();
+        store
+            .replace_plan(
+                &wave,
+                &[
+                    planned(1, Decision::Eligible),
+                    planned(2, Decision::Blocked),
+                ],
+                "hash-1",
+                datetime!(2026-11-21 08:01 UTC),
+            )
+            .await
+            .unwrap();
+        wave
+    }
+
+    #[tokio::test]
+    async fn waves_are_created_once_per_name() {
+        let (_dir, store) = temp_store().await;
+        let wave = store
+            .create_wave(&new_wave("pilot"), datetime!(2026-11-21 08:00 UTC))
+            .await
+            .unwrap();
+        assert_eq!(wave.cap, Some(50));
+        assert_eq!(wave.selector, serde_json::json!({"csv": "pilot.csv"}));
+        let err = store
+            .create_wave(&new_wave("PILOT"), datetime!(2026-11-21 08:00 UTC))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::WaveExists(_)), "{err}");
+        assert_eq!(
+            store.wave_by_name("Pilot").await.unwrap(),
+            Some(wave.clone())
+        );
+        assert_eq!(store.waves().await.unwrap(), vec![wave]);
+    }
+
+    #[tokio::test]
+    async fn a_plan_stores_decisions_as_ready_or_excluded() {
+        let (_dir, store) = temp_store().await;
+        let wave = planned_wave(&store).await;
+        let members = store.members(wave.id).await.unwrap();
+        assert_eq!(members.len(), 2);
+        assert_eq!(members[0].plan, planned(1, Decision::Eligible));
+        assert_eq!(members[0].state, UserState::Ready);
+        assert_eq!(members[1].state, UserState::Excluded);
+        assert_eq!(members[1].plan.reasons, vec!["exchange-mailbox".to_owned()]);
+        let wave = store.wave_by_name("pilot").await.unwrap().unwrap();
+        assert_eq!(wave.plan_hash.as_deref(), Some("hash-1"));
+        assert_eq!(
+            store.state_counts(wave.id).await.unwrap(),
+            vec![(UserState::Excluded, 1), (UserState::Ready, 1)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_member_must_be_a_known_user() {
+        let (_dir, store) = temp_store().await;
+        let wave = store
+            .create_wave(&new_wave("pilot"), datetime!(2026-11-21 08:00 UTC))
+            .await
+            .unwrap();
+        let err = store
+            .replace_plan(
+                &wave,
+                &[planned(9, Decision::Eligible)],
+                "h",
+                datetime!(2026-11-21 08:00 UTC),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Sqlx(_)),
+            "foreign key refuses an unknown user: {err}"
+        );
+        assert!(
+            store.members(wave.id).await.unwrap().is_empty(),
+            "nothing half-written"
+        );
+    }
+
+    #[tokio::test]
+    async fn transitions_are_compare_and_set() {
+        let (_dir, store) = temp_store().await;
+        let wave = planned_wave(&store).await;
+        let user = UserId::from_uuid(Uuid::from_u128(1));
+        let t = datetime!(2026-11-21 09:00 UTC);
+        store
+            .transition(
+                wave.id,
+                user,
+                &Transition::new(UserState::Ready, UserState::Inviting, t),
+            )
+            .await
+            .unwrap();
+        let again = store
+            .transition(
+                wave.id,
+                user,
+                &Transition::new(UserState::Ready, UserState::Inviting, t),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(again, Error::StateConflict { .. }), "{again}");
+
+        let mut invited = Transition::new(UserState::Inviting, UserState::Invited, t);
+        invited.invitation_id = Some(InvitationId("inv-1".into()));
+        store.transition(wave.id, user, &invited).await.unwrap();
+        let member = store.member(wave.id, user).await.unwrap().unwrap();
+        assert_eq!(member.state, UserState::Invited);
+        assert_eq!(member.attempts, 1);
+        assert_eq!(member.invitation_id, Some(InvitationId("inv-1".into())));
+        assert_eq!(member.invited_at, Some(t));
+
+        let stranger = UserId::from_uuid(Uuid::from_u128(77));
+        let err = store
+            .transition(
+                wave.id,
+                stranger,
+                &Transition::new(UserState::Ready, UserState::Inviting, t),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::NotAMember { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_failure_records_kind_and_message_and_a_retry_clears_the_kind() {
+        let (_dir, store) = temp_store().await;
+        let wave = planned_wave(&store).await;
+        let user = UserId::from_uuid(Uuid::from_u128(1));
+        let t = datetime!(2026-11-21 09:00 UTC);
+        store
+            .transition(
+                wave.id,
+                user,
+                &Transition::new(UserState::Ready, UserState::Inviting, t),
+            )
+            .await
+            .unwrap();
+        let mut failed = Transition::new(UserState::Inviting, UserState::Failed, t);
+        failed.failure = Some((
+            FailureKind::Retryable,
+            Some("InternalServerError".into()),
+            "Unable to find target address".into(),
+        ));
+        store.transition(wave.id, user, &failed).await.unwrap();
+        let member = store.member(wave.id, user).await.unwrap().unwrap();
+        assert_eq!(member.failure_kind, Some(FailureKind::Retryable));
+        assert_eq!(
+            member.last_error_code.as_deref(),
+            Some("InternalServerError")
+        );
+
+        store
+            .transition(
+                wave.id,
+                user,
+                &Transition::new(UserState::Failed, UserState::Ready, t),
+            )
+            .await
+            .unwrap();
+        let member = store.member(wave.id, user).await.unwrap().unwrap();
+        assert_eq!(member.failure_kind, None);
+        assert_eq!(
+            member.last_error_message.as_deref(),
+            Some("Unable to find target address"),
+            "the last error stays for the report"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_started_wave_cannot_be_replanned() {
+        let (_dir, store) = temp_store().await;
+        let wave = planned_wave(&store).await;
+        let user = UserId::from_uuid(Uuid::from_u128(1));
+        store
+            .transition(
+                wave.id,
+                user,
+                &Transition::new(
+                    UserState::Ready,
+                    UserState::Inviting,
+                    datetime!(2026-11-21 09:00 UTC),
+                ),
+            )
+            .await
+            .unwrap();
+        let err = store
+            .replace_plan(
+                &wave,
+                &[planned(2, Decision::Eligible)],
+                "hash-2",
+                datetime!(2026-11-21 09:01 UTC),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::WaveStarted { .. }), "{err}");
+        assert_eq!(
+            store.members(wave.id).await.unwrap().len(),
+            2,
+            "the old plan is intact"
+        );
+    }
+}
