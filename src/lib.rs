@@ -1,1 +1,19 @@
-//! b2b-convert: convert internal Entra ID accounts into B2B collaboration users.
+//! b2b-convert: convert internal Entra ID accounts into B2B collaboration users, in planned
+//! waves, with a dry-run report before anything changes.
+//!
+//! Module map (dependencies point one way: `commands` -> everything else; `domain` -> nothing):
+//! - [`cli`]: clap types only.
+//! - [`commands`]: one file per subcommand; orchestration only.
+//! - [`config`]: file + environment + flags -> validated [`config::Settings`].
+//! - [`domain`]: ids, snapshots, tenant facts, rules and states shared by all modules.
+//! - [`fsutil`]: atomic, private (0600) file writes.
+//! - [`store`]: the SQLite state database; the only place with SQL.
+//! - [`output`]: what the tool writes to stdout, and the logging set-up on stderr.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod domain;
+pub mod fsutil;
+pub mod output;
+pub mod store;

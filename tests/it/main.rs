@@ -1,1 +1,4 @@
-//! Integration tests: one binary, one module per area.
+//! Integration tests: one binary (faster to link on small machines), one module per area.
+
+mod cli;
+mod project;

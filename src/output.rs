@@ -1,0 +1,92 @@
+//! What the tool shows the operator: results on stdout, the log and errors on stderr.
+//!
+//! The one place (with the report writer, later) allowed to print. Commands format their
+//! results and hand them here; they never call `println!` themselves.
+
+use std::io::{self, IsTerminal, Write};
+
+use tracing_subscriber::EnvFilter;
+
+/// Where command results go. Locked once per command so lines never interleave.
+pub fn stdout() -> io::StdoutLock<'static> {
+    io::stdout().lock()
+}
+
+/// Prints a fatal error with its whole cause chain, the way `main` reports failures.
+#[allow(clippy::print_stderr)]
+pub fn print_error(err: &anyhow::Error) {
+    eprintln!("error: {err:#}");
+}
+
+/// Starts logging to stderr. `verbosity`: -1 quiet, 0 default, 1.. per `-v`. A filter from
+/// `B2BC_LOG` wins over the verbosity flags.
+pub fn init_logging(verbosity: i8, json: bool, filter_override: Option<&str>) {
+    let ours = match verbosity {
+        i8::MIN..=-1 => "error",
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let default_filter = format!(
+        "{},b2b_convert={ours}",
+        if verbosity < 0 { "error" } else { "warn" }
+    );
+    let (filter, bad_override) = match filter_override.map(EnvFilter::try_new) {
+        Some(Ok(filter)) => (filter, None),
+        Some(Err(err)) => (EnvFilter::new(&default_filter), Some(err)),
+        None => (EnvFilter::new(&default_filter), None),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_env_filter(filter)
+        .with_target(false);
+    if json {
+        builder.json().init();
+    } else {
+        builder.with_ansi(io::stderr().is_terminal()).init();
+    }
+    if let Some(err) = bad_override {
+        tracing::warn!("ignoring B2BC_LOG, it is not a valid filter: {err}");
+    }
+}
+
+/// Renders rows as aligned plain-text columns under a header: easy to read and to grep.
+pub fn table<const N: usize>(
+    header: [&str; N],
+    rows: impl IntoIterator<Item = [String; N]>,
+) -> String {
+    let rows: Vec<[String; N]> = rows.into_iter().collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut text = String::new();
+    let mut push_line = |cells: [&str; N]| {
+        let mut line = String::new();
+        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            line.push_str(cell);
+            line.extend(std::iter::repeat_n(' ', width - cell.chars().count()));
+        }
+        text.push_str(line.trim_end());
+        text.push('\n');
+    };
+    push_line(header);
+    for row in &rows {
+        push_line(row.each_ref().map(String::as_str));
+    }
+    text
+}
+
+/// Writes text to stdout, treating a closed pipe (`| head`) as success.
+pub fn write_stdout(text: &str) -> io::Result<()> {
+    match stdout().write_all(text.as_bytes()) {
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}

@@ -1,0 +1,244 @@
+//! The binary as an operator uses it: files it creates, what it refuses, what it prints, and
+//! the exit codes scripts rely on.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+use b2b_convert::config::{ENV_KEYS, ENV_SECRETS, LOG_FILTER_VAR};
+
+/// The binary, run in `dir`, with none of the tool's environment variables inherited.
+fn b2b_convert(dir: &Path) -> Command {
+    let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("b2b-convert");
+    cmd.current_dir(dir);
+    for (var, _) in ENV_KEYS.iter().chain(ENV_SECRETS) {
+        cmd.env_remove(var);
+    }
+    cmd.env_remove(LOG_FILTER_VAR).env_remove("B2BC_CONFIG");
+    cmd
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn init_creates_a_commented_config_and_a_database_both_private() {
+    let dir = tempfile::tempdir().unwrap();
+    b2b_convert(dir.path())
+        .arg("init")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("b2b-convert.toml"));
+    let config = dir.path().join("b2b-convert.toml");
+    let db = dir.path().join("b2b-convert.db");
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        b2b_convert::config::EXAMPLE_CONFIG
+    );
+    assert!(db.exists());
+    #[cfg(unix)]
+    {
+        assert_eq!(mode(&config), 0o600);
+        assert_eq!(mode(&db), 0o600);
+    }
+}
+
+#[test]
+fn init_refuses_to_overwrite_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("b2b-convert.toml");
+    std::fs::write(&config, "# my edits\n").unwrap();
+    b2b_convert(dir.path()).arg("init").assert().code(4).stderr(
+        predicate::str::contains("already exists").and(predicate::str::contains("--force")),
+    );
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), "# my edits\n");
+    assert!(
+        !dir.path().join("b2b-convert.db").exists(),
+        "nothing else was created"
+    );
+
+    b2b_convert(dir.path())
+        .args(["init", "--force"])
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        b2b_convert::config::EXAMPLE_CONFIG
+    );
+}
+
+#[test]
+fn init_honours_config_and_db_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    b2b_convert(dir.path())
+        .args([
+            "init",
+            "--config",
+            "etc/tenant.toml",
+            "--db",
+            "state/tenant.db",
+        ])
+        .assert()
+        .success();
+    assert!(dir.path().join("etc/tenant.toml").exists());
+    assert!(dir.path().join("state/tenant.db").exists());
+}
+
+#[test]
+fn config_exits_2_naming_a_misspelt_key_and_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("b2b-convert.toml"),
+        "[tenant]\ncloud = \"global\"\n\n[invitation]\nsend_mesage = false\n",
+    )
+    .unwrap();
+    b2b_convert(dir.path())
+        .arg("config")
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("invitation.send_mesage")
+                .and(predicate::str::contains("b2b-convert.toml, line 5"))
+                .and(predicate::str::contains("send_message")),
+        );
+}
+
+#[test]
+fn config_shows_where_values_come_from_and_hides_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("b2b-convert.toml"),
+        "[tenant]\ncloud = \"china\"\n",
+    )
+    .unwrap();
+    let output = b2b_convert(dir.path())
+        .args(["config", "--json", "--db", "other.db"])
+        .env("AZURE_CLIENT_ID", "11111111-2222-3333-4444-555555555555")
+        .env("AZURE_CLIENT_SECRET", "Zq8~very-secret-value")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(output).unwrap();
+    assert!(
+        !text.contains("Zq8~very-secret-value"),
+        "secret leaked: {text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let value = |key: &str| {
+        json["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["key"] == key)
+            .unwrap_or_else(|| panic!("{key} missing"))
+            .clone()
+    };
+    assert_eq!(value("tenant.cloud")["origin"]["kind"], "file");
+    assert_eq!(value("tenant.cloud")["origin"]["line"], 2);
+    assert_eq!(
+        value("tenant.client_id")["origin"]["var"],
+        "AZURE_CLIENT_ID"
+    );
+    assert_eq!(value("store.path")["origin"]["flag"], "--db");
+    assert_eq!(value("auth.client_secret")["value"], "(set)");
+    assert_eq!(
+        value("tenant.login_url")["value"],
+        "https://login.chinacloudapi.cn/"
+    );
+    assert_eq!(
+        value("throughput.max_concurrency")["origin"]["kind"],
+        "default"
+    );
+}
+
+#[test]
+fn config_without_a_file_uses_defaults_but_a_named_missing_file_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    b2b_convert(dir.path())
+        .arg("config")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("built-in defaults"));
+    b2b_convert(dir.path())
+        .args(["config", "--config", "missing.toml"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("missing.toml").and(predicate::str::contains("init")));
+    b2b_convert(dir.path())
+        .arg("config")
+        .env("B2BC_CONFIG", "missing.toml")
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn secrets_never_reach_the_log_even_at_trace_level() {
+    let dir = tempfile::tempdir().unwrap();
+    b2b_convert(dir.path()).arg("init").assert().success();
+    let secret = "Zq8~trace-secret";
+    let output = b2b_convert(dir.path())
+        .args(["-vvv", "config"])
+        .env("AZURE_CLIENT_SECRET", secret)
+        .env("B2BC_ACCESS_TOKEN", "eyJ.trace.token")
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let all = [output.stdout, output.stderr].concat();
+    let all = String::from_utf8_lossy(&all);
+    assert!(
+        !all.contains(secret) && !all.contains("eyJ.trace.token"),
+        "{all}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    b2b_convert(dir.path()).arg("frobnicate").assert().code(2);
+    b2b_convert(dir.path())
+        .args(["-q", "-v", "config"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn every_command_explains_itself_with_an_example() {
+    let dir = tempfile::tempdir().unwrap();
+    b2b_convert(dir.path())
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Exit codes"));
+    for command in ["init", "config"] {
+        b2b_convert(dir.path())
+            .args([command, "--help"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("Examples:"));
+    }
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = b2b_convert(dir.path())
+        .args(["--log-format", "json", "-vv", "init"])
+        .assert()
+        .success()
+        .get_output()
+        .stderr
+        .clone();
+    let text = String::from_utf8(output).unwrap();
+    assert!(!text.trim().is_empty(), "debug logging produced nothing");
+    for line in text.lines() {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    }
+}
