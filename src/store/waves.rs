@@ -466,6 +466,16 @@ mod tests {
         wave
     }
 
+    async fn start_inviting(
+        store: &Store,
+        wave: &Wave,
+        user: UserId,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        let transition = Transition::new(UserState::Ready, UserState::Inviting, at);
+        store.transition(wave.id, user, &transition).await
+    }
+
     #[tokio::test]
     async fn waves_are_created_once_per_name() {
         let (_dir, store) = temp_store().await;
@@ -537,22 +547,8 @@ mod tests {
         let wave = planned_wave(&store).await;
         let user = UserId::from_uuid(Uuid::from_u128(1));
         let t = datetime!(2026-11-21 09:00 UTC);
-        store
-            .transition(
-                wave.id,
-                user,
-                &Transition::new(UserState::Ready, UserState::Inviting, t),
-            )
-            .await
-            .unwrap();
-        let again = store
-            .transition(
-                wave.id,
-                user,
-                &Transition::new(UserState::Ready, UserState::Inviting, t),
-            )
-            .await
-            .unwrap_err();
+        start_inviting(&store, &wave, user, t).await.unwrap();
+        let again = start_inviting(&store, &wave, user, t).await.unwrap_err();
         assert!(matches!(again, Error::StateConflict { .. }), "{again}");
 
         let mut invited = Transition::new(UserState::Inviting, UserState::Invited, t);
@@ -565,12 +561,7 @@ mod tests {
         assert_eq!(member.invited_at, Some(t));
 
         let stranger = UserId::from_uuid(Uuid::from_u128(77));
-        let err = store
-            .transition(
-                wave.id,
-                stranger,
-                &Transition::new(UserState::Ready, UserState::Inviting, t),
-            )
+        let err = start_inviting(&store, &wave, stranger, t)
             .await
             .unwrap_err();
         assert!(matches!(err, Error::NotAMember { .. }), "{err}");
@@ -582,14 +573,7 @@ mod tests {
         let wave = planned_wave(&store).await;
         let user = UserId::from_uuid(Uuid::from_u128(1));
         let t = datetime!(2026-11-21 09:00 UTC);
-        store
-            .transition(
-                wave.id,
-                user,
-                &Transition::new(UserState::Ready, UserState::Inviting, t),
-            )
-            .await
-            .unwrap();
+        start_inviting(&store, &wave, user, t).await.unwrap();
         let mut failed = Transition::new(UserState::Inviting, UserState::Failed, t);
         failed.failure = Some((
             FailureKind::Retryable,
@@ -626,16 +610,7 @@ mod tests {
         let (_dir, store) = temp_store().await;
         let wave = planned_wave(&store).await;
         let user = UserId::from_uuid(Uuid::from_u128(1));
-        store
-            .transition(
-                wave.id,
-                user,
-                &Transition::new(
-                    UserState::Ready,
-                    UserState::Inviting,
-                    datetime!(2026-11-21 09:00 UTC),
-                ),
-            )
+        start_inviting(&store, &wave, user, datetime!(2026-11-21 09:00 UTC))
             .await
             .unwrap();
         let err = store
