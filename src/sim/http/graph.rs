@@ -448,12 +448,41 @@ fn users_context(shared: &Shared, query: &CollectionQuery) -> String {
 
 /// The `@odata.nextLink`: the same request with `$skiptoken` replaced.
 fn next_link(shared: &Shared, ctx: &Ctx, query: &CollectionQuery, position: u64) -> String {
-    let mut serializer = url::form_urlencoded::Serializer::new(String::new());
-    for (key, value) in ctx.query.iter().filter(|(k, _)| k != "$skiptoken") {
-        serializer.append_pair(key, value);
-    }
-    serializer.append_pair("$skiptoken", &query.token_for(position));
-    format!("{}{}?{}", shared.graph_url, ctx.path, serializer.finish())
+    // Like Graph's links: `$select=id&$top=999&$skiptoken=…`, with `$` and `,` left readable.
+    const VALUE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+        .add(b' ')
+        .add(b'"')
+        .add(b'#')
+        .add(b'%')
+        .add(b'&')
+        .add(b'+')
+        .add(b'<')
+        .add(b'>')
+        .add(b'=')
+        .add(b'?')
+        .add(b'`')
+        .add(b'{')
+        .add(b'}')
+        .add(b'|')
+        .add(b'\\')
+        .add(b'^');
+    let token = query.token_for(position);
+    let pairs = ctx
+        .query
+        .iter()
+        .filter(|(k, _)| k != "$skiptoken")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain([("$skiptoken", token.as_str())])
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                percent_encoding::utf8_percent_encode(k, VALUE),
+                percent_encoding::utf8_percent_encode(v, VALUE)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    format!("{}{}?{pairs}", shared.graph_url, ctx.path)
 }
 
 fn list_users(shared: &Shared, ctx: &Ctx, query: &CollectionQuery) -> Reply {
