@@ -215,9 +215,11 @@ async fn handle(
         request_id,
         client_request_id,
     };
-    let (reply, endpoint, app_id) = if ctx.path == "/_sim" || ctx.path.starts_with("/_sim/") {
-        (admin::handle(&shared, &ctx), None, None)
-    } else if ctx.path.starts_with("/login/") {
+    if ctx.path == "/_sim" || ctx.path.starts_with("/_sim/") {
+        // Admin traffic is not part of what tests observe: no log entry, no counters.
+        return Ok(finish(&ctx, admin::handle(&shared, &ctx)));
+    }
+    let (reply, endpoint, app_id) = if ctx.path.starts_with("/login/") {
         let endpoint = login::classify(&ctx);
         match apply_faults(&shared, &ctx, endpoint).await {
             Err(reply) => (reply, endpoint, None),

@@ -189,3 +189,97 @@ async fn token_endpoint_faults_too() {
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["retry-after"], "2");
 }
+
+#[tokio::test]
+async fn the_admin_path_reports_counters_requests_and_posts() {
+    let h = harness(FaultPlan::none()).await;
+    let user = h.sim.find_user(UserCase::CloudMailExternal).expect("case");
+    let body = Harness::invitation(&user.id, user.mail.as_deref().expect("mail"));
+    let response = h
+        .http
+        .post(h.url("/v1.0/invitations"))
+        .bearer_auth(&h.token)
+        .header("client-request-id", "trace-me")
+        .json(&body)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 201);
+    let (status, _) = h.post_json("/v1.0/invitations", &body).await;
+    assert_eq!(status, 201, "a pending user is re-sent");
+    let admin = h.sim.admin_url();
+    let posts: Value = h
+        .http
+        .get(format!("{admin}/users/{}/invitation-posts", user.id))
+        .send()
+        .await
+        .expect("admin")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(posts["posts"], 2);
+    let counters: Value = h
+        .http
+        .get(format!("{admin}/counters"))
+        .send()
+        .await
+        .expect("admin")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        counters["endpoints"]["invitations"]["success"], 2,
+        "{counters}"
+    );
+    let log: Value = h
+        .http
+        .get(format!("{admin}/requests"))
+        .send()
+        .await
+        .expect("admin")
+        .json()
+        .await
+        .expect("json");
+    let traced = log
+        .as_array()
+        .expect("log")
+        .iter()
+        .find(|r| r["clientRequestId"] == "trace-me")
+        .expect("logged");
+    assert_eq!(traced["status"], 201);
+    assert_eq!(traced["endpoint"], "invitations");
+    assert_eq!(traced["appId"], h.sim.client_id());
+    assert_eq!(
+        h.sim.request_log().len(),
+        log.as_array().expect("log").len()
+    );
+    let state: Value = h
+        .http
+        .get(format!("{admin}/users/{}", user.user_principal_name))
+        .send()
+        .await
+        .expect("admin")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(state["case"], "cloud-mail-external");
+    assert_eq!(state["user"]["externalUserState"], "PendingAcceptance");
+}
+
+#[tokio::test]
+async fn commit_then_drop_on_patch_keeps_the_change() {
+    let h = harness(FaultPlan::parse("patch-user:drop=1").expect("grammar")).await;
+    let user = h.sim.find_user(UserCase::CloudOtherMailOnly).expect("case");
+    let result = h
+        .http
+        .patch(h.url(&format!("/v1.0/users/{}", user.id)))
+        .bearer_auth(&h.token)
+        .json(&serde_json::json!({"mail": user.other_mails[0]}))
+        .send()
+        .await;
+    assert!(result.is_err());
+    assert_eq!(
+        h.sim.user(&user.id).expect("user").mail,
+        Some(user.other_mails[0].clone())
+    );
+}
