@@ -233,6 +233,14 @@ async fn handle(
     };
     let status = reply.status.as_u16();
     let outcome = reply.outcome;
+    tracing::debug!(
+        method = %ctx.method,
+        path = %ctx.path,
+        status,
+        ?outcome,
+        request_id = %ctx.request_id,
+        "simulated Graph request"
+    );
     shared.observer.record(RequestRecord {
         seq: 0,
         at: shared.clock.now_rfc3339(),
