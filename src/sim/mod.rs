@@ -71,6 +71,11 @@ pub enum Error {
     UnknownUser(String),
     #[error("{0}")]
     Directory(#[from] directory::DirectoryError),
+    #[error("could not write the simulator's credentials to {path}")]
+    WriteCredentials {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("could not write the simulator's banner")]
     Output(#[source] std::io::Error),
 }
@@ -483,6 +488,17 @@ impl Sim {
         self.shared.clock.advance(by);
     }
 
+    /// Stops real time from moving the simulator's clock (only [`Sim::advance_clock`] moves
+    /// it then), so throttle windows and polling intervals are exact in tests.
+    pub fn freeze_clock(&self) {
+        self.shared.clock.freeze();
+    }
+
+    /// Lets real time move the simulator's clock again.
+    pub fn resume_clock(&self) {
+        self.shared.clock.resume();
+    }
+
     /// Invalidates every access token issued so far.
     pub fn revoke_tokens(&self) {
         self.shared.auth.revoke_all(&self.shared.clock);
@@ -527,6 +543,9 @@ pub struct ServeOptions {
     pub tenant_file: Option<PathBuf>,
     pub faults: FaultPlan,
     pub throttling: bool,
+    /// Where to write the throwaway certificate and private key (PEM) registered on the
+    /// generated tenant's app, for rehearsing certificate authentication. `None` = don't.
+    pub credentials_dir: Option<PathBuf>,
 }
 
 impl Default for ServeOptions {
@@ -538,6 +557,7 @@ impl Default for ServeOptions {
             tenant_file: None,
             faults: FaultPlan::none(),
             throttling: true,
+            credentials_dir: None,
         }
     }
 }
@@ -560,11 +580,40 @@ pub async fn serve(
         spec.throttling = ThrottleConfig::disabled();
     }
     let sim = Sim::start(spec).await?;
+    let credentials = match &options.credentials_dir {
+        Some(dir) => Some(write_credentials(dir)?),
+        None => None,
+    };
     write_banner(&sim, &options, out).map_err(Error::Output)?;
+    if let Some((certificate, key)) = credentials {
+        writeln!(
+            out,
+            "  Certificate: {} (private key {}, throwaway)",
+            certificate.display(),
+            key.display()
+        )
+        .map_err(Error::Output)?;
+    }
     shutdown.await;
     writeln!(out, "Stopping the simulated tenant.").map_err(Error::Output)?;
     sim.shutdown().await;
     Ok(())
+}
+
+/// Writes the shared throwaway certificate and key as PEM files; returns their paths.
+fn write_credentials(dir: &std::path::Path) -> Result<(PathBuf, PathBuf), Error> {
+    let certificate = SimCertificate::shared()?;
+    let certificate_path = dir.join("sim-certificate.pem");
+    let key_path = dir.join("sim-private-key.pem");
+    let write = |path: &PathBuf, text: &str| {
+        std::fs::write(path, text).map_err(|source| Error::WriteCredentials {
+            path: path.clone(),
+            source,
+        })
+    };
+    write(&certificate_path, &certificate.certificate_pem)?;
+    write(&key_path, &certificate.private_key_pem)?;
+    Ok((certificate_path, key_path))
 }
 
 fn write_banner(sim: &Sim, options: &ServeOptions, out: &mut dyn Write) -> std::io::Result<()> {

@@ -359,7 +359,7 @@ impl Directory {
             let mut user = self.base_locked(state, index)?;
             if user.external_user_state.as_deref() == Some("PendingAcceptance") {
                 self.accept(&mut user, at);
-                state.overrides.insert(index, user);
+                self.store_locked(state, index, user);
             }
             if let Some(record) = state.invitations.get_mut(&index) {
                 record.redeem_at_ms = None;

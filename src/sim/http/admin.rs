@@ -133,6 +133,14 @@ fn dispatch(shared: &Shared, ctx: &Ctx) -> Result<Reply, Reply> {
             shared.auth.set_config(config.clone());
             ok(&serde_json::to_value(config).unwrap_or(Value::Null))
         }
+        (["clock", action @ ("freeze" | "resume")], &Method::POST) => {
+            if *action == "freeze" {
+                shared.clock.freeze();
+            } else {
+                shared.clock.resume();
+            }
+            ok(&json!({"now": shared.clock.now_rfc3339()}))
+        }
         (["tokens", "revoke"], &Method::POST) => {
             shared.auth.revoke_all(&shared.clock);
             ok(&json!({"revoked": true}))

@@ -313,6 +313,7 @@ async fn device_code_flow_polls_until_approved() {
         .await
         .expect("starts");
     let http = client();
+    sim.freeze_clock();
     let device_url = format!("{}/organizations/oauth2/v2.0/devicecode", sim.login_url());
     let start = |scope: &'static str| {
         let request = http

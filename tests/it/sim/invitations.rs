@@ -242,6 +242,34 @@ async fn admin_redeem_and_automatic_redemption_accept_the_invitation() {
             .any(|i| i["signInType"] == "federated")
     );
     assert!(h.sim.redeem(&b.id).is_err(), "nothing left to redeem");
+    // A guest created by an invitation redeems the same way, and later updates keep that state.
+    let (status, body) = h
+        .post_json(
+            "/v1.0/invitations",
+            &json!({"invitedUserEmailAddress": "late.partner@fabrikam.com", "inviteRedirectUrl": "https://myapps.microsoft.com"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let guest = body["invitedUser"]["id"].as_str().expect("id").to_owned();
+    h.sim.advance_clock(Duration::from_secs(601));
+    assert_eq!(
+        h.sim
+            .user(&guest)
+            .expect("guest")
+            .external_user_state
+            .as_deref(),
+        Some("Accepted")
+    );
+    let (status, _) = h
+        .patch_json(
+            &format!("/v1.0/users/{guest}"),
+            &json!({"displayName": "Late Partner"}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let after = h.sim.user(&guest).expect("guest");
+    assert_eq!(after.display_name.as_deref(), Some("Late Partner"));
+    assert_eq!(after.external_user_state.as_deref(), Some("Accepted"));
 }
 
 #[tokio::test]

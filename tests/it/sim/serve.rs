@@ -13,6 +13,7 @@ async fn serve_prints_its_urls_and_stops_when_asked() {
         .local_addr()
         .expect("addr")
         .port();
+    let dir = tempfile::tempdir().expect("temp dir");
     let options = ServeOptions {
         users: 50,
         seed: 9,
@@ -20,6 +21,7 @@ async fn serve_prints_its_urls_and_stops_when_asked() {
         tenant_file: None,
         faults: FaultPlan::parse("domains:503=1").expect("grammar"),
         throttling: true,
+        credentials_dir: Some(dir.path().to_owned()),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = spawn_serve(options, stopped);
@@ -48,6 +50,11 @@ async fn serve_prints_its_urls_and_stops_when_asked() {
     assert!(output.contains(tenant["tenantId"].as_str().expect("tenant id")));
     assert!(output.contains("throwaway simulator credential"));
     assert!(output.contains("Stopping"));
+    let key = std::fs::read_to_string(dir.path().join("sim-private-key.pem")).expect("key written");
+    assert!(key.contains("PRIVATE KEY"));
+    let certificate = std::fs::read_to_string(dir.path().join("sim-certificate.pem"))
+        .expect("certificate written");
+    assert!(certificate.contains("BEGIN CERTIFICATE"));
     assert!(
         http.get(&url).send().await.is_err(),
         "the port is closed after shutdown"

@@ -11,6 +11,8 @@ use super::{Harness, assert_graph_error};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_400_invitations_gets_150_through_per_five_seconds() {
     let h = Harness::start(SimSpec::generated(20_000, 3)).await;
+    // Exact windows however slow the machine: only advance_clock moves time.
+    h.sim.freeze_clock();
     // 400 distinct convertible users.
     let mut bodies = Vec::new();
     let mut index = 0;
@@ -77,6 +79,15 @@ async fn a_burst_of_400_invitations_gets_150_through_per_five_seconds() {
     assert_eq!(pending.len(), 250);
     let (created, throttled) = burst(pending).await;
     assert_eq!((created, throttled.len()), (150, 100));
+    let retry_after: u64 = throttled[0].headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert_eq!(
+        retry_after, 5,
+        "a frozen clock: the whole window is still ahead"
+    );
     assert_eq!(h.sim.counters().invitations_created, 300);
     assert_eq!(
         h.sim
@@ -94,6 +105,7 @@ async fn identity_reads_report_resource_units_and_throttle_per_app() {
         ..ThrottleConfig::default()
     };
     let h = Harness::start(SimSpec::generated(100, 3).with_throttling(config)).await;
+    h.sim.freeze_clock();
     let response = h.get("/v1.0/users").await;
     assert_eq!(response.status(), 200);
     assert_eq!(
