@@ -41,7 +41,7 @@ pub struct ThrottleConfig {
     pub app_tenant_writes: WindowLimit,
     /// Writes per tenant, all apps: 18,000 per 300 s.
     pub tenant_writes: WindowLimit,
-    /// Whether `POST /invitations` also draws on the identity write quota ([unverified]).
+    /// Whether `POST /invitations` also draws on the identity write quota (unverified in NOTES §8.2).
     pub invitations_use_write_quota: bool,
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::{Ctx, Reply};
+use super::{Reply, RequestContext};
 use crate::sim::Shared;
 use crate::sim::auth::AuthConfig;
 use crate::sim::directory::RedemptionConfig;
@@ -28,19 +28,19 @@ fn ok(value: &Value) -> Reply {
     Reply::plain_json(StatusCode::OK, value)
 }
 
-fn body_json<T: serde::de::DeserializeOwned>(ctx: &Ctx) -> Result<T, Reply> {
+fn body_json<T: serde::de::DeserializeOwned>(ctx: &RequestContext) -> Result<T, Reply> {
     serde_json::from_slice(&ctx.body)
         .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
 }
 
-pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Reply {
+pub(crate) fn handle(shared: &Shared, ctx: &RequestContext) -> Reply {
     match dispatch(shared, ctx) {
         Ok(reply) | Err(reply) => reply,
     }
 }
 
 #[allow(clippy::too_many_lines)] // one linear sequence of checks in the order the service makes them
-fn dispatch(shared: &Shared, ctx: &Ctx) -> Result<Reply, Reply> {
+fn dispatch(shared: &Shared, ctx: &RequestContext) -> Result<Reply, Reply> {
     let segments = ctx.segments("/_sim");
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     let method = &ctx.method;

@@ -7,14 +7,14 @@ use base64::Engine as _;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::{Ctx, Reply};
+use super::{Reply, RequestContext};
 use crate::sim::Shared;
 use crate::sim::auth::TokenError;
 use crate::sim::faults::Endpoint;
 use crate::sim::model::RealmKind;
 
 /// Which login endpoint a request targets (for faults and counters).
-pub(crate) fn classify(ctx: &Ctx) -> Option<Endpoint> {
+pub(crate) fn classify(ctx: &RequestContext) -> Option<Endpoint> {
     let segments = ctx.segments("/login");
     match segments
         .iter()
@@ -29,7 +29,7 @@ pub(crate) fn classify(ctx: &Ctx) -> Option<Endpoint> {
     }
 }
 
-pub(crate) fn handle(shared: &Shared, ctx: &Ctx) -> Reply {
+pub(crate) fn handle(shared: &Shared, ctx: &RequestContext) -> Reply {
     let segments = ctx.segments("/login");
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     match (seg.as_slice(), &ctx.method) {
@@ -91,7 +91,7 @@ fn parse_basic(header: &str) -> Option<(String, String)> {
 }
 
 /// Entra's OAuth error body (NOTES §7.1).
-fn oauth_error(shared: &Shared, ctx: &Ctx, error: &TokenError) -> Reply {
+fn oauth_error(shared: &Shared, ctx: &RequestContext, error: &TokenError) -> Reply {
     let timestamp = shared.clock.now_rfc3339().replace('T', " ");
     let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST);
     Reply::plain_json(
@@ -111,7 +111,7 @@ fn oauth_error(shared: &Shared, ctx: &Ctx, error: &TokenError) -> Reply {
     )
 }
 
-fn user_realm(shared: &Shared, ctx: &Ctx, user: &str) -> Reply {
+fn user_realm(shared: &Shared, ctx: &RequestContext, user: &str) -> Reply {
     let domain = user
         .rsplit_once('@')
         .map_or(user, |(_, d)| d)

@@ -36,7 +36,7 @@ const ODATA_JSON: &str = "application/json;odata.metadata=minimal;odata.streamin
 
 /// A parsed request.
 #[derive(Debug)]
-pub(crate) struct Ctx {
+pub(crate) struct RequestContext {
     pub method: hyper::Method,
     pub path: String,
     pub raw_query: String,
@@ -47,7 +47,7 @@ pub(crate) struct Ctx {
     pub client_request_id: String,
 }
 
-impl Ctx {
+impl RequestContext {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
@@ -128,7 +128,7 @@ impl Reply {
 
     /// A Graph error (NOTES §1.5 shape).
     pub fn graph_error(
-        ctx: &Ctx,
+        ctx: &RequestContext,
         shared: &Shared,
         status: StatusCode,
         code: &str,
@@ -203,7 +203,7 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .map_or_else(|| request_id.clone(), str::to_owned);
     let raw_query = parts.uri.query().unwrap_or("").to_owned();
-    let ctx = Ctx {
+    let ctx = RequestContext {
         method: parts.method,
         path: parts.uri.path().to_owned(),
         query: url::form_urlencoded::parse(raw_query.as_bytes())
@@ -278,7 +278,7 @@ pub(crate) fn maybe_drop(mut reply: Reply, commit_then_drop: bool) -> Reply {
 /// Latency, resets and injected 503/504 for `endpoint`. `Ok(commit_then_drop)` to proceed.
 pub(crate) async fn apply_faults(
     shared: &Shared,
-    ctx: &Ctx,
+    ctx: &RequestContext,
     endpoint: Option<Endpoint>,
 ) -> Result<bool, Reply> {
     let Some(endpoint) = endpoint else {
@@ -323,7 +323,7 @@ pub(crate) async fn apply_faults(
     }
 }
 
-fn finish(ctx: &Ctx, reply: Reply) -> Response<Full<Bytes>> {
+fn finish(ctx: &RequestContext, reply: Reply) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(reply.body));
     *response.status_mut() = reply.status;
     let headers = response.headers_mut();

@@ -3,7 +3,7 @@
 use hyper::StatusCode;
 use serde_json::{Value, json};
 
-use super::super::{Ctx, Reply};
+use super::super::{Reply, RequestContext};
 use super::{context_url, directory_error, invalid_payload};
 use crate::sim::Shared;
 use crate::sim::directory::InvitationRequest;
@@ -25,7 +25,7 @@ const INVITATION_PROPERTIES: &[&str] = &[
 ];
 
 #[allow(clippy::too_many_lines)] // one linear sequence of checks in the order the service makes them
-pub(super) fn invite(shared: &Shared, ctx: &Ctx, body: Option<Value>) -> Reply {
+pub(super) fn invite(shared: &Shared, ctx: &RequestContext, body: Option<Value>) -> Reply {
     let Some(Value::Object(body)) = body else {
         return invalid_payload(shared, ctx);
     };

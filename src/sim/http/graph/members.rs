@@ -3,7 +3,7 @@
 use hyper::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::super::{Ctx, Reply};
+use super::super::{Reply, RequestContext};
 use super::{context_url, directory_error, next_link, query_error, users_context};
 use crate::sim::Shared;
 use crate::sim::directory::DirectoryError;
@@ -11,7 +11,7 @@ use crate::sim::odata::CollectionQuery;
 
 pub(super) fn members(
     shared: &Shared,
-    ctx: &Ctx,
+    ctx: &RequestContext,
     group: &str,
     transitive: bool,
     users_only: bool,

@@ -8,7 +8,7 @@
 use hyper::{Method, StatusCode};
 use serde_json::Value;
 
-use super::{Ctx, Reply, apply_faults, maybe_drop};
+use super::{Reply, RequestContext, apply_faults, maybe_drop};
 use crate::sim::Shared;
 use crate::sim::auth::Permission;
 use crate::sim::directory::DirectoryError;
@@ -66,8 +66,8 @@ const NOT_MODELLED: &[&str] = &[
 ];
 
 #[allow(clippy::match_same_arms)] // one arm per Graph path reads as a routing table
-#[allow(clippy::too_many_lines)] // one linear sequence of checks in the order the service makes them
-fn resolve(ctx: &Ctx) -> Resolution {
+#[allow(clippy::too_many_lines)] // a routing table: one arm per Graph path
+fn resolve(ctx: &RequestContext) -> Resolution {
     let segments = ctx.segments("/v1.0");
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     let not_found = |s: &str| {
@@ -236,7 +236,7 @@ fn resolve(ctx: &Ctx) -> Resolution {
 #[allow(clippy::too_many_lines)] // one linear sequence of checks in the order the service makes them
 pub(crate) async fn handle(
     shared: &Shared,
-    ctx: &Ctx,
+    ctx: &RequestContext,
 ) -> (Reply, Option<Endpoint>, Option<String>) {
     if !(ctx.path == "/v1.0" || ctx.path.starts_with("/v1.0/")) {
         let version = ctx
@@ -422,7 +422,7 @@ pub(crate) async fn handle(
     (maybe_drop(reply, commit_then_drop), Some(endpoint), app_id)
 }
 
-pub(super) fn query_error(shared: &Shared, ctx: &Ctx, error: &QueryError) -> Reply {
+pub(super) fn query_error(shared: &Shared, ctx: &RequestContext, error: &QueryError) -> Reply {
     Reply::graph_error(
         ctx,
         shared,
@@ -432,7 +432,11 @@ pub(super) fn query_error(shared: &Shared, ctx: &Ctx, error: &QueryError) -> Rep
     )
 }
 
-pub(super) fn directory_error(shared: &Shared, ctx: &Ctx, error: &DirectoryError) -> Reply {
+pub(super) fn directory_error(
+    shared: &Shared,
+    ctx: &RequestContext,
+    error: &DirectoryError,
+) -> Reply {
     match error {
         DirectoryError::NotFound(_) => Reply::graph_error(
             ctx,
@@ -461,7 +465,7 @@ pub(super) fn users_context(shared: &Shared, query: &CollectionQuery) -> String 
 /// The `@odata.nextLink`: the same request with `$skiptoken` replaced.
 pub(super) fn next_link(
     shared: &Shared,
-    ctx: &Ctx,
+    ctx: &RequestContext,
     query: &CollectionQuery,
     position: u64,
 ) -> String {
@@ -502,7 +506,7 @@ pub(super) fn next_link(
     format!("{}{}?{pairs}", shared.graph_url, ctx.path)
 }
 
-pub(super) fn invalid_payload(shared: &Shared, ctx: &Ctx) -> Reply {
+pub(super) fn invalid_payload(shared: &Shared, ctx: &RequestContext) -> Reply {
     Reply::graph_error(
         ctx,
         shared,

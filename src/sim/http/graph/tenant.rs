@@ -3,12 +3,12 @@
 use hyper::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::super::{Ctx, Reply};
+use super::super::{Reply, RequestContext};
 use super::{context_url, directory_error};
 use crate::sim::Shared;
 use crate::sim::directory::DirectoryError;
 
-pub(super) fn domains(shared: &Shared, ctx: &Ctx, id: Option<&str>) -> Reply {
+pub(super) fn domains(shared: &Shared, ctx: &RequestContext, id: Option<&str>) -> Reply {
     let all = &shared.directory.facts.domains;
     match id {
         None => Reply::json(
@@ -32,7 +32,7 @@ pub(super) fn domains(shared: &Shared, ctx: &Ctx, id: Option<&str>) -> Reply {
     }
 }
 
-pub(super) fn organization(shared: &Shared, ctx: &Ctx) -> Reply {
+pub(super) fn organization(shared: &Shared, ctx: &RequestContext) -> Reply {
     let facts = &shared.directory.facts;
     let verified: Vec<Value> = facts
         .domains
@@ -84,7 +84,7 @@ pub(super) fn organization(shared: &Shared, ctx: &Ctx) -> Reply {
 
 pub(super) fn federation(
     shared: &Shared,
-    ctx: &Ctx,
+    ctx: &RequestContext,
     id: Option<&str>,
     domains_only: bool,
 ) -> Reply {

@@ -3,13 +3,13 @@
 use hyper::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::super::{Ctx, Reply};
+use super::super::{Reply, RequestContext};
 use super::{context_url, directory_error, invalid_payload, next_link, query_error, users_context};
 use crate::sim::Shared;
 use crate::sim::directory::DirectoryError;
 use crate::sim::odata::CollectionQuery;
 
-pub(super) fn list_users(shared: &Shared, ctx: &Ctx, query: &CollectionQuery) -> Reply {
+pub(super) fn list_users(shared: &Shared, ctx: &RequestContext, query: &CollectionQuery) -> Reply {
     let start = match query.start_position() {
         Ok(s) => s,
         Err(error) => return query_error(shared, ctx, &error),
@@ -59,7 +59,7 @@ pub(super) fn count_matching(shared: &Shared, query: &CollectionQuery) -> u64 {
     count
 }
 
-pub(super) fn count_users(shared: &Shared, ctx: &Ctx, query: &CollectionQuery) -> Reply {
+pub(super) fn count_users(shared: &Shared, ctx: &RequestContext, query: &CollectionQuery) -> Reply {
     if !query.eventual {
         return Reply::graph_error(
             ctx,
@@ -72,7 +72,12 @@ pub(super) fn count_users(shared: &Shared, ctx: &Ctx, query: &CollectionQuery) -
     Reply::text(StatusCode::OK, count_matching(shared, query).to_string())
 }
 
-pub(super) fn get_user(shared: &Shared, ctx: &Ctx, key: &str, query: &CollectionQuery) -> Reply {
+pub(super) fn get_user(
+    shared: &Shared,
+    ctx: &RequestContext,
+    key: &str,
+    query: &CollectionQuery,
+) -> Reply {
     if query.filter.is_some() || query.top.is_some() {
         return Reply::graph_error(
             ctx,
@@ -99,7 +104,7 @@ pub(super) fn get_user(shared: &Shared, ctx: &Ctx, key: &str, query: &Collection
     Reply::json(StatusCode::OK, &Value::Object(body))
 }
 
-pub(super) fn patch_user(shared: &Shared, ctx: &Ctx, key: &str) -> Reply {
+pub(super) fn patch_user(shared: &Shared, ctx: &RequestContext, key: &str) -> Reply {
     let Some(index) = shared.directory.resolve(key) else {
         return directory_error(shared, ctx, &DirectoryError::NotFound(key.to_owned()));
     };
