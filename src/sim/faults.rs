@@ -32,6 +32,8 @@ pub enum Endpoint {
     GetUser,
     /// `PATCH /v1.0/users/{id}`
     PatchUser,
+    /// `GET /v1.0/groups`, `GET /v1.0/groups/{id}`
+    Groups,
     /// `GET /v1.0/groups/{id}/members[/microsoft.graph.user]`
     GroupMembers,
     /// `GET /v1.0/groups/{id}/transitiveMembers[/microsoft.graph.user]`
@@ -50,13 +52,14 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Every endpoint, in declaration order.
-    pub const ALL: [Endpoint; 13] = [
+    pub const ALL: [Endpoint; 14] = [
         Self::Token,
         Self::DeviceCode,
         Self::UserRealm,
         Self::ListUsers,
         Self::GetUser,
         Self::PatchUser,
+        Self::Groups,
         Self::GroupMembers,
         Self::GroupTransitiveMembers,
         Self::Domains,
@@ -75,6 +78,7 @@ impl Endpoint {
             Self::ListUsers => "list-users",
             Self::GetUser => "get-user",
             Self::PatchUser => "patch-user",
+            Self::Groups => "groups",
             Self::GroupMembers => "group-members",
             Self::GroupTransitiveMembers => "group-transitive-members",
             Self::Domains => "domains",
@@ -92,6 +96,7 @@ impl Endpoint {
             Self::ListUsers
                 | Self::GetUser
                 | Self::PatchUser
+                | Self::Groups
                 | Self::GroupMembers
                 | Self::GroupTransitiveMembers
                 | Self::Domains

@@ -120,6 +120,16 @@ pub const DIRECT_FEDERATION_DOMAIN: &str = "woodgrovebank.com";
 /// Exchange Online mailbox plan ids (NOTES §4).
 pub const EXCHANGE_S_ENTERPRISE: &str = "efb87545-963c-4e0d-99df-69c6916d9eb0";
 pub const EXCHANGE_S_STANDARD: &str = "9aaf7827-d63c-4b61-89c3-182f06f82e5c";
+/// Every Exchange Online plan that gives a mailbox (NOTES §4).
+pub const MAILBOX_PLAN_IDS: &[&str] = &[
+    EXCHANGE_S_STANDARD,
+    EXCHANGE_S_ENTERPRISE,
+    "4a82b400-a79f-41a4-b4e2-e94f5787b113", // EXCHANGE_S_DESKLESS
+    "1126bef5-da20-4f07-b45e-ad25d2581aa8", // EXCHANGE_S_ESSENTIALS
+    "90927877-dcff-4af6-b346-2332c0b15bb7", // EXCHANGE_B_STANDARD
+    "e9b4930a-925f-45e2-ac2a-3f7788ca6fdd", // EXCHANGE_S_STANDARD_GOV
+    "8c3069c0-ccdb-44be-ab77-986203a67df2", // EXCHANGE_S_ENTERPRISE_GOV
+];
 /// Exchange Foundation: bundled in many non-mail SKUs, no mailbox.
 pub const EXCHANGE_S_FOUNDATION: &str = "113feb6c-3fe4-4440-bddc-54d774bf0318";
 const SHAREPOINT_S_ENTERPRISE: &str = "5dbe027f-2339-4123-9542-606e4d348a72";

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 /// A `microsoft.graph.user`, with the properties the simulator models.
 ///
 /// Property names and JSON types follow the v1.0 CSDL; non-nullable collections default to `[]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
     pub id: String,
@@ -66,6 +66,17 @@ pub struct User {
     pub office_location: Option<String>,
     #[serde(default)]
     pub preferred_language: Option<String>,
+}
+
+impl User {
+    /// A user with only an id and a display name (everything else empty).
+    pub fn named(id: &str, display_name: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            display_name: Some(display_name.to_owned()),
+            ..Self::default()
+        }
+    }
 }
 
 #[allow(clippy::unnecessary_wraps)] // serde `default` needs this exact signature

@@ -23,6 +23,11 @@ pub const FORBIDDEN_ADDRESS_CHARACTERS: &[char] = &[
 pub mod messages {
     pub const VERIFIED_DOMAIN: &str = "User's email address cannot be in a verified domain. Please change the user's email to enable conversion to a B2B user.";
     pub const ON_PREMISES_UPN: &str = "User invitation failed. Invalid request input.";
+    /// Simulator wording for the 2021 limitation (off by default).
+    pub const DIRECT_FEDERATION: &str = "The invited user's email domain is configured for direct federation in this directory; the user can't be converted to a B2B user.";
+    /// Simulator wording for the 2021 limitation (off by default).
+    pub const MAILBOX_USER: &str =
+        "Users with an Exchange Online mailbox can't be converted to B2B users.";
     pub const PROXY_COLLISION: &str =
         "Another object with the same value for property proxyAddresses already exists.";
     pub const ADDRESS_NOT_ON_USER: &str = "The invited user's email address must match the mail property of the user object. Please set the user's mail property to the email address before converting the user to a B2B user.";
@@ -45,6 +50,11 @@ pub struct InvitationRules {
     pub when_accepted: RepeatPolicy,
     /// `PATCH mail` on a user with an Exchange mailbox plan fails.
     pub mailbox_blocks_mail_update: bool,
+    /// The 2021 limitation: conversion refused when the address's domain (or a parent) is
+    /// configured for direct federation. The current article no longer lists it.
+    pub reject_direct_federation_domains: bool,
+    /// The 2021 limitation: conversion refused for users with an Exchange mailbox plan.
+    pub reject_mailbox_users: bool,
 }
 
 impl Default for InvitationRules {
@@ -54,6 +64,8 @@ impl Default for InvitationRules {
             when_pending: RepeatPolicy::Resend,
             when_accepted: RepeatPolicy::Reject,
             mailbox_blocks_mail_update: true,
+            reject_direct_federation_domains: false,
+            reject_mailbox_users: false,
         }
     }
 }
@@ -154,6 +166,14 @@ impl Directory {
             }
             if self.facts.verified_domain_of(&domain).is_some() {
                 return Err(DirectoryError::bad(messages::VERIFIED_DOMAIN));
+            }
+            if self.rules.reject_direct_federation_domains
+                && self.facts.direct_federation_of(&domain).is_some()
+            {
+                return Err(DirectoryError::bad(messages::DIRECT_FEDERATION));
+            }
+            if self.rules.reject_mailbox_users && super::has_mailbox_plan(&user) {
+                return Err(DirectoryError::bad(messages::MAILBOX_USER));
             }
             let on_user = match self.rules.address_must_be {
                 AddressRule::Mail => user
@@ -277,11 +297,8 @@ impl Directory {
                 .display_name
                 .clone()
                 .or_else(|| address.split('@').next().map(str::to_owned)),
-            given_name: None,
-            surname: None,
             user_principal_name: upn,
             mail: Some(address.to_owned()),
-            other_mails: Vec::new(),
             proxy_addresses: vec![format!("SMTP:{address}")],
             user_type: Some(
                 request
@@ -291,23 +308,7 @@ impl Directory {
             ),
             account_enabled: Some(true),
             creation_type: Some("Invitation".to_owned()),
-            external_user_state: None,
-            external_user_state_change_date_time: None,
-            on_premises_sync_enabled: None,
-            on_premises_immutable_id: None,
-            on_premises_sam_account_name: None,
-            on_premises_distinguished_name: None,
-            on_premises_domain_name: None,
-            on_premises_user_principal_name: None,
-            assigned_licenses: Vec::new(),
-            assigned_plans: Vec::new(),
-            provisioned_plans: Vec::new(),
-            identities: Vec::new(),
-            business_phones: Vec::new(),
-            job_title: None,
-            mobile_phone: None,
-            office_location: None,
-            preferred_language: None,
+            ..User::default()
         }
     }
 

@@ -73,6 +73,17 @@ impl TenantFacts {
         })
     }
 
+    /// The direct-federation configuration covering `domain` or a parent domain.
+    pub fn direct_federation_of(&self, domain: &str) -> Option<&FederationConfiguration> {
+        let domain = domain.to_ascii_lowercase();
+        self.federation.iter().find(|config| {
+            config.domains.iter().any(|d| {
+                let d = d.to_ascii_lowercase();
+                domain == d || domain.ends_with(&format!(".{d}"))
+            })
+        })
+    }
+
     /// The initial `*.onmicrosoft.com` domain.
     pub fn initial_domain(&self) -> String {
         self.domains
@@ -199,6 +210,17 @@ fn addresses_of(user: &User) -> Vec<String> {
     );
     out.push(user.user_principal_name.clone());
     out.iter().map(|a| a.to_lowercase()).collect()
+}
+
+/// Whether the user has a mailbox plan that has not lapsed to `Deleted` (NOTES §4).
+pub fn has_mailbox_plan(user: &User) -> bool {
+    user.assigned_plans.iter().any(|plan| {
+        plan.service_plan_id.as_deref().is_some_and(|id| {
+            crate::sim::generate::MAILBOX_PLAN_IDS
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(id))
+        }) && plan.capability_status.as_deref() != Some("Deleted")
+    })
 }
 
 fn holds_proxy(user: &User, address: &str) -> bool {

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{Directory, DirectoryError, messages, validate_address};
+use super::{Directory, DirectoryError, has_mailbox_plan, messages, validate_address};
 use crate::sim::clock::SimClock;
 
 impl Directory {
@@ -80,13 +80,7 @@ impl Directory {
                     let new_mail = string_or_null("mail")?;
                     if let Some(mail) = &new_mail {
                         let domain = validate_address(mail).map_err(|_| invalid("mail"))?;
-                        let has_mailbox = user.assigned_plans.iter().any(|p| {
-                            p.service_plan_id.as_deref().is_some_and(|id| {
-                                id == crate::sim::generate::EXCHANGE_S_ENTERPRISE
-                                    || id == crate::sim::generate::EXCHANGE_S_STANDARD
-                            })
-                        });
-                        if has_mailbox
+                        if has_mailbox_plan(&user)
                             && self.rules.mailbox_blocks_mail_update
                             && self.facts.verified_domain_of(&domain).is_none()
                         {

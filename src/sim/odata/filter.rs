@@ -4,6 +4,10 @@
 //! It must not know about paging, projection or HTTP.
 
 use super::{QueryError, bad, unsupported};
+
+/// Most child clauses an `or`/`in` expression may have (Graph's directory limit; from
+/// Graph's error message, not in NOTES — unverified).
+pub const MAX_OR_CLAUSES: usize = 15;
 use crate::sim::model::{USER_PROPERTIES, User};
 
 /// Operators a property supports in `$filter` (NOTES §3 table).
@@ -346,7 +350,42 @@ impl Filter {
         if parser.pos != parser.tokens.len() {
             return Err(parser.syntax());
         }
+        let clauses = filter.or_clauses();
+        if clauses > MAX_OR_CLAUSES {
+            return Err(unsupported(format!(
+                "Too many child clauses specified in search filter expression containing 'OR' operators: {clauses}. Max allowed: {MAX_OR_CLAUSES}."
+            )));
+        }
         Ok(filter)
+    }
+
+    /// The property names the filter refers to.
+    pub fn properties(&self) -> Vec<&str> {
+        match self {
+            Self::And(a, b) | Self::Or(a, b) => {
+                let mut names = a.properties();
+                names.extend(b.properties());
+                names
+            }
+            Self::Not(a) => a.properties(),
+            Self::Compare { property, .. }
+            | Self::In { property, .. }
+            | Self::StartsWith { property, .. }
+            | Self::EndsWith { property, .. }
+            | Self::Any { property, .. }
+            | Self::Count { property, .. } => vec![property.as_str()],
+        }
+    }
+
+    /// Child clauses of the widest `or`/`in` expression (Graph allows at most 15).
+    fn or_clauses(&self) -> usize {
+        match self {
+            Self::Or(a, b) => a.or_clauses() + b.or_clauses(),
+            Self::And(a, b) => a.or_clauses().max(b.or_clauses()),
+            Self::Not(a) => a.or_clauses(),
+            Self::In { values, .. } => values.len(),
+            _ => 1,
+        }
     }
 
     /// Evaluates the filter against a user.
@@ -883,6 +922,25 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn at_most_fifteen_or_clauses() {
+        let ids = |n: usize| {
+            (0..n)
+                .map(|i| format!("'{i}'"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        assert!(Filter::parse(&format!("id in ({})", ids(15)), false).is_ok());
+        let error = Filter::parse(&format!("id in ({})", ids(16)), false).expect_err("16 values");
+        assert_eq!(error.code, "Request_UnsupportedQuery");
+        assert!(error.message.contains("Max allowed: 15"));
+        let ors = (0..16)
+            .map(|i| format!("userPrincipalName eq '{i}'"))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        assert!(Filter::parse(&ors, false).is_err());
     }
 
     #[test]

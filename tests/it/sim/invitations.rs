@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use b2b_convert::sim::{RedemptionConfig, SimSpec, ThrottleConfig, UserCase};
+use b2b_convert::sim::{
+    AddressRule, InvitationRules, RedemptionConfig, SimSpec, ThrottleConfig, UserCase,
+};
 use serde_json::json;
 
 use super::{Harness, assert_graph_error};
@@ -294,4 +296,53 @@ async fn a_new_address_without_invited_user_creates_a_guest() {
         "BadRequest",
         &format!("already exists in the directory as objectID: {}", member.id),
     );
+}
+
+#[tokio::test]
+async fn the_2021_limitations_can_be_switched_on() {
+    let rules = InvitationRules {
+        address_must_be: AddressRule::Any,
+        reject_direct_federation_domains: true,
+        reject_mailbox_users: true,
+        ..InvitationRules::default()
+    };
+    let strict = Harness::start(
+        SimSpec::generated(3000, 7)
+            .with_throttling(ThrottleConfig::disabled())
+            .with_invitation_rules(rules.clone()),
+    )
+    .await;
+    let lenient = Harness::start(
+        SimSpec::generated(3000, 7)
+            .with_throttling(ThrottleConfig::disabled())
+            .with_invitation_rules(InvitationRules {
+                address_must_be: AddressRule::Any,
+                ..InvitationRules::default()
+            }),
+    )
+    .await;
+    let federated = strict
+        .sim
+        .find_user(UserCase::DirectFederationDomain)
+        .expect("case");
+    let mailbox = strict
+        .sim
+        .find_user(UserCase::ExchangeMailbox)
+        .expect("case");
+    let cases = [
+        (
+            &federated,
+            federated.mail.clone().expect("mail"),
+            "direct federation",
+        ),
+        (&mailbox, mailbox.other_mails[0].clone(), "mailbox"),
+    ];
+    for (user, address, message) in cases {
+        let body = Harness::invitation(&user.id, &address);
+        let (status, refused) = strict.post_json("/v1.0/invitations", &body).await;
+        assert_eq!(status, 400, "{refused}");
+        assert_graph_error(&refused, "BadRequest", message);
+        let (status, created) = lenient.post_json("/v1.0/invitations", &body).await;
+        assert_eq!(status, 201, "off by default: {created}");
+    }
 }

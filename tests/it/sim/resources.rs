@@ -227,3 +227,26 @@ fn tenant_file_errors_name_the_field() {
             .contains("tenantName")
     );
 }
+
+#[tokio::test]
+async fn groups_are_found_by_display_name_or_id() {
+    let h = Harness::generated(100).await;
+    let filter: String =
+        url::form_urlencoded::byte_serialize(b"displayName eq 'Partners \xe2\x80\x93 Pilot'")
+            .collect();
+    let (status, list) = h.get_json(&format!("/v1.0/groups?$filter={filter}")).await;
+    assert_eq!(status, 200, "{list}");
+    let groups = list["value"].as_array().expect("value");
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0]["securityEnabled"], true);
+    let id = groups[0]["id"].as_str().expect("id");
+    let (status, group) = h.get_json(&format!("/v1.0/groups/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(group["displayName"], "Partners – Pilot");
+    let (_, all) = h.get_json("/v1.0/groups").await;
+    assert_eq!(all["value"].as_array().expect("value").len(), 4);
+    let filter: String = url::form_urlencoded::byte_serialize(b"userType eq 'Member'").collect();
+    let (status, body) = h.get_json(&format!("/v1.0/groups?$filter={filter}")).await;
+    assert_eq!(status, 400);
+    assert_graph_error(&body, "Request_UnsupportedQuery", "userType");
+}

@@ -17,8 +17,8 @@ use crate::sim::observe::Outcome;
 use crate::sim::odata::{CollectionQuery, QueryError};
 use crate::sim::throttle::{Admission, Cost};
 
+mod groups;
 mod invitations;
-mod members;
 mod tenant;
 mod users;
 
@@ -32,6 +32,8 @@ enum Route {
         transitive: bool,
         users_only: bool,
     },
+    ListGroups,
+    Group(String),
     Domains,
     Domain(String),
     Organization,
@@ -165,6 +167,16 @@ fn resolve(ctx: &RequestContext) -> Resolution {
                 Permission::ReadGroupMembers,
             )
         }
+        ["groups"] if get => found(
+            Route::ListGroups,
+            Endpoint::Groups,
+            Permission::ReadGroupMembers,
+        ),
+        ["groups", id] if get => found(
+            Route::Group((*id).to_owned()),
+            Endpoint::Groups,
+            Permission::ReadGroupMembers,
+        ),
         ["groups", ..] => not_modelled(),
         ["domains"] if get => found(Route::Domains, Endpoint::Domains, Permission::ReadDomains),
         ["domains", id] if get => found(
@@ -398,7 +410,7 @@ pub(crate) async fn handle(
             users_only,
         } => {
             let user_details = principal.has(Permission::ReadUsers);
-            members::members(
+            groups::members(
                 shared,
                 ctx,
                 &group,
@@ -408,6 +420,8 @@ pub(crate) async fn handle(
                 query.as_ref().unwrap_or(&CollectionQuery::default()),
             )
         }
+        Route::ListGroups => groups::list_groups(shared, ctx),
+        Route::Group(id) => groups::group(shared, ctx, &id),
         Route::Domains => tenant::domains(shared, ctx, None),
         Route::Domain(id) => tenant::domains(shared, ctx, Some(&id)),
         Route::Organization => tenant::organization(shared, ctx),

@@ -1,4 +1,5 @@
-//! `/groups/{id}/members` and `/transitiveMembers`, with the `microsoft.graph.user` cast.
+//! Groups for wave selection: `/groups` (looked up by `displayName` or `id`), `/groups/{id}`,
+//! and `/groups/{id}/members` and `/transitiveMembers`, with the `microsoft.graph.user` cast.
 
 use hyper::StatusCode;
 use serde_json::{Map, Value, json};
@@ -7,7 +8,95 @@ use super::super::{Reply, RequestContext};
 use super::{context_url, directory_error, next_link, query_error, users_context};
 use crate::sim::Shared;
 use crate::sim::directory::DirectoryError;
-use crate::sim::odata::CollectionQuery;
+use crate::sim::odata::{CollectionQuery, Filter};
+
+/// A group's JSON (the properties the simulator models).
+fn group_json(group: &crate::sim::directory::Group) -> Value {
+    json!({
+        "id": group.id,
+        "displayName": group.display_name,
+        "description": null,
+        "groupTypes": [],
+        "mail": null,
+        "mailEnabled": false,
+        "securityEnabled": true,
+    })
+}
+
+/// `GET /groups/{id}`.
+pub(super) fn group(shared: &Shared, ctx: &RequestContext, id: &str) -> Reply {
+    let Some(position) = shared.directory.facts.group_position(id) else {
+        return directory_error(shared, ctx, &DirectoryError::NotFound(id.to_owned()));
+    };
+    let mut body = Map::new();
+    body.insert(
+        "@odata.context".to_owned(),
+        json!(context_url(shared, "groups/$entity")),
+    );
+    if let Value::Object(fields) = group_json(&shared.directory.facts.groups[position]) {
+        body.extend(fields);
+    }
+    Reply::json(StatusCode::OK, &Value::Object(body))
+}
+
+/// `GET /groups`, with `$filter` on `displayName` or `id` only (how the tool finds a wave's group).
+pub(super) fn list_groups(shared: &Shared, ctx: &RequestContext) -> Reply {
+    let filter = match ctx.query.iter().find(|(k, _)| k == "$filter") {
+        None => None,
+        Some((_, text)) => match Filter::parse(text, false) {
+            Err(error) => return query_error(shared, ctx, &error),
+            Ok(filter) => {
+                if let Some(other) = filter
+                    .properties()
+                    .into_iter()
+                    .find(|p| *p != "id" && *p != "displayName")
+                {
+                    return Reply::graph_error(
+                        ctx,
+                        shared,
+                        StatusCode::BAD_REQUEST,
+                        "Request_UnsupportedQuery",
+                        &format!(
+                            "The b2b-convert simulator filters groups only on id and displayName, not '{other}'."
+                        ),
+                    );
+                }
+                Some(filter)
+            }
+        },
+    };
+    if let Some((key, _)) = ctx
+        .query
+        .iter()
+        .find(|(k, _)| k.starts_with('$') && k != "$filter" && k != "$top")
+    {
+        return Reply::graph_error(
+            ctx,
+            shared,
+            StatusCode::BAD_REQUEST,
+            "Request_UnsupportedQuery",
+            &format!("{key} on /groups is not modelled by the b2b-convert simulator."),
+        );
+    }
+    let groups: Vec<Value> = shared
+        .directory
+        .facts
+        .groups
+        .iter()
+        .filter(|g| {
+            filter.as_ref().is_none_or(|f| {
+                // Evaluate id/displayName filters with the user evaluator on a stand-in object.
+                let stand_in = crate::sim::model::User::named(&g.id, &g.display_name);
+                f.matches(&stand_in)
+            })
+        })
+        .map(group_json)
+        .collect();
+    Reply::json(
+        StatusCode::OK,
+        &json!({"@odata.context": context_url(shared, "groups"), "value": groups}),
+    )
+}
 
 pub(super) fn members(
     shared: &Shared,
