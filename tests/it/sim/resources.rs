@@ -245,6 +245,8 @@ async fn groups_are_found_by_display_name_or_id() {
     assert_eq!(group["displayName"], "Partners – Pilot");
     let (_, all) = h.get_json("/v1.0/groups").await;
     assert_eq!(all["value"].as_array().expect("value").len(), 4);
+    let (_, two) = h.get_json("/v1.0/groups?$top=2").await;
+    assert_eq!(two["value"].as_array().expect("value").len(), 2);
     let filter: String = url::form_urlencoded::byte_serialize(b"userType eq 'Member'").collect();
     let (status, body) = h.get_json(&format!("/v1.0/groups?$filter={filter}")).await;
     assert_eq!(status, 400);

@@ -78,6 +78,23 @@ pub(super) fn list_groups(shared: &Shared, ctx: &RequestContext) -> Reply {
             &format!("{key} on /groups is not modelled by the b2b-convert simulator."),
         );
     }
+    let top = match ctx.query.iter().find(|(k, _)| k == "$top") {
+        None => usize::MAX,
+        Some((_, value)) => match value.parse::<usize>() {
+            Ok(n @ 1..=999) => n,
+            _ => {
+                return Reply::graph_error(
+                    ctx,
+                    shared,
+                    StatusCode::BAD_REQUEST,
+                    "Request_BadRequest",
+                    &format!(
+                        "Invalid page size specified: '{value}'. Must be between 1 and 999 inclusive."
+                    ),
+                );
+            }
+        },
+    };
     let groups: Vec<Value> = shared
         .directory
         .facts
@@ -90,6 +107,7 @@ pub(super) fn list_groups(shared: &Shared, ctx: &RequestContext) -> Reply {
                 f.matches(&stand_in)
             })
         })
+        .take(top)
         .map(group_json)
         .collect();
     Reply::json(
