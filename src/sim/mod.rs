@@ -2,7 +2,7 @@
 //! `b2b-convert sim serve`.
 //!
 //! Owns the [`Sim`] handle (start, URLs, credentials, observation and control), the
-//! [`SimSpec`] that describes a tenant and its behaviour, and [`serve`] for the CLI. The
+//! [`SimSpec`] that describes a tenant and its behaviour, and [`serve()`] for the CLI. The
 //! submodules own the data ([`generate`], [`tenant_file`], [`directory`]), the protocol
 //! ([`odata`], [`auth`], `http`) and the service behaviour ([`throttle`], [`faults`]).
 //! It must stay self-contained: no dependency on the project's config, store or Graph client,
