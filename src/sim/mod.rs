@@ -337,6 +337,7 @@ impl Sim {
             graph_url,
             options: spec.graph.clone(),
         });
+        tracing::info!(graph_url = %shared.graph_url, users, "simulated Entra tenant listening");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(http::run(listener, shared.clone(), async move {
             let _ = stopped.await;

@@ -192,9 +192,10 @@ async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, DropConnection> {
     let (parts, body) = request.into_parts();
-    let body = match Limited::new(body, 8 * 1024 * 1024).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => return Err(DropConnection),
+    // A body over 8 MiB (or a client that went away mid-body) is answered with 413.
+    let (body, too_large) = match Limited::new(body, 8 * 1024 * 1024).collect().await {
+        Ok(collected) => (collected.to_bytes(), false),
+        Err(_) => (Bytes::new(), true),
     };
     let request_id = uuid::Uuid::new_v4().to_string();
     let client_request_id = parts
@@ -215,6 +216,16 @@ async fn handle(
         request_id,
         client_request_id,
     };
+    if too_large {
+        let reply = Reply::graph_error(
+            &ctx,
+            &shared,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+            "The request body is larger than the simulator accepts (8 MiB).",
+        );
+        return Ok(finish(&ctx, reply));
+    }
     if ctx.path == "/_sim" || ctx.path.starts_with("/_sim/") {
         // Admin traffic is not part of what tests observe: no log entry, no counters.
         return Ok(finish(&ctx, admin::handle(&shared, &ctx)));
