@@ -48,6 +48,13 @@ use faults::FaultDice;
 use observe::Observer;
 use throttle::Throttler;
 
+/// Locks a mutex, ignoring poisoning: simulator state stays usable after a panicking test.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Errors of the simulator's Rust API.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -204,17 +211,11 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn fault_plan(&self) -> FaultPlan {
-        self.faults
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        lock(&self.faults).clone()
     }
 
     fn set_fault_plan(&self, plan: FaultPlan) {
-        *self
-            .faults
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = plan;
+        *lock(&self.faults) = plan;
     }
 
     fn counters(&self) -> Counters {

@@ -100,9 +100,7 @@ impl Observer {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::sim::lock(&self.state)
     }
 
     /// Records a finished request.

@@ -185,21 +185,12 @@ impl Throttler {
     }
 
     pub fn config(&self) -> ThrottleConfig {
-        self.config
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        crate::sim::lock(&self.config).clone()
     }
 
     pub fn set_config(&self, config: ThrottleConfig) {
-        *self
-            .config
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = config;
-        self.windows
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
+        *crate::sim::lock(&self.config) = config;
+        crate::sim::lock(&self.windows).clear();
     }
 
     /// Admits (and records) or throttles one request of `app_id` to `endpoint`.
@@ -253,10 +244,7 @@ impl Throttler {
                 ));
             }
         }
-        let mut windows = self
-            .windows
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut windows = crate::sim::lock(&self.windows);
         let mut highest: f64 = 0.0;
         for (key, limit, cost, scope, information) in &checks {
             let window = windows.entry(key.clone()).or_default();

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::clock::SimClock;
 use super::directory::{TenantFacts, duration_secs};
+use super::lock;
 use super::model::AppRegistration;
 
 mod assertion;
@@ -210,12 +211,6 @@ pub struct Auth {
     revoked_before_secs: AtomicU64,
     used_assertions: Mutex<HashSet<String>>,
     device_codes: Mutex<HashMap<String, DeviceCode>>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Auth {

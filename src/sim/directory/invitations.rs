@@ -251,11 +251,7 @@ impl Directory {
         }
         state.invitations_created += 1;
         let invitation_id = stable_guid(self.seed, 0x1417, state.invitations_created);
-        let redemption = self
-            .redemption
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
+        let redemption = crate::sim::lock(&self.redemption).clone();
         #[allow(clippy::cast_precision_loss)]
         // a hash mapped onto [0, 1) only needs approximate precision
         let roll = (keyed(self.seed, 0x2ED, index) % 1_000_000) as f64 / 1_000_000.0;

@@ -307,9 +307,7 @@ impl Directory {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, MutableState> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::sim::lock(&self.state)
     }
 
     /// Number of users, including guests created by invitations.
@@ -514,10 +512,7 @@ impl Directory {
 
     /// Sets the redemption behaviour at runtime.
     pub fn set_redemption(&self, config: RedemptionConfig) {
-        *self
-            .redemption
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = config;
+        *crate::sim::lock(&self.redemption) = config;
     }
 
     /// The members of a group: merged user ranges and member-group positions.
