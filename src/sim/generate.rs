@@ -759,6 +759,29 @@ mod tests {
     }
 
     #[test]
+    fn the_generated_mix_matches_the_documented_weights() {
+        let tenant = GeneratedTenant::new(2, 20_000);
+        let mut counts = std::collections::BTreeMap::new();
+        for index in 0..tenant.users {
+            *counts.entry(tenant.case_of(index)).or_insert(0u64) += 1;
+        }
+        for (case, weight) in CASE_MIX {
+            let expected = weight * 20;
+            let actual = counts.get(case).copied().unwrap_or(0);
+            #[allow(
+                clippy::cast_precision_loss,
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss
+            )] // small counts
+            let tolerance = (4.0 * (expected as f64).sqrt()) as u64;
+            assert!(
+                actual.abs_diff(expected) <= tolerance,
+                "{case:?}: {actual} vs {expected}"
+            );
+        }
+    }
+
+    #[test]
     fn every_case_is_findable_in_a_small_tenant() {
         let tenant = GeneratedTenant::new(1, 2000);
         for case in UserCase::all() {
