@@ -9,6 +9,7 @@
 //! - [`fsutil`]: atomic, private (0600) file writes.
 //! - [`store`]: the SQLite state database; the only place with SQL.
 //! - [`output`]: what the tool writes to stdout, and the logging set-up on stderr.
+//! - [`sim`]: the simulated Entra tenant that speaks Graph (tests, benchmarks, `demo`).
 
 pub mod cli;
 pub mod commands;
@@ -16,4 +17,5 @@ pub mod config;
 pub mod domain;
 pub mod fsutil;
 pub mod output;
+pub mod sim;
 pub mod store;

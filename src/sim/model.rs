@@ -1,0 +1,278 @@
+//! The simulated directory's objects, shaped exactly like their Graph JSON.
+//!
+//! Owns the serde types for `user`, `domain`, `organization`, groups, direct-federation
+//! configurations, realms and app registrations. The same types are used for the JSON tenant
+//! file, so a tenant file's `users` entries are literally Graph user objects. It must not hold
+//! behaviour (validation, paging, auth): those live in `directory`, `http` and `auth`.
+
+use serde::{Deserialize, Serialize};
+
+/// A `microsoft.graph.user`, with the properties the simulator models.
+///
+/// Property names and JSON types follow the v1.0 CSDL; non-nullable collections default to `[]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: String,
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub given_name: Option<String>,
+    #[serde(default)]
+    pub surname: Option<String>,
+    pub user_principal_name: String,
+    #[serde(default)]
+    pub mail: Option<String>,
+    #[serde(default)]
+    pub other_mails: Vec<String>,
+    #[serde(default)]
+    pub proxy_addresses: Vec<String>,
+    #[serde(default = "member")]
+    pub user_type: Option<String>,
+    #[serde(default = "enabled")]
+    pub account_enabled: Option<bool>,
+    #[serde(default)]
+    pub creation_type: Option<String>,
+    #[serde(default)]
+    pub external_user_state: Option<String>,
+    #[serde(default)]
+    pub external_user_state_change_date_time: Option<String>,
+    #[serde(default)]
+    pub on_premises_sync_enabled: Option<bool>,
+    #[serde(default)]
+    pub on_premises_immutable_id: Option<String>,
+    #[serde(default)]
+    pub on_premises_sam_account_name: Option<String>,
+    #[serde(default)]
+    pub on_premises_distinguished_name: Option<String>,
+    #[serde(default)]
+    pub on_premises_domain_name: Option<String>,
+    #[serde(default)]
+    pub on_premises_user_principal_name: Option<String>,
+    #[serde(default)]
+    pub assigned_licenses: Vec<AssignedLicense>,
+    #[serde(default)]
+    pub assigned_plans: Vec<AssignedPlan>,
+    #[serde(default)]
+    pub provisioned_plans: Vec<ProvisionedPlan>,
+    #[serde(default)]
+    pub identities: Vec<ObjectIdentity>,
+    #[serde(default)]
+    pub business_phones: Vec<String>,
+    #[serde(default)]
+    pub job_title: Option<String>,
+    #[serde(default)]
+    pub mobile_phone: Option<String>,
+    #[serde(default)]
+    pub office_location: Option<String>,
+    #[serde(default)]
+    pub preferred_language: Option<String>,
+}
+
+impl User {
+    /// A user with only an id and a display name (everything else empty).
+    pub fn named(id: &str, display_name: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            display_name: Some(display_name.to_owned()),
+            ..Self::default()
+        }
+    }
+}
+
+#[allow(clippy::unnecessary_wraps)] // serde `default` needs this exact signature
+fn member() -> Option<String> {
+    Some("Member".to_owned())
+}
+
+#[allow(clippy::unnecessary_wraps)] // serde `default` needs this exact signature
+fn enabled() -> Option<bool> {
+    Some(true)
+}
+
+/// Properties Graph returns for a user when the request has no `$select` (NOTES §3).
+pub const USER_DEFAULT_PROPERTIES: &[&str] = &[
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "id",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "surname",
+    "userPrincipalName",
+];
+
+/// Every user property the simulator can return (and therefore accepts in `$select`).
+pub const USER_PROPERTIES: &[&str] = &[
+    "id",
+    "displayName",
+    "givenName",
+    "surname",
+    "userPrincipalName",
+    "mail",
+    "otherMails",
+    "proxyAddresses",
+    "userType",
+    "accountEnabled",
+    "creationType",
+    "externalUserState",
+    "externalUserStateChangeDateTime",
+    "onPremisesSyncEnabled",
+    "onPremisesImmutableId",
+    "onPremisesSamAccountName",
+    "onPremisesDistinguishedName",
+    "onPremisesDomainName",
+    "onPremisesUserPrincipalName",
+    "assignedLicenses",
+    "assignedPlans",
+    "provisionedPlans",
+    "identities",
+    "businessPhones",
+    "jobTitle",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+];
+
+/// `microsoft.graph.assignedLicense`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignedLicense {
+    pub sku_id: Option<String>,
+    #[serde(default)]
+    pub disabled_plans: Vec<String>,
+}
+
+/// `microsoft.graph.assignedPlan`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignedPlan {
+    pub assigned_date_time: Option<String>,
+    pub capability_status: Option<String>,
+    pub service: Option<String>,
+    pub service_plan_id: Option<String>,
+}
+
+/// `microsoft.graph.provisionedPlan`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvisionedPlan {
+    pub capability_status: Option<String>,
+    pub provisioning_status: Option<String>,
+    pub service: Option<String>,
+}
+
+/// `microsoft.graph.objectIdentity`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectIdentity {
+    pub sign_in_type: Option<String>,
+    pub issuer: Option<String>,
+    pub issuer_assigned_id: Option<String>,
+}
+
+/// `microsoft.graph.domain` (the properties the simulator models).
+#[allow(clippy::struct_excessive_bools)] // mirrors Graph's JSON shape
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Domain {
+    pub id: String,
+    #[serde(default = "managed")]
+    pub authentication_type: String,
+    #[serde(default)]
+    pub availability_status: Option<String>,
+    #[serde(default = "yes")]
+    pub is_admin_managed: bool,
+    #[serde(default)]
+    pub is_default: bool,
+    #[serde(default)]
+    pub is_initial: bool,
+    #[serde(default = "yes")]
+    pub is_root: bool,
+    #[serde(default = "yes")]
+    pub is_verified: bool,
+    #[serde(default)]
+    pub supported_services: Vec<String>,
+}
+
+fn managed() -> String {
+    "Managed".to_owned()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A `microsoft.graph.samlOrWsFedExternalDomainFederation` with its contained `domains`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FederationConfiguration {
+    pub id: String,
+    pub display_name: Option<String>,
+    pub issuer_uri: Option<String>,
+    pub metadata_exchange_uri: Option<String>,
+    pub passive_sign_in_uri: Option<String>,
+    /// `wsFed`, `saml` or `unknownFutureValue`.
+    pub preferred_authentication_protocol: Option<String>,
+    pub signing_certificate: Option<String>,
+    /// The federated domain names (`externalDomainName.id`).
+    #[serde(default)]
+    pub domains: Vec<String>,
+}
+
+/// What the user-realm endpoint answers for a domain (NOTES §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RealmKind {
+    Managed,
+    Federated,
+    Unknown,
+}
+
+impl RealmKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Managed => "Managed",
+            Self::Federated => "Federated",
+            Self::Unknown => "Unknown",
+        }
+    }
+}
+
+/// A security group with direct user members and nested groups.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupSpec {
+    pub id: String,
+    pub display_name: String,
+    /// Direct user members, by object id.
+    #[serde(default)]
+    pub members: Vec<String>,
+    /// Direct members that are groups, by object id.
+    #[serde(default)]
+    pub member_groups: Vec<String>,
+}
+
+/// An app registration (with its service principal's granted permissions).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppRegistration {
+    pub client_id: String,
+    pub display_name: String,
+    /// Client secret values accepted for client credentials.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// PEM `CERTIFICATE` blocks whose keys may sign client assertions.
+    #[serde(default)]
+    pub certificates: Vec<String>,
+    /// Granted (admin-consented) application permissions: the token's `roles` claim.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Delegated permissions a device-code sign-in may obtain: the token's `scp` claim.
+    #[serde(default)]
+    pub delegated_scopes: Vec<String>,
+    /// Whether public client flows (device code) are allowed.
+    #[serde(default)]
+    pub public_client: bool,
+}
