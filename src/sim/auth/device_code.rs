@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::{Auth, TokenError, TokenResponse, lock, token_error};
+use super::{Auth, TokenError, TokenResponse, find_app, lock, missing_parameter, token_error};
 use crate::sim::clock::SimClock;
 use crate::sim::directory::TenantFacts;
 use crate::sim::model::AppRegistration;
@@ -57,17 +57,10 @@ impl Auth {
                 format!("Tenant '{tenant}' not found."),
             ));
         }
-        let client_id = form.get("client_id").ok_or_else(|| {
-            token_error(
-                400,
-                "invalid_request",
-                900_144,
-                "The request body must contain the following parameter: 'client_id'.",
-            )
-        })?;
-        let app = facts.app(client_id).ok_or_else(|| {
-            token_error(400, "unauthorized_client", 700_016, format!("Application with identifier '{client_id}' was not found in the directory '{}'.", facts.display_name))
-        })?;
+        let client_id = form
+            .get("client_id")
+            .ok_or_else(|| missing_parameter("client_id"))?;
+        let app = find_app(facts, client_id)?;
         if !app.public_client {
             return Err(token_error(
                 400,
@@ -157,14 +150,9 @@ impl Auth {
         form: &HashMap<String, String>,
         clock: &SimClock,
     ) -> Result<TokenResponse, TokenError> {
-        let code = form.get("device_code").ok_or_else(|| {
-            token_error(
-                400,
-                "invalid_request",
-                900_144,
-                "The request body must contain the following parameter: 'device_code'.",
-            )
-        })?;
+        let code = form
+            .get("device_code")
+            .ok_or_else(|| missing_parameter("device_code"))?;
         let now = clock.now_ms();
         let mut codes = lock(&self.device_codes);
         let entry = codes

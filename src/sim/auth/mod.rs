@@ -187,6 +187,29 @@ fn token_error(
     }
 }
 
+/// AADSTS900144: a required form parameter is missing.
+fn missing_parameter(name: &str) -> TokenError {
+    token_error(
+        400,
+        "invalid_request",
+        900_144,
+        format!("The request body must contain the following parameter: '{name}'."),
+    )
+}
+
+/// The app registration of `client_id`, or AADSTS700016.
+fn find_app<'a>(
+    facts: &'a TenantFacts,
+    client_id: &str,
+) -> Result<&'a AppRegistration, TokenError> {
+    facts.app(client_id).ok_or_else(|| {
+        token_error(400, "unauthorized_client", 700_016, format!(
+            "Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.",
+            facts.display_name
+        ))
+    })
+}
+
 /// A Graph 401 (`InvalidAuthenticationToken`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("InvalidAuthenticationToken: {0}")]
@@ -279,20 +302,12 @@ impl Auth {
             .unwrap_or_default();
         let (basic_id, basic_secret) =
             basic.map_or((None, None), |(id, secret)| (Some(id), Some(secret)));
-        let client_id = form.get("client_id").cloned().or(basic_id).ok_or_else(|| {
-            token_error(
-                400,
-                "invalid_request",
-                900_144,
-                "The request body must contain the following parameter: 'client_id'.",
-            )
-        })?;
-        let app = facts.app(&client_id).ok_or_else(|| {
-            token_error(400, "unauthorized_client", 700_016, format!(
-                "Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.",
-                facts.display_name
-            ))
-        })?;
+        let client_id = form
+            .get("client_id")
+            .cloned()
+            .or(basic_id)
+            .ok_or_else(|| missing_parameter("client_id"))?;
+        let app = find_app(facts, &client_id)?;
         match grant {
             "client_credentials" => {
                 if delegated_tenant {
@@ -303,14 +318,9 @@ impl Auth {
                         "Application is requesting a token for itself. This scenario is supported only if resource is specified using the GUID based App Identifier.",
                     ));
                 }
-                let scope = form.get("scope").ok_or_else(|| {
-                    token_error(
-                        400,
-                        "invalid_request",
-                        900_144,
-                        "The request body must contain the following parameter: 'scope'.",
-                    )
-                })?;
+                let scope = form
+                    .get("scope")
+                    .ok_or_else(|| missing_parameter("scope"))?;
                 let resource_ok = matches!(
                     scope.trim(),
                     "https://graph.microsoft.com/.default"
@@ -360,12 +370,7 @@ impl Auth {
                 Ok(self.mint(facts, app, Some(app.roles.clone()), None, None, clock))
             }
             DEVICE_CODE_GRANT => self.poll_device_code(facts, app, form, clock),
-            "" => Err(token_error(
-                400,
-                "invalid_request",
-                900_144,
-                "The request body must contain the following parameter: 'grant_type'.",
-            )),
+            "" => Err(missing_parameter("grant_type")),
             other => Err(token_error(
                 400,
                 "unsupported_grant_type",

@@ -246,24 +246,15 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Token)>, QueryError> {
         let c = chars[i];
         match c {
             ' ' | '\t' => i += 1,
-            '(' => {
-                tokens.push((i, Token::Open));
-                i += 1;
-            }
-            ')' => {
-                tokens.push((i, Token::Close));
-                i += 1;
-            }
-            ',' => {
-                tokens.push((i, Token::Comma));
-                i += 1;
-            }
-            ':' => {
-                tokens.push((i, Token::Colon));
-                i += 1;
-            }
-            '/' => {
-                tokens.push((i, Token::Slash));
+            '(' | ')' | ',' | ':' | '/' => {
+                let token = match c {
+                    '(' => Token::Open,
+                    ')' => Token::Close,
+                    ',' => Token::Comma,
+                    ':' => Token::Colon,
+                    _ => Token::Slash,
+                };
+                tokens.push((i, token));
                 i += 1;
             }
             '\'' => {

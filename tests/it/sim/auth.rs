@@ -306,8 +306,26 @@ async fn endpoints_enforce_their_permissions() {
     assert_eq!(response.status(), 403, "User.ReadWrite.All is needed");
 }
 
+/// One poll of the token endpoint with the device-code grant.
+async fn poll_device_code(http: &reqwest::Client, sim: &Sim, device_code: &str) -> (u16, Value) {
+    let response = http
+        .post(format!(
+            "{}/organizations/oauth2/v2.0/token",
+            sim.login_url()
+        ))
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("client_id", sim.client_id()),
+            ("device_code", device_code),
+        ])
+        .send()
+        .await
+        .expect("answered");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json"))
+}
+
 #[tokio::test]
-#[allow(clippy::too_many_lines)] // one scenario, step by step
 async fn device_code_flow_polls_until_approved() {
     let sim = Sim::start(SimSpec::generated(10, 1).with_throttling(ThrottleConfig::disabled()))
         .await
@@ -338,37 +356,20 @@ async fn device_code_flow_polls_until_approved() {
         .expect("device code")
         .to_owned();
     let user_code = code["user_code"].as_str().expect("user code").to_owned();
-    let poll = || {
-        let request = http
-            .post(format!(
-                "{}/organizations/oauth2/v2.0/token",
-                sim.login_url()
-            ))
-            .form(&[
-                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-                ("client_id", sim.client_id()),
-                ("device_code", device_code.as_str()),
-            ]);
-        async move {
-            let response = request.send().await.expect("answered");
-            let status = response.status().as_u16();
-            (status, response.json::<Value>().await.expect("json"))
-        }
-    };
-    let (status, body) = poll().await;
+    let (status, body) = poll_device_code(&http, &sim, &device_code).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (400, Some("authorization_pending")),
         "{body}"
     );
-    let (_, body) = poll().await;
+    let (_, body) = poll_device_code(&http, &sim, &device_code).await;
     assert_eq!(
         body["error"], "slow_down",
         "polling faster than the interval"
     );
     assert!(sim.approve_device_code(&user_code, Some("admin@contoso.com")));
     sim.advance_clock(Duration::from_secs(11));
-    let (status, body) = poll().await;
+    let (status, body) = poll_device_code(&http, &sim, &device_code).await;
     assert_eq!(status, 200, "{body}");
     let claims: Value = jsonwebtoken::dangerous::insecure_decode::<Value>(
         body["access_token"].as_str().expect("token"),
@@ -389,47 +390,13 @@ async fn device_code_flow_polls_until_approved() {
 
     let declined: Value = start("User.Read.All").await.json().await.expect("json");
     assert!(sim.decline_device_code(declined["user_code"].as_str().expect("code")));
-    let body: Value = http
-        .post(format!(
-            "{}/organizations/oauth2/v2.0/token",
-            sim.login_url()
-        ))
-        .form(&[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-            ("client_id", sim.client_id()),
-            (
-                "device_code",
-                declined["device_code"].as_str().expect("code"),
-            ),
-        ])
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("json");
+    let (_, body) =
+        poll_device_code(&http, &sim, declined["device_code"].as_str().expect("code")).await;
     assert_eq!(body["error"], "authorization_declined");
 
     let expiring: Value = start("User.Read.All").await.json().await.expect("json");
     sim.advance_clock(Duration::from_secs(901));
-    let body: Value = http
-        .post(format!(
-            "{}/organizations/oauth2/v2.0/token",
-            sim.login_url()
-        ))
-        .form(&[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-            ("client_id", sim.client_id()),
-            (
-                "device_code",
-                expiring["device_code"].as_str().expect("code"),
-            ),
-        ])
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("json");
+    let (_, body) =
+        poll_device_code(&http, &sim, expiring["device_code"].as_str().expect("code")).await;
     assert_eq!(body["error"], "expired_token");
 }
