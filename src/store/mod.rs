@@ -87,9 +87,13 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // A 64 MiB page cache and in-memory temporary tables: snapshots of a million users
+            // touch index pages all over the file, and re-reading them costs more than memory.
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "memory");
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await

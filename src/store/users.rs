@@ -1,7 +1,7 @@
 //! User snapshots, the address index used for collision checks, and discovery runs.
 
 use serde::{Deserialize, Serialize};
-use sqlx::{Sqlite, Transaction};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
 use time::OffsetDateTime;
 
 use super::{
@@ -164,9 +164,7 @@ impl Store {
     #[tracing::instrument(skip_all, fields(discovery = %discovery, users = users.len()), err)]
     pub async fn store_user_page(&self, discovery: RunId, users: &[UserSnapshot]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for user in users {
-            upsert_user(&mut tx, Some(discovery), user).await?;
-        }
+        upsert_users(&mut tx, Some(discovery), users).await?;
         sqlx::query(
             "UPDATE discoveries SET users_seen = users_seen + ?, pages = pages + 1 WHERE id = ?",
         )
@@ -182,9 +180,7 @@ impl Store {
     #[tracing::instrument(skip_all, fields(users = users.len()), err)]
     pub async fn store_users(&self, users: &[UserSnapshot]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for user in users {
-            upsert_user(&mut tx, None, user).await?;
-        }
+        upsert_users(&mut tx, None, users).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -263,82 +259,108 @@ impl Store {
     }
 }
 
-async fn upsert_user(
+/// Users per multi-row statement: 22 parameters each, well under SQLite's 32,766.
+const USERS_PER_STATEMENT: usize = 200;
+/// Address rows per multi-row statement: 3 parameters each.
+const ADDRESSES_PER_STATEMENT: usize = 1_000;
+
+/// Upserts users and replaces their addresses, a few multi-row statements per page rather
+/// than a statement per row (a million users would otherwise take minutes).
+async fn upsert_users(
     tx: &mut Transaction<'static, Sqlite>,
     discovery: Option<RunId>,
-    user: &UserSnapshot,
+    users: &[UserSnapshot],
 ) -> Result<()> {
-    let id = user.id.to_string();
-    sqlx::query(
-        "INSERT INTO user_snapshots (
-            id, user_principal_name, display_name, mail, other_mails, proxy_addresses, user_type,
-            account_enabled, creation_type, external_user_state, external_user_state_changed_at,
-            on_premises_sync_enabled, on_premises_immutable_id, on_premises_sam_account_name,
-            on_premises_distinguished_name, on_premises_domain_name,
-            on_premises_user_principal_name, assigned_plans, assigned_licenses, identities,
-            snapshot_at, discovery_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET
-            user_principal_name = excluded.user_principal_name,
-            display_name = excluded.display_name,
-            mail = excluded.mail,
-            other_mails = excluded.other_mails,
-            proxy_addresses = excluded.proxy_addresses,
-            user_type = excluded.user_type,
-            account_enabled = excluded.account_enabled,
-            creation_type = excluded.creation_type,
-            external_user_state = excluded.external_user_state,
-            external_user_state_changed_at = excluded.external_user_state_changed_at,
-            on_premises_sync_enabled = excluded.on_premises_sync_enabled,
-            on_premises_immutable_id = excluded.on_premises_immutable_id,
-            on_premises_sam_account_name = excluded.on_premises_sam_account_name,
-            on_premises_distinguished_name = excluded.on_premises_distinguished_name,
-            on_premises_domain_name = excluded.on_premises_domain_name,
-            on_premises_user_principal_name = excluded.on_premises_user_principal_name,
-            assigned_plans = excluded.assigned_plans,
-            assigned_licenses = excluded.assigned_licenses,
-            identities = excluded.identities,
-            snapshot_at = excluded.snapshot_at,
-            discovery_id = COALESCE(excluded.discovery_id, user_snapshots.discovery_id)",
-    )
-    .bind(&id)
-    .bind(&user.user_principal_name)
-    .bind(&user.display_name)
-    .bind(&user.mail)
-    .bind(to_json(&user.other_mails))
-    .bind(to_json(&user.proxy_addresses))
-    .bind(&user.user_type)
-    .bind(user.account_enabled)
-    .bind(&user.creation_type)
-    .bind(&user.external_user_state)
-    .bind(user.external_user_state_changed_at.map(timestamp))
-    .bind(user.on_premises.sync_enabled)
-    .bind(&user.on_premises.immutable_id)
-    .bind(&user.on_premises.sam_account_name)
-    .bind(&user.on_premises.distinguished_name)
-    .bind(&user.on_premises.domain_name)
-    .bind(&user.on_premises.user_principal_name)
-    .bind(to_json(&user.assigned_plans))
-    .bind(to_json(&user.assigned_licenses))
-    .bind(to_json(&user.identities))
-    .bind(timestamp(user.snapshot_at))
-    .bind(discovery.map(|d| d.to_string()))
-    .execute(&mut **tx)
-    .await?;
+    let discovery = discovery.map(|d| d.to_string());
+    for chunk in users.chunks(USERS_PER_STATEMENT) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO user_snapshots (
+                id, user_principal_name, display_name, mail, other_mails, proxy_addresses,
+                user_type, account_enabled, creation_type, external_user_state,
+                external_user_state_changed_at, on_premises_sync_enabled, on_premises_immutable_id,
+                on_premises_sam_account_name, on_premises_distinguished_name,
+                on_premises_domain_name, on_premises_user_principal_name, assigned_plans,
+                assigned_licenses, identities, snapshot_at, discovery_id) ",
+        );
+        insert.push_values(chunk, |mut row, user| {
+            row.push_bind(user.id.to_string())
+                .push_bind(user.user_principal_name.clone())
+                .push_bind(user.display_name.clone())
+                .push_bind(user.mail.clone())
+                .push_bind(to_json(&user.other_mails))
+                .push_bind(to_json(&user.proxy_addresses))
+                .push_bind(user.user_type.clone())
+                .push_bind(user.account_enabled)
+                .push_bind(user.creation_type.clone())
+                .push_bind(user.external_user_state.clone())
+                .push_bind(user.external_user_state_changed_at.map(timestamp))
+                .push_bind(user.on_premises.sync_enabled)
+                .push_bind(user.on_premises.immutable_id.clone())
+                .push_bind(user.on_premises.sam_account_name.clone())
+                .push_bind(user.on_premises.distinguished_name.clone())
+                .push_bind(user.on_premises.domain_name.clone())
+                .push_bind(user.on_premises.user_principal_name.clone())
+                .push_bind(to_json(&user.assigned_plans))
+                .push_bind(to_json(&user.assigned_licenses))
+                .push_bind(to_json(&user.identities))
+                .push_bind(timestamp(user.snapshot_at))
+                .push_bind(discovery.clone());
+        });
+        insert.push(
+            " ON CONFLICT (id) DO UPDATE SET
+                user_principal_name = excluded.user_principal_name,
+                display_name = excluded.display_name,
+                mail = excluded.mail,
+                other_mails = excluded.other_mails,
+                proxy_addresses = excluded.proxy_addresses,
+                user_type = excluded.user_type,
+                account_enabled = excluded.account_enabled,
+                creation_type = excluded.creation_type,
+                external_user_state = excluded.external_user_state,
+                external_user_state_changed_at = excluded.external_user_state_changed_at,
+                on_premises_sync_enabled = excluded.on_premises_sync_enabled,
+                on_premises_immutable_id = excluded.on_premises_immutable_id,
+                on_premises_sam_account_name = excluded.on_premises_sam_account_name,
+                on_premises_distinguished_name = excluded.on_premises_distinguished_name,
+                on_premises_domain_name = excluded.on_premises_domain_name,
+                on_premises_user_principal_name = excluded.on_premises_user_principal_name,
+                assigned_plans = excluded.assigned_plans,
+                assigned_licenses = excluded.assigned_licenses,
+                identities = excluded.identities,
+                snapshot_at = excluded.snapshot_at,
+                discovery_id = COALESCE(excluded.discovery_id, user_snapshots.discovery_id)",
+        );
+        insert.build().execute(&mut **tx).await?;
 
-    sqlx::query("DELETE FROM directory_addresses WHERE object_id = ?")
-        .bind(&id)
-        .execute(&mut **tx)
-        .await?;
-    for (address, source) in addresses_of(user) {
-        sqlx::query(
-            "INSERT INTO directory_addresses (address, object_id, source) VALUES (?, ?, ?)",
-        )
-        .bind(address)
-        .bind(&id)
-        .bind(source.code())
-        .execute(&mut **tx)
-        .await?;
+        let mut delete =
+            QueryBuilder::<Sqlite>::new("DELETE FROM directory_addresses WHERE object_id IN (");
+        let mut ids = delete.separated(", ");
+        for user in chunk {
+            ids.push_bind(user.id.to_string());
+        }
+        delete.push(")");
+        delete.build().execute(&mut **tx).await?;
+
+        let addresses: Vec<(String, String, AddressSource)> = chunk
+            .iter()
+            .flat_map(|user| {
+                let id = user.id.to_string();
+                addresses_of(user)
+                    .into_iter()
+                    .map(move |(address, source)| (address, id.clone(), source))
+            })
+            .collect();
+        for rows in addresses.chunks(ADDRESSES_PER_STATEMENT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT OR IGNORE INTO directory_addresses (address, object_id, source) ",
+            );
+            insert.push_values(rows, |mut row, (address, id, source)| {
+                row.push_bind(address.clone())
+                    .push_bind(id.clone())
+                    .push_bind(source.code());
+            });
+            insert.build().execute(&mut **tx).await?;
+        }
     }
     Ok(())
 }
@@ -503,6 +525,43 @@ pub(crate) mod tests {
                 .unwrap()
                 .is_empty(),
             "SIP is not SMTP"
+        );
+    }
+
+    #[tokio::test]
+    async fn pages_larger_than_one_statement_and_repeated_ids_are_stored_once() {
+        let (_dir, store) = temp_store().await;
+        let mut users: Vec<UserSnapshot> = (1..=450).map(sample_user).collect();
+        let mut again = sample_user(7);
+        again.mail = Some("latest@fabrikam.com".into());
+        users.push(again);
+        store.store_users(&users).await.unwrap();
+        assert_eq!(store.count_users().await.unwrap(), 450);
+        let user = store
+            .user(UserId::from_uuid(Uuid::from_u128(7)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            user.mail.as_deref(),
+            Some("latest@fabrikam.com"),
+            "the last row wins"
+        );
+        assert_eq!(
+            store
+                .address_owners("latest@fabrikam.com")
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            store
+                .address_owners("p449@example.org")
+                .await
+                .unwrap()
+                .len(),
+            1
         );
     }
 
