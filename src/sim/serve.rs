@@ -128,6 +128,19 @@ fn write_banner(sim: &Sim, options: &ServeOptions, out: &mut dyn Write) -> std::
             serde_json::to_string(&options.faults).unwrap_or_default()
         )?;
     }
+    if let Some(app) = sim.apps().first() {
+        writeln!(
+            out,
+            "# Point b2b-convert at it (paste, or `eval` the lines below):"
+        )?;
+        writeln!(out, "export B2BC_GRAPH_URL={}", sim.graph_url())?;
+        writeln!(out, "export B2BC_LOGIN_URL={}", sim.login_url())?;
+        writeln!(out, "export AZURE_TENANT_ID={}", sim.tenant_id())?;
+        writeln!(out, "export AZURE_CLIENT_ID={}", app.client_id)?;
+        if let Some(secret) = app.secrets.first() {
+            writeln!(out, "export AZURE_CLIENT_SECRET={secret}")?;
+        }
+    }
     writeln!(out, "Press Ctrl-C to stop.")?;
     out.flush()
 }

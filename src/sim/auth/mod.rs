@@ -144,6 +144,11 @@ pub struct AccessClaims {
     pub upn: Option<String>,
     pub uti: String,
     pub ver: String,
+    /// The simulator's revocation generation when the token was minted (private claim): a
+    /// revocation invalidates every token of earlier generations, even one minted in the same
+    /// second, while tokens minted afterwards stay valid.
+    #[serde(default)]
+    pub xms_sim_generation: u64,
 }
 
 /// The caller of a Graph request, from a valid token.
@@ -231,7 +236,7 @@ pub struct TokenResponse {
 pub struct Auth {
     signing_key: Vec<u8>,
     config: Mutex<AuthConfig>,
-    revoked_before_secs: AtomicU64,
+    revocation_generation: AtomicU64,
     used_assertions: Mutex<HashSet<String>>,
     device_codes: Mutex<HashMap<String, DeviceCode>>,
 }
@@ -246,7 +251,7 @@ impl Auth {
         Self {
             signing_key,
             config: Mutex::new(config),
-            revoked_before_secs: AtomicU64::new(0),
+            revocation_generation: AtomicU64::new(0),
             used_assertions: Mutex::new(HashSet::new()),
             device_codes: Mutex::new(HashMap::new()),
         }
@@ -261,9 +266,8 @@ impl Auth {
     }
 
     /// Invalidates every token issued up to now.
-    pub fn revoke_all(&self, clock: &SimClock) {
-        self.revoked_before_secs
-            .store(clock.now_secs() + 1, Ordering::SeqCst);
+    pub fn revoke_all(&self, _clock: &SimClock) {
+        self.revocation_generation.fetch_add(1, Ordering::SeqCst);
     }
 
     fn tenant_matches(facts: &TenantFacts, tenant: &str) -> bool {
@@ -415,6 +419,7 @@ impl Auth {
             upn,
             uti: uuid::Uuid::new_v4().simple().to_string(),
             ver: "1.0".to_owned(),
+            xms_sim_generation: self.revocation_generation.load(Ordering::SeqCst),
         };
         let mut header = Header::new(Algorithm::HS256);
         header.typ = Some("JWT".to_owned());
@@ -486,7 +491,7 @@ impl Auth {
                 "Lifetime validation failed, the token is expired.".to_owned(),
             ));
         }
-        if claims.iat < self.revoked_before_secs.load(Ordering::SeqCst) {
+        if claims.xms_sim_generation < self.revocation_generation.load(Ordering::SeqCst) {
             return Err(AuthenticationError("Continuous access evaluation resulted in challenge with result: InteractionRequired and code: TokenIssuedBeforeRevocationTimestamp".to_owned()));
         }
         let delegated = claims.idtyp == "user";
