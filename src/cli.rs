@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use uuid::Uuid;
 
 const ABOUT: &str = "Convert internal Entra ID partner accounts into B2B collaboration users";
 
@@ -19,6 +20,8 @@ const EXAMPLES: &str = "\
 Getting started:
   b2b-convert init                 write ./b2b-convert.toml and create the state database
   b2b-convert config               show every effective setting and where it came from
+  b2b-convert check                test the credential and permissions (read-only)
+  b2b-convert discover             snapshot users and tenant facts (read-only)
 
 Settings come from the config file, then environment variables (AZURE_TENANT_ID,
 AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, ...), then flags. Logs go to stderr; B2BC_LOG takes a
@@ -84,6 +87,9 @@ pub enum LogFormat {
 pub enum Command {
     Init(InitArgs),
     Config(ConfigArgs),
+    Check(CheckArgs),
+    Discover(DiscoverArgs),
+    Sim(SimArgs),
 }
 
 /// Write a commented configuration file and create the state database.
@@ -121,6 +127,118 @@ pub struct ConfigArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
+}
+
+/// Check that the tool can work with the tenant, without changing anything.
+///
+/// Gets an access token with the configured credential, lists the permissions it carries,
+/// tries each read the workflow needs (organization, domains, direct-federation
+/// configurations, users), and prints the tenant's facts with a ready/not-ready table. Writes
+/// (inviting, setting mail) are judged from the token's permissions only: check never writes.
+/// Exits 0 only when the configured workflow can run.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  b2b-convert check
+  AZURE_CLIENT_SECRET=... b2b-convert check --json > check.json")]
+pub struct CheckArgs {
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Snapshot users and tenant facts into the state database. Read-only on the tenant.
+///
+/// Reads every property the eligibility rules need for the selected users (all users by
+/// default, a group's members, the users of a CSV list, or an OData filter) together with the
+/// tenant's domains and direct-federation domains, and stores them in the state database.
+/// Pages are stored as they arrive: an interrupted discover keeps what it read, and running it
+/// again refreshes the snapshot. Listed users that do not exist are reported (exit code 3).
+#[derive(Debug, Args)]
+#[command(
+    group(ArgGroup::new("selection").args(["all", "group", "csv", "filter"])),
+    after_help = "\
+Examples:
+  b2b-convert discover
+  b2b-convert discover --group 2f0c8a5e-1b7d-4c3e-9a6f-0d8e7b5c4a3f --transitive
+  b2b-convert discover --csv partners.csv          (a `user` column: object ids or UPNs)
+  b2b-convert discover --filter \"endsWith(mail,'@fabrikam.com')\""
+)]
+pub struct DiscoverArgs {
+    /// Every user in the tenant (the default)
+    #[arg(long)]
+    pub all: bool,
+
+    /// The members of this group (object id)
+    #[arg(long, value_name = "GROUP_ID")]
+    pub group: Option<Uuid>,
+
+    /// With --group: include the members of nested groups
+    #[arg(long, requires = "group")]
+    pub transitive: bool,
+
+    /// A CSV file whose `user` column holds object ids or UPNs
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+
+    /// An OData `$filter` over users, sent as an advanced query (`ConsistencyLevel: eventual`)
+    #[arg(long, value_name = "ODATA")]
+    pub filter: Option<String>,
+}
+
+/// Run the built-in simulated tenant (a local stand-in for Microsoft Graph).
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    #[command(subcommand)]
+    pub command: SimCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    Serve(SimServeArgs),
+}
+
+/// Serve a simulated Entra tenant that speaks Microsoft Graph, on 127.0.0.1, until Ctrl-C.
+///
+/// For rehearsing a migration without a tenant: the simulator answers the Graph and login
+/// endpoints b2b-convert uses, with realistic users (every eligibility case), throttling and
+/// optional faults. It prints its URLs, tenant id and throwaway app credentials, followed by
+/// `export` lines that point b2b-convert at it (paste them into another shell). See
+/// docs/simulator.md.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  b2b-convert sim serve --users 100000 --seed 7
+  b2b-convert sim serve --tenant tests/fixtures/sim/tenant.json --port 9000
+  b2b-convert sim serve --faults \"invitations:latency=150-600ms,503=0.02;list-users:504=0.01\"")]
+pub struct SimServeArgs {
+    /// Number of generated users
+    #[arg(long, default_value_t = 1000)]
+    pub users: u64,
+
+    /// Seed of the generated tenant (same seed, same tenant)
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// Port on 127.0.0.1 (0: any free port)
+    #[arg(long, default_value_t = 8950)]
+    pub port: u16,
+
+    /// A JSON tenant file instead of a generated tenant
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["users", "seed"])]
+    pub tenant: Option<PathBuf>,
+
+    /// Faults per endpoint, e.g. "invitations:503=0.02,retry-after=2" (repeatable)
+    #[arg(long, value_name = "SPEC")]
+    pub faults: Vec<String>,
+
+    /// Turn the service's throttling limits off
+    #[arg(long)]
+    pub no_throttling: bool,
+
+    /// Write the app's throwaway certificate and key (PEM) here, for certificate auth
+    #[arg(long, value_name = "DIR")]
+    pub credentials_dir: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -237,6 +237,23 @@ pub struct RealmAnswer {
     pub federation_brand: Option<String>,
 }
 
+/// A light syntax check of an email address: one `@`, something before it, a dotted domain
+/// after it, no spaces. The service's own rules (forbidden characters) belong to `rules`.
+pub fn is_plausible_email(text: &str) -> bool {
+    let text = text.trim();
+    match text.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !text.contains(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
 /// Declares a string-backed enum with a stable wire/database code per variant.
 macro_rules! coded_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $code:literal),+ $(,)? }) => {

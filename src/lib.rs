@@ -7,6 +7,8 @@
 //! - [`config`]: file + environment + flags -> validated [`config::Settings`].
 //! - [`domain`]: ids, snapshots, tenant facts, rules and states shared by all modules.
 //! - [`fsutil`]: atomic, private (0600) file writes.
+//! - [`graph`]: the only HTTP client: Microsoft Graph and its token endpoint.
+//! - [`input`]: operator files (CSV user lists), validated row by row.
 //! - [`store`]: the SQLite state database; the only place with SQL.
 //! - [`output`]: what the tool writes to stdout, and the logging set-up on stderr.
 //! - [`sim`]: the simulated Entra tenant that speaks Graph (tests, benchmarks, `demo`).
@@ -16,6 +18,8 @@ pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod fsutil;
+pub mod graph;
+pub mod input;
 pub mod output;
 pub mod sim;
 pub mod store;

@@ -90,3 +90,50 @@ pub fn write_stdout(text: &str) -> io::Result<()> {
         other => other,
     }
 }
+
+/// Shows the operator something they must act on now (for example the device-code sign-in),
+/// on stderr so it never mixes with results.
+#[allow(clippy::print_stderr)]
+pub fn notice(text: &str) {
+    eprintln!("{text}");
+}
+
+/// A live status line on stderr while a long command works; invisible when stderr is not a
+/// terminal (logs and CI output stay clean).
+#[derive(Debug)]
+pub struct Progress {
+    bar: indicatif::ProgressBar,
+}
+
+impl Progress {
+    pub fn spinner(message: &str) -> Self {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+                .expect("a constant template parses"),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar.set_message(message.to_owned());
+        Self { bar }
+    }
+
+    pub fn set_message(&self, message: String) {
+        self.bar.set_message(message);
+    }
+
+    /// Removes the status line.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// Items per second, for progress lines and summaries.
+#[allow(clippy::cast_precision_loss)] // counts stay far below 2^52
+pub fn rate(count: u64, elapsed: std::time::Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64().max(0.001)
+}
+
+/// Stdout without holding its lock, for a long-running command that prints now and then.
+pub fn stdout_unbuffered() -> io::Stdout {
+    io::stdout()
+}

@@ -4,13 +4,21 @@
 //! This layer (with `main.rs`) is the `anyhow` boundary: module errors arrive typed and leave
 //! with context. It decides exit codes and must not contain SQL, HTTP or rule logic.
 
+mod check;
 mod config;
+mod discover;
 mod init;
+mod sim;
 
 use std::path::Path;
 
+use anyhow::Context;
+
 use crate::cli::{Cli, Command};
-use crate::config::{Environment, FlagOverride, Settings, Sources};
+use crate::config::{AuthMethod, Environment, FlagOverride, Settings, Sources};
+use crate::graph::auth::{Credential, PromptFn, TokenProvider};
+use crate::graph::retry::RetryPolicy;
+use crate::graph::{ClientOptions, GraphClient};
 use crate::store::Store;
 
 /// How a command that ran to its end went.
@@ -43,15 +51,27 @@ pub fn exit_code(result: &anyhow::Result<Outcome>) -> u8 {
         Ok(Outcome::Done) => exit::SUCCESS,
         Ok(Outcome::SomeUsersFailed) => exit::USERS_FAILED,
         Err(err) if err.chain().any(<dyn std::error::Error>::is::<Refused>) => exit::REFUSED,
-        Err(err)
-            if err
-                .chain()
-                .any(<dyn std::error::Error>::is::<crate::config::Error>) =>
-        {
-            exit::USAGE
-        }
+        Err(err) if err.chain().any(is_configuration_error) => exit::USAGE,
         Err(_) => exit::FAILURE,
     }
+}
+
+/// An error the operator fixes in the configuration or the environment.
+fn is_configuration_error(err: &(dyn std::error::Error + 'static)) -> bool {
+    err.is::<crate::config::Error>()
+        || err.is::<crate::input::Error>()
+        || err.is::<sim::BadFaults>()
+        || matches!(
+            err.downcast_ref::<crate::store::Error>(),
+            Some(crate::store::Error::TenantMismatch { .. })
+        )
+        || matches!(
+            err.downcast_ref::<crate::graph::auth::Error>(),
+            Some(
+                crate::graph::auth::Error::Missing { .. }
+                    | crate::graph::auth::Error::Certificate { .. }
+            )
+        )
 }
 
 /// What every command receives: how to load settings, and helpers built on them.
@@ -95,12 +115,53 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     Ok(Store::open(&settings.store.path).await?)
 }
 
+/// Builds the Graph client the settings describe (credential, hosts, timeouts, retries).
+fn connect(settings: &Settings) -> anyhow::Result<GraphClient> {
+    // A pre-obtained token already names its tenant; every other method asks the tenant's
+    // token endpoint.
+    let tenant = match (settings.tenant.tenant_id.as_deref(), settings.auth.method) {
+        (Some(tenant), _) => tenant,
+        (None, AuthMethod::AccessToken) => "organizations",
+        (None, _) => Err(crate::graph::auth::Error::Missing {
+            what: "the tenant id",
+            hint: "set tenant.tenant_id or AZURE_TENANT_ID",
+        })?,
+    };
+    let throughput = &settings.throughput;
+    let http =
+        crate::graph::client::http_client(throughput.connect_timeout, throughput.request_timeout)
+            .context("building the HTTP client")?;
+    let prompt: PromptFn = Box::new(|prompt| crate::output::notice(&prompt.message));
+    let credential = Credential::from_settings(settings, prompt)?;
+    let tokens = TokenProvider::new(
+        http.clone(),
+        credential,
+        &settings.tenant.login_url,
+        tenant,
+        settings.tenant.cloud.graph_resource(),
+    )?;
+    let options = ClientOptions {
+        graph_url: settings.tenant.graph_url.clone(),
+        connect_timeout: throughput.connect_timeout,
+        request_timeout: throughput.request_timeout,
+        retry: RetryPolicy {
+            max_attempts: throughput.max_attempts.get(),
+            ..RetryPolicy::default()
+        },
+        low_priority_reads: throughput.low_priority_reads,
+    };
+    Ok(GraphClient::new(http, tokens, &options))
+}
+
 /// Runs the parsed command line.
 pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<Outcome> {
     let ctx = Ctx::new(&cli, env);
     match cli.command {
         Command::Init(args) => args.run(&ctx).await,
         Command::Config(args) => args.run(&ctx),
+        Command::Check(args) => args.run(&ctx).await,
+        Command::Discover(args) => args.run(&ctx).await,
+        Command::Sim(args) => args.run().await,
     }
 }
 

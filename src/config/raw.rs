@@ -94,7 +94,9 @@ impl Default for RawAuth {
                 "User.Invite.All",
                 "User.ReadWrite.All",
                 "Domain.Read.All",
+                "Organization.Read.All",
                 "IdentityProvider.Read.All",
+                "GroupMember.Read.All",
             ]
             .map(String::from)
             .to_vec(),

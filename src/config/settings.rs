@@ -194,6 +194,12 @@ impl Cloud {
         }
     }
 
+    /// The identifier of Microsoft Graph in this cloud: the audience of its tokens and the
+    /// prefix of its scopes.
+    pub fn graph_resource(self) -> &'static str {
+        self.default_graph_url()
+    }
+
     pub fn default_graph_url(self) -> &'static str {
         match self {
             Self::Global => "https://graph.microsoft.com",
@@ -488,7 +494,7 @@ impl Checker<'_> {
                 ));
             }
             (Some(address), name) => {
-                if !is_plausible_email(address) {
+                if !crate::domain::is_plausible_email(address) {
                     return Err(self.invalid(
                         "invitation.cc_recipient",
                         format!("`{address}` is not an email address"),
@@ -759,20 +765,4 @@ fn is_language_tag(text: &str) -> bool {
         .is_some_and(|p| (2..=3).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphabetic()));
     primary_ok
         && parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
-}
-
-/// A light check: one `@`, something before it, a dotted domain after it, no spaces.
-pub(crate) fn is_plausible_email(text: &str) -> bool {
-    let text = text.trim();
-    match text.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && !domain.contains('@')
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && !text.contains(char::is_whitespace)
-        }
-        None => false,
-    }
 }

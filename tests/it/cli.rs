@@ -3,21 +3,9 @@
 
 use std::path::Path;
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 
-use b2b_convert::config::{ENV_KEYS, ENV_SECRETS, LOG_FILTER_VAR};
-
-/// The binary, run in `dir`, with none of the tool's environment variables inherited.
-fn b2b_convert(dir: &Path) -> Command {
-    let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("b2b-convert");
-    cmd.current_dir(dir);
-    for (var, _) in ENV_KEYS.iter().chain(ENV_SECRETS) {
-        cmd.env_remove(var);
-    }
-    cmd.env_remove(LOG_FILTER_VAR).env_remove("B2BC_CONFIG");
-    cmd
-}
+use crate::support::b2b_convert;
 
 #[cfg(unix)]
 fn mode(path: &Path) -> u32 {
@@ -216,7 +204,7 @@ fn every_command_explains_itself_with_an_example() {
         .assert()
         .success()
         .stdout(predicate::str::contains("Exit codes"));
-    for command in ["init", "config"] {
+    for command in ["init", "config", "check", "discover"] {
         b2b_convert(dir.path())
             .args([command, "--help"])
             .assert()
@@ -241,4 +229,51 @@ fn json_logs_are_one_object_per_line() {
         serde_json::from_str::<serde_json::Value>(line)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
     }
+}
+
+#[test]
+fn sim_serve_prints_how_to_use_it_and_stops_on_ctrl_c() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("b2b-convert"))
+        .args(["sim", "serve", "--users", "50", "--port", "0"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut banner = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = line.contains("Press Ctrl-C");
+        banner.push(line);
+        if done {
+            break;
+        }
+    }
+    let banner = banner.join("\n");
+    assert!(
+        banner.contains("export B2BC_GRAPH_URL=http://127.0.0.1:"),
+        "{banner}"
+    );
+    assert!(banner.contains("export AZURE_CLIENT_SECRET="), "{banner}");
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l.contains("Stopping")), "{rest:?}");
+}
+
+#[test]
+fn sim_serve_refuses_a_bad_fault_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    b2b_convert(dir.path())
+        .args(["sim", "serve", "--faults", "invitations:503=2"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--faults"));
 }

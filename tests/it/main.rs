@@ -1,5 +1,9 @@
 //! Integration tests: one binary (faster to link on small machines), one module per area.
 
+mod check;
 mod cli;
+mod discover;
+mod graph;
 mod project;
 mod sim;
+mod support;

@@ -9,22 +9,11 @@ mod serve;
 mod throttling;
 mod users;
 
-use std::sync::Once;
-
 use b2b_convert::sim::{Sim, SimSpec, ThrottleConfig};
 use serde_json::Value;
 
-/// Installs the ring provider reqwest needs (ENVIRONMENT.md §1.2), once per process.
-pub fn install_crypto() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
 /// A plain HTTP client (no retries, no redirects) for talking to the simulator.
 pub fn client() -> reqwest::Client {
-    install_crypto();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(64)

@@ -1,0 +1,252 @@
+//! `check`: can the configured workflow run? Gets a token, lists the permissions it claims,
+//! tries each read the tool needs, fetches the tenant facts, and prints a ready/not-ready table.
+//! Read-only: it never writes to the tenant or the store.
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use serde::Serialize;
+
+use super::{Ctx, Outcome, connect};
+use crate::cli::CheckArgs;
+use crate::domain::{Rule, RuleMode};
+use crate::graph::auth::TokenClaims;
+use crate::graph::permissions::Capability;
+use crate::graph::{Error as GraphError, GraphClient, Priority};
+use crate::output;
+
+/// The workflow is not ready; the table says why (exit code 1).
+#[derive(Debug, thiserror::Error)]
+#[error("not ready: {0}")]
+pub struct NotReady(String);
+
+#[derive(Serialize)]
+struct Report {
+    ready: bool,
+    tenant: TenantReport,
+    token: TokenReport,
+    capabilities: Vec<CapabilityReport>,
+}
+
+#[derive(Serialize, Default)]
+struct TenantReport {
+    id: Option<String>,
+    name: Option<String>,
+    verified_domains: Vec<String>,
+    federation_domains: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct TokenReport {
+    /// `application` or `delegated`; `unknown` for a token that is not a readable JWT.
+    kind: &'static str,
+    client_id: Option<String>,
+    tenant_id: Option<String>,
+    permissions: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct CapabilityReport {
+    capability: Capability,
+    description: &'static str,
+    required: bool,
+    /// The granted permission that covers it, per the token's claims.
+    granted_by: Option<String>,
+    /// For reads: what trying it returned (`ok` or Graph's error).
+    probe: Option<String>,
+    satisfied: bool,
+}
+
+impl CheckArgs {
+    pub async fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {
+        let settings = ctx.settings()?;
+        let client = connect(&settings)?;
+        let token = client
+            .tokens()
+            .token()
+            .await
+            .context("getting an access token")?;
+        let claims = TokenClaims::decode(token.expose_secret());
+        drop(token);
+        let granted = claims
+            .as_ref()
+            .map(TokenClaims::permissions)
+            .unwrap_or_default();
+
+        let (tenant, probes) = probe(&client).await;
+        let required = |capability: Capability| match capability {
+            Capability::ReadGroupMembers => false,
+            Capability::UpdateUsers => settings.invitation.set_mail_before_invite,
+            Capability::ReadFederation => {
+                settings.rules.mode(Rule::DirectFederation) != RuleMode::Off
+            }
+            _ => true,
+        };
+        let capabilities: Vec<CapabilityReport> = Capability::ALL
+            .into_iter()
+            .map(|capability| {
+                let granted_by = capability.granted_by(&granted).map(str::to_owned);
+                let probe = probes
+                    .iter()
+                    .find(|(c, _)| *c == capability)
+                    .map(|(_, result)| describe_probe(result.as_ref().err()));
+                let satisfied = match &probe {
+                    Some(text) => text == "ok",
+                    None => granted_by.is_some(),
+                };
+                let probe = match (&probe, &claims) {
+                    (None, None) => Some("cannot tell: the token is not a readable JWT".to_owned()),
+                    _ => probe,
+                };
+                CapabilityReport {
+                    capability,
+                    description: capability.describe(),
+                    required: required(capability),
+                    granted_by,
+                    probe,
+                    satisfied,
+                }
+            })
+            .collect();
+        let missing: Vec<&str> = capabilities
+            .iter()
+            .filter(|c| c.required && !c.satisfied)
+            .map(|c| c.description)
+            .collect();
+        let report = Report {
+            ready: missing.is_empty(),
+            tenant,
+            token: TokenReport {
+                kind: match &claims {
+                    Some(c) if c.is_delegated() => "delegated",
+                    Some(_) => "application",
+                    None => "unknown",
+                },
+                client_id: claims
+                    .as_ref()
+                    .and_then(|c| c.client_id().map(str::to_owned)),
+                tenant_id: claims.as_ref().and_then(|c| c.tid.clone()),
+                permissions: granted,
+            },
+            capabilities,
+        };
+        if let (Some(token_tenant), Some(tenant)) = (&report.token.tenant_id, &report.tenant.id)
+            && !token_tenant.eq_ignore_ascii_case(tenant)
+        {
+            tracing::warn!(%token_tenant, %tenant, "the token was issued in another tenant");
+        }
+
+        if self.json {
+            let mut text = serde_json::to_string_pretty(&report)?;
+            text.push('\n');
+            output::write_stdout(&text)?;
+        } else {
+            output::write_stdout(&render(&report))?;
+        }
+        if missing.is_empty() {
+            Ok(Outcome::Done)
+        } else {
+            Err(NotReady(format!("missing: {}", missing.join("; "))).into())
+        }
+    }
+}
+
+/// Tries each read the workflow needs, keeping what the tenant facts say along the way.
+async fn probe(client: &GraphClient) -> (TenantReport, Vec<(Capability, Result<(), GraphError>)>) {
+    let mut tenant = TenantReport::default();
+    let mut probes = Vec::new();
+    let organization = client.organization().await;
+    if let Ok((id, name)) = &organization {
+        tenant.id = Some(id.to_string());
+        tenant.name.clone_from(name);
+    }
+    probes.push((Capability::ReadOrganization, organization.map(drop)));
+    let domains = client.domains().await;
+    if let Ok(domains) = &domains {
+        tenant.verified_domains = domains
+            .iter()
+            .filter(|d| d.is_verified)
+            .map(|d| d.name.clone())
+            .collect();
+    }
+    probes.push((Capability::ReadDomains, domains.map(drop)));
+    let federation = client.federation_domains().await;
+    if let Ok(federation) = &federation {
+        tenant.federation_domains = federation.iter().map(|d| d.domain.clone()).collect();
+    }
+    probes.push((Capability::ReadFederation, federation.map(drop)));
+    let users = client
+        .get::<serde_json::Value>(client.url("users?$select=id&$top=1"), Priority::Normal, &[])
+        .await;
+    probes.push((Capability::ReadUsers, users.map(drop)));
+    (tenant, probes)
+}
+
+fn describe_probe(error: Option<&GraphError>) -> String {
+    match error {
+        None => "ok".to_owned(),
+        Some(GraphError::Api(api)) => format!("{} {}", api.status, api.code),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn render(report: &Report) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    let tenant = &report.tenant;
+    let federation = if tenant.federation_domains.is_empty() {
+        "no direct-federation domains".to_owned()
+    } else {
+        tenant.federation_domains.join(", ")
+    };
+    let _ = writeln!(
+        text,
+        "Tenant     {} ({})\nDomains    {} verified: {}\nFederation {federation}",
+        tenant.name.as_deref().unwrap_or("name unknown"),
+        tenant.id.as_deref().unwrap_or("id unknown"),
+        tenant.verified_domains.len(),
+        tenant.verified_domains.join(", "),
+    );
+    let _ = writeln!(
+        text,
+        "Token      {} token, client {}, {} permission(s): {}\n",
+        report.token.kind,
+        report.token.client_id.as_deref().unwrap_or("unknown"),
+        report.token.permissions.len(),
+        report.token.permissions.join(" "),
+    );
+    let rows = report.capabilities.iter().map(|c| {
+        [
+            if c.satisfied {
+                "ok"
+            } else if c.required {
+                "MISSING"
+            } else {
+                "-"
+            }
+            .to_owned(),
+            c.description.to_owned(),
+            c.granted_by
+                .clone()
+                .unwrap_or_else(|| format!("needs {}", c.capability.permissions()[0])),
+            c.probe
+                .clone()
+                .unwrap_or_else(|| "(not tried: a write)".to_owned()),
+        ]
+    });
+    text.push_str(&output::table(
+        ["", "CAPABILITY", "PERMISSION", "TRIED"],
+        rows,
+    ));
+    text.push_str(if report.ready {
+        "\nReady: the configured workflow can run.\n"
+    } else {
+        "\nNot ready: grant the missing permissions (admin consent) and run check again.\n"
+    });
+    if report.token.kind == "delegated" {
+        text.push_str(
+            "Delegated token: the signed-in administrator also needs a directory role that may \
+             invite and update users (for example User Administrator); check cannot see roles.\n",
+        );
+    }
+    text
+}

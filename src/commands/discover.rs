@@ -1,0 +1,261 @@
+//! `discover`: snapshot users and tenant facts into the store. Read-only on the tenant.
+//!
+//! Pages are stored as they arrive, each in its own transaction, so an interruption loses at
+//! most the page in flight and a rerun refreshes the snapshot. A user list is validated
+//! completely before the first request.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use anyhow::Context;
+use futures_util::{StreamExt, TryStreamExt};
+use time::OffsetDateTime;
+
+use super::{Ctx, Outcome, connect, open_store};
+use crate::cli::DiscoverArgs;
+use crate::domain::{Rule, RuleMode, RunId, UserSnapshot};
+use crate::graph::users::IN_CLAUSE_LIMIT;
+use crate::graph::{GraphClient, LookupKey, UserSelection};
+use crate::input::{self, UserKey, UserListEntry};
+use crate::output::{self, Progress};
+use crate::store::Store;
+
+/// Users stored per transaction when they arrive in small lookups (CSV lists).
+const STORE_BATCH: usize = 500;
+
+/// What to snapshot.
+enum Source {
+    Selection(UserSelection),
+    List(Vec<UserListEntry>),
+}
+
+/// Counts shared with the progress line.
+#[derive(Default)]
+struct Counters {
+    users: AtomicU64,
+    pages: AtomicU64,
+    retries: AtomicU64,
+}
+
+impl DiscoverArgs {
+    pub async fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {
+        let settings = ctx.settings()?;
+        let source = self.source()?;
+        let counters = Arc::new(Counters::default());
+        let observed = Arc::clone(&counters);
+        let client = connect(&settings)?.with_retry_observer(Arc::new(move |_| {
+            observed.retries.fetch_add(1, Ordering::Relaxed);
+        }));
+        let store = open_store(&settings).await?;
+
+        let with_federation = settings.rules.mode(Rule::DirectFederation) != RuleMode::Off;
+        let facts = client
+            .tenant_facts(OffsetDateTime::now_utc(), with_federation)
+            .await
+            .context("reading the tenant's facts (organization, domains, direct federation)")?;
+        store.save_tenant_facts(&facts).await?;
+
+        let selector = self.selector_json();
+        let discovery = store
+            .begin_discovery(&selector, OffsetDateTime::now_utc())
+            .await?;
+        let started = Instant::now();
+        let progress = Progress::spinner("reading users");
+        let result = tokio::select! {
+            result = snapshot(&client, &store, discovery, &source, &counters, &progress, settings.throughput.max_concurrency.get()) => result,
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted; the pages stored so far are kept, run discover again to complete the snapshot")),
+        };
+        progress.finish();
+        let finished = store
+            .finish_discovery(discovery, result.is_ok(), OffsetDateTime::now_utc())
+            .await;
+        let missing = match (result, finished) {
+            (Ok(missing), finished) => {
+                finished?;
+                missing
+            }
+            (Err(err), finished) => {
+                if let Err(also) = finished {
+                    tracing::warn!("could not mark the discovery as failed: {also}");
+                }
+                return Err(err);
+            }
+        };
+
+        let users = counters.users.load(Ordering::Relaxed);
+        let elapsed = started.elapsed();
+        let mut summary = format!(
+            "Tenant      {} ({})\n\
+             Domains     {} verified, {} with direct federation\n\
+             Users       {users} stored in {:.1} s ({:.0}/s), {} page(s), {} throttled or retried request(s)\n\
+             Database    {} now holds {} user snapshot(s)\n",
+            facts.display_name.as_deref().unwrap_or("unnamed"),
+            facts.tenant_id,
+            facts.domains.iter().filter(|d| d.is_verified).count(),
+            facts.federation_domains.len(),
+            elapsed.as_secs_f64(),
+            output::rate(users, elapsed),
+            counters.pages.load(Ordering::Relaxed),
+            counters.retries.load(Ordering::Relaxed),
+            store.path().display(),
+            store.count_users().await?,
+        );
+        if !missing.is_empty() {
+            let _ = writeln!(
+                summary,
+                "\n{} user(s) of the list were not found in the tenant:",
+                missing.len()
+            );
+            for entry in &missing {
+                let _ = writeln!(summary, "  line {}: {}", entry.line, describe(&entry.key));
+            }
+        }
+        output::write_stdout(&summary)?;
+        Ok(if missing.is_empty() {
+            Outcome::Done
+        } else {
+            Outcome::SomeUsersFailed
+        })
+    }
+
+    fn source(&self) -> anyhow::Result<Source> {
+        Ok(if let Some(path) = &self.csv {
+            Source::List(input::read_user_list(path)?)
+        } else if let Some(id) = self.group {
+            Source::Selection(UserSelection::Group {
+                id,
+                transitive: self.transitive,
+            })
+        } else if let Some(filter) = &self.filter {
+            Source::Selection(UserSelection::Filter(filter.clone()))
+        } else {
+            Source::Selection(UserSelection::All)
+        })
+    }
+
+    fn selector_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "csv": self.csv.as_ref().map(|p| p.display().to_string()),
+            "group": self.group,
+            "transitive": self.transitive,
+            "filter": self.filter,
+        })
+    }
+}
+
+/// Reads the users and stores them page by page. Returns the list entries not found.
+async fn snapshot(
+    client: &GraphClient,
+    store: &Store,
+    discovery: RunId,
+    source: &Source,
+    counters: &Counters,
+    progress: &Progress,
+    concurrency: usize,
+) -> anyhow::Result<Vec<UserListEntry>> {
+    let started = Instant::now();
+    let show = |counters: &Counters| {
+        let users = counters.users.load(Ordering::Relaxed);
+        progress.set_message(format!(
+            "{users} users, {} pages, {:.0}/s, {} retries",
+            counters.pages.load(Ordering::Relaxed),
+            output::rate(users, started.elapsed()),
+            counters.retries.load(Ordering::Relaxed),
+        ));
+    };
+    match source {
+        Source::Selection(selection) => {
+            let mut pages = std::pin::pin!(client.users(selection, OffsetDateTime::now_utc()));
+            while let Some(page) = pages.try_next().await.context("reading users from Graph")? {
+                store.store_user_page(discovery, &page.items).await?;
+                counters
+                    .users
+                    .fetch_add(page.items.len() as u64, Ordering::Relaxed);
+                counters.pages.fetch_add(1, Ordering::Relaxed);
+                show(counters);
+            }
+            Ok(Vec::new())
+        }
+        Source::List(entries) => {
+            let mut found: HashSet<String> = HashSet::new();
+            let lookups = lookup_batches(entries);
+            let mut results = futures_util::stream::iter(lookups)
+                .map(|(key, values)| async move {
+                    client
+                        .users_by_key(key, &values, OffsetDateTime::now_utc())
+                        .await
+                })
+                .buffer_unordered(concurrency);
+            let mut batch: Vec<UserSnapshot> = Vec::with_capacity(STORE_BATCH);
+            while let Some(users) = results.next().await {
+                let users = users.context("looking up the listed users in Graph")?;
+                counters.pages.fetch_add(1, Ordering::Relaxed);
+                for user in users {
+                    found.insert(user.id.to_string());
+                    found.insert(user.user_principal_name.to_lowercase());
+                    batch.push(user);
+                }
+                if batch.len() >= STORE_BATCH {
+                    store.store_user_page(discovery, &batch).await?;
+                    counters
+                        .users
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    batch.clear();
+                }
+                show(counters);
+            }
+            if !batch.is_empty() {
+                store.store_user_page(discovery, &batch).await?;
+                counters
+                    .users
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
+            Ok(entries
+                .iter()
+                .filter(|e| {
+                    let key = match &e.key {
+                        UserKey::Id(id) => id.to_string(),
+                        UserKey::Upn(upn) => upn.to_lowercase(),
+                    };
+                    !found.contains(&key)
+                })
+                .cloned()
+                .collect())
+        }
+    }
+}
+
+/// Groups a list into lookups of at most [`IN_CLAUSE_LIMIT`] ids or UPNs.
+fn lookup_batches(entries: &[UserListEntry]) -> Vec<(LookupKey, Vec<String>)> {
+    let ids: Vec<String> = entries
+        .iter()
+        .filter_map(|e| match &e.key {
+            UserKey::Id(id) => Some(id.to_string()),
+            UserKey::Upn(_) => None,
+        })
+        .collect();
+    let upns: Vec<String> = entries
+        .iter()
+        .filter_map(|e| match &e.key {
+            UserKey::Upn(upn) => Some(upn.clone()),
+            UserKey::Id(_) => None,
+        })
+        .collect();
+    ids.chunks(IN_CLAUSE_LIMIT)
+        .map(|c| (LookupKey::Id, c.to_vec()))
+        .chain(
+            upns.chunks(IN_CLAUSE_LIMIT)
+                .map(|c| (LookupKey::UserPrincipalName, c.to_vec())),
+        )
+        .collect()
+}
+
+fn describe(key: &UserKey) -> String {
+    match key {
+        UserKey::Id(id) => id.to_string(),
+        UserKey::Upn(upn) => upn.clone(),
+    }
+}

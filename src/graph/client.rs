@@ -1,0 +1,542 @@
+//! The one Graph HTTP client: every request goes through `GraphClient::execute`, which adds
+//! the token, a `client-request-id` and the throttle priority, retries what may be retried,
+//! refreshes the token once after a 401, and turns every answer into a typed result.
+//!
+//! The bearer token is only ever sent to the configured Graph origin: any other URL (for
+//! example a doctored `@odata.nextLink`) is refused before a byte is sent, and redirects are
+//! never followed. A proxy in front of Graph must therefore rewrite the `@odata.nextLink`s it
+//! passes on to its own origin.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::Stream;
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use super::auth::TokenProvider;
+use super::error::{Error, api_error};
+use super::retry::{AttemptFailure, Idempotency, RetryPolicy, Verdict, retry_after};
+
+/// `x-ms-throttle-priority`: bulk reads go `low` so interactive work in the tenant goes first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Priority {
+    Normal,
+    Low,
+}
+
+/// What every answer tells about itself, for the event log and diagnostics.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ResponseMeta {
+    pub status: u16,
+    pub request_id: Option<String>,
+    pub client_request_id: String,
+    /// Resource units the request cost (`x-ms-resource-unit`).
+    pub resource_units: Option<u32>,
+    /// How close the app is to its limit, 0.8–1.8, sent only above 80 % (`x-ms-throttle-limit-percentage`).
+    pub throttle_limit_percentage: Option<f32>,
+    /// Attempts it took, the successful one included.
+    pub attempts: u32,
+    /// Time spent waiting between attempts.
+    pub waited: Duration,
+    pub elapsed: Duration,
+}
+
+/// A decoded answer with its metadata.
+#[derive(Clone, Debug)]
+pub struct Response<T> {
+    pub body: T,
+    pub meta: ResponseMeta,
+}
+
+/// Called once per retry, so callers can count and show throttling.
+pub type RetryObserver = Arc<dyn Fn(&RetryEvent) + Send + Sync>;
+
+/// One retry about to happen.
+#[derive(Clone, Debug)]
+pub struct RetryEvent {
+    pub method: String,
+    pub path: String,
+    pub attempt: u32,
+    pub failure: String,
+    pub wait: Duration,
+}
+
+/// How to build a [`GraphClient`].
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// The Graph root, for example `https://graph.microsoft.com/`; `v1.0/` is appended.
+    pub graph_url: Url,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub retry: RetryPolicy,
+    pub low_priority_reads: bool,
+}
+
+/// The Graph client. Cheap to share behind an `Arc`.
+pub struct GraphClient {
+    http: reqwest::Client,
+    origin: url::Origin,
+    api_base: Url,
+    tokens: TokenProvider,
+    retry: RetryPolicy,
+    low_priority_reads: bool,
+    observer: Option<RetryObserver>,
+}
+
+impl std::fmt::Debug for GraphClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphClient")
+            .field("api_base", &self.api_base.as_str())
+            .field("tokens", &self.tokens)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The HTTP client used for Graph and the token endpoint: our User-Agent, timeouts, gzip.
+pub fn http_client(
+    connect_timeout: Duration,
+    request_timeout: Duration,
+) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .user_agent(concat!("b2b-convert/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(connect_timeout)
+        .timeout(request_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+}
+
+/// Adds a trailing slash so that `join` appends instead of replacing the last segment.
+pub(crate) fn as_base(url: &Url) -> Url {
+    let mut url = url.clone();
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    url
+}
+
+impl GraphClient {
+    pub fn new(http: reqwest::Client, tokens: TokenProvider, options: &ClientOptions) -> Self {
+        let root = as_base(&options.graph_url);
+        Self {
+            http,
+            origin: root.origin(),
+            api_base: root.join("v1.0/").expect("a constant relative path joins"),
+            tokens,
+            retry: options.retry.clone(),
+            low_priority_reads: options.low_priority_reads,
+            observer: None,
+        }
+    }
+
+    /// Calls `observer` before every retry (for progress displays).
+    #[must_use]
+    pub fn with_retry_observer(mut self, observer: RetryObserver) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    pub fn tokens(&self) -> &TokenProvider {
+        &self.tokens
+    }
+
+    /// The absolute URL of a v1.0 path such as `users?$top=999`.
+    pub fn url(&self, path_and_query: &str) -> Url {
+        self.api_base
+            .join(path_and_query.trim_start_matches('/'))
+            .expect("a relative Graph path joins")
+    }
+
+    /// GETs a JSON document.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        url: Url,
+        priority: Priority,
+        extra_headers: &[(&'static str, &'static str)],
+    ) -> Result<Response<T>, Error> {
+        let raw = self
+            .execute(Method::GET, url, None, priority, extra_headers)
+            .await?;
+        decode(raw)
+    }
+
+    /// Sends a write (POST/PATCH) with a JSON body. Retried only where the service cannot
+    /// have acted; otherwise an unclear outcome is [`Error::OutcomeUnknown`].
+    pub async fn write<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+    ) -> Result<Response<Option<T>>, Error> {
+        let body = serde_json::to_vec(body).expect("request bodies serialize");
+        let raw = self
+            .execute(method, self.url(path), Some(body), Priority::Normal, &[])
+            .await?;
+        if raw.body.is_empty() || raw.meta.status == StatusCode::NO_CONTENT.as_u16() {
+            return Ok(Response {
+                body: None,
+                meta: raw.meta,
+            });
+        }
+        let (method, path, meta) = (raw.method.clone(), raw.path.clone(), raw.meta.clone());
+        match decode(raw) {
+            Ok(response) => Ok(Response {
+                body: Some(response.body),
+                meta: response.meta,
+            }),
+            // The service accepted the write; only its answer is unreadable. Calling that a
+            // failure would invite a resend, so it is an unknown outcome to reconcile.
+            Err(err) => Err(Error::OutcomeUnknown {
+                method,
+                path,
+                reason: format!("the service accepted it but its answer is unreadable: {err}"),
+                status: Some(meta.status),
+                request_id: meta.request_id,
+                client_request_id: meta.client_request_id,
+            }),
+        }
+    }
+
+    /// Follows `@odata.nextLink` from `first`, yielding each page's items. Each link is used
+    /// exactly as given (it carries the skip token), after checking it points at Graph.
+    pub fn pages<T: DeserializeOwned + Send + 'static>(
+        &self,
+        first: Url,
+        extra_headers: &'static [(&'static str, &'static str)],
+    ) -> impl Stream<Item = Result<Page<T>, Error>> + Send + '_ {
+        futures_util::stream::try_unfold(Some(first), move |next| async move {
+            let Some(url) = next else { return Ok(None) };
+            let response: Response<PageBody<T>> =
+                self.get(url, self.read_priority(), extra_headers).await?;
+            let next = response
+                .body
+                .next_link
+                .as_deref()
+                .map(|link| {
+                    Url::parse(link).map_err(|e| Error::Decode {
+                        method: "GET".into(),
+                        path: "@odata.nextLink".into(),
+                        field: "@odata.nextLink".into(),
+                        message: e.to_string(),
+                        request_id: response.meta.request_id.clone().unwrap_or_default(),
+                    })
+                })
+                .transpose()?;
+            let page = Page {
+                items: response.body.value,
+                meta: response.meta,
+            };
+            Ok(Some((page, next)))
+        })
+    }
+
+    fn read_priority(&self) -> Priority {
+        if self.low_priority_reads {
+            Priority::Low
+        } else {
+            Priority::Normal
+        }
+    }
+
+    /// Sends one logical request, with retries and one token refresh after a 401.
+    async fn execute(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<Vec<u8>>,
+        priority: Priority,
+        extra_headers: &[(&'static str, &'static str)],
+    ) -> Result<Raw, Error> {
+        if url.origin() != self.origin {
+            return Err(Error::ForeignHost {
+                found: url.origin().ascii_serialization(),
+                expected: self.origin.ascii_serialization(),
+            });
+        }
+        let request = Request {
+            idempotency: if method == Method::GET {
+                Idempotency::Read
+            } else {
+                Idempotency::Write
+            },
+            path: path_of(&url),
+            method,
+            url,
+            body,
+            priority,
+            extra_headers,
+            client_request_id: uuid::Uuid::new_v4().to_string(),
+        };
+        let started = Instant::now();
+        let mut waited = Duration::ZERO;
+        let mut refreshed_once = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let failed = match self.attempt(&request).await? {
+                Attempt::Answered(status, headers, bytes) => {
+                    let meta = meta(
+                        status,
+                        &headers,
+                        &request.client_request_id,
+                        attempt,
+                        waited,
+                        started,
+                    );
+                    if status.is_success() {
+                        return Ok(Raw {
+                            method: request.method.to_string(),
+                            path: request.path,
+                            body: bytes,
+                            meta,
+                        });
+                    }
+                    if status == StatusCode::UNAUTHORIZED && !refreshed_once {
+                        refreshed_once = true;
+                        attempt -= 1;
+                        continue;
+                    }
+                    log_throttle(&headers, status);
+                    let wait_hint = retry_after(&headers, SystemTime::now());
+                    let error = api_error(
+                        request.method.as_str(),
+                        &request.path,
+                        status,
+                        meta.request_id,
+                        &request.client_request_id,
+                        wait_hint,
+                        &bytes,
+                    );
+                    Failed {
+                        failure: AttemptFailure::Status(status.as_u16()),
+                        wait_hint,
+                        error: Error::Api(Box::new(error)),
+                    }
+                }
+                Attempt::Failed(failed) => failed,
+            };
+            let verdict = self.retry.verdict(
+                request.idempotency,
+                failed.failure,
+                attempt,
+                failed.wait_hint,
+                rand::random::<f64>(),
+            );
+            match verdict {
+                Verdict::RetryAfter(wait) => {
+                    self.announce_retry(&request, attempt, &failed.error, wait);
+                    tokio::time::sleep(wait).await;
+                    waited += wait;
+                }
+                Verdict::GiveUp => return Err(failed.error),
+                Verdict::OutcomeUnknown => return Err(request.outcome_unknown(&failed.error)),
+            }
+        }
+    }
+
+    /// One attempt: a token (refreshed if the last answer was 401), the request, the answer.
+    async fn attempt(&self, request: &Request<'_>) -> Result<Attempt, Error> {
+        let token = self.tokens.token().await?;
+        let mut builder = self
+            .http
+            .request(request.method.clone(), request.url.clone())
+            .bearer_auth(token.expose_secret())
+            .header("client-request-id", &request.client_request_id)
+            .header("return-client-request-id", "true");
+        if request.priority == Priority::Low {
+            builder = builder.header("x-ms-throttle-priority", "low");
+        }
+        for (name, value) in request.extra_headers {
+            builder = builder.header(*name, *value);
+        }
+        if let Some(body) = &request.body {
+            builder = builder
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+        let transport = |err: &reqwest::Error, failure| {
+            Attempt::Failed(Failed {
+                failure,
+                wait_hint: None,
+                error: Error::Transport {
+                    method: request.method.to_string(),
+                    path: request.path.clone(),
+                    reason: super::auth::error_chain(err),
+                },
+            })
+        };
+        let response = match builder.send().await {
+            Ok(response) => response,
+            Err(err) if err.is_connect() => {
+                return Ok(transport(&err, AttemptFailure::ConnectFailed));
+            }
+            Err(err) => return Ok(transport(&err, AttemptFailure::NoAnswer)),
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        match response.bytes().await {
+            Ok(bytes) => {
+                if status == StatusCode::UNAUTHORIZED {
+                    tracing::info!(path = %request.path, "Graph answered 401; refreshing the token once");
+                    self.tokens.invalidate(&token).await?;
+                }
+                Ok(Attempt::Answered(status, headers, bytes.to_vec()))
+            }
+            Err(err) => Ok(transport(&err, AttemptFailure::NoAnswer)),
+        }
+    }
+
+    fn announce_retry(&self, request: &Request<'_>, attempt: u32, error: &Error, wait: Duration) {
+        tracing::warn!(
+            method = %request.method, path = %request.path, attempt, wait_ms = wait.as_millis(),
+            "retrying after: {error}"
+        );
+        if let Some(observer) = &self.observer {
+            observer(&RetryEvent {
+                method: request.method.to_string(),
+                path: request.path.clone(),
+                attempt,
+                failure: error.to_string(),
+                wait,
+            });
+        }
+    }
+}
+
+/// One logical request, as sent on every attempt.
+struct Request<'a> {
+    method: Method,
+    url: Url,
+    path: String,
+    body: Option<Vec<u8>>,
+    priority: Priority,
+    extra_headers: &'a [(&'static str, &'static str)],
+    idempotency: Idempotency,
+    client_request_id: String,
+}
+
+impl Request<'_> {
+    fn outcome_unknown(&self, cause: &Error) -> Error {
+        let (status, request_id) = match cause {
+            Error::Api(api) => (Some(api.status), Some(api.request_id.clone())),
+            _ => (None, None),
+        };
+        Error::OutcomeUnknown {
+            method: self.method.to_string(),
+            path: self.path.clone(),
+            reason: cause.to_string(),
+            status,
+            request_id,
+            client_request_id: self.client_request_id.clone(),
+        }
+    }
+}
+
+/// What one attempt came to.
+enum Attempt {
+    /// An answer, successful or not, with its whole body.
+    Answered(StatusCode, HeaderMap, Vec<u8>),
+    /// No usable answer.
+    Failed(Failed),
+}
+
+struct Failed {
+    failure: AttemptFailure,
+    wait_hint: Option<Duration>,
+    error: Error,
+}
+
+/// One page of a collection.
+#[derive(Clone, Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub meta: ResponseMeta,
+}
+
+#[derive(serde::Deserialize)]
+struct PageBody<T> {
+    #[serde(default = "Vec::new")]
+    value: Vec<T>,
+    #[serde(rename = "@odata.nextLink")]
+    next_link: Option<String>,
+}
+
+/// An undecoded successful answer.
+struct Raw {
+    method: String,
+    path: String,
+    body: Vec<u8>,
+    meta: ResponseMeta,
+}
+
+fn decode<T: DeserializeOwned>(raw: Raw) -> Result<Response<T>, Error> {
+    let mut deserializer = serde_json::Deserializer::from_slice(&raw.body);
+    match serde_path_to_error::deserialize(&mut deserializer) {
+        Ok(body) => Ok(Response {
+            body,
+            meta: raw.meta,
+        }),
+        Err(err) => Err(Error::Decode {
+            method: raw.method,
+            path: raw.path,
+            field: err.path().to_string(),
+            message: err.into_inner().to_string(),
+            request_id: raw.meta.request_id.unwrap_or_default(),
+        }),
+    }
+}
+
+/// Path and query of a URL: what errors and logs show (never the host's credentials).
+fn path_of(url: &Url) -> String {
+    match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_owned(),
+    }
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v: &HeaderValue| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn meta(
+    status: StatusCode,
+    headers: &HeaderMap,
+    client_request_id: &str,
+    attempts: u32,
+    waited: Duration,
+    started: Instant,
+) -> ResponseMeta {
+    ResponseMeta {
+        status: status.as_u16(),
+        request_id: header_text(headers, "request-id"),
+        client_request_id: client_request_id.to_owned(),
+        resource_units: header_text(headers, "x-ms-resource-unit").and_then(|v| v.parse().ok()),
+        throttle_limit_percentage: header_text(headers, "x-ms-throttle-limit-percentage")
+            .and_then(|v| v.parse().ok()),
+        attempts,
+        waited,
+        elapsed: started.elapsed(),
+    }
+}
+
+fn log_throttle(headers: &HeaderMap, status: StatusCode) {
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        tracing::debug!(
+            scope = header_text(headers, "x-ms-throttle-scope")
+                .as_deref()
+                .unwrap_or("-"),
+            information = header_text(headers, "x-ms-throttle-information")
+                .as_deref()
+                .unwrap_or("-"),
+            "throttled"
+        );
+    }
+}

@@ -1,0 +1,23 @@
+//! Microsoft Graph: the only module that speaks HTTP to the tenant. Everything it returns is a
+//! domain type or a typed [`Error`].
+//!
+//! - [`auth`]: tokens (client secret, certificate, pre-obtained token, device code).
+//! - [`client`]: the one client and response checker; retries, throttling, paging.
+//! - [`retry`]: the pure retry policy.
+//! - [`users`] and `tenant`: the resources the tool reads, as domain types.
+//!
+//! It must not touch the store, evaluate rules, or decide what a failure means for a user: it
+//! reports precisely what happened (including "the outcome of this write is unknown") and the
+//! caller decides.
+
+pub mod auth;
+pub mod client;
+mod error;
+pub mod permissions;
+pub mod retry;
+mod tenant;
+pub mod users;
+
+pub use client::{ClientOptions, GraphClient, Page, Priority, Response, ResponseMeta};
+pub use error::{ApiError, Error};
+pub use users::{LookupKey, UserSelection};

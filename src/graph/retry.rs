@@ -1,0 +1,268 @@
+//! When to try a Graph request again, and how long to wait first (NOTES.md §8).
+//!
+//! Pure policy: no I/O, no clock, randomness passed in. Reads are retried on throttling (429)
+//! and transient failures (500, 502, 503, 504, connection errors) honouring `Retry-After`, else with
+//! capped exponential backoff and full jitter. Writes are retried only where the service
+//! cannot have acted (a 429, a connection that was never established); everything else is an
+//! unknown outcome that the caller must reconcile, never a blind resend.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+
+/// Whether repeating a request could change the tenant twice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Idempotency {
+    /// GET and friends: repeating is harmless.
+    Read,
+    /// POST/PATCH: the first attempt may already have taken effect.
+    Write,
+}
+
+/// What went wrong with one attempt, as far as retrying cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptFailure {
+    /// The service answered with this status.
+    Status(u16),
+    /// No connection could be made: the request never left.
+    ConnectFailed,
+    /// The request may have been sent but no (complete) answer came back: timeout, reset.
+    NoAnswer,
+}
+
+/// The verdict for one failed attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Wait this long, then send the request again.
+    RetryAfter(Duration),
+    /// Do not retry: the failure is final (or the attempts are used up).
+    GiveUp,
+    /// A write whose effect is unknown: reconcile with the tenant before anything else.
+    OutcomeUnknown,
+}
+
+/// Bounded retries with exponential backoff.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first one included.
+    pub max_attempts: u32,
+    /// The first backoff step when the service gives no `Retry-After`.
+    pub base_delay: Duration,
+    /// No single wait is longer than this, whatever the service asks.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 6,
+            base_delay: Duration::from_secs(2),
+            max_delay: Duration::from_mins(3),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Decides what to do after failed attempt number `attempt` (1-based). `retry_after` is the
+    /// service's `Retry-After`, if any; `jitter` is a uniform random number in `[0, 1)`.
+    pub fn verdict(
+        &self,
+        idempotency: Idempotency,
+        failure: AttemptFailure,
+        attempt: u32,
+        retry_after: Option<Duration>,
+        jitter: f64,
+    ) -> Verdict {
+        let transient = match (idempotency, failure) {
+            (_, AttemptFailure::Status(429) | AttemptFailure::ConnectFailed)
+            | (
+                Idempotency::Read,
+                AttemptFailure::Status(500 | 502 | 503 | 504) | AttemptFailure::NoAnswer,
+            ) => true,
+            (Idempotency::Write, AttemptFailure::Status(500..=599) | AttemptFailure::NoAnswer) => {
+                return Verdict::OutcomeUnknown;
+            }
+            _ => false,
+        };
+        if !transient || attempt >= self.max_attempts {
+            return Verdict::GiveUp;
+        }
+        // The service's Retry-After is honoured in full: retrying earlier still counts against
+        // the quota. Only our own backoff is capped.
+        Verdict::RetryAfter(retry_after.unwrap_or_else(|| self.backoff(attempt, jitter)))
+    }
+
+    /// Full-jitter exponential backoff: a random wait in `[0, base * 2^(attempt-1)]`, at least
+    /// a tenth of the step so a retry is never immediate.
+    fn backoff(&self, attempt: u32, jitter: f64) -> Duration {
+        let step = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+            .min(self.max_delay);
+        step.mul_f64(jitter.clamp(0.1, 1.0))
+    }
+}
+
+/// Reads `Retry-After` as delay-seconds (what Graph sends) or an HTTP date.
+pub fn retry_after(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::header::HeaderValue;
+    use rstest::rstest;
+
+    use super::*;
+
+    const POLICY: RetryPolicy = RetryPolicy {
+        max_attempts: 4,
+        base_delay: Duration::from_secs(2),
+        max_delay: Duration::from_secs(60),
+    };
+    const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+    #[rstest]
+    #[case::read_throttled(
+        Idempotency::Read,
+        AttemptFailure::Status(429),
+        Verdict::RetryAfter(SECS(7))
+    )]
+    #[case::read_unavailable(
+        Idempotency::Read,
+        AttemptFailure::Status(503),
+        Verdict::RetryAfter(SECS(7))
+    )]
+    #[case::read_gateway_timeout(
+        Idempotency::Read,
+        AttemptFailure::Status(504),
+        Verdict::RetryAfter(SECS(7))
+    )]
+    #[case::read_no_answer(
+        Idempotency::Read,
+        AttemptFailure::NoAnswer,
+        Verdict::RetryAfter(SECS(7))
+    )]
+    #[case::read_server_error(
+        Idempotency::Read,
+        AttemptFailure::Status(500),
+        Verdict::RetryAfter(SECS(7))
+    )]
+    #[case::read_not_implemented(Idempotency::Read, AttemptFailure::Status(501), Verdict::GiveUp)]
+    #[case::read_bad_request(Idempotency::Read, AttemptFailure::Status(400), Verdict::GiveUp)]
+    #[case::read_forbidden(Idempotency::Read, AttemptFailure::Status(403), Verdict::GiveUp)]
+    #[case::write_throttled(
+        Idempotency::Write,
+        AttemptFailure::Status(429),
+        Verdict::RetryAfter(SECS(7))
+    )]
+    #[case::write_never_connected(
+        Idempotency::Write,
+        AttemptFailure::ConnectFailed,
+        Verdict::RetryAfter(SECS(7))
+    )]
+    #[case::write_unavailable(
+        Idempotency::Write,
+        AttemptFailure::Status(503),
+        Verdict::OutcomeUnknown
+    )]
+    #[case::write_gateway_timeout(
+        Idempotency::Write,
+        AttemptFailure::Status(504),
+        Verdict::OutcomeUnknown
+    )]
+    #[case::write_server_error(
+        Idempotency::Write,
+        AttemptFailure::Status(500),
+        Verdict::OutcomeUnknown
+    )]
+    #[case::write_no_answer(Idempotency::Write, AttemptFailure::NoAnswer, Verdict::OutcomeUnknown)]
+    #[case::write_bad_request(Idempotency::Write, AttemptFailure::Status(400), Verdict::GiveUp)]
+    fn verdicts(
+        #[case] idempotency: Idempotency,
+        #[case] failure: AttemptFailure,
+        #[case] expected: Verdict,
+    ) {
+        assert_eq!(
+            POLICY.verdict(idempotency, failure, 1, Some(SECS(7)), 0.5),
+            expected
+        );
+    }
+
+    #[test]
+    fn attempts_are_bounded() {
+        let throttled = AttemptFailure::Status(429);
+        assert!(matches!(
+            POLICY.verdict(Idempotency::Read, throttled, 3, None, 0.5),
+            Verdict::RetryAfter(_)
+        ));
+        assert_eq!(
+            POLICY.verdict(Idempotency::Read, throttled, 4, None, 0.5),
+            Verdict::GiveUp
+        );
+    }
+
+    #[test]
+    fn backoff_grows_is_jittered_and_capped() {
+        let wait = |attempt, jitter| match POLICY.verdict(
+            Idempotency::Read,
+            AttemptFailure::Status(503),
+            attempt,
+            None,
+            jitter,
+        ) {
+            Verdict::RetryAfter(wait) => wait,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(wait(1, 0.999_999), SECS(2).mul_f64(0.999_999));
+        assert_eq!(wait(3, 0.5), SECS(4));
+        assert_eq!(wait(2, 0.0), SECS(4).mul_f64(0.1), "never immediate");
+        let long = RetryPolicy {
+            max_attempts: 40,
+            ..POLICY
+        };
+        match long.verdict(
+            Idempotency::Read,
+            AttemptFailure::Status(503),
+            30,
+            None,
+            1.0,
+        ) {
+            Verdict::RetryAfter(wait) => assert_eq!(wait, SECS(60)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn retry_after_is_honoured_in_full() {
+        assert_eq!(
+            POLICY.verdict(
+                Idempotency::Read,
+                AttemptFailure::Status(429),
+                1,
+                Some(SECS(600)),
+                0.5
+            ),
+            Verdict::RetryAfter(SECS(600))
+        );
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let now = std::time::UNIX_EPOCH + SECS(1_000_000_000);
+        let mut headers = HeaderMap::new();
+        assert_eq!(retry_after(&headers, now), None);
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("12"));
+        assert_eq!(retry_after(&headers, now), Some(SECS(12)));
+        let later = httpdate::fmt_http_date(now + SECS(30));
+        headers.insert(RETRY_AFTER, HeaderValue::from_str(&later).unwrap());
+        assert_eq!(retry_after(&headers, now), Some(SECS(30)));
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&headers, now), None);
+    }
+}

@@ -1,0 +1,188 @@
+//! `discover` against the simulated tenant: every selection, the user list's validation, and
+//! a large tenant under throttling and injected faults.
+
+use std::path::Path;
+
+use b2b_convert::sim::{FaultPlan, GeneratedTenant, Sim, SimSpec, ThrottleConfig, UserCase};
+use b2b_convert::store::Store;
+
+use crate::support::{b2b_convert, quiet_sim, run, sim_env};
+
+async fn discover(dir: &Path, sim: &Sim, args: &[&str]) -> std::process::Output {
+    let mut cmd = b2b_convert(dir);
+    cmd.arg("discover").args(args).envs(sim_env(sim));
+    run(cmd).await
+}
+
+async fn stored_users(dir: &Path) -> u64 {
+    let store = Store::open(&dir.join("b2b-convert.db")).await.unwrap();
+    let count = store.count_users().await.unwrap();
+    store.close().await;
+    count
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn all_users_and_the_tenant_facts_are_stored() {
+    let sim = quiet_sim(1_200).await;
+    let dir = tempfile::tempdir().unwrap();
+    let output = discover(dir.path(), &sim, &[]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(stored_users(dir.path()).await, sim.user_count());
+    let store = Store::open(&dir.path().join("b2b-convert.db"))
+        .await
+        .unwrap();
+    let facts = store.tenant_facts().await.unwrap().unwrap();
+    assert_eq!(facts.tenant_id.to_string(), sim.tenant_id());
+    assert!(
+        facts
+            .domains
+            .iter()
+            .any(|d| d.name == "contoso.com" && d.is_verified)
+    );
+    assert!(
+        facts
+            .federation_domains
+            .iter()
+            .any(|d| d.domain == "woodgrovebank.com")
+    );
+    let synced = sim.find_user(UserCase::SyncedOnPremisesUpn).unwrap();
+    let stored = store
+        .user_by_upn(&synced.user_principal_name)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.is_synced());
+    assert!(stored.on_premises.user_principal_name.is_some());
+
+    // A second run refreshes the same snapshots instead of adding any.
+    let output = discover(dir.path(), &sim, &["--all"]).await;
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(stored_users(dir.path()).await, sim.user_count());
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_is_read_directly_or_transitively() {
+    let sim = quiet_sim(1_000).await;
+    let wave_two = &GeneratedTenant::new(7, 1_000).groups()[1].0;
+    let direct_dir = tempfile::tempdir().unwrap();
+    let output = discover(direct_dir.path(), &sim, &["--group", wave_two]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let transitive_dir = tempfile::tempdir().unwrap();
+    let output = discover(
+        transitive_dir.path(),
+        &sim,
+        &["--group", wave_two, "--transitive"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let (direct, transitive) = (
+        stored_users(direct_dir.path()).await,
+        stored_users(transitive_dir.path()).await,
+    );
+    assert_eq!(direct, 480, "users 20..500");
+    assert_eq!(transitive, 580, "plus the nested late joiners 500..600");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_list_is_looked_up_and_the_missing_are_named() {
+    let sim = quiet_sim(300).await;
+    let dir = tempfile::tempdir().unwrap();
+    let by_id = sim.find_user(UserCase::CloudMailExternal).unwrap();
+    let by_upn = sim.find_user(UserCase::SyncedConvertible).unwrap();
+    std::fs::write(
+        dir.path().join("list.csv"),
+        format!(
+            "user\n{}\n{}\nnobody'here@contoso.com\n",
+            by_id.id,
+            by_upn.user_principal_name.to_uppercase()
+        ),
+    )
+    .unwrap();
+    let output = discover(dir.path(), &sim, &["--csv", "list.csv"]).await;
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "{stdout}{}",
+        text(&output.stderr)
+    );
+    assert!(
+        stdout.contains("line 4: nobody'here@contoso.com"),
+        "{stdout}"
+    );
+    assert_eq!(stored_users(dir.path()).await, 2);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_list_is_refused_by_line_before_anything_is_read() {
+    let sim = quiet_sim(10).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("list.csv"),
+        "user\na@contoso.com\nnot a user\n",
+    )
+    .unwrap();
+    let output = discover(dir.path(), &sim, &["--csv", "list.csv"]).await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("list.csv, line 3"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert!(
+        !dir.path().join("b2b-convert.db").exists(),
+        "nothing was written"
+    );
+    assert_eq!(
+        sim.counters().requests,
+        0,
+        "nothing was asked of the tenant"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_filter_is_sent_as_an_advanced_query_on_every_page() {
+    let sim = quiet_sim(3_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    // `endsWith` is advanced-only: without ConsistencyLevel and $count on every page the
+    // service (and the simulator) refuses it, and more than 999 matches need several pages.
+    let output = discover(
+        dir.path(),
+        &sim,
+        &["--filter", "endsWith(userPrincipalName,'@contoso.com')"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stored = stored_users(dir.path()).await;
+    assert!(stored > 999, "several pages were read: {stored}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hundred_thousand_users_under_throttling_and_503s_are_each_stored_once() {
+    let sim = Sim::start(
+        SimSpec::generated(100_000, 11)
+            .with_throttling(ThrottleConfig::default())
+            .with_faults(FaultPlan::parse("list-users:503=0.05,retry-after=1").unwrap()),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let output = discover(dir.path(), &sim, &[]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(stored_users(dir.path()).await, 100_000);
+    let injected = sim
+        .counters()
+        .endpoint(b2b_convert::sim::Endpoint::ListUsers)
+        .injected_status;
+    assert!(injected > 0, "503s were injected and retried");
+    sim.shutdown().await;
+}

@@ -1,0 +1,450 @@
+//! The Graph client against the simulated tenant: authentication in every form, paging,
+//! retries, token refresh, the foreign-host guard and unknown write outcomes.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use b2b_convert::config::AssertionAlgorithm;
+use b2b_convert::graph::auth::{AssertionSigner, Credential, Error as AuthError};
+use b2b_convert::graph::{Error, UserSelection};
+use b2b_convert::sim::{AuthConfig, FaultPlan, Sim, SimSpec, ThrottleConfig, UserCase};
+use futures_util::TryStreamExt;
+use reqwest::Method;
+use secrecy::SecretString;
+use time::OffsetDateTime;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::{client_with, client_with_secret, quiet_sim};
+
+async fn all_user_ids(client: &b2b_convert::graph::GraphClient) -> Vec<String> {
+    let pages: Vec<_> = client
+        .users(&UserSelection::All, OffsetDateTime::now_utc())
+        .try_collect()
+        .await
+        .expect("every page is read");
+    pages
+        .into_iter()
+        .flat_map(|p| p.items)
+        .map(|u| u.id.to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paging_returns_every_user_exactly_once() {
+    let sim = quiet_sim(2_500).await;
+    let client = client_with_secret(&sim, sim.client_id(), sim.client_secret());
+    let ids = all_user_ids(&client).await;
+    let unique: HashSet<_> = ids.iter().collect();
+    assert_eq!(ids.len() as u64, sim.user_count());
+    assert_eq!(unique.len(), ids.len(), "no user twice");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reads_survive_injected_503s_and_504s() {
+    let faults = FaultPlan::parse("list-users:503=0.2,504=0.05,retry-after=none").unwrap();
+    let sim = Sim::start(
+        SimSpec::generated(12_000, 7)
+            .with_throttling(ThrottleConfig::disabled())
+            .with_faults(faults),
+    )
+    .await
+    .unwrap();
+    let client = client_with_secret(&sim, sim.client_id(), sim.client_secret());
+    let ids = all_user_ids(&client).await;
+    assert_eq!(
+        ids.iter().collect::<HashSet<_>>().len() as u64,
+        sim.user_count()
+    );
+    let injected = sim
+        .counters()
+        .endpoint(b2b_convert::sim::Endpoint::ListUsers)
+        .injected_status;
+    assert!(injected > 0, "the faults were really injected");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn certificate_assertions_are_accepted_in_both_forms() {
+    let sim = quiet_sim(10).await;
+    let certificate = sim.certificate().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sim.pem");
+    std::fs::write(
+        &path,
+        format!(
+            "{}\n{}",
+            certificate.private_key_pem, certificate.certificate_pem
+        ),
+    )
+    .unwrap();
+    for algorithm in [AssertionAlgorithm::Ps256, AssertionAlgorithm::Rs256] {
+        let signer = AssertionSigner::load(&path, None, algorithm).unwrap();
+        let client = client_with(
+            &sim,
+            Credential::Certificate {
+                client_id: sim.client_id().to_owned(),
+                signer,
+            },
+        );
+        let (tenant, _) = client
+            .organization()
+            .await
+            .expect("the assertion is accepted");
+        assert_eq!(tenant.to_string(), sim.tenant_id());
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_certificate_the_app_does_not_know_is_refused() {
+    let sim = quiet_sim(10).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.pem");
+    std::fs::write(&path, include_str!("../fixtures/certificate/test-cert.pem")).unwrap();
+    let client = client_with(
+        &sim,
+        Credential::Certificate {
+            client_id: sim.client_id().to_owned(),
+            signer: AssertionSigner::load(&path, None, AssertionAlgorithm::Ps256).unwrap(),
+        },
+    );
+    let err = client.organization().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Auth(AuthError::Refused { error, .. }) if error == "invalid_client"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("AADSTS"), "{err}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_secret_is_refused_without_echoing_it() {
+    let sim = quiet_sim(10).await;
+    let client = client_with_secret(&sim, sim.client_id(), "not-the-secret-xyz");
+    let err = client.organization().await.unwrap_err();
+    assert!(
+        matches!(err, Error::Auth(AuthError::Refused { .. })),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("not-the-secret-xyz"), "{err}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejected_token_is_refreshed_once_and_the_call_succeeds() {
+    let sim = quiet_sim(10).await;
+    let client = client_with_secret(&sim, sim.client_id(), sim.client_secret());
+    client.organization().await.unwrap();
+    let issued = sim.counters().tokens_issued;
+    sim.revoke_tokens();
+    client
+        .organization()
+        .await
+        .expect("refreshed after the 401");
+    assert_eq!(sim.counters().tokens_issued, issued + 1);
+
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_is_refreshed_before_it_expires_without_a_401() {
+    let sim = Sim::start(
+        SimSpec::generated(10, 7)
+            .with_throttling(ThrottleConfig::disabled())
+            .with_auth(AuthConfig {
+                token_lifetime: Duration::from_secs(3),
+                ..AuthConfig::default()
+            }),
+    )
+    .await
+    .unwrap();
+    let client = client_with_secret(&sim, sim.client_id(), sim.client_secret());
+    client.organization().await.unwrap();
+    let issued = sim.counters().tokens_issued;
+    // Refreshed a fifth of its life (0.6 s) before expiry, so at 2.4 s.
+    tokio::time::sleep(Duration::from_millis(2_600)).await;
+    client.organization().await.unwrap();
+    assert_eq!(
+        sim.counters().tokens_issued,
+        issued + 1,
+        "a new token was fetched"
+    );
+    let organization = sim
+        .counters()
+        .endpoint(b2b_convert::sim::Endpoint::Organization);
+    assert_eq!(
+        organization.client_errors, 0,
+        "no request was sent with an expiring token"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_static_token_cannot_be_refreshed_and_says_so() {
+    let sim = quiet_sim(10).await;
+    let client = client_with(
+        &sim,
+        Credential::Static {
+            token: Arc::new(SecretString::from("eyJnot.a.valid-token")),
+            origin: "environment variable B2BC_ACCESS_TOKEN".into(),
+        },
+    );
+    let err = client.organization().await.unwrap_err();
+    assert!(
+        matches!(err, Error::Auth(AuthError::StaticTokenRejected { .. })),
+        "{err}"
+    );
+    assert!(err.to_string().contains("B2BC_ACCESS_TOKEN"), "{err}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_device_code_flow_signs_in_when_approved() {
+    let sim = Arc::new(
+        Sim::start(
+            SimSpec::generated(10, 7)
+                .with_throttling(ThrottleConfig::disabled())
+                .with_auth(AuthConfig {
+                    device_code_interval: Duration::from_secs(1),
+                    ..AuthConfig::default()
+                }),
+        )
+        .await
+        .unwrap(),
+    );
+    let approver = Arc::clone(&sim);
+    let prompt = Box::new(move |prompt: &b2b_convert::graph::auth::DeviceCodePrompt| {
+        assert!(prompt.message.contains(&prompt.user_code));
+        assert!(approver.approve_device_code(&prompt.user_code, None));
+    });
+    let client = client_with(
+        &sim,
+        Credential::DeviceCode {
+            client_id: sim.client_id().to_owned(),
+            scopes: vec![
+                "https://graph.microsoft.com/User.Read.All".to_owned(),
+                "https://graph.microsoft.com/Organization.Read.All".to_owned(),
+                "offline_access".into(),
+            ],
+            prompt,
+        },
+    );
+    let (tenant, _) = client.organization().await.expect("signed in");
+    assert_eq!(tenant.to_string(), sim.tenant_id());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_declined_device_code_stops_the_flow() {
+    let sim = Arc::new(
+        Sim::start(SimSpec::generated(10, 7).with_auth(AuthConfig {
+            device_code_interval: Duration::from_secs(1),
+            ..AuthConfig::default()
+        }))
+        .await
+        .unwrap(),
+    );
+    let decliner = Arc::clone(&sim);
+    let client = client_with(
+        &sim,
+        Credential::DeviceCode {
+            client_id: sim.client_id().to_owned(),
+            scopes: vec![
+                "https://graph.microsoft.com/Organization.Read.All".into(),
+                "offline_access".into(),
+            ],
+            prompt: Box::new(move |prompt| {
+                assert!(decliner.decline_device_code(&prompt.user_code));
+            }),
+        },
+    );
+    let err = client.organization().await.unwrap_err();
+    assert!(
+        matches!(err, Error::Auth(AuthError::DeviceCodeDeclined)),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_write_is_an_unknown_outcome_and_is_not_resent() {
+    let sim = Sim::start(
+        SimSpec::generated(200, 7)
+            .with_throttling(ThrottleConfig::disabled())
+            .with_faults(FaultPlan::parse("invitations:drop=1").unwrap()),
+    )
+    .await
+    .unwrap();
+    let user = sim.find_user(UserCase::CloudMailExternal).unwrap();
+    let client = client_with_secret(&sim, sim.client_id(), sim.client_secret());
+    let err = client
+        .write::<_, serde_json::Value>(Method::POST, "invitations", &invitation_for(&user))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::OutcomeUnknown { .. }), "{err}");
+    assert_eq!(sim.invitation_posts(&user.id), 1, "never re-sent blindly");
+    assert_eq!(
+        sim.user(&user.id).unwrap().external_user_state.as_deref(),
+        Some("PendingAcceptance"),
+        "the service did act: that is why the outcome is unknown, not failed"
+    );
+    sim.shutdown().await;
+}
+
+fn invitation_for(user: &b2b_convert::sim::User) -> serde_json::Value {
+    serde_json::json!({
+        "invitedUserEmailAddress": user.mail,
+        "inviteRedirectUrl": "https://myapps.microsoft.com",
+        "sendInvitationMessage": false,
+        "invitedUser": {"id": user.id},
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_throttled_write_is_retried_after_retry_after_and_happens_once() {
+    let sim = Sim::start(SimSpec::generated(200, 7).with_throttling(ThrottleConfig {
+        invitations: b2b_convert::sim::WindowLimit::new(1, Duration::from_secs(1)),
+        ..ThrottleConfig::default()
+    }))
+    .await
+    .unwrap();
+    let first = sim.find_user(UserCase::CloudMailExternal).unwrap();
+    let second = sim.find_user(UserCase::SyncedConvertible).unwrap();
+    let client = client_with_secret(&sim, sim.client_id(), sim.client_secret());
+    for user in [&first, &second] {
+        let response = client
+            .write::<_, serde_json::Value>(Method::POST, "invitations", &invitation_for(user))
+            .await
+            .expect("throttling is waited out");
+        assert_eq!(response.meta.status, 201);
+    }
+    assert_eq!(
+        sim.invitation_posts(&second.id),
+        2,
+        "throttled once, then accepted"
+    );
+    assert_eq!(
+        sim.counters().invitations_created,
+        2,
+        "each user invited exactly once"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_answered_503_is_an_unknown_outcome_and_is_not_resent() {
+    let sim = Sim::start(
+        SimSpec::generated(200, 7)
+            .with_throttling(ThrottleConfig::disabled())
+            .with_faults(FaultPlan::parse("invitations:503=1,retry-after=1").unwrap()),
+    )
+    .await
+    .unwrap();
+    let user = sim.find_user(UserCase::CloudMailExternal).unwrap();
+    let client = client_with_secret(&sim, sim.client_id(), sim.client_secret());
+    let err = client
+        .write::<_, serde_json::Value>(Method::POST, "invitations", &invitation_for(&user))
+        .await
+        .unwrap_err();
+    let Error::OutcomeUnknown {
+        status, request_id, ..
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    assert_eq!(*status, Some(503));
+    assert!(request_id.is_some());
+    assert_eq!(sim.invitation_posts(&user.id), 1, "never re-sent blindly");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn graph_errors_carry_code_message_and_request_ids() {
+    let sim = quiet_sim(10).await;
+    let reader = &sim.apps()[1];
+    let client = client_with_secret(&sim, &reader.client_id, &reader.secrets[0]);
+    let err = client.domains().await.unwrap_err();
+    let Error::Api(api) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(api.status, 403);
+    assert_eq!(api.code, "Authorization_RequestDenied");
+    assert_ne!(api.request_id, "none");
+    assert!(!api.client_request_id.is_empty());
+    sim.shutdown().await;
+}
+
+/// A one-route HTTP server answering every request with `body`; counts connections.
+async fn fixed_server(body: String) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&hits);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut buffer = vec![0; 8192];
+                let _ = socket.read(&mut buffer).await;
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (port, hits)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_next_link_to_another_host_is_refused_before_the_token_is_sent() {
+    let (elsewhere, elsewhere_hits) = fixed_server("{\"value\":[]}".into()).await;
+    let (graph, _) = fixed_server(format!(
+        "{{\"value\":[],\"@odata.nextLink\":\"http://localhost:{elsewhere}/v1.0/users?$skiptoken=x\"}}"
+    ))
+    .await;
+    let graph_url = url::Url::parse(&format!("http://127.0.0.1:{graph}")).unwrap();
+    let http =
+        b2b_convert::graph::client::http_client(Duration::from_secs(5), Duration::from_secs(5))
+            .unwrap();
+    let tokens = b2b_convert::graph::auth::TokenProvider::new(
+        http.clone(),
+        Credential::Static {
+            token: Arc::new(SecretString::from("token-value")),
+            origin: "test".into(),
+        },
+        &graph_url,
+        "tenant",
+        "https://graph.microsoft.com",
+    )
+    .unwrap();
+    let client = b2b_convert::graph::GraphClient::new(
+        http,
+        tokens,
+        &b2b_convert::graph::ClientOptions {
+            graph_url,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(5),
+            retry: crate::support::fast_retries(),
+            low_priority_reads: true,
+        },
+    );
+    let result: Result<Vec<_>, _> = client
+        .users(&UserSelection::All, OffsetDateTime::now_utc())
+        .try_collect()
+        .await;
+    let err = result.unwrap_err();
+    assert!(matches!(err, Error::ForeignHost { .. }), "{err}");
+    assert!(
+        err.to_string().contains(&format!("localhost:{elsewhere}")),
+        "{err}"
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        elsewhere_hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing, let alone the token, was sent to the other host"
+    );
+}
