@@ -1,0 +1,537 @@
+//! Eligibility: for one user snapshot, the tenant's facts and the operator's policy, decide
+//! whether the user can be converted, at which address, with which preparatory step, and why
+//! not (DESIGN.md, "Eligibility rules"; NOTES.md §1–§6).
+//!
+//! Pure: no I/O, no clock, no globals. What the rules need from elsewhere (verified and
+//! federated domains, realm answers, who else owns an address) arrives already loaded. Every
+//! finding carries a stable [`Reason`] whose explanation and fix live in `reasons.rs` and
+//! `docs/rules.md`.
+
+pub mod address;
+mod reasons;
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_lc_rs::digest;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub use address::{AddressOrigin, ChosenAddress, DomainSet};
+pub use reasons::Reason;
+
+use crate::domain::{Decision, RealmKind, Rule, RuleMode, UserId, UserSnapshot};
+use address::{AddressInputs, NoChoice};
+
+/// Exchange Online service plans that give the user a mailbox (NOTES.md §4). Checked by plan
+/// id, never by service name: `EXCHANGE_S_FOUNDATION` also says `exchange` but is no mailbox.
+pub const MAILBOX_PLANS: [Uuid; 7] = [
+    uuid::uuid!("9aaf7827-d63c-4b61-89c3-182f06f82e5c"), // EXCHANGE_S_STANDARD
+    uuid::uuid!("efb87545-963c-4e0d-99df-69c6916d9eb0"), // EXCHANGE_S_ENTERPRISE
+    uuid::uuid!("4a82b400-a79f-41a4-b4e2-e94f5787b113"), // EXCHANGE_S_DESKLESS
+    uuid::uuid!("1126bef5-da20-4f07-b45e-ad25d2581aa8"), // EXCHANGE_S_ESSENTIALS
+    uuid::uuid!("90927877-dcff-4af6-b346-2332c0b15bb7"), // EXCHANGE_B_STANDARD
+    uuid::uuid!("e9b4930a-925f-45e2-ac2a-3f7788ca6fdd"), // EXCHANGE_S_STANDARD_GOV
+    uuid::uuid!("8c3069c0-ccdb-44be-ab77-986203a67df2"), // EXCHANGE_S_ENTERPRISE_GOV
+];
+
+/// Plan states in which the mailbox (and its data) still exists.
+const LIVE_PLAN_STATES: [&str; 4] = ["Enabled", "Warning", "Suspended", "LockedOut"];
+
+/// Identity issuers that mean the account already signs in elsewhere (after a redemption).
+const EXTERNAL_ISSUERS: [&str; 3] = ["ExternalAzureAD", "MicrosoftAccount", "mail"];
+
+/// How the operator wants the rules applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    pub modes: BTreeMap<Rule, RuleMode>,
+    /// Set `mail` to the invitation address first when it differs (cloud-only users).
+    pub set_mail_before_invite: bool,
+    /// Accept a wave-list address that is not among the user's addresses.
+    pub allow_new_address: bool,
+}
+
+impl Policy {
+    pub fn mode(&self, rule: Rule) -> RuleMode {
+        self.modes
+            .get(&rule)
+            .copied()
+            .unwrap_or_else(|| rule.default_mode())
+    }
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            modes: BTreeMap::new(),
+            set_mail_before_invite: true,
+            allow_new_address: false,
+        }
+    }
+}
+
+/// What the rules know about the tenant.
+#[derive(Clone, Debug, Default)]
+pub struct TenantView {
+    pub verified_domains: DomainSet,
+    pub federation_domains: DomainSet,
+    /// Realm answers by lower-case domain; a domain missing here was not (or could not be)
+    /// looked up.
+    pub realms: HashMap<String, RealmKind>,
+}
+
+/// Another directory object that already answers to an address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Collision {
+    pub object_id: String,
+    /// The property holding the address there (`mail`, `proxyAddresses`, …).
+    pub property: String,
+}
+
+/// Who else owns an address; the planner answers from the stored snapshot.
+pub trait AddressBook {
+    /// Objects other than `user` that answer to `address` (compared case-insensitively).
+    fn owners(&self, address: &str, user: UserId) -> Vec<Collision>;
+}
+
+/// One user to evaluate, with what the wave says about them.
+#[derive(Clone, Copy, Debug)]
+pub struct Candidate<'a> {
+    pub user: &'a UserSnapshot,
+    /// The address the wave list names for this user.
+    pub override_address: Option<&'a str>,
+    /// Why the operator excluded the user, if they did.
+    pub excluded: Option<&'a str>,
+}
+
+/// How much a finding weighs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Severity {
+    /// The user is not converted.
+    Blocker,
+    /// Reported; the user is converted anyway.
+    Warning,
+    /// Context for the report.
+    Info,
+}
+
+/// One reason about one user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub reason: Reason,
+    pub severity: Severity,
+    /// The specifics: which address, which plan, which other object.
+    pub detail: String,
+}
+
+/// The verdict on one user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub user: UserId,
+    pub decision: Decision,
+    pub address: Option<ChosenAddress>,
+    /// `run` sets `mail` to the address before inviting.
+    pub set_mail: bool,
+    pub findings: Vec<Finding>,
+}
+
+impl Evaluation {
+    fn add(&mut self, reason: Reason, severity: Severity, detail: impl Into<String>) {
+        self.findings.push(Finding {
+            reason,
+            severity,
+            detail: detail.into(),
+        });
+    }
+
+    /// Adds the finding of a switchable rule with the severity its mode gives.
+    fn apply(&mut self, policy: &Policy, reason: Reason, detail: impl Into<String>) {
+        let rule = reason
+            .rule()
+            .expect("only switchable reasons are applied by mode");
+        match policy.mode(rule) {
+            RuleMode::Enforce => self.add(reason, Severity::Blocker, detail),
+            RuleMode::Warn => self.add(reason, Severity::Warning, detail),
+            RuleMode::Off => {}
+        }
+    }
+
+    fn settle(&mut self) {
+        self.findings.sort_by_key(|f| (f.severity, f.reason));
+        self.decision = if self
+            .findings
+            .iter()
+            .any(|f| f.severity == Severity::Blocker)
+        {
+            Decision::Blocked
+        } else {
+            Decision::Eligible
+        };
+    }
+
+    /// The reason codes, blockers first, for storing.
+    pub fn reason_codes(&self) -> Vec<String> {
+        self.findings
+            .iter()
+            .map(|f| f.reason.code().to_owned())
+            .collect()
+    }
+}
+
+/// Evaluates one user. Every check runs, so a report shows all of a user's problems at once.
+pub fn evaluate(
+    candidate: Candidate<'_>,
+    tenant: &TenantView,
+    policy: &Policy,
+    addresses: &dyn AddressBook,
+) -> Evaluation {
+    let user = candidate.user;
+    let mut eval = Evaluation {
+        user: user.id,
+        decision: Decision::Eligible,
+        address: None,
+        set_mail: false,
+        findings: Vec::new(),
+    };
+    if let Some(why) = candidate.excluded {
+        eval.add(Reason::OperatorExcluded, Severity::Blocker, why);
+    }
+    if let Some(why) = already_external(user) {
+        eval.add(Reason::AlreadyExternal, Severity::Blocker, why);
+    }
+    if let Some(plan) = mailbox_plan(user) {
+        eval.apply(
+            policy,
+            Reason::ExchangeMailbox,
+            format!("service plan {plan}"),
+        );
+    }
+    if user.is_synced()
+        && let Some(upn) = user
+            .on_premises
+            .user_principal_name
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+    {
+        eval.apply(
+            policy,
+            Reason::OnPremisesUpnSet,
+            format!("onPremisesUserPrincipalName = {upn}"),
+        );
+    }
+    if user.account_enabled == Some(false) {
+        eval.apply(policy, Reason::DisabledAccount, "accountEnabled = false");
+    }
+
+    let inputs = AddressInputs {
+        synced: user.is_synced(),
+        mail: user.mail.as_deref(),
+        other_mails: &user.other_mails,
+        override_address: candidate.override_address,
+        allow_new_address: policy.allow_new_address,
+    };
+    match address::choose(&inputs, &tenant.verified_domains) {
+        Ok(chosen) => {
+            check_address(&mut eval, user, &chosen, tenant, policy, addresses);
+            eval.address = Some(chosen);
+        }
+        Err(NoChoice::Nothing) => {
+            let which = if user.is_synced() {
+                "mail is empty"
+            } else {
+                "no mail, no otherMails"
+            };
+            eval.add(Reason::NoAddress, Severity::Blocker, which);
+        }
+        Err(NoChoice::OnlyInternal) => {
+            eval.add(
+                Reason::NoExternalAddress,
+                Severity::Blocker,
+                internal_addresses(user).join(", "),
+            );
+        }
+        Err(NoChoice::Ambiguous(candidates)) => {
+            eval.add(
+                Reason::AmbiguousAddress,
+                Severity::Blocker,
+                format!("candidates: {}", candidates.join(", ")),
+            );
+        }
+        Err(NoChoice::OverrideNotACandidate { candidates }) => {
+            eval.add(
+                Reason::OverrideNotACandidate,
+                Severity::Blocker,
+                format!(
+                    "{} is not one of: {}",
+                    candidate.override_address.unwrap_or_default(),
+                    if candidates.is_empty() {
+                        "(none)".to_owned()
+                    } else {
+                        candidates.join(", ")
+                    }
+                ),
+            );
+        }
+    }
+    eval.settle();
+    eval
+}
+
+/// The checks on the chosen address.
+fn check_address(
+    eval: &mut Evaluation,
+    user: &UserSnapshot,
+    chosen: &ChosenAddress,
+    tenant: &TenantView,
+    policy: &Policy,
+    addresses: &dyn AddressBook,
+) {
+    let address = chosen.address.as_str();
+    if let Some(problem) = address::form_problem(address) {
+        eval.add(Reason::InvalidAddress, Severity::Blocker, problem);
+    }
+    let Some(domain) = address::domain_of(address) else {
+        return;
+    };
+    if let Some(verified) = tenant.verified_domains.covering(&domain) {
+        eval.add(
+            Reason::VerifiedDomainAddress,
+            Severity::Blocker,
+            format!("{address} is in verified domain {verified}"),
+        );
+    }
+    if let Some(federated) = tenant.federation_domains.covering(&domain) {
+        eval.apply(
+            policy,
+            Reason::DirectFederation,
+            format!("{domain} is covered by the direct-federation domain {federated}"),
+        );
+    }
+    if !user.is_synced() && policy.mode(Rule::HomeRealmNotEntra) != RuleMode::Off {
+        match tenant.realms.get(&domain) {
+            Some(RealmKind::Unknown) => eval.apply(
+                policy,
+                Reason::HomeRealmNotEntra,
+                format!(
+                    "{domain} is not an Entra ID domain (Microsoft account or one-time passcode)"
+                ),
+            ),
+            Some(_) => {}
+            None => eval.add(Reason::RealmNotChecked, Severity::Info, domain.clone()),
+        }
+    }
+    let collisions = addresses.owners(address, user.id);
+    if !collisions.is_empty() {
+        let who = collisions
+            .iter()
+            .map(|c| format!("{} ({})", c.object_id, c.property))
+            .collect::<Vec<_>>()
+            .join(", ");
+        eval.add(
+            Reason::AddressCollision,
+            Severity::Blocker,
+            format!("{address} is used by {who}"),
+        );
+    }
+    let mail_differs = !user
+        .mail
+        .as_deref()
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case(address));
+    if !user.is_synced() && policy.set_mail_before_invite && mail_differs {
+        eval.set_mail = true;
+        eval.add(
+            Reason::SetMailFirst,
+            Severity::Info,
+            format!(
+                "mail {} -> {address}",
+                user.mail.as_deref().unwrap_or("(empty)")
+            ),
+        );
+    }
+}
+
+/// Why the user already is a B2B user, if they are. Local guests (userType Guest created in
+/// the tenant, never invited) are not: Microsoft converts them exactly this way.
+fn already_external(user: &UserSnapshot) -> Option<String> {
+    if let Some(state) = user
+        .external_user_state
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
+        return Some(format!("externalUserState = {state}"));
+    }
+    if user.creation_type.as_deref() == Some("Invitation") {
+        return Some("creationType = Invitation".to_owned());
+    }
+    user.identities.iter().find_map(|identity| {
+        let issuer = identity.issuer.as_deref().unwrap_or_default();
+        let federated = identity.sign_in_type.as_deref() == Some("federated");
+        (federated || EXTERNAL_ISSUERS.contains(&issuer)).then(|| format!("signs in with {issuer}"))
+    })
+}
+
+/// The mailbox plan the user holds, if any, ignoring plans the licence disables.
+fn mailbox_plan(user: &UserSnapshot) -> Option<Uuid> {
+    let disabled: Vec<Uuid> = user
+        .assigned_licenses
+        .iter()
+        .flat_map(|l| l.disabled_plans.iter().copied())
+        .collect();
+    user.assigned_plans.iter().find_map(|plan| {
+        let id = plan.service_plan_id?;
+        let live = plan
+            .capability_status
+            .as_deref()
+            .is_some_and(|s| LIVE_PLAN_STATES.contains(&s));
+        (live && MAILBOX_PLANS.contains(&id) && !disabled.contains(&id)).then_some(id)
+    })
+}
+
+fn internal_addresses(user: &UserSnapshot) -> Vec<String> {
+    user.mail
+        .iter()
+        .chain(&user.other_mails)
+        .filter(|a| !a.trim().is_empty())
+        .cloned()
+        .collect()
+}
+
+/// Blocks every user whose address another user of the same wave would also be invited at.
+pub fn mark_duplicates(evaluations: &mut [Evaluation]) {
+    let mut by_address: HashMap<String, Vec<usize>> = HashMap::new();
+    for (index, eval) in evaluations.iter().enumerate() {
+        if let Some(chosen) = &eval.address {
+            by_address
+                .entry(chosen.address.to_lowercase())
+                .or_default()
+                .push(index);
+        }
+    }
+    for (address, indexes) in by_address {
+        if indexes.len() < 2 {
+            continue;
+        }
+        for &i in &indexes {
+            let others = indexes
+                .iter()
+                .filter(|&&j| j != i)
+                .map(|&j| evaluations[j].user.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let eval = &mut evaluations[i];
+            eval.add(
+                Reason::DuplicateInWave,
+                Severity::Blocker,
+                format!("{address} also chosen for {others}"),
+            );
+            eval.settle();
+        }
+    }
+}
+
+/// What the wave's invitation settings mean for every user in it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WaveSettings {
+    /// A custom message is configured.
+    pub custom_message: bool,
+    /// The invitations will be sent by an app (client secret or certificate), not a user.
+    pub app_only: bool,
+    /// Microsoft sends the email (`sendInvitationMessage`).
+    pub send_message: bool,
+    /// The redirect URL, if known.
+    pub redirect_url: Option<String>,
+}
+
+/// Findings about the wave as a whole (they concern every user equally).
+pub fn wave_findings(settings: &WaveSettings, policy: &Policy) -> Vec<Finding> {
+    let mut eval = Evaluation {
+        user: UserId::from_uuid(Uuid::nil()),
+        decision: Decision::Eligible,
+        address: None,
+        set_mail: false,
+        findings: Vec::new(),
+    };
+    if settings.custom_message && settings.app_only && settings.send_message {
+        eval.apply(
+            policy,
+            Reason::CustomMessageDropped,
+            "invitation.custom_message with an app-only credential",
+        );
+    }
+    if let Some(url) = &settings.redirect_url
+        && !url.to_ascii_lowercase().contains("tenantid=")
+    {
+        eval.apply(policy, Reason::RedirectWithoutTenant, url.clone());
+    }
+    eval.findings
+}
+
+/// Adds the wave's findings to each user; a blocking one blocks every user.
+pub fn apply_wave_findings(evaluations: &mut [Evaluation], findings: &[Finding]) {
+    for eval in evaluations.iter_mut() {
+        eval.findings.extend(findings.iter().cloned());
+        eval.settle();
+    }
+}
+
+/// A digest of every property the rules read, to tell at `run` whether the user changed
+/// since `plan` (then the stored decision no longer holds).
+pub fn fingerprint(user: &UserSnapshot) -> String {
+    #[derive(Serialize)]
+    struct RuleInputs<'a> {
+        id: UserId,
+        upn: &'a str,
+        mail: &'a Option<String>,
+        other_mails: &'a [String],
+        proxy_addresses: &'a [String],
+        user_type: &'a Option<String>,
+        account_enabled: Option<bool>,
+        creation_type: &'a Option<String>,
+        external_user_state: &'a Option<String>,
+        synced: Option<bool>,
+        on_premises_upn: &'a Option<String>,
+        plans: Vec<(Option<Uuid>, &'a Option<String>)>,
+        disabled_plans: Vec<&'a [Uuid]>,
+        identities: Vec<(&'a Option<String>, &'a Option<String>)>,
+    }
+    let inputs = RuleInputs {
+        id: user.id,
+        upn: &user.user_principal_name,
+        mail: &user.mail,
+        other_mails: &user.other_mails,
+        proxy_addresses: &user.proxy_addresses,
+        user_type: &user.user_type,
+        account_enabled: user.account_enabled,
+        creation_type: &user.creation_type,
+        external_user_state: &user.external_user_state,
+        synced: user.on_premises.sync_enabled,
+        on_premises_upn: &user.on_premises.user_principal_name,
+        plans: user
+            .assigned_plans
+            .iter()
+            .map(|p| (p.service_plan_id, &p.capability_status))
+            .collect(),
+        disabled_plans: user
+            .assigned_licenses
+            .iter()
+            .map(|l| l.disabled_plans.as_slice())
+            .collect(),
+        identities: user
+            .identities
+            .iter()
+            .map(|i| (&i.sign_in_type, &i.issuer))
+            .collect(),
+    };
+    let bytes = serde_json::to_vec(&inputs).expect("rule inputs serialize");
+    digest::digest(&digest::SHA256, &bytes)
+        .as_ref()
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, b| {
+            use std::fmt::Write as _;
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
+}
+
+#[cfg(test)]
+mod tests;
