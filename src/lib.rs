@@ -11,6 +11,7 @@
 //! - [`input`]: operator files (CSV user lists), validated row by row.
 //! - [`store`]: the SQLite state database; the only place with SQL.
 //! - [`output`]: what the tool writes to stdout, and the logging set-up on stderr.
+//! - [`report`]: pure renderers of a wave's report (table, JSON, CSV, HTML).
 //! - [`rules`]: pure eligibility rules and address selection.
 //! - [`sim`]: the simulated Entra tenant that speaks Graph (tests, benchmarks, `demo`).
 
@@ -22,6 +23,7 @@ pub mod fsutil;
 pub mod graph;
 pub mod input;
 pub mod output;
+pub mod report;
 pub mod rules;
 pub mod sim;
 pub mod store;

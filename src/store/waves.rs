@@ -7,6 +7,7 @@ use super::{
     timestamp, to_json,
 };
 use crate::domain::{Decision, FailureKind, InvitationId, UserId, UserState, WaveId};
+use crate::rules::{AddressOrigin, Finding};
 
 /// What `plan` records when it creates a wave.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,9 +38,10 @@ pub struct Wave {
 pub struct PlannedMember {
     pub user_id: UserId,
     pub decision: Decision,
-    /// Reason codes, blockers and warnings alike.
-    pub reasons: Vec<String>,
+    /// Blockers, warnings and information, with details; their codes are stored apart too.
+    pub findings: Vec<Finding>,
     pub chosen_address: Option<String>,
+    pub address_origin: Option<AddressOrigin>,
     /// Whether `run` sets `mail` to the chosen address before inviting.
     pub set_mail: bool,
     /// A digest of the rule inputs at plan time; `run` skips the user if it changed.
@@ -123,8 +125,9 @@ fn wave_from_row(row: WaveRow) -> Result<Wave> {
 struct MemberRow {
     user_id: String,
     decision: String,
-    reasons: String,
+    findings: String,
     chosen_address: Option<String>,
+    address_origin: Option<String>,
     set_mail: bool,
     snapshot_fingerprint: String,
     state: String,
@@ -150,8 +153,12 @@ impl TryFrom<MemberRow> for WaveMember {
             plan: PlannedMember {
                 user_id: parse_code("wave_members.user_id", &row.user_id)?,
                 decision: parse_code("wave_members.decision", &row.decision)?,
-                reasons: parse_json("wave_members.reasons", &row.reasons)?,
+                findings: parse_json("wave_members.findings", &row.findings)?,
                 chosen_address: row.chosen_address,
+                address_origin: row
+                    .address_origin
+                    .map(|o| parse_json("wave_members.address_origin", &format!("\"{o}\"")))
+                    .transpose()?,
                 set_mail: row.set_mail,
                 snapshot_fingerprint: row.snapshot_fingerprint,
             },
@@ -274,16 +281,24 @@ impl Store {
                 Decision::Eligible => UserState::Ready,
                 Decision::Blocked => UserState::Excluded,
             };
+            let codes: Vec<&str> = member.findings.iter().map(|f| f.reason.code()).collect();
             sqlx::query(
-                "INSERT INTO wave_members (wave_id, user_id, decision, reasons, chosen_address,
-                    set_mail, snapshot_fingerprint, state, planned_at, state_changed_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO wave_members (wave_id, user_id, decision, reasons, findings,
+                    chosen_address, address_origin, set_mail, snapshot_fingerprint, state,
+                    planned_at, state_changed_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(wave.id.0)
             .bind(member.user_id.to_string())
             .bind(member.decision.code())
-            .bind(to_json(&member.reasons))
+            .bind(to_json(&codes))
+            .bind(to_json(&member.findings))
             .bind(&member.chosen_address)
+            .bind(
+                member
+                    .address_origin
+                    .map(|o| to_json(&o).trim_matches('"').to_owned()),
+            )
             .bind(member.set_mail)
             .bind(&member.snapshot_fingerprint)
             .bind(state.code())
@@ -416,6 +431,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
+    use crate::rules::{Reason, Severity};
     use crate::store::testing::temp_store;
     use crate::store::users::tests::sample_user;
 
@@ -432,11 +448,16 @@ mod tests {
         PlannedMember {
             user_id: UserId::from_uuid(Uuid::from_u128(n)),
             decision,
-            reasons: match decision {
+            findings: match decision {
                 Decision::Eligible => vec![],
-                Decision::Blocked => vec!["exchange-mailbox".into()],
+                Decision::Blocked => vec![Finding {
+                    reason: Reason::ExchangeMailbox,
+                    severity: Severity::Blocker,
+                    detail: "service plan efb87545-963c-4e0d-99df-69c6916d9eb0".into(),
+                }],
             },
             chosen_address: Some(format!("p{n}@fabrikam.com")),
+            address_origin: Some(AddressOrigin::OtherMails),
             set_mail: n.is_multiple_of(2),
             snapshot_fingerprint: format!("fp{n}"),
         }
@@ -506,7 +527,16 @@ mod tests {
         assert_eq!(members[0].plan, planned(1, Decision::Eligible));
         assert_eq!(members[0].state, UserState::Ready);
         assert_eq!(members[1].state, UserState::Excluded);
-        assert_eq!(members[1].plan.reasons, vec!["exchange-mailbox".to_owned()]);
+        assert_eq!(members[1].plan.findings[0].reason, Reason::ExchangeMailbox);
+        let codes: String =
+            sqlx::query_scalar("SELECT reasons FROM wave_members WHERE decision = 'blocked'")
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            codes, r#"["exchange-mailbox"]"#,
+            "codes stay queryable on their own"
+        );
         let wave = store.wave_by_name("pilot").await.unwrap().unwrap();
         assert_eq!(wave.plan_hash.as_deref(), Some("hash-1"));
         assert_eq!(
