@@ -84,6 +84,14 @@ impl DiscoverArgs {
                 return Err(err);
             }
         };
+        // Only a complete read of every user knows who is gone.
+        let retired = if matches!(source, Source::Selection(UserSelection::All)) {
+            store
+                .retire_unseen_users(discovery, OffsetDateTime::now_utc())
+                .await?
+        } else {
+            0
+        };
 
         let users = counters.users.load(Ordering::Relaxed);
         let elapsed = started.elapsed();
@@ -91,7 +99,7 @@ impl DiscoverArgs {
             "Tenant      {} ({})\n\
              Domains     {} verified, {} with direct federation\n\
              Users       {users} stored in {:.1} s ({:.0}/s), {} page(s), {} throttled or retried request(s)\n\
-             Database    {} now holds {} user snapshot(s)\n",
+             Database    {} now holds {} user snapshot(s), {retired} retired (no longer in the tenant)\n",
             facts.display_name.as_deref().unwrap_or("unnamed"),
             facts.tenant_id,
             facts.domains.iter().filter(|d| d.is_verified).count(),

@@ -202,6 +202,34 @@ impl Store {
         Ok(())
     }
 
+    /// After a completed discovery of every user, retires the snapshots it did not see: they
+    /// leave the collision index and the counts, and stay readable for wave history.
+    /// Returns how many were retired.
+    #[tracing::instrument(skip(self), err)]
+    pub async fn retire_unseen_users(&self, discovery: RunId, at: OffsetDateTime) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let id = discovery.to_string();
+        sqlx::query(
+            "DELETE FROM directory_addresses WHERE object_id IN (
+                SELECT id FROM user_snapshots
+                WHERE retired_at IS NULL AND (discovery_id IS NULL OR discovery_id <> ?))",
+        )
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+        let retired = sqlx::query(
+            "UPDATE user_snapshots SET retired_at = ?
+             WHERE retired_at IS NULL AND (discovery_id IS NULL OR discovery_id <> ?)",
+        )
+        .bind(timestamp(at))
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(retired)
+    }
+
     /// The users seen and pages stored so far by a discovery.
     pub async fn discovery_progress(&self, discovery: RunId) -> Result<Option<(u64, u64)>> {
         let row: Option<(i64, i64)> =
@@ -233,10 +261,12 @@ impl Store {
         .transpose()
     }
 
+    /// Users in the snapshot, not counting retired ones.
     pub async fn count_users(&self) -> Result<u64> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM user_snapshots")
-            .fetch_one(&self.pool)
-            .await?;
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM user_snapshots WHERE retired_at IS NULL")
+                .fetch_one(&self.pool)
+                .await?;
         Ok(count.unsigned_abs())
     }
 
@@ -328,7 +358,8 @@ async fn upsert_users(
                 assigned_licenses = excluded.assigned_licenses,
                 identities = excluded.identities,
                 snapshot_at = excluded.snapshot_at,
-                discovery_id = COALESCE(excluded.discovery_id, user_snapshots.discovery_id)",
+                discovery_id = COALESCE(excluded.discovery_id, user_snapshots.discovery_id),
+                retired_at = NULL",
         );
         insert.build().execute(&mut **tx).await?;
 
@@ -558,6 +589,60 @@ pub(crate) mod tests {
         assert_eq!(
             store
                 .address_owners("p449@example.org")
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn users_a_full_discovery_did_not_see_are_retired_and_come_back_when_seen() {
+        let (_dir, store) = temp_store().await;
+        let at = datetime!(2026-11-21 08:00 UTC);
+        let first = store
+            .begin_discovery(&serde_json::json!({}), at)
+            .await
+            .unwrap();
+        store
+            .store_user_page(first, &[sample_user(1), sample_user(2)])
+            .await
+            .unwrap();
+        let second = store
+            .begin_discovery(&serde_json::json!({}), at)
+            .await
+            .unwrap();
+        store
+            .store_user_page(second, &[sample_user(1)])
+            .await
+            .unwrap();
+        assert_eq!(store.retire_unseen_users(second, at).await.unwrap(), 1);
+        assert_eq!(store.count_users().await.unwrap(), 1);
+        assert!(
+            store
+                .address_owners("partner2@fabrikam.com")
+                .await
+                .unwrap()
+                .is_empty(),
+            "a retired user's addresses collide with nobody"
+        );
+        assert!(
+            store.user(sample_user(2).id).await.unwrap().is_some(),
+            "history stays"
+        );
+
+        store
+            .store_user_page(second, &[sample_user(2)])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.count_users().await.unwrap(),
+            2,
+            "seen again, active again"
+        );
+        assert_eq!(
+            store
+                .address_owners("partner2@fabrikam.com")
                 .await
                 .unwrap()
                 .len(),
