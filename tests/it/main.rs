@@ -5,5 +5,6 @@ mod cli;
 mod discover;
 mod graph;
 mod project;
+mod realm;
 mod sim;
 mod support;
