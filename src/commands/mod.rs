@@ -8,6 +8,7 @@ mod check;
 mod config;
 mod discover;
 mod init;
+pub mod realms;
 mod sim;
 
 use std::path::Path;

@@ -4,6 +4,7 @@
 //! - [`auth`]: tokens (client secret, certificate, pre-obtained token, device code).
 //! - [`client`]: the one client and response checker; retries, throttling, paging.
 //! - [`retry`]: the pure retry policy.
+//! - [`realm`]: home-realm discovery on the login host (anonymous; never sends the token).
 //! - [`users`] and `tenant`: the resources the tool reads, as domain types.
 //!
 //! It must not touch the store, evaluate rules, or decide what a failure means for a user: it
@@ -14,6 +15,7 @@ pub mod auth;
 pub mod client;
 mod error;
 pub mod permissions;
+pub mod realm;
 pub mod retry;
 mod tenant;
 pub mod users;

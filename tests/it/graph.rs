@@ -13,9 +13,8 @@ use futures_util::TryStreamExt;
 use reqwest::Method;
 use secrecy::SecretString;
 use time::OffsetDateTime;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{client_with, client_with_secret, quiet_sim};
+use crate::support::{TinyServer, client_with, client_with_secret, quiet_sim};
 
 async fn all_user_ids(client: &b2b_convert::graph::GraphClient) -> Vec<String> {
     let pages: Vec<_> = client
@@ -374,38 +373,15 @@ async fn graph_errors_carry_code_message_and_request_ids() {
     sim.shutdown().await;
 }
 
-/// A one-route HTTP server answering every request with `body`; counts connections.
-async fn fixed_server(body: String) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = Arc::clone(&hits);
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let body = body.clone();
-            tokio::spawn(async move {
-                let mut buffer = vec![0; 8192];
-                let _ = socket.read(&mut buffer).await;
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = socket.write_all(response.as_bytes()).await;
-            });
-        }
-    });
-    (port, hits)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_next_link_to_another_host_is_refused_before_the_token_is_sent() {
-    let (elsewhere, elsewhere_hits) = fixed_server("{\"value\":[]}".into()).await;
-    let (graph, _) = fixed_server(format!(
-        "{{\"value\":[],\"@odata.nextLink\":\"http://localhost:{elsewhere}/v1.0/users?$skiptoken=x\"}}"
+    let elsewhere = TinyServer::fixed("{\"value\":[]}".into()).await;
+    let graph = TinyServer::fixed(format!(
+        "{{\"value\":[],\"@odata.nextLink\":\"http://localhost:{}/v1.0/users?$skiptoken=x\"}}",
+        elsewhere.port
     ))
     .await;
-    let graph_url = url::Url::parse(&format!("http://127.0.0.1:{graph}")).unwrap();
+    let graph_url = graph.url();
     let http =
         b2b_convert::graph::client::http_client(Duration::from_secs(5), Duration::from_secs(5))
             .unwrap();
@@ -438,12 +414,13 @@ async fn a_next_link_to_another_host_is_refused_before_the_token_is_sent() {
     let err = result.unwrap_err();
     assert!(matches!(err, Error::ForeignHost { .. }), "{err}");
     assert!(
-        err.to_string().contains(&format!("localhost:{elsewhere}")),
+        err.to_string()
+            .contains(&format!("localhost:{}", elsewhere.port)),
         "{err}"
     );
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(
-        elsewhere_hits.load(std::sync::atomic::Ordering::SeqCst),
+        elsewhere.connections(),
         0,
         "nothing, let alone the token, was sent to the other host"
     );

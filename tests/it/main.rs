@@ -5,6 +5,7 @@ mod cli;
 mod discover;
 mod graph;
 mod project;
+mod realm;
 mod rules_oracle;
 mod sim;
 mod support;

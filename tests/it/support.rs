@@ -1,7 +1,10 @@
 //! Shared test helpers: a simulated tenant, a Graph client aimed at it, and the binary run
 //! against it with a clean environment.
 
+use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use assert_cmd::Command;
 use b2b_convert::config::{ENV_KEYS, ENV_SECRETS, LOG_FILTER_VAR};
@@ -11,6 +14,7 @@ use b2b_convert::graph::{ClientOptions, GraphClient};
 use b2b_convert::sim::{Sim, SimSpec, ThrottleConfig};
 use secrecy::SecretString;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
 
 /// The binary, run in `dir`, with none of the tool's environment variables inherited.
@@ -96,4 +100,124 @@ pub async fn run(cmd: Command) -> std::process::Output {
     tokio::task::spawn_blocking(move || cmd.output().expect("the binary runs"))
         .await
         .unwrap()
+}
+
+/// One canned answer of a [`TinyServer`].
+#[derive(Clone, Debug)]
+pub struct TinyReply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+    /// Waited before answering (to observe concurrency).
+    pub delay: Duration,
+}
+
+impl TinyReply {
+    /// A `200 OK` JSON answer.
+    pub fn json(body: impl Into<String>) -> Self {
+        Self {
+            status: 200,
+            headers: Vec::new(),
+            body: body.into(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// A JSON answer with another status.
+    pub fn status(status: u16, body: impl Into<String>) -> Self {
+        Self {
+            status,
+            ..Self::json(body)
+        }
+    }
+}
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 that answers every request with what `respond` says
+/// for its raw head (request line and headers), and keeps those heads: tests see exactly
+/// what a client sent, headers included.
+#[derive(Debug)]
+pub struct TinyServer {
+    pub port: u16,
+    heads: Arc<Mutex<Vec<String>>>,
+    connections: Arc<AtomicUsize>,
+    max_in_flight: Arc<AtomicUsize>,
+}
+
+impl TinyServer {
+    pub async fn start(respond: impl Fn(&str) -> TinyReply + Send + Sync + 'static) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let max_in_flight = Arc::new(AtomicUsize::new(0));
+        let respond = Arc::new(respond);
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (kept, max) = (Arc::clone(&heads), Arc::clone(&max_in_flight));
+        let accepted = Arc::clone(&connections);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                let (respond, heads) = (Arc::clone(&respond), Arc::clone(&kept));
+                let (in_flight, max) = (Arc::clone(&in_flight), Arc::clone(&max));
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buffer = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buffer[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    max.fetch_max(now, Ordering::SeqCst);
+                    let reply = respond(&head);
+                    heads.lock().unwrap().push(head);
+                    tokio::time::sleep(reply.delay).await;
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                    let mut response = format!(
+                        "HTTP/1.1 {} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+                        reply.status,
+                        reply.body.len()
+                    );
+                    for (name, value) in &reply.headers {
+                        let _ = write!(response, "{name}: {value}\r\n");
+                    }
+                    response.push_str("\r\n");
+                    response.push_str(&reply.body);
+                    let _ = socket.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        Self {
+            port,
+            heads,
+            connections,
+            max_in_flight,
+        }
+    }
+
+    /// Answers every request with `200 OK` and `body`.
+    pub async fn fixed(body: String) -> Self {
+        Self::start(move |_| TinyReply::json(body.clone())).await
+    }
+
+    pub fn url(&self) -> Url {
+        Url::parse(&format!("http://127.0.0.1:{}", self.port)).unwrap()
+    }
+
+    /// The raw heads of the requests received so far.
+    pub fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
+    }
+
+    /// Connections accepted, whether or not a request followed.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// The most requests that were being answered at the same moment.
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight.load(Ordering::SeqCst)
+    }
 }

@@ -1,0 +1,454 @@
+//! Home-realm discovery (NOTES.md §6): asks the login host's undocumented user-realm endpoint
+//! (`GET {login}/common/userrealm/{user@domain}?api-version=1.0`, the one MSAL uses) whether
+//! an email domain is homed in some Entra ID tenant, and reads the answer as a
+//! [`RealmAnswer`].
+//!
+//! It owns the request, its retries and the tolerant reading of the answer. The endpoint is
+//! anonymous: this client never sends the Graph bearer token (it does not go through
+//! [`GraphClient`](super::GraphClient)), only a synthetic address in the domain asked about.
+//! The answer is advisory: every failure is a [`RealmError`] the caller records, never a reason
+//! to stop. It must not touch the store or decide what an answer means for a user.
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::StatusCode;
+use serde::Deserialize;
+use time::OffsetDateTime;
+use url::Url;
+
+use super::client::as_base;
+use super::retry::{AttemptFailure, Idempotency, RetryPolicy, Verdict, retry_after};
+use crate::domain::{RealmAnswer, RealmKind, RealmRecord};
+
+/// The local part of the address asked about: only the domain matters to the endpoint.
+pub const PROBE_LOCAL_PART: &str = "realm-probe";
+
+/// The endpoint's version whose field set NOTES.md §6 describes.
+const API_VERSION: &str = "1.0";
+
+/// Why a realm lookup gave no answer. The text is what the realm cache stores; it never
+/// holds a secret (the request carries none).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RealmError {
+    /// The domain is not a DNS name; nothing was sent.
+    #[error("`{domain}` is not a valid domain name: {reason}")]
+    InvalidDomain {
+        domain: String,
+        reason: &'static str,
+    },
+    /// The login host has no realm discovery (404; MSAL reads it the same way).
+    #[error("the login host has no user-realm discovery (404)")]
+    NotFound,
+    /// A final non-success status (after retrying those that may be retried).
+    #[error("the login host answered {status}{code} after {attempts} attempt(s)", code = code.as_deref().map(|c| format!(" {c}")).unwrap_or_default())]
+    Status {
+        status: u16,
+        /// The `error` field of an identity-platform error body, when there is one.
+        code: Option<String>,
+        attempts: u32,
+    },
+    /// The service asked to wait longer than the retry policy's longest wait: given up rather
+    /// than holding up the run for advisory data.
+    #[error("the login host asked to wait {} s (status {status}); not waited for", wait.as_secs())]
+    WaitTooLong { status: u16, wait: Duration },
+    /// No answer after every retry (connection refused, timeout, reset).
+    #[error("cannot reach the login host after {attempts} attempt(s): {reason}")]
+    Transport { reason: String, attempts: u32 },
+    /// A successful answer without a readable `account_type`.
+    #[error("unreadable user-realm answer: {0}")]
+    Decode(String),
+}
+
+/// A client for the user-realm endpoint on the login host. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct RealmClient {
+    http: reqwest::Client,
+    /// `{login}/common/userrealm/`
+    base: Url,
+    retry: RetryPolicy,
+}
+
+impl RealmClient {
+    /// `http` is the shared client (`graph::client::http_client`: our User-Agent, timeouts, no
+    /// redirects); `login_url` is `tenant.login_url`, for example
+    /// `https://login.microsoftonline.com` or the simulator's `http://127.0.0.1:P/login`.
+    pub fn new(http: reqwest::Client, login_url: &Url, retry: RetryPolicy) -> Self {
+        let base = as_base(login_url)
+            .join("common/userrealm/")
+            .expect("a constant relative path joins");
+        Self { http, base, retry }
+    }
+
+    /// The URL asked for `domain` (already validated and in ASCII form).
+    pub fn url_for(&self, ascii_domain: &str) -> Url {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .expect("an http(s) login URL has path segments")
+            .pop_if_empty()
+            .push(&format!("{PROBE_LOCAL_PART}@{ascii_domain}"));
+        url.query_pairs_mut()
+            .append_pair("api-version", API_VERSION);
+        url
+    }
+
+    /// Asks the realm of `domain`, retrying 429, 5xx and connection failures per the policy.
+    /// An invalid domain is refused without a request.
+    #[tracing::instrument(skip_all, fields(domain = %domain))]
+    pub async fn lookup(&self, domain: &str) -> Result<RealmAnswer, RealmError> {
+        let ascii = ascii_domain(domain)?;
+        let url = self.url_for(&ascii);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (failure, wait_hint, error) = match self.attempt(&url).await {
+                Attempt::Answered(status, _, body) if status.is_success() => {
+                    return parse_answer(&body);
+                }
+                Attempt::Answered(StatusCode::NOT_FOUND, _, _) => return Err(RealmError::NotFound),
+                Attempt::Answered(status, headers, body) => (
+                    AttemptFailure::Status(status.as_u16()),
+                    retry_after(&headers, SystemTime::now()),
+                    RealmError::Status {
+                        status: status.as_u16(),
+                        code: error_code(&body),
+                        attempts: attempt,
+                    },
+                ),
+                Attempt::Failed(failure, reason) => (
+                    failure,
+                    None,
+                    RealmError::Transport {
+                        reason,
+                        attempts: attempt,
+                    },
+                ),
+            };
+            match self.retry.verdict(
+                Idempotency::Read,
+                failure,
+                attempt,
+                wait_hint,
+                rand::random::<f64>(),
+            ) {
+                // Only the service's Retry-After can exceed the policy's longest wait.
+                Verdict::RetryAfter(wait) if wait > self.retry.max_delay => {
+                    let status = match failure {
+                        AttemptFailure::Status(status) => status,
+                        _ => 0,
+                    };
+                    return Err(RealmError::WaitTooLong { status, wait });
+                }
+                Verdict::RetryAfter(wait) => {
+                    tracing::debug!(attempt, failure = %error, wait_ms = wait.as_millis(), "retrying the user-realm lookup");
+                    tokio::time::sleep(wait).await;
+                }
+                Verdict::GiveUp | Verdict::OutcomeUnknown => return Err(error),
+            }
+        }
+    }
+
+    /// [`lookup`](Self::lookup) as a record for the realm cache, dated `checked_at`.
+    pub async fn record(&self, domain: &str, checked_at: OffsetDateTime) -> RealmRecord {
+        RealmRecord {
+            domain: domain.trim().to_lowercase(),
+            outcome: self.lookup(domain).await.map_err(|e| e.to_string()),
+            checked_at,
+        }
+    }
+
+    async fn attempt(&self, url: &Url) -> Attempt {
+        // Deliberately no `Authorization`: the endpoint is anonymous and the token is Graph's.
+        let sent = self
+            .http
+            .get(url.clone())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .header("client-request-id", uuid::Uuid::new_v4().to_string())
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(err) if err.is_connect() => {
+                return Attempt::Failed(
+                    AttemptFailure::ConnectFailed,
+                    super::auth::error_chain(&err),
+                );
+            }
+            Err(err) => {
+                return Attempt::Failed(AttemptFailure::NoAnswer, super::auth::error_chain(&err));
+            }
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        match response.bytes().await {
+            Ok(body) => Attempt::Answered(status, headers, body.to_vec()),
+            Err(err) => Attempt::Failed(AttemptFailure::NoAnswer, super::auth::error_chain(&err)),
+        }
+    }
+}
+
+enum Attempt {
+    Answered(StatusCode, reqwest::header::HeaderMap, Vec<u8>),
+    Failed(AttemptFailure, String),
+}
+
+/// Checks that `domain` is a DNS name (letters, digits and hyphens in dot-separated labels, at
+/// least two labels, at most 253 characters; internationalised names in their `xn--` form) and
+/// returns its lower-case ASCII form.
+pub fn ascii_domain(domain: &str) -> Result<String, RealmError> {
+    let invalid = |reason| RealmError::InvalidDomain {
+        domain: domain.chars().take(100).collect(),
+        reason,
+    };
+    let trimmed = domain.trim();
+    if trimmed.is_empty() {
+        return Err(invalid("it is empty"));
+    }
+    if trimmed.contains(['@', '/', '\\', '?', '#', '%', ':'])
+        || trimmed.contains(char::is_whitespace)
+    {
+        return Err(invalid("it contains characters a domain cannot have"));
+    }
+    let ascii = match url::Host::parse(trimmed) {
+        Ok(url::Host::Domain(ascii)) => ascii,
+        Ok(_) => return Err(invalid("it is an IP address")),
+        Err(_) => return Err(invalid("it is not a host name")),
+    };
+    if ascii.len() > 253 {
+        return Err(invalid("it is longer than 253 characters"));
+    }
+    let labels: Vec<&str> = ascii.split('.').collect();
+    if labels.len() < 2 {
+        return Err(invalid("it has a single label"));
+    }
+    for label in &labels {
+        if label.is_empty() || label.len() > 63 {
+            return Err(invalid("a label is empty or longer than 63 characters"));
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(invalid(
+                "a label has a character other than a letter, digit or hyphen",
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(invalid("a label starts or ends with a hyphen"));
+        }
+    }
+    if labels
+        .last()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(invalid("the last label is numeric"));
+    }
+    Ok(ascii.to_ascii_lowercase())
+}
+
+/// The fields of a version 1.0 answer the tool reads; everything else is ignored.
+#[derive(Deserialize)]
+struct UserRealm {
+    account_type: Option<String>,
+    cloud_instance_name: Option<String>,
+    federation_brand_name: Option<String>,
+}
+
+/// Reads a successful answer. `account_type` is required; an unfamiliar value is `Unknown`.
+pub fn parse_answer(body: &[u8]) -> Result<RealmAnswer, RealmError> {
+    let realm: UserRealm =
+        serde_json::from_slice(body).map_err(|e| RealmError::Decode(e.to_string()))?;
+    let account_type = realm
+        .account_type
+        .ok_or_else(|| RealmError::Decode("no `account_type`".to_owned()))?;
+    let kind = if account_type.eq_ignore_ascii_case("Managed") {
+        RealmKind::Managed
+    } else if account_type.eq_ignore_ascii_case("Federated") {
+        RealmKind::Federated
+    } else {
+        if !account_type.eq_ignore_ascii_case("Unknown") {
+            tracing::debug!(account_type = %account_type, "unfamiliar user-realm account_type; read as Unknown");
+        }
+        RealmKind::Unknown
+    };
+    let non_empty = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
+    Ok(RealmAnswer {
+        kind,
+        cloud_instance: non_empty(realm.cloud_instance_name),
+        federation_brand: non_empty(realm.federation_brand_name),
+    })
+}
+
+/// The `error` code of an identity-platform error body (`{"error": "invalid_request", ..}`).
+fn error_code(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        error: Option<serde_json::Value>,
+    }
+    let error = serde_json::from_slice::<ErrorBody>(body).ok()?.error?;
+    let code = match error {
+        serde_json::Value::String(code) => code,
+        // Graph-shaped bodies nest it: {"error": {"code": ..}}.
+        serde_json::Value::Object(map) => map.get("code")?.as_str()?.to_owned(),
+        _ => return None,
+    };
+    let code: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        .take(80)
+        .collect();
+    (!code.is_empty()).then_some(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+
+    #[rstest]
+    #[case::plain("fabrikam.com", "fabrikam.com")]
+    #[case::upper_and_spaces(" Fabrikam.COM ", "fabrikam.com")]
+    #[case::subdomain("mail.partners.fabrikam.co.uk", "mail.partners.fabrikam.co.uk")]
+    #[case::hyphen_and_digits("x-1.example", "x-1.example")]
+    #[case::idn("bücher.de", "xn--bcher-kva.de")]
+    fn valid_domains(#[case] input: &str, #[case] expected: &str) {
+        assert_eq!(ascii_domain(input).unwrap(), expected);
+    }
+
+    #[rstest]
+    #[case::empty("")]
+    #[case::address("someone@fabrikam.com")]
+    #[case::single_label("localhost")]
+    #[case::space("fab rikam.com")]
+    #[case::path("fabrikam.com/x")]
+    #[case::query("fabrikam.com?x=1")]
+    #[case::empty_label("fabrikam..com")]
+    #[case::leading_dot(".fabrikam.com")]
+    #[case::leading_hyphen("-fabrikam.com")]
+    #[case::trailing_hyphen("fabrikam-.com")]
+    #[case::underscore("_dmarc.fabrikam.com")]
+    #[case::ipv4("10.0.0.1")]
+    #[case::ipv6("[::1]")]
+    #[case::port("fabrikam.com:443")]
+    #[case::long_label("a234567890123456789012345678901234567890123456789012345678901234.com")]
+    fn invalid_domains(#[case] input: &str) {
+        let err = ascii_domain(input).unwrap_err();
+        assert!(matches!(err, RealmError::InvalidDomain { .. }), "{err}");
+    }
+
+    #[test]
+    fn the_url_is_on_the_login_host_with_a_probe_address() {
+        let http = reqwest::Client::new();
+        for (login, expected) in [
+            (
+                "https://login.microsoftonline.com",
+                "https://login.microsoftonline.com/common/userrealm/realm-probe@fabrikam.com?api-version=1.0",
+            ),
+            (
+                "http://127.0.0.1:8950/login",
+                "http://127.0.0.1:8950/login/common/userrealm/realm-probe@fabrikam.com?api-version=1.0",
+            ),
+            (
+                "http://127.0.0.1:8950/login/",
+                "http://127.0.0.1:8950/login/common/userrealm/realm-probe@fabrikam.com?api-version=1.0",
+            ),
+        ] {
+            let client = RealmClient::new(
+                http.clone(),
+                &Url::parse(login).unwrap(),
+                RetryPolicy::default(),
+            );
+            assert_eq!(client.url_for("fabrikam.com").as_str(), expected);
+        }
+    }
+
+    #[rstest]
+    #[case::managed(
+        r#"{"ver":"1.0","account_type":"Managed","domain_name":"fabrikam.com","cloud_instance_name":"microsoftonline.com","cloud_audience_urn":"urn:federation:MicrosoftOnline"}"#,
+        RealmKind::Managed,
+        Some("microsoftonline.com"),
+        None
+    )]
+    #[case::federated(
+        r#"{"ver":"1.0","account_type":"Federated","domain_name":"tailspintoys.com","federation_protocol":"WSTrust","federation_brand_name":"Tailspin Toys","cloud_instance_name":"microsoftonline.com"}"#,
+        RealmKind::Federated,
+        Some("microsoftonline.com"),
+        Some("Tailspin Toys")
+    )]
+    #[case::unknown(
+        r#"{"ver":"1.0","account_type":"Unknown","cloud_instance_name":"microsoftonline.com"}"#,
+        RealmKind::Unknown,
+        Some("microsoftonline.com"),
+        None
+    )]
+    #[case::lower_case(r#"{"account_type":"managed"}"#, RealmKind::Managed, None, None)]
+    #[case::unfamiliar(
+        r#"{"account_type":"ManagedV2","cloud_instance_name":""}"#,
+        RealmKind::Unknown,
+        None,
+        None
+    )]
+    fn answers_are_read_tolerantly(
+        #[case] body: &str,
+        #[case] kind: RealmKind,
+        #[case] cloud_instance: Option<&str>,
+        #[case] federation_brand: Option<&str>,
+    ) {
+        assert_eq!(
+            parse_answer(body.as_bytes()).unwrap(),
+            RealmAnswer {
+                kind,
+                cloud_instance: cloud_instance.map(str::to_owned),
+                federation_brand: federation_brand.map(str::to_owned),
+            }
+        );
+    }
+
+    #[rstest]
+    #[case::not_json("<html>sign in</html>")]
+    #[case::no_account_type(r#"{"ver":"1.0","NameSpaceType":"Managed"}"#)]
+    #[case::wrong_type(r#"{"account_type":3}"#)]
+    fn unreadable_answers_are_decode_errors(#[case] body: &str) {
+        let err = parse_answer(body.as_bytes()).unwrap_err();
+        assert!(matches!(err, RealmError::Decode(_)), "{err}");
+    }
+
+    #[test]
+    fn error_codes_are_taken_from_either_body_shape_and_sanitised() {
+        assert_eq!(
+            error_code(br#"{"error":"invalid_request","error_description":"AADSTS..."}"#),
+            Some("invalid_request".to_owned())
+        );
+        assert_eq!(
+            error_code(br#"{"error":{"code":"ServiceUnavailable","message":"x"}}"#),
+            Some("ServiceUnavailable".to_owned())
+        );
+        assert_eq!(error_code(b"<html/>"), None);
+        assert_eq!(
+            error_code(br#"{"error":"bad\nline <b>"}"#),
+            Some("badlineb".to_owned())
+        );
+    }
+
+    #[test]
+    fn failure_texts_say_what_happened() {
+        let status = RealmError::Status {
+            status: 503,
+            code: None,
+            attempts: 3,
+        };
+        assert_eq!(
+            status.to_string(),
+            "the login host answered 503 after 3 attempt(s)"
+        );
+        let coded = RealmError::Status {
+            status: 400,
+            code: Some("invalid_request".into()),
+            attempts: 1,
+        };
+        assert_eq!(
+            coded.to_string(),
+            "the login host answered 400 invalid_request after 1 attempt(s)"
+        );
+    }
+}
