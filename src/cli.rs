@@ -22,6 +22,7 @@ Getting started:
   b2b-convert config               show every effective setting and where it came from
   b2b-convert check                test the credential and permissions (read-only)
   b2b-convert discover             snapshot users and tenant facts (read-only)
+  b2b-convert plan --wave pilot --csv pilot.csv    decide per user, with reasons (read-only)
 
 Settings come from the config file, then environment variables (AZURE_TENANT_ID,
 AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, ...), then flags. Logs go to stderr; B2BC_LOG takes a
@@ -89,6 +90,7 @@ pub enum Command {
     Config(ConfigArgs),
     Check(CheckArgs),
     Discover(DiscoverArgs),
+    Plan(PlanArgs),
     Sim(SimArgs),
 }
 
@@ -184,6 +186,67 @@ pub struct DiscoverArgs {
     /// An OData `$filter` over users, sent as an advanced query (`ConsistencyLevel: eventual`)
     #[arg(long, value_name = "ODATA")]
     pub filter: Option<String>,
+}
+
+/// Decide, for every user of a wave, whether and how they can be converted. Read-only.
+///
+/// Creates the wave (or re-plans it) from the snapshot that discover stored: each user gets a
+/// decision (eligible or blocked), the address to invite, whether mail is set first, and every
+/// reason with its fix (docs/rules.md). Users are chosen by a CSV list (a `user` column of
+/// object ids or UPNs, and optionally an `address` column that picks the invitation address),
+/// a group, an OData filter, or all users. Nothing is written to the tenant; the plan is stored
+/// with a hash, and re-planning a wave shows what changed. A wave cannot be re-planned once its
+/// conversion has started.
+#[derive(Debug, Args)]
+#[command(
+    group(ArgGroup::new("selection").args(["all", "group", "csv", "filter"])),
+    after_help = "\
+Examples:
+  b2b-convert plan --wave pilot --csv pilot.csv --max 50
+  b2b-convert plan --wave wave2 --group 2f0c8a5e-1b7d-4c3e-9a6f-0d8e7b5c4a3f --transitive
+  b2b-convert plan --wave pilot                 (re-plan with the same selection)
+  b2b-convert plan --wave all-partners --all --exclude-csv keep-internal.csv"
+)]
+pub struct PlanArgs {
+    /// The wave's name (new, or one to re-plan)
+    #[arg(long, value_name = "NAME")]
+    pub wave: String,
+
+    /// Every user in the snapshot
+    #[arg(long)]
+    pub all: bool,
+
+    /// The members of this group (object id), read from Graph now
+    #[arg(long, value_name = "GROUP_ID")]
+    pub group: Option<Uuid>,
+
+    /// With --group: include the members of nested groups
+    #[arg(long, requires = "group")]
+    pub transitive: bool,
+
+    /// A CSV file: a `user` column (object ids or UPNs), optionally an `address` column
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+
+    /// An OData `$filter` over users, read from Graph now
+    #[arg(long, value_name = "ODATA")]
+    pub filter: Option<String>,
+
+    /// Refuse to plan more users than this (a safety cap, kept with the wave)
+    #[arg(long, value_name = "N")]
+    pub max: Option<u32>,
+
+    /// Users never to convert in this wave (CSV with a `user` column)
+    #[arg(long, value_name = "FILE")]
+    pub exclude_csv: Option<PathBuf>,
+
+    /// Members of this group are never converted in this wave (repeatable)
+    #[arg(long, value_name = "GROUP_ID")]
+    pub exclude_group: Vec<Uuid>,
+
+    /// Accept an `address` column entry that is not one of the user's addresses
+    #[arg(long)]
+    pub allow_new_address: bool,
 }
 
 /// Run the built-in simulated tenant (a local stand-in for Microsoft Graph).

@@ -8,6 +8,7 @@ mod check;
 mod config;
 mod discover;
 mod init;
+mod plan;
 pub mod realms;
 mod sim;
 
@@ -31,6 +32,11 @@ pub enum Outcome {
     SomeUsersFailed,
 }
 
+/// The operator's input cannot work as given (exit code 2). The message says what to change.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
 /// The command refused to act because acting could do harm (exit code 4). The message says
 /// what to do instead.
 #[derive(Debug, thiserror::Error)]
@@ -51,16 +57,26 @@ pub fn exit_code(result: &anyhow::Result<Outcome>) -> u8 {
     match result {
         Ok(Outcome::Done) => exit::SUCCESS,
         Ok(Outcome::SomeUsersFailed) => exit::USERS_FAILED,
-        Err(err) if err.chain().any(<dyn std::error::Error>::is::<Refused>) => exit::REFUSED,
+        Err(err) if err.chain().any(is_refusal) => exit::REFUSED,
         Err(err) if err.chain().any(is_configuration_error) => exit::USAGE,
         Err(_) => exit::FAILURE,
     }
+}
+
+/// A refusal to act because acting could do harm.
+fn is_refusal(err: &(dyn std::error::Error + 'static)) -> bool {
+    err.is::<Refused>()
+        || matches!(
+            err.downcast_ref::<crate::store::Error>(),
+            Some(crate::store::Error::WaveStarted { .. })
+        )
 }
 
 /// An error the operator fixes in the configuration or the environment.
 fn is_configuration_error(err: &(dyn std::error::Error + 'static)) -> bool {
     err.is::<crate::config::Error>()
         || err.is::<crate::input::Error>()
+        || err.is::<UsageError>()
         || err.is::<sim::BadFaults>()
         || matches!(
             err.downcast_ref::<crate::store::Error>(),
@@ -162,6 +178,7 @@ pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<Outcome> {
         Command::Config(args) => args.run(&ctx),
         Command::Check(args) => args.run(&ctx).await,
         Command::Discover(args) => args.run(&ctx).await,
+        Command::Plan(args) => args.run(&ctx).await,
         Command::Sim(args) => args.run().await,
     }
 }

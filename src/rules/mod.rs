@@ -522,15 +522,38 @@ pub fn fingerprint(user: &UserSnapshot) -> String {
             .map(|i| (&i.sign_in_type, &i.issuer))
             .collect(),
     };
-    let bytes = serde_json::to_vec(&inputs).expect("rule inputs serialize");
-    digest::digest(&digest::SHA256, &bytes)
-        .as_ref()
+    sha256_hex(&serde_json::to_vec(&inputs).expect("rule inputs serialize"))
+}
+
+/// A digest of a whole plan (each user's decision, address, set-mail step and reasons, in user
+/// order), to tell whether a re-plan changed anything.
+pub fn plan_hash(evaluations: &[Evaluation]) -> String {
+    type Row<'a> = (UserId, Decision, Option<&'a str>, bool, Vec<&'static str>);
+    let mut rows: Vec<Row<'_>> = evaluations
         .iter()
-        .fold(String::with_capacity(64), |mut hex, b| {
+        .map(|e| {
+            (
+                e.user,
+                e.decision,
+                e.address.as_ref().map(|a| a.address.as_str()),
+                e.set_mail,
+                e.findings.iter().map(|f| f.reason.code()).collect(),
+            )
+        })
+        .collect();
+    rows.sort_by_key(|row| row.0);
+    sha256_hex(&serde_json::to_vec(&rows).expect("plan rows serialize"))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    digest::digest(&digest::SHA256, bytes).as_ref().iter().fold(
+        String::with_capacity(64),
+        |mut hex, b| {
             use std::fmt::Write as _;
             let _ = write!(hex, "{b:02x}");
             hex
-        })
+        },
+    )
 }
 
 #[cfg(test)]

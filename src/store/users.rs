@@ -31,6 +31,12 @@ impl AddressSource {
     }
 }
 
+impl std::fmt::Display for AddressSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
 impl std::str::FromStr for AddressSource {
     type Err = String;
 
@@ -247,6 +253,18 @@ impl Store {
             .await?
             .map(UserSnapshot::try_from)
             .transpose()
+    }
+
+    /// Every user that is not retired, ordered by id.
+    pub async fn active_users(&self) -> Result<Vec<UserSnapshot>> {
+        sqlx::query_as::<_, UserRow>(
+            "SELECT * FROM user_snapshots WHERE retired_at IS NULL ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(UserSnapshot::try_from)
+        .collect()
     }
 
     /// Looks a user up by UPN, ignoring case as Entra ID does.

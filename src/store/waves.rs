@@ -248,8 +248,9 @@ impl Store {
         .collect()
     }
 
-    /// Stores a wave's plan, replacing the previous one in one transaction. Refused once any
-    /// member has started converting: a started wave keeps the plan it runs.
+    /// Stores a wave's plan, replacing the previous one in one transaction, together with the
+    /// wave's cap and settings as given in `wave`. Refused once any member has started
+    /// converting: a started wave keeps the plan it runs.
     #[tracing::instrument(skip_all, fields(wave = %wave.name, members = members.len()), err)]
     pub async fn replace_plan(
         &self,
@@ -307,12 +308,16 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query("UPDATE waves SET plan_hash = ?, planned_at = ? WHERE id = ?")
-            .bind(plan_hash)
-            .bind(&at_text)
-            .bind(wave.id.0)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE waves SET plan_hash = ?, planned_at = ?, cap = ?, settings = ? WHERE id = ?",
+        )
+        .bind(plan_hash)
+        .bind(&at_text)
+        .bind(wave.cap.map(i64::from))
+        .bind(wave.settings.to_string())
+        .bind(wave.id.0)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }

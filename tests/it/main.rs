@@ -4,6 +4,7 @@ mod check;
 mod cli;
 mod discover;
 mod graph;
+mod plan;
 mod project;
 mod realm;
 mod rules_oracle;

@@ -1,0 +1,245 @@
+//! `plan` against the simulated tenant: selections, the cap, exclusions, re-planning, and the
+//! stored plan.
+
+use std::path::Path;
+
+use b2b_convert::domain::{Decision, UserState};
+use b2b_convert::sim::{GeneratedTenant, Sim, UserCase};
+use b2b_convert::store::{Store, Transition};
+
+use crate::support::{b2b_convert, quiet_sim, run, sim_env};
+
+async fn cli(dir: &Path, sim: &Sim, args: &[&str]) -> std::process::Output {
+    let mut cmd = b2b_convert(dir);
+    cmd.args(args).envs(sim_env(sim));
+    run(cmd).await
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+async fn store(dir: &Path) -> Store {
+    Store::open(&dir.join("b2b-convert.db")).await.unwrap()
+}
+
+/// A tenant discovered into `dir`, and a CSV listing one user of each interesting case.
+async fn discovered() -> (Sim, tempfile::TempDir) {
+    let sim = quiet_sim(600).await;
+    let dir = tempfile::tempdir().unwrap();
+    let output = cli(dir.path(), &sim, &["discover"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    (sim, dir)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_csv_wave_is_planned_with_decisions_reasons_and_overrides() {
+    let (sim, dir) = discovered().await;
+    let eligible = sim.find_user(UserCase::CloudOtherMailOnly).unwrap();
+    let mailbox = sim.find_user(UserCase::ExchangeMailbox).unwrap();
+    let several = sim.find_user(UserCase::CloudSeveralExternal).unwrap();
+    let pick = several.other_mails[1].clone();
+    std::fs::write(
+        dir.path().join("pilot.csv"),
+        format!(
+            "user,address\n{},\n{},\n{},{pick}\n",
+            eligible.user_principal_name, mailbox.id, several.id
+        ),
+    )
+    .unwrap();
+    let output = cli(
+        dir.path(),
+        &sim,
+        &["plan", "--wave", "pilot", "--csv", "pilot.csv"],
+    )
+    .await;
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        text(&output.stderr)
+    );
+    assert!(stdout.contains("3 user(s): 2 eligible"), "{stdout}");
+    assert!(stdout.contains("exchange-mailbox 1"), "{stdout}");
+    assert!(stdout.contains("report --wave pilot"), "{stdout}");
+
+    let store = store(dir.path()).await;
+    let wave = store.wave_by_name("pilot").await.unwrap().unwrap();
+    assert!(wave.plan_hash.is_some());
+    let members = store.members(wave.id).await.unwrap();
+    let member = |id: &str| {
+        members
+            .iter()
+            .find(|m| m.plan.user_id.to_string() == id)
+            .unwrap()
+    };
+    assert_eq!(member(&eligible.id).plan.decision, Decision::Eligible);
+    assert!(
+        member(&eligible.id).plan.set_mail,
+        "mail is empty, so it is set first"
+    );
+    assert_eq!(member(&mailbox.id).state, UserState::Excluded);
+    assert_eq!(
+        member(&several.id).plan.chosen_address.as_deref(),
+        Some(pick.as_str())
+    );
+    let realms = store
+        .realm(
+            &eligible.other_mails[0]
+                .rsplit('@')
+                .next()
+                .unwrap()
+                .to_lowercase(),
+            time::OffsetDateTime::now_utc() - time::Duration::hours(1),
+        )
+        .await
+        .unwrap();
+    assert!(
+        realms.is_some(),
+        "the address's realm was looked up and cached"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn planning_needs_a_discovery_and_a_selection() {
+    let sim = quiet_sim(10).await;
+    let dir = tempfile::tempdir().unwrap();
+    let output = cli(dir.path(), &sim, &["plan", "--wave", "w", "--all"]).await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("discover"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert_eq!(
+        cli(dir.path(), &sim, &["discover"]).await.status.code(),
+        Some(0)
+    );
+    let output = cli(dir.path(), &sim, &["plan", "--wave", "w"]).await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("--csv, --group, --filter or --all"));
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cap_refuses_a_wave_that_is_too_big() {
+    let (sim, dir) = discovered().await;
+    let output = cli(
+        dir.path(),
+        &sim,
+        &["plan", "--wave", "everyone", "--all", "--max", "10"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(4), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("more than its cap of 10"));
+    assert!(
+        store(dir.path())
+            .await
+            .wave_by_name("everyone")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn listed_users_missing_from_the_snapshot_are_named() {
+    let (sim, dir) = discovered().await;
+    std::fs::write(dir.path().join("list.csv"), "user\nnobody@contoso.com\n").unwrap();
+    let output = cli(
+        dir.path(),
+        &sim,
+        &["plan", "--wave", "w", "--csv", "list.csv"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("lines 2"),
+        "{}",
+        text(&output.stderr)
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exclusions_block_and_a_group_wave_is_read_from_graph() {
+    let (sim, dir) = discovered().await;
+    let pilot = &GeneratedTenant::new(7, 600).groups()[0].0;
+    let excluded = sim.user_at(3).unwrap();
+    std::fs::write(
+        dir.path().join("keep.csv"),
+        format!("user\n{}\n", excluded.id),
+    )
+    .unwrap();
+    let output = cli(
+        dir.path(),
+        &sim,
+        &[
+            "plan",
+            "--wave",
+            "pilot",
+            "--group",
+            pilot,
+            "--exclude-csv",
+            "keep.csv",
+        ],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let store = store(dir.path()).await;
+    let wave = store.wave_by_name("pilot").await.unwrap().unwrap();
+    let members = store.members(wave.id).await.unwrap();
+    assert_eq!(members.len(), 20, "the pilot group's 20 users");
+    let member = members
+        .iter()
+        .find(|m| m.plan.user_id.to_string() == excluded.id)
+        .unwrap();
+    assert_eq!(member.plan.findings[0].reason.code(), "operator-excluded");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn re_planning_reports_changes_and_stops_once_the_wave_started() {
+    let (sim, dir) = discovered().await;
+    let user = sim.find_user(UserCase::CloudMailExternal).unwrap();
+    std::fs::write(dir.path().join("w.csv"), format!("user\n{}\n", user.id)).unwrap();
+    assert_eq!(
+        cli(dir.path(), &sim, &["plan", "--wave", "w", "--csv", "w.csv"])
+            .await
+            .status
+            .code(),
+        Some(0)
+    );
+    let again = cli(dir.path(), &sim, &["plan", "--wave", "w"]).await;
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    assert!(text(&again.stdout).contains("Re-planned: 0 added, 0 removed, 0 changed"));
+    let other = cli(dir.path(), &sim, &["plan", "--wave", "w", "--all"]).await;
+    assert_eq!(
+        other.status.code(),
+        Some(2),
+        "another selection for the same wave"
+    );
+
+    let store = store(dir.path()).await;
+    let wave = store.wave_by_name("w").await.unwrap().unwrap();
+    store
+        .transition(
+            wave.id,
+            user.id.parse().unwrap(),
+            &Transition::new(
+                UserState::Ready,
+                UserState::Inviting,
+                time::OffsetDateTime::now_utc(),
+            ),
+        )
+        .await
+        .unwrap();
+    store.close().await;
+    let started = cli(dir.path(), &sim, &["plan", "--wave", "w"]).await;
+    assert_eq!(started.status.code(), Some(4), "{}", text(&started.stderr));
+    assert!(text(&started.stderr).contains("cannot be re-planned"));
+    sim.shutdown().await;
+}
