@@ -94,10 +94,14 @@ impl PlanArgs {
             set_mail_before_invite: settings.invitation.set_mail_before_invite,
             allow_new_address: selection.allow_new_address,
         };
+        let other_waves = store
+            .pending_in_other_waves(existing.as_ref().map(|w| w.id))
+            .await?;
         let wave_users = WaveUsers {
             users,
             overrides,
             excluded,
+            other_waves,
         };
         let (evaluations, realm_summary) =
             decide(&settings, &store, &facts, &wave_users, &policy).await?;
@@ -215,6 +219,8 @@ struct WaveUsers {
     users: Vec<UserSnapshot>,
     overrides: HashMap<UserId, String>,
     excluded: HashMap<UserId, String>,
+    /// Other waves that still plan to convert the user.
+    other_waves: HashMap<UserId, Vec<String>>,
 }
 
 /// Evaluates every user: a first pass finds the addresses, then what depends on them (their
@@ -245,6 +251,7 @@ async fn decide(
                     user,
                     override_address: wave.overrides.get(&user.id).map(String::as_str),
                     excluded: wave.excluded.get(&user.id).map(String::as_str),
+                    other_waves: wave.other_waves.get(&user.id).map_or(&[], Vec::as_slice),
                 };
                 rules::evaluate(candidate, tenant, policy, book)
             })

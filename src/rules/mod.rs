@@ -101,6 +101,8 @@ pub struct Candidate<'a> {
     pub override_address: Option<&'a str>,
     /// Why the operator excluded the user, if they did.
     pub excluded: Option<&'a str>,
+    /// The other waves (not yet done with the user) that also plan this user.
+    pub other_waves: &'a [String],
 }
 
 /// How much a finding weighs.
@@ -195,6 +197,13 @@ pub fn evaluate(
     };
     if let Some(why) = candidate.excluded {
         eval.add(Reason::OperatorExcluded, Severity::Blocker, why);
+    }
+    if !candidate.other_waves.is_empty() {
+        eval.add(
+            Reason::InAnotherWave,
+            Severity::Warning,
+            candidate.other_waves.join(", "),
+        );
     }
     if let Some(why) = already_external(user) {
         eval.add(Reason::AlreadyExternal, Severity::Blocker, why);

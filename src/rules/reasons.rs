@@ -31,13 +31,14 @@ pub enum Reason {
     AddressCollision,
     DuplicateInWave,
     OperatorExcluded,
+    InAnotherWave,
     // Information for the report, never blocking.
     RealmNotChecked,
     SetMailFirst,
 }
 
 impl Reason {
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 20] = [
         Self::ExchangeMailbox,
         Self::DirectFederation,
         Self::HomeRealmNotEntra,
@@ -55,6 +56,7 @@ impl Reason {
         Self::AddressCollision,
         Self::DuplicateInWave,
         Self::OperatorExcluded,
+        Self::InAnotherWave,
         Self::RealmNotChecked,
         Self::SetMailFirst,
     ];
@@ -79,6 +81,7 @@ impl Reason {
             Self::AddressCollision => "address-collision",
             Self::DuplicateInWave => "duplicate-in-wave",
             Self::OperatorExcluded => "operator-excluded",
+            Self::InAnotherWave => "in-another-wave",
             Self::RealmNotChecked => "realm-not-checked",
             Self::SetMailFirst => "set-mail-first",
         }
@@ -138,6 +141,7 @@ impl Reason {
                 "another user in the wave would be invited at the same address"
             }
             Self::OperatorExcluded => "the operator excluded the user",
+            Self::InAnotherWave => "the user is also planned in another wave",
             Self::RealmNotChecked => "the home realm of the address's domain is not known",
             Self::SetMailFirst => "mail will be set to the invitation address before inviting",
         }
@@ -189,6 +193,9 @@ impl Reason {
             }
             Self::DuplicateInWave => "give each user their own address in the wave list",
             Self::OperatorExcluded => "remove the user from the exclusion list or group",
+            Self::InAnotherWave => {
+                "convert the user in one wave only; exclude them from the other (run re-reads the user first, so nobody is invited twice)"
+            }
             Self::RealmNotChecked => "plan again when realm discovery can reach the login service",
             Self::SetMailFirst => "nothing to do; it needs the User.ReadWrite.All permission",
         }

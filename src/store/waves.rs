@@ -1,5 +1,7 @@
 //! Waves, their stored plans, and each member's state transitions.
 
+use std::collections::HashMap;
+
 use time::OffsetDateTime;
 
 use super::{
@@ -347,6 +349,30 @@ impl Store {
         .transpose()
     }
 
+    /// For every user some wave other than `except` still plans to convert (ready, or in the
+    /// middle of it), the names of those waves.
+    pub async fn pending_in_other_waves(
+        &self,
+        except: Option<WaveId>,
+    ) -> Result<HashMap<UserId, Vec<String>>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT m.user_id, w.name FROM wave_members m JOIN waves w ON w.id = m.wave_id
+             WHERE m.wave_id IS NOT ? AND m.state IN ('planned', 'ready', 'inviting')
+             ORDER BY w.name",
+        )
+        .bind(except.map(|w| w.0))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut waves: HashMap<UserId, Vec<String>> = HashMap::new();
+        for (user, wave) in rows {
+            waves
+                .entry(parse_code("wave_members.user_id", &user)?)
+                .or_default()
+                .push(wave);
+        }
+        Ok(waves)
+    }
+
     /// How many members are in each state.
     pub async fn state_counts(&self, wave: WaveId) -> Result<Vec<(UserState, u64)>> {
         let rows: Vec<(String, i64)> = sqlx::query_as(
@@ -638,6 +664,31 @@ mod tests {
             Some("Unable to find target address"),
             "the last error stays for the report"
         );
+    }
+
+    #[tokio::test]
+    async fn users_pending_in_other_waves_are_found() {
+        let (_dir, store) = temp_store().await;
+        let pilot = planned_wave(&store).await;
+        let second = store
+            .create_wave(&new_wave("second"), datetime!(2026-11-21 08:00 UTC))
+            .await
+            .unwrap();
+        let others = store.pending_in_other_waves(Some(second.id)).await.unwrap();
+        let user = UserId::from_uuid(Uuid::from_u128(1));
+        assert_eq!(others.get(&user), Some(&vec!["pilot".to_owned()]));
+        assert!(
+            !others.contains_key(&UserId::from_uuid(Uuid::from_u128(2))),
+            "excluded members are not pending"
+        );
+        assert!(
+            store
+                .pending_in_other_waves(Some(pilot.id))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(store.pending_in_other_waves(None).await.unwrap().len(), 1);
     }
 
     #[tokio::test]

@@ -243,3 +243,27 @@ async fn re_planning_reports_changes_and_stops_once_the_wave_started() {
     assert!(text(&started.stderr).contains("cannot be re-planned"));
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_in_two_waves_is_flagged() {
+    let (sim, dir) = discovered().await;
+    let user = sim.find_user(UserCase::CloudMailExternal).unwrap();
+    std::fs::write(dir.path().join("one.csv"), format!("user\n{}\n", user.id)).unwrap();
+    for wave in ["first", "second"] {
+        let output = cli(
+            dir.path(),
+            &sim,
+            &["plan", "--wave", wave, "--csv", "one.csv"],
+        )
+        .await;
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        if wave == "second" {
+            assert!(
+                text(&output.stdout).contains("in-another-wave 1"),
+                "{}",
+                text(&output.stdout)
+            );
+        }
+    }
+    sim.shutdown().await;
+}

@@ -154,6 +154,7 @@ async fn plan_user(
         user,
         override_address: None,
         excluded: None,
+        other_waves: &[],
     };
     let first = rules::evaluate(candidate, tenant, policy, &Owners(HashMap::new()));
     let chosen = first.address?;
