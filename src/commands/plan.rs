@@ -422,26 +422,27 @@ async fn exclusions(
 
 /// Who else owns each chosen address, from the stored address index.
 async fn owners_of(store: &Store, evaluations: &[Evaluation]) -> anyhow::Result<StoredOwners> {
-    let addresses: HashSet<String> = evaluations
+    let addresses: Vec<String> = evaluations
         .iter()
         .filter_map(|e| e.address.as_ref().map(|a| a.address.to_lowercase()))
+        .collect::<HashSet<_>>()
+        .into_iter()
         .collect();
-    let mut owners = HashMap::new();
-    for address in addresses {
-        let found = store.address_owners(&address).await?;
-        if !found.is_empty() {
-            owners.insert(
-                address,
-                found
-                    .into_iter()
-                    .map(|o| Collision {
-                        object_id: o.object_id,
-                        property: o.source.to_string(),
-                    })
-                    .collect(),
-            );
-        }
-    }
+    let owners = store
+        .address_owners_of_many(&addresses)
+        .await?
+        .into_iter()
+        .map(|(address, owners)| {
+            let collisions = owners
+                .into_iter()
+                .map(|o| Collision {
+                    object_id: o.object_id,
+                    property: o.source.to_string(),
+                })
+                .collect();
+            (address, collisions)
+        })
+        .collect();
     Ok(StoredOwners(owners))
 }
 

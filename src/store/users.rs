@@ -1,5 +1,7 @@
 //! User snapshots, the address index used for collision checks, and discovery runs.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 use time::OffsetDateTime;
@@ -286,6 +288,34 @@ impl Store {
                 .fetch_one(&self.pool)
                 .await?;
         Ok(count.unsigned_abs())
+    }
+
+    /// [`address_owners`](Self::address_owners) for many addresses at once, keyed by the
+    /// lower-cased address; addresses nobody owns are absent.
+    pub async fn address_owners_of_many(
+        &self,
+        addresses: &[String],
+    ) -> Result<HashMap<String, Vec<AddressOwner>>> {
+        let mut owners: HashMap<String, Vec<AddressOwner>> = HashMap::new();
+        for chunk in addresses.chunks(ADDRESSES_PER_STATEMENT) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "SELECT address, object_id, source FROM directory_addresses WHERE address IN (",
+            );
+            let mut list = query.separated(", ");
+            for address in chunk {
+                list.push_bind(address.to_lowercase());
+            }
+            query.push(") ORDER BY address, object_id, source");
+            let rows: Vec<(String, String, String)> =
+                query.build_query_as().fetch_all(&self.pool).await?;
+            for (address, object_id, source) in rows {
+                owners.entry(address).or_default().push(AddressOwner {
+                    object_id,
+                    source: parse_code("directory_addresses.source", &source)?,
+                });
+            }
+        }
+        Ok(owners)
     }
 
     /// Every object that answers to `address` (case-insensitive), through which property.
@@ -665,6 +695,32 @@ pub(crate) mod tests {
                 .unwrap()
                 .len(),
             1
+        );
+    }
+
+    #[tokio::test]
+    async fn owners_of_many_addresses_come_in_one_map() {
+        let (_dir, store) = temp_store().await;
+        store
+            .store_users(&[sample_user(1), sample_user(2)])
+            .await
+            .unwrap();
+        let owners = store
+            .address_owners_of_many(&[
+                "PARTNER1@fabrikam.com".into(),
+                "p2@example.org".into(),
+                "nobody@example.org".into(),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(owners.len(), 2);
+        assert_eq!(
+            owners["partner1@fabrikam.com"][0].source,
+            AddressSource::Mail
+        );
+        assert_eq!(
+            owners["p2@example.org"][0].source,
+            AddressSource::OtherMails
         );
     }
 

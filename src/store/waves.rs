@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use sqlx::{QueryBuilder, Sqlite};
 use time::OffsetDateTime;
 
 use super::{
@@ -10,6 +11,9 @@ use super::{
 };
 use crate::domain::{Decision, FailureKind, InvitationId, UserId, UserState, WaveId};
 use crate::rules::{AddressOrigin, Finding};
+
+/// Members per multi-row insert: 12 parameters each, well under SQLite's limit.
+const MEMBERS_PER_STATEMENT: usize = 500;
 
 /// What `plan` records when it creates a wave.
 #[derive(Clone, Debug, PartialEq)]
@@ -279,36 +283,37 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let at_text = timestamp(at);
-        for member in members {
-            let state = match member.decision {
-                Decision::Eligible => UserState::Ready,
-                Decision::Blocked => UserState::Excluded,
-            };
-            let codes: Vec<&str> = member.findings.iter().map(|f| f.reason.code()).collect();
-            sqlx::query(
+        // Multi-row statements: a wave of a million users is a few thousand statements.
+        for chunk in members.chunks(MEMBERS_PER_STATEMENT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO wave_members (wave_id, user_id, decision, reasons, findings,
                     chosen_address, address_origin, set_mail, snapshot_fingerprint, state,
-                    planned_at, state_changed_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(wave.id.0)
-            .bind(member.user_id.to_string())
-            .bind(member.decision.code())
-            .bind(to_json(&codes))
-            .bind(to_json(&member.findings))
-            .bind(&member.chosen_address)
-            .bind(
-                member
-                    .address_origin
-                    .map(|o| to_json(&o).trim_matches('"').to_owned()),
-            )
-            .bind(member.set_mail)
-            .bind(&member.snapshot_fingerprint)
-            .bind(state.code())
-            .bind(&at_text)
-            .bind(&at_text)
-            .execute(&mut *tx)
-            .await?;
+                    planned_at, state_changed_at) ",
+            );
+            insert.push_values(chunk, |mut row, member| {
+                let state = match member.decision {
+                    Decision::Eligible => UserState::Ready,
+                    Decision::Blocked => UserState::Excluded,
+                };
+                let codes: Vec<&str> = member.findings.iter().map(|f| f.reason.code()).collect();
+                row.push_bind(wave.id.0)
+                    .push_bind(member.user_id.to_string())
+                    .push_bind(member.decision.code())
+                    .push_bind(to_json(&codes))
+                    .push_bind(to_json(&member.findings))
+                    .push_bind(member.chosen_address.clone())
+                    .push_bind(
+                        member
+                            .address_origin
+                            .map(|o| to_json(&o).trim_matches('"').to_owned()),
+                    )
+                    .push_bind(member.set_mail)
+                    .push_bind(member.snapshot_fingerprint.clone())
+                    .push_bind(state.code())
+                    .push_bind(at_text.clone())
+                    .push_bind(at_text.clone());
+            });
+            insert.build().execute(&mut *tx).await?;
         }
         sqlx::query(
             "UPDATE waves SET plan_hash = ?, planned_at = ?, cap = ?, settings = ? WHERE id = ?",
