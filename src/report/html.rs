@@ -252,17 +252,21 @@ fn domains_figure(page: &mut String, summary: &Summary) {
         .take(DOMAINS_CHARTED)
         .map(|domain| Bar::new(domain.domain.clone(), domain.users, realm_class(domain)))
         .collect();
-    let mut note = format!(
-        "Top {} of {} external domains by users, coloured by home realm.",
-        bars.len(),
-        thousands(summary.domains.len())
-    );
-    if summary.without_address > 0 {
-        let _ = write!(
-            note,
-            " {} users have no address.",
-            thousands(summary.without_address)
-        );
+    let mut note = if bars.len() < summary.domains.len() {
+        format!(
+            "The top {} of {} external domains by users, coloured by home realm.",
+            bars.len(),
+            thousands(summary.domains.len())
+        )
+    } else {
+        "Every external domain by users, coloured by home realm.".to_owned()
+    };
+    match summary.without_address {
+        0 => {}
+        1 => note.push_str(" 1 user has no address."),
+        n => {
+            let _ = write!(note, " {} users have no address.", thousands(n));
+        }
     }
     note.push_str(
         "</p>\n<ul class=\"legend\">\

@@ -144,25 +144,26 @@
 
   function renderRow(row) {
     var tr = document.createElement("tr");
-    var upn = cell(tr, row[UPN]);
+    var upn = cell(tr, row[UPN], "id");
     upn.title = "object id " + row[ID];
-    cell(tr, row[NAME]);
+    cell(tr, row[NAME], "name");
     var decision = data.decisions[row[DECISION]];
-    badge(cell(tr), decision, "d-" + decision);
-    cell(tr, data.states[row[STATE]]);
+    badge(cell(tr, null, "nowrap"), decision, "d-" + decision);
+    cell(tr, data.states[row[STATE]], "nowrap");
     var reasons = cell(tr);
     row[KINDS].forEach(function (k) {
       var kind = data.kinds[k];
       badge(reasons, kind.code, "s-" + kind.severity, kind.severity + ": " + kind.summary);
     });
-    var address = cell(tr, row[ADDRESS]);
+    var address = cell(tr, row[ADDRESS], "id");
     if (row[SET_MAIL]) {
       var note = document.createElement("span");
       note.className = "set-mail";
       note.textContent = "mail is set to it first";
       address.appendChild(note);
     }
-    cell(tr, row[REALM] === null ? (row[ADDRESS] === null ? "" : "not checked") : data.realms[row[REALM]]);
+    var realm = row[REALM] === null ? (row[ADDRESS] === null ? "" : "not checked") : data.realms[row[REALM]];
+    cell(tr, realm, "nowrap");
     var fix = cell(tr, null, "small");
     var hint = fixHint(row);
     if (hint) {
