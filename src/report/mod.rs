@@ -203,3 +203,53 @@ pub fn render(data: &ReportData, format: Format) -> String {
         Format::Html => html::render_html(data),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::Reason;
+
+    #[test]
+    fn every_format_parses_back_from_its_code() {
+        for format in Format::ALL {
+            assert_eq!(format.code().parse::<Format>().unwrap(), format);
+            assert_eq!(format.to_string(), format.code());
+        }
+        assert_eq!(Format::default(), Format::Table);
+        let err = "pdf".parse::<Format>().unwrap_err();
+        assert_eq!(err.to_string(), "unknown Format `pdf`");
+    }
+
+    #[test]
+    fn render_dispatches_to_each_renderer() {
+        let data = testdata::sample();
+        assert!(render(&data, Format::Table).starts_with("Wave:"));
+        assert!(render(&data, Format::Json).starts_with("{\n  \"schema_version\": 1,"));
+        assert!(render(&data, Format::Csv).starts_with("\u{feff}id,"));
+        assert!(render(&data, Format::Html).starts_with("<!DOCTYPE html>"));
+    }
+
+    #[test]
+    fn the_fix_hint_comes_from_the_first_blocker_else_the_first_warning() {
+        let data = testdata::sample();
+        let [alice, bob, carol, ..] = &data.members[..] else {
+            panic!("the sample has six members")
+        };
+        assert_eq!(alice.fix_hint(), None);
+        assert_eq!(bob.fix_hint(), Some(Reason::DisabledAccount.fix()));
+        assert_eq!(carol.fix_hint(), Some(Reason::ExchangeMailbox.fix()));
+        assert_eq!(carol.blockers().count(), 1);
+        assert!(bob.has_warnings());
+        assert!(!carol.has_warnings());
+    }
+
+    #[test]
+    fn the_address_domain_is_lower_case() {
+        let data = testdata::sample();
+        assert_eq!(
+            data.members[1].address_domain().as_deref(),
+            Some("partner.example")
+        );
+        assert_eq!(data.members[3].address_domain(), None, "no address");
+    }
+}

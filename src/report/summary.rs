@@ -45,7 +45,7 @@ pub struct Summary {
     pub blocked: usize,
     /// Users with at least one warning (eligible or not).
     pub with_warnings: usize,
-    /// Users for whom `run` sets `mail` before inviting.
+    /// Eligible users for whom `run` sets `mail` before inviting: the set-mail steps.
     pub set_mail: usize,
     /// Most severe first, then most users, then by code.
     pub reasons: Vec<ReasonCount>,
@@ -80,7 +80,8 @@ impl Summary {
                 Decision::Blocked => summary.blocked += 1,
             }
             summary.with_warnings += usize::from(member.has_warnings());
-            summary.set_mail += usize::from(member.set_mail);
+            summary.set_mail +=
+                usize::from(member.set_mail && member.decision == Decision::Eligible);
             *states.entry(member.state).or_default() += 1;
             seen.clear();
             for finding in &member.findings {

@@ -4,7 +4,7 @@
 //!
 //! Owns the plain-text layout only. It stays short at any wave size: the blocked users are
 //! capped at [`BLOCKED_USERS_SHOWN`]; the CSV has them all. Text from the directory passes
-//! through [`terminal_safe`] so it cannot send escape sequences to the terminal.
+//! through `text::terminal_safe` so it cannot send escape sequences to the terminal.
 
 use std::fmt::Write as _;
 
