@@ -4,12 +4,31 @@
 //! Pure renderers: [`ReportData`] in, text out. This module must not read the store, call
 //! Graph, read a clock or write files: the `report` command gathers the data (with the time)
 //! and writes the result atomically.
+//!
+//! - [`table`]: plain text for a terminal (counts, then the first blocked users);
+//! - [`json`]: the whole [`ReportData`], schema in `docs/reports.md`;
+//! - [`csv`]: one row per user, for Excel, guarded against formula injection;
+//! - [`html`]: one self-contained page with inline SVG charts and a paged user table;
+//! - [`summary`]: the counts the renderers share.
+
+pub mod csv;
+pub mod html;
+pub mod json;
+pub mod summary;
+pub mod table;
+mod text;
+
+#[cfg(test)]
+mod testdata;
+
+use std::fmt;
+use std::str::FromStr;
 
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::domain::{Decision, RealmKind, UserId, UserState};
-use crate::rules::{AddressOrigin, Finding};
+use crate::domain::{Decision, RealmKind, UnknownCode, UserId, UserState};
+use crate::rules::{AddressOrigin, Finding, Severity};
 
 /// The version of the JSON report's schema (`docs/reports.md`). Bumped on any change that is
 /// not a pure addition.
@@ -77,4 +96,160 @@ pub struct ReportMember {
     pub invited_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub accepted_at: Option<OffsetDateTime>,
+}
+
+impl ReportMember {
+    /// The blocking findings (they come first in `findings`).
+    pub fn blockers(&self) -> impl Iterator<Item = &Finding> {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Blocker)
+    }
+
+    /// Whether any finding is a warning.
+    pub fn has_warnings(&self) -> bool {
+        self.findings
+            .iter()
+            .any(|f| f.severity == Severity::Warning)
+    }
+
+    /// The fix of the first blocker, else of the first warning: what the operator does next.
+    pub fn fix_hint(&self) -> Option<&'static str> {
+        self.findings
+            .iter()
+            .find(|f| f.severity == Severity::Blocker)
+            .or_else(|| {
+                self.findings
+                    .iter()
+                    .find(|f| f.severity == Severity::Warning)
+            })
+            .map(|f| f.reason.fix())
+    }
+
+    /// The lower-case domain of the address, if there is one.
+    pub fn address_domain(&self) -> Option<String> {
+        let address = self.address.as_deref()?;
+        let (_, domain) = address.rsplit_once('@')?;
+        (!domain.is_empty()).then(|| domain.to_ascii_lowercase())
+    }
+}
+
+/// The output formats of `report`. The CLI maps its `--format` flag onto this; the report
+/// module stays free of CLI types.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// Plain text for a terminal.
+    #[default]
+    Table,
+    /// The whole [`ReportData`] as pretty JSON.
+    Json,
+    /// One row per user, for Excel.
+    Csv,
+    /// One self-contained HTML file.
+    Html,
+}
+
+impl Format {
+    /// Every format, in declaration order.
+    pub const ALL: [Self; 4] = [Self::Table, Self::Json, Self::Csv, Self::Html];
+
+    /// The name on the command line (`--format csv`).
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::Table => "table",
+            Self::Json => "json",
+            Self::Csv => "csv",
+            Self::Html => "html",
+        }
+    }
+
+    /// The usual file extension, for default output file names.
+    pub const fn extension(self) -> &'static str {
+        match self {
+            Self::Table => "txt",
+            Self::Json => "json",
+            Self::Csv => "csv",
+            Self::Html => "html",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl FromStr for Format {
+    type Err = UnknownCode;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|format| format.code() == s)
+            .ok_or_else(|| UnknownCode {
+                kind: "Format",
+                code: s.to_owned(),
+            })
+    }
+}
+
+/// Renders a report in one format. Pure: the caller writes the text where it belongs.
+pub fn render(data: &ReportData, format: Format) -> String {
+    match format {
+        Format::Table => table::render_table(data),
+        Format::Json => json::render_json(data),
+        Format::Csv => csv::render_csv(data),
+        Format::Html => html::render_html(data),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::Reason;
+
+    #[test]
+    fn every_format_parses_back_from_its_code() {
+        for format in Format::ALL {
+            assert_eq!(format.code().parse::<Format>().unwrap(), format);
+            assert_eq!(format.to_string(), format.code());
+        }
+        assert_eq!(Format::default(), Format::Table);
+        let err = "pdf".parse::<Format>().unwrap_err();
+        assert_eq!(err.to_string(), "unknown Format `pdf`");
+    }
+
+    #[test]
+    fn render_dispatches_to_each_renderer() {
+        let data = testdata::sample();
+        assert!(render(&data, Format::Table).starts_with("Wave:"));
+        assert!(render(&data, Format::Json).starts_with("{\n  \"schema_version\": 1,"));
+        assert!(render(&data, Format::Csv).starts_with("\u{feff}id,"));
+        assert!(render(&data, Format::Html).starts_with("<!DOCTYPE html>"));
+    }
+
+    #[test]
+    fn the_fix_hint_comes_from_the_first_blocker_else_the_first_warning() {
+        let data = testdata::sample();
+        let [alice, bob, carol, ..] = &data.members[..] else {
+            panic!("the sample has six members")
+        };
+        assert_eq!(alice.fix_hint(), None);
+        assert_eq!(bob.fix_hint(), Some(Reason::DisabledAccount.fix()));
+        assert_eq!(carol.fix_hint(), Some(Reason::ExchangeMailbox.fix()));
+        assert_eq!(carol.blockers().count(), 1);
+        assert!(bob.has_warnings());
+        assert!(!carol.has_warnings());
+    }
+
+    #[test]
+    fn the_address_domain_is_lower_case() {
+        let data = testdata::sample();
+        assert_eq!(
+            data.members[1].address_domain().as_deref(),
+            Some("partner.example")
+        );
+        assert_eq!(data.members[3].address_domain(), None, "no address");
+    }
 }
