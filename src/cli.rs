@@ -23,6 +23,7 @@ Getting started:
   b2b-convert check                test the credential and permissions (read-only)
   b2b-convert discover             snapshot users and tenant facts (read-only)
   b2b-convert plan --wave pilot --csv pilot.csv    decide per user, with reasons (read-only)
+  b2b-convert report --wave pilot --format html --out pilot.html    the dry-run report
 
 Settings come from the config file, then environment variables (AZURE_TENANT_ID,
 AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, ...), then flags. Logs go to stderr; B2BC_LOG takes a
@@ -91,6 +92,7 @@ pub enum Command {
     Check(CheckArgs),
     Discover(DiscoverArgs),
     Plan(PlanArgs),
+    Report(ReportArgs),
     Sim(SimArgs),
 }
 
@@ -247,6 +249,45 @@ pub struct PlanArgs {
     /// Accept an `address` column entry that is not one of the user's addresses
     #[arg(long)]
     pub allow_new_address: bool,
+}
+
+/// Show a wave's plan (and, after a run, its progress): the dry-run report.
+///
+/// Reads the stored plan only (never Graph) and renders it as a terminal table (counts by
+/// decision and reason, then the blocked users with their fix), JSON (a stable, documented
+/// schema: docs/reports.md), CSV for Excel (one row per user), or one self-contained HTML file
+/// with charts and a sortable, filterable table that works offline. Files are written
+/// atomically with mode 0600.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  b2b-convert report --wave pilot
+  b2b-convert report --wave pilot --format html --out pilot.html
+  b2b-convert report --wave pilot --format csv --out pilot.csv")]
+pub struct ReportArgs {
+    /// The wave to report on
+    #[arg(long, value_name = "NAME")]
+    pub wave: String,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table, value_name = "FORMAT")]
+    pub format: ReportFormat,
+
+    /// Write to this file (atomically, mode 0600) instead of stdout
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Counts and blocked users, for a terminal
+    Table,
+    /// The full report as JSON (docs/reports.md)
+    Json,
+    /// One row per user, for Excel
+    Csv,
+    /// One self-contained page with charts and a user table
+    Html,
 }
 
 /// Run the built-in simulated tenant (a local stand-in for Microsoft Graph).

@@ -10,6 +10,7 @@ mod discover;
 mod init;
 mod plan;
 pub mod realms;
+mod report;
 mod sim;
 
 use std::path::Path;
@@ -179,6 +180,7 @@ pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<Outcome> {
         Command::Check(args) => args.run(&ctx).await,
         Command::Discover(args) => args.run(&ctx).await,
         Command::Plan(args) => args.run(&ctx).await,
+        Command::Report(args) => args.run(&ctx).await,
         Command::Sim(args) => args.run().await,
     }
 }

@@ -204,7 +204,7 @@ fn every_command_explains_itself_with_an_example() {
         .assert()
         .success()
         .stdout(predicate::str::contains("Exit codes"));
-    for command in ["init", "config", "check", "discover"] {
+    for command in ["init", "config", "check", "discover", "plan", "report"] {
         b2b_convert(dir.path())
             .args([command, "--help"])
             .assert()

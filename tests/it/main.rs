@@ -7,6 +7,7 @@ mod graph;
 mod plan;
 mod project;
 mod realm;
+mod report;
 mod rules_oracle;
 mod sim;
 mod support;

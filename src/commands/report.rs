@@ -1,0 +1,182 @@
+//! `report`: gather a wave's plan and progress from the store (never from memory, never from
+//! Graph) and render it as a table, JSON, CSV or HTML, written atomically.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use time::OffsetDateTime;
+
+use super::{Ctx, Outcome, UsageError, open_store};
+use crate::cli::{ReportArgs, ReportFormat};
+use crate::domain::{RealmKind, UserState};
+use crate::fsutil::{self, Overwrite};
+use crate::output;
+use crate::report::{self, Format, ReportData, ReportMember, ReportTenant, ReportWave};
+use crate::rules::{Finding, Reason};
+use crate::store::{Store, WaveMember};
+
+/// Reasons that concern the wave as a whole (they are stored with every member).
+const WAVE_REASONS: [Reason; 2] = [Reason::CustomMessageDropped, Reason::RedirectWithoutTenant];
+
+impl ReportArgs {
+    pub async fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {
+        let settings = ctx.settings()?;
+        let store = open_store(&settings).await?;
+        let data = gather(&store, &self.wave, OffsetDateTime::now_utc()).await?;
+        let format = match self.format {
+            ReportFormat::Table => Format::Table,
+            ReportFormat::Json => Format::Json,
+            ReportFormat::Csv => Format::Csv,
+            ReportFormat::Html => Format::Html,
+        };
+        let rendered = report::render(&data, format);
+        match &self.out {
+            Some(path) => {
+                fsutil::write_private(path, rendered.as_bytes(), Overwrite::Yes)
+                    .with_context(|| format!("writing the report to {}", path.display()))?;
+                output::write_stdout(&format!(
+                    "Report of wave {} ({} users) written to {}\n",
+                    data.wave.name,
+                    data.members.len(),
+                    path.display()
+                ))?;
+            }
+            None => output::write_stdout(&rendered)?,
+        }
+        Ok(Outcome::Done)
+    }
+}
+
+/// Each member with its user's names and its address domain's cached realm.
+async fn member_rows(store: &Store, members: &[WaveMember]) -> anyhow::Result<Vec<ReportMember>> {
+    let mut realms: HashMap<String, Option<RealmKind>> = HashMap::new();
+    let mut rows = Vec::with_capacity(members.len());
+    for member in members {
+        let user = store.user(member.plan.user_id).await?;
+        let domain = member
+            .plan
+            .chosen_address
+            .as_deref()
+            .and_then(crate::rules::address::domain_of);
+        let realm = match domain {
+            Some(domain) => {
+                if let Some(known) = realms.get(&domain) {
+                    *known
+                } else {
+                    let found = store
+                        .realm(&domain, OffsetDateTime::UNIX_EPOCH)
+                        .await?
+                        .and_then(|r| r.outcome.ok())
+                        .map(|a| a.kind);
+                    realms.insert(domain, found);
+                    found
+                }
+            }
+            None => None,
+        };
+        rows.push(ReportMember {
+            user_id: member.plan.user_id,
+            user_principal_name: user
+                .as_ref()
+                .map(|u| u.user_principal_name.clone())
+                .unwrap_or_default(),
+            display_name: user.as_ref().and_then(|u| u.display_name.clone()),
+            synced: user
+                .as_ref()
+                .is_some_and(crate::domain::UserSnapshot::is_synced),
+            decision: member.plan.decision,
+            state: member.state,
+            address: member.plan.chosen_address.clone(),
+            address_origin: member.plan.address_origin,
+            set_mail: member.plan.set_mail,
+            findings: member.plan.findings.clone(),
+            realm,
+            last_error: member.last_error_message.clone(),
+            invited_at: member.invited_at,
+            accepted_at: member.accepted_at,
+        });
+    }
+    Ok(rows)
+}
+
+fn tenant_report(facts: Option<&crate::domain::TenantFacts>) -> ReportTenant {
+    ReportTenant {
+        id: facts.map(|f| f.tenant_id.to_string()),
+        name: facts.and_then(|f| f.display_name.clone()),
+        verified_domains: facts
+            .map(|f| {
+                f.domains
+                    .iter()
+                    .filter(|d| d.is_verified)
+                    .map(|d| d.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        federation_domains: facts
+            .map(|f| {
+                f.federation_domains
+                    .iter()
+                    .map(|d| d.domain.clone())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// Everything the report shows, from the store.
+pub async fn gather(
+    store: &Store,
+    wave_name: &str,
+    now: OffsetDateTime,
+) -> anyhow::Result<ReportData> {
+    let Some(wave) = store.wave_by_name(wave_name).await? else {
+        let known: Vec<String> = store.waves().await?.into_iter().map(|w| w.name).collect();
+        return Err(UsageError(if known.is_empty() {
+            format!("there is no wave {wave_name}; plan one first with `b2b-convert plan`")
+        } else {
+            format!(
+                "there is no wave {wave_name}; the waves are: {}",
+                known.join(", ")
+            )
+        })
+        .into());
+    };
+    let facts = store.tenant_facts().await?;
+    let members = store.members(wave.id).await?;
+    let report_members = member_rows(store, &members).await?;
+    let wave_findings: Vec<Finding> = members
+        .first()
+        .map(|m| {
+            m.plan
+                .findings
+                .iter()
+                .filter(|f| WAVE_REASONS.contains(&f.reason))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let started = members.iter().any(|m| {
+        !matches!(
+            m.state,
+            UserState::Planned | UserState::Ready | UserState::Excluded
+        )
+    });
+    Ok(ReportData {
+        schema_version: report::SCHEMA_VERSION,
+        generated_at: now,
+        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+        tenant: tenant_report(facts.as_ref()),
+        wave: ReportWave {
+            name: wave.name.clone(),
+            selector: wave.selector.clone(),
+            cap: wave.cap,
+            created_at: wave.created_at,
+            planned_at: wave.planned_at,
+            plan_hash: wave.plan_hash.clone(),
+            started,
+        },
+        settings: wave.settings.clone(),
+        wave_findings,
+        members: report_members,
+    })
+}
