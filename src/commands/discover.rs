@@ -63,10 +63,11 @@ impl DiscoverArgs {
             .begin_discovery(&selector, OffsetDateTime::now_utc())
             .await?;
         let started = Instant::now();
+        let interrupted = super::interruption()?;
         let progress = Progress::spinner("reading users");
         let result = tokio::select! {
             result = snapshot(&client, &store, discovery, &source, &counters, &progress, settings.throughput.max_concurrency.get()) => result,
-            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted; the pages stored so far are kept, run discover again to complete the snapshot")),
+            () = interrupted => Err(anyhow::anyhow!("interrupted; the pages stored so far are kept, run discover again to complete the snapshot")),
         };
         progress.finish();
         let finished = store

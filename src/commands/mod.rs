@@ -171,6 +171,25 @@ fn connect(settings: &Settings) -> anyhow::Result<GraphClient> {
     Ok(GraphClient::new(http, tokens, &options))
 }
 
+/// Resolves when the operator presses Ctrl-C. The handler is installed by this call, not on
+/// first poll, so a Ctrl-C that comes right after (say, right after a banner) is not lost.
+fn interruption() -> anyhow::Result<impl Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        let mut signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .context("installing the Ctrl-C handler")?;
+        Ok(async move {
+            signal.recv().await;
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
+}
+
 /// Runs the parsed command line.
 pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<Outcome> {
     let ctx = Ctx::new(&cli, env);

@@ -30,12 +30,11 @@ impl SimArgs {
             throttling: !args.no_throttling,
             credentials_dir: args.credentials_dir,
         };
+        let interrupted = super::interruption()?;
         let mut out = output::stdout_unbuffered();
-        crate::sim::serve(options, &mut out, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .context("running the simulated tenant")?;
+        crate::sim::serve(options, &mut out, interrupted)
+            .await
+            .context("running the simulated tenant")?;
         Ok(Outcome::Done)
     }
 }
