@@ -8,20 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 USERS=${USERS:-100000}
-PORT=${PORT:-8963}
-command -v /usr/bin/time >/dev/null || { echo "needs GNU time (/usr/bin/time)" >&2; exit 1; }
-
-cargo build --release --locked --quiet
-BIN=$PWD/target/release/b2b-convert
-WORK=$(mktemp -d)
-"$BIN" sim serve --users "$USERS" --seed 7 --port "$PORT" --no-throttling > "$WORK/sim.out" 2>&1 &
-SIM_PID=$!
-trap 'kill -INT $SIM_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
-until grep -q "Press Ctrl-C" "$WORK/sim.out"; do
-  kill -0 $SIM_PID 2>/dev/null || { cat "$WORK/sim.out" >&2; exit 1; }
-  sleep 0.1
-done
-eval "$(grep '^export ' "$WORK/sim.out")"
+source bench/lib.sh
+start_sim "$USERS" "${PORT:-8963}" --no-throttling
 cd "$WORK"
 "$BIN" discover > /dev/null
 echo "plan --all of $USERS stored users"

@@ -159,21 +159,31 @@ pub struct CheckArgs {
 /// Pages are stored as they arrive: an interrupted discover keeps what it read, and running it
 /// again refreshes the snapshot. Listed users that do not exist are reported (exit code 3).
 #[derive(Debug, Args)]
-#[command(
-    group(ArgGroup::new("selection").args(["all", "group", "csv", "filter"])),
-    after_help = "\
+#[command(group(ArgGroup::new("selection").args(SELECTIONS)), after_help = "\
 Examples:
   b2b-convert discover
   b2b-convert discover --group 2f0c8a5e-1b7d-4c3e-9a6f-0d8e7b5c4a3f --transitive
   b2b-convert discover --csv partners.csv          (a `user` column: object ids or UPNs)
-  b2b-convert discover --filter \"endsWith(mail,'@fabrikam.com')\""
-)]
+  b2b-convert discover --filter \"endsWith(mail,'@fabrikam.com')\"")]
 pub struct DiscoverArgs {
-    /// Every user in the tenant (the default)
+    #[command(flatten)]
+    pub users: UserSelectionArgs,
+}
+
+/// The mutually exclusive ways of choosing users.
+const SELECTIONS: [&str; 4] = ["all", "group", "csv", "filter"];
+
+/// Which users a command works on: one of a CSV list, a group, an OData filter, or all.
+/// The commands that flatten it declare the exclusive group of its four selections (all,
+/// group, csv, filter; `--transitive` goes with `--group`).
+#[derive(Debug, Args)]
+#[group(skip)]
+pub struct UserSelectionArgs {
+    /// Every user (in the tenant for discover, in the snapshot for plan)
     #[arg(long)]
     pub all: bool,
 
-    /// The members of this group (object id)
+    /// The members of this group (object id), read from Graph
     #[arg(long, value_name = "GROUP_ID")]
     pub group: Option<Uuid>,
 
@@ -181,11 +191,12 @@ pub struct DiscoverArgs {
     #[arg(long, requires = "group")]
     pub transitive: bool,
 
-    /// A CSV file whose `user` column holds object ids or UPNs
+    /// A CSV file with a `user` column of object ids or UPNs (for plan, optionally an
+    /// `address` column that picks each user's invitation address)
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
 
-    /// An OData `$filter` over users, sent as an advanced query (`ConsistencyLevel: eventual`)
+    /// An OData `$filter` over users, read from Graph as an advanced query
     #[arg(long, value_name = "ODATA")]
     pub filter: Option<String>,
 }
@@ -200,39 +211,19 @@ pub struct DiscoverArgs {
 /// with a hash, and re-planning a wave shows what changed. A wave cannot be re-planned once its
 /// conversion has started.
 #[derive(Debug, Args)]
-#[command(
-    group(ArgGroup::new("selection").args(["all", "group", "csv", "filter"])),
-    after_help = "\
+#[command(group(ArgGroup::new("selection").args(SELECTIONS)), after_help = "\
 Examples:
   b2b-convert plan --wave pilot --csv pilot.csv --max 50
   b2b-convert plan --wave wave2 --group 2f0c8a5e-1b7d-4c3e-9a6f-0d8e7b5c4a3f --transitive
   b2b-convert plan --wave pilot                 (re-plan with the same selection)
-  b2b-convert plan --wave all-partners --all --exclude-csv keep-internal.csv"
-)]
+  b2b-convert plan --wave all-partners --all --exclude-csv keep-internal.csv")]
 pub struct PlanArgs {
     /// The wave's name (new, or one to re-plan)
     #[arg(long, value_name = "NAME")]
     pub wave: String,
 
-    /// Every user in the snapshot
-    #[arg(long)]
-    pub all: bool,
-
-    /// The members of this group (object id), read from Graph now
-    #[arg(long, value_name = "GROUP_ID")]
-    pub group: Option<Uuid>,
-
-    /// With --group: include the members of nested groups
-    #[arg(long, requires = "group")]
-    pub transitive: bool,
-
-    /// A CSV file: a `user` column (object ids or UPNs), optionally an `address` column
-    #[arg(long, value_name = "FILE")]
-    pub csv: Option<PathBuf>,
-
-    /// An OData `$filter` over users, read from Graph now
-    #[arg(long, value_name = "ODATA")]
-    pub filter: Option<String>,
+    #[command(flatten)]
+    pub users: UserSelectionArgs,
 
     /// Refuse to plan more users than this (a safety cap, kept with the wave)
     #[arg(long, value_name = "N")]

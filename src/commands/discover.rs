@@ -131,14 +131,14 @@ impl DiscoverArgs {
     }
 
     fn source(&self) -> anyhow::Result<Source> {
-        Ok(if let Some(path) = &self.csv {
+        Ok(if let Some(path) = &self.users.csv {
             Source::List(input::read_user_list(path)?)
-        } else if let Some(id) = self.group {
+        } else if let Some(id) = self.users.group {
             Source::Selection(UserSelection::Group {
                 id,
-                transitive: self.transitive,
+                transitive: self.users.transitive,
             })
-        } else if let Some(filter) = &self.filter {
+        } else if let Some(filter) = &self.users.filter {
             Source::Selection(UserSelection::Filter(filter.clone()))
         } else {
             Source::Selection(UserSelection::All)
@@ -147,10 +147,10 @@ impl DiscoverArgs {
 
     fn selector_json(&self) -> serde_json::Value {
         serde_json::json!({
-            "csv": self.csv.as_ref().map(|p| p.display().to_string()),
-            "group": self.group,
-            "transitive": self.transitive,
-            "filter": self.filter,
+            "csv": self.users.csv.as_ref().map(|p| p.display().to_string()),
+            "group": self.users.group,
+            "transitive": self.users.transitive,
+            "filter": self.users.filter,
         })
     }
 }

@@ -24,8 +24,7 @@ use crate::graph::UserSelection;
 use crate::input::{self, UserKey};
 use crate::output;
 use crate::rules::{
-    self, AddressBook, Candidate, Collision, DomainSet, Evaluation, Policy, Severity, TenantView,
-    WaveSettings,
+    self, Candidate, Collision, DomainSet, Evaluation, Policy, Severity, TenantView, WaveSettings,
 };
 use crate::store::{NewWave, PlannedMember, Store, Wave};
 
@@ -48,21 +47,8 @@ enum Users {
     Filter { filter: String },
 }
 
-/// The stored snapshot's other owners of the chosen addresses.
-struct StoredOwners(HashMap<String, Vec<Collision>>);
-
-impl AddressBook for StoredOwners {
-    fn owners(&self, address: &str, user: UserId) -> Vec<Collision> {
-        let me = user.to_string();
-        self.0
-            .get(&address.to_lowercase())
-            .into_iter()
-            .flatten()
-            .filter(|c| c.object_id != me)
-            .cloned()
-            .collect()
-    }
-}
+/// The stored snapshot's other owners of the chosen addresses, by lower-cased address.
+type StoredOwners = HashMap<String, Vec<Collision>>;
 
 impl PlanArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {
@@ -187,20 +173,20 @@ impl PlanArgs {
         let absolute = |path: &PathBuf| {
             std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))
         };
-        let users = if let Some(path) = &self.csv {
+        let users = if let Some(path) = &self.users.csv {
             Users::Csv {
                 path: absolute(path)?,
             }
-        } else if let Some(id) = self.group {
+        } else if let Some(id) = self.users.group {
             Users::Group {
                 id,
-                transitive: self.transitive,
+                transitive: self.users.transitive,
             }
-        } else if let Some(filter) = &self.filter {
+        } else if let Some(filter) = &self.users.filter {
             Users::Filter {
                 filter: filter.clone(),
             }
-        } else if self.all {
+        } else if self.users.all {
             Users::All
         } else {
             return Ok(None);
@@ -257,7 +243,7 @@ async fn decide(
             })
             .collect()
     };
-    let first = evaluate_all(&tenant, &StoredOwners(HashMap::new()));
+    let first = evaluate_all(&tenant, &StoredOwners::new());
     let book = owners_of(store, &first).await?;
     let realm_summary = if policy.mode(Rule::HomeRealmNotEntra) == RuleMode::Off {
         None
@@ -428,7 +414,7 @@ async fn owners_of(store: &Store, evaluations: &[Evaluation]) -> anyhow::Result<
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let owners = store
+    let owners: StoredOwners = store
         .address_owners_of_many(&addresses)
         .await?
         .into_iter()
@@ -443,7 +429,7 @@ async fn owners_of(store: &Store, evaluations: &[Evaluation]) -> anyhow::Result<
             (address, collisions)
         })
         .collect();
-    Ok(StoredOwners(owners))
+    Ok(owners)
 }
 
 fn rules_modes(settings: &Settings) -> BTreeMap<Rule, RuleMode> {

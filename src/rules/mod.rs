@@ -93,6 +93,19 @@ pub trait AddressBook {
     fn owners(&self, address: &str, user: UserId) -> Vec<Collision>;
 }
 
+/// Owners by lower-cased address: what the planner loads from the stored address index.
+impl<S: std::hash::BuildHasher> AddressBook for HashMap<String, Vec<Collision>, S> {
+    fn owners(&self, address: &str, user: UserId) -> Vec<Collision> {
+        let me = user.to_string();
+        self.get(&address.to_lowercase())
+            .into_iter()
+            .flatten()
+            .filter(|c| c.object_id != me)
+            .cloned()
+            .collect()
+    }
+}
+
 /// One user to evaluate, with what the wave says about them.
 #[derive(Clone, Copy, Debug)]
 pub struct Candidate<'a> {

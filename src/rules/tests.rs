@@ -66,21 +66,8 @@ fn tenant() -> TenantView {
     }
 }
 
-/// Addresses owned by other objects.
-#[derive(Default)]
-struct Owners(HashMap<String, Vec<Collision>>);
-
-impl AddressBook for Owners {
-    fn owners(&self, address: &str, user: UserId) -> Vec<Collision> {
-        self.0
-            .get(&address.to_lowercase())
-            .into_iter()
-            .flatten()
-            .filter(|c| c.object_id != user.to_string())
-            .cloned()
-            .collect()
-    }
-}
+/// Addresses owned by other objects (the planner's map, keyed by lower-cased address).
+type Owners = HashMap<String, Vec<Collision>>;
 
 fn eval_with(user: &UserSnapshot, policy: &Policy, owners: &Owners) -> Evaluation {
     evaluate(
@@ -244,13 +231,13 @@ fn every_problem_of_a_user_is_reported_at_once() {
 
 #[test]
 fn an_address_used_by_another_object_is_a_collision() {
-    let owners = Owners(HashMap::from([(
+    let owners: Owners = HashMap::from([(
         "pat@fabrikam.com".to_owned(),
         vec![Collision {
             object_id: "other-user".into(),
             property: "proxy_addresses".into(),
         }],
-    )]));
+    )]);
     let result = eval_with(&partner(), &Policy::default(), &owners);
     assert_eq!(codes(&result, Severity::Blocker), vec!["address-collision"]);
     assert!(

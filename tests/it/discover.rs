@@ -6,12 +6,10 @@ use std::path::Path;
 use b2b_convert::sim::{FaultPlan, GeneratedTenant, Sim, SimSpec, ThrottleConfig, UserCase};
 use b2b_convert::store::Store;
 
-use crate::support::{b2b_convert, quiet_sim, run, sim_env};
+use crate::support::{cli, quiet_sim, text};
 
 async fn discover(dir: &Path, sim: &Sim, args: &[&str]) -> std::process::Output {
-    let mut cmd = b2b_convert(dir);
-    cmd.arg("discover").args(args).envs(sim_env(sim));
-    run(cmd).await
+    cli(dir, sim, &[&["discover"], args].concat()).await
 }
 
 async fn stored_users(dir: &Path) -> u64 {
@@ -19,10 +17,6 @@ async fn stored_users(dir: &Path) -> u64 {
     let count = store.count_users().await.unwrap();
     store.close().await;
     count
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -7,17 +7,7 @@ use b2b_convert::domain::{Decision, UserState};
 use b2b_convert::sim::{GeneratedTenant, Sim, UserCase};
 use b2b_convert::store::{Store, Transition};
 
-use crate::support::{b2b_convert, quiet_sim, run, sim_env};
-
-async fn cli(dir: &Path, sim: &Sim, args: &[&str]) -> std::process::Output {
-    let mut cmd = b2b_convert(dir);
-    cmd.args(args).envs(sim_env(sim));
-    run(cmd).await
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use crate::support::{cli, quiet_sim, text};
 
 async fn store(dir: &Path) -> Store {
     Store::open(&dir.join("b2b-convert.db")).await.unwrap()

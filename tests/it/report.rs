@@ -1,20 +1,8 @@
 //! `report` from the stored plan: every format, files written privately, unknown waves named.
 
-use std::path::Path;
-
 use b2b_convert::sim::{Sim, UserCase};
 
-use crate::support::{b2b_convert, quiet_sim, run, sim_env};
-
-async fn cli(dir: &Path, sim: &Sim, args: &[&str]) -> std::process::Output {
-    let mut cmd = b2b_convert(dir);
-    cmd.args(args).envs(sim_env(sim));
-    run(cmd).await
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use crate::support::{cli, quiet_sim, text};
 
 /// A discovered tenant with a planned wave `pilot` of one eligible and one blocked user.
 async fn planned() -> (Sim, tempfile::TempDir, String, String) {

@@ -5,10 +5,10 @@
 
 use std::collections::HashMap;
 
-use b2b_convert::domain::{Decision, RuleMode, UserId, UserSnapshot};
+use b2b_convert::domain::{Decision, RuleMode, UserSnapshot};
 use b2b_convert::graph::{Error, UserSelection};
 use b2b_convert::rules::{
-    self, AddressBook, Candidate, Collision, DomainSet, Policy, Reason, Severity, TenantView,
+    self, Candidate, Collision, DomainSet, Policy, Reason, Severity, TenantView,
 };
 use b2b_convert::sim::{InvitationRules, Sim, SimSpec, ThrottleConfig, UserCase};
 use b2b_convert::store::Store;
@@ -29,20 +29,6 @@ const SERVICE_REFUSES: [Reason; 6] = [
     Reason::ExchangeMailbox,
     Reason::DirectFederation,
 ];
-
-struct Owners(HashMap<String, Vec<Collision>>);
-
-impl AddressBook for Owners {
-    fn owners(&self, address: &str, user: UserId) -> Vec<Collision> {
-        self.0
-            .get(&address.to_lowercase())
-            .into_iter()
-            .flatten()
-            .filter(|c| c.object_id != user.to_string())
-            .cloned()
-            .collect()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn eligible_users_are_accepted_and_service_side_blocks_are_refused() {
@@ -156,7 +142,7 @@ async fn plan_user(
         excluded: None,
         other_waves: &[],
     };
-    let first = rules::evaluate(candidate, tenant, policy, &Owners(HashMap::new()));
+    let first = rules::evaluate(candidate, tenant, policy, &HashMap::new());
     let chosen = first.address?;
     let owners = store
         .address_owners(&chosen.address)
@@ -168,7 +154,7 @@ async fn plan_user(
             property: format!("{:?}", o.source),
         })
         .collect();
-    let book = Owners(HashMap::from([(chosen.address.to_lowercase(), owners)]));
+    let book = HashMap::from([(chosen.address.to_lowercase(), owners)]);
     let verdict = rules::evaluate(candidate, tenant, policy, &book);
     let blockers = verdict
         .findings

@@ -221,3 +221,15 @@ impl TinyServer {
         self.max_in_flight.load(Ordering::SeqCst)
     }
 }
+
+/// Runs the binary in `dir` against `sim` with `args`, waiting for it to finish.
+pub async fn cli(dir: &Path, sim: &Sim, args: &[&str]) -> std::process::Output {
+    let mut cmd = b2b_convert(dir);
+    cmd.args(args).envs(sim_env(sim));
+    run(cmd).await
+}
+
+/// Output bytes as text, for assertions and their messages.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
