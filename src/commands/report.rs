@@ -8,12 +8,12 @@ use time::OffsetDateTime;
 
 use super::{Ctx, Outcome, UsageError, open_store};
 use crate::cli::{ReportArgs, ReportFormat};
-use crate::domain::{RealmKind, UserState};
+use crate::domain::{RealmKind, UserState, WaveId};
 use crate::fsutil::{self, Overwrite};
 use crate::output;
 use crate::report::{self, Format, ReportData, ReportMember, ReportTenant, ReportWave};
 use crate::rules::{Finding, Reason};
-use crate::store::{Store, WaveMember};
+use crate::store::Store;
 
 /// Reasons that concern the wave as a whole (they are stored with every member).
 const WAVE_REASONS: [Reason; 2] = [Reason::CustomMessageDropped, Reason::RedirectWithoutTenant];
@@ -48,11 +48,11 @@ impl ReportArgs {
 }
 
 /// Each member with its user's names and its address domain's cached realm.
-async fn member_rows(store: &Store, members: &[WaveMember]) -> anyhow::Result<Vec<ReportMember>> {
+async fn member_rows(store: &Store, wave: WaveId) -> anyhow::Result<Vec<ReportMember>> {
     let mut realms: HashMap<String, Option<RealmKind>> = HashMap::new();
+    let members = store.members_with_names(wave).await?;
     let mut rows = Vec::with_capacity(members.len());
-    for member in members {
-        let user = store.user(member.plan.user_id).await?;
+    for (member, names) in members {
         let domain = member
             .plan
             .chosen_address
@@ -76,22 +76,17 @@ async fn member_rows(store: &Store, members: &[WaveMember]) -> anyhow::Result<Ve
         };
         rows.push(ReportMember {
             user_id: member.plan.user_id,
-            user_principal_name: user
-                .as_ref()
-                .map(|u| u.user_principal_name.clone())
-                .unwrap_or_default(),
-            display_name: user.as_ref().and_then(|u| u.display_name.clone()),
-            synced: user
-                .as_ref()
-                .is_some_and(crate::domain::UserSnapshot::is_synced),
+            user_principal_name: names.user_principal_name,
+            display_name: names.display_name,
+            synced: names.synced,
             decision: member.plan.decision,
             state: member.state,
-            address: member.plan.chosen_address.clone(),
+            address: member.plan.chosen_address,
             address_origin: member.plan.address_origin,
             set_mail: member.plan.set_mail,
-            findings: member.plan.findings.clone(),
+            findings: member.plan.findings,
             realm,
-            last_error: member.last_error_message.clone(),
+            last_error: member.last_error_message,
             invited_at: member.invited_at,
             accepted_at: member.accepted_at,
         });
@@ -142,20 +137,18 @@ pub async fn gather(
         .into());
     };
     let facts = store.tenant_facts().await?;
-    let members = store.members(wave.id).await?;
-    let report_members = member_rows(store, &members).await?;
-    let wave_findings: Vec<Finding> = members
+    let report_members = member_rows(store, wave.id).await?;
+    let wave_findings: Vec<Finding> = report_members
         .first()
         .map(|m| {
-            m.plan
-                .findings
+            m.findings
                 .iter()
                 .filter(|f| WAVE_REASONS.contains(&f.reason))
                 .cloned()
                 .collect()
         })
         .unwrap_or_default();
-    let started = members.iter().any(|m| {
+    let started = report_members.iter().any(|m| {
         !matches!(
             m.state,
             UserState::Planned | UserState::Ready | UserState::Excluded

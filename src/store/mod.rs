@@ -22,7 +22,7 @@ use time::macros::format_description;
 
 pub use events::{Event, NewEvent};
 pub use users::{AddressOwner, AddressSource};
-pub use waves::{NewWave, PlannedMember, Transition, Wave, WaveMember};
+pub use waves::{MemberNames, NewWave, PlannedMember, Transition, Wave, WaveMember};
 
 /// A failure in the state database. Variants a caller branches on are typed; the rest wrap sqlx.
 #[derive(Debug, thiserror::Error)]

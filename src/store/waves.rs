@@ -151,6 +151,23 @@ struct MemberRow {
     scrambled_on: Option<String>,
 }
 
+/// How a member's user is named and whether it is synced, from its snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemberNames {
+    pub user_principal_name: String,
+    pub display_name: Option<String>,
+    pub synced: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct NamedMemberRow {
+    #[sqlx(flatten)]
+    member: MemberRow,
+    upn: Option<String>,
+    name: Option<String>,
+    synced: Option<bool>,
+}
+
 impl TryFrom<MemberRow> for WaveMember {
     type Error = Error;
 
@@ -339,6 +356,29 @@ impl Store {
         .await?
         .into_iter()
         .map(WaveMember::try_from)
+        .collect()
+    }
+
+    /// A wave's members with their users' names, in one query (for reports).
+    pub async fn members_with_names(&self, wave: WaveId) -> Result<Vec<(WaveMember, MemberNames)>> {
+        sqlx::query_as::<_, NamedMemberRow>(
+            "SELECT m.*, u.user_principal_name AS upn, u.display_name AS name,
+                    u.on_premises_sync_enabled AS synced
+             FROM wave_members m LEFT JOIN user_snapshots u ON u.id = m.user_id
+             WHERE m.wave_id = ? ORDER BY m.user_id",
+        )
+        .bind(wave.0)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|row| {
+            let names = MemberNames {
+                user_principal_name: row.upn.unwrap_or_default(),
+                display_name: row.name,
+                synced: row.synced == Some(true),
+            };
+            Ok((WaveMember::try_from(row.member)?, names))
+        })
         .collect()
     }
 
@@ -575,6 +615,11 @@ mod tests {
         );
         let wave = store.wave_by_name("pilot").await.unwrap().unwrap();
         assert_eq!(wave.plan_hash.as_deref(), Some("hash-1"));
+        let named = store.members_with_names(wave.id).await.unwrap();
+        assert_eq!(named.len(), 2);
+        assert_eq!(named[0].0, members[0]);
+        assert_eq!(named[0].1.user_principal_name, "partner1@contoso.com");
+        assert!(named[0].1.synced);
         assert_eq!(
             store.state_counts(wave.id).await.unwrap(),
             vec![(UserState::Excluded, 1), (UserState::Ready, 1)]
