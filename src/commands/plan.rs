@@ -97,19 +97,6 @@ impl PlanArgs {
             Some(wave) => store.members(wave.id).await?,
             None => Vec::new(),
         };
-        let wave = if let Some(mut wave) = existing {
-            wave.cap = cap;
-            wave.settings = settings_json(&settings, &policy);
-            wave
-        } else {
-            let new = NewWave {
-                name: self.wave.clone(),
-                selector: serde_json::to_value(&selection)?,
-                cap,
-                settings: settings_json(&settings, &policy),
-            };
-            store.create_wave(&new, now).await?
-        };
         let planned: Vec<PlannedMember> = evaluations
             .iter()
             .zip(&wave_users.users)
@@ -124,10 +111,27 @@ impl PlanArgs {
             })
             .collect();
         let hash = rules::plan_hash(&evaluations);
-        store
-            .replace_plan(&wave, &planned, &hash, now)
-            .await
-            .context("storing the plan")?;
+        // A new wave is created together with its plan: a failure leaves no empty wave.
+        let wave = if let Some(mut wave) = existing {
+            wave.cap = cap;
+            wave.settings = settings_json(&settings, &policy);
+            store
+                .replace_plan(&wave, &planned, &hash, now)
+                .await
+                .context("storing the plan")?;
+            wave
+        } else {
+            let new = NewWave {
+                name: self.wave.clone(),
+                selector: serde_json::to_value(&selection)?,
+                cap,
+                settings: settings_json(&settings, &policy),
+            };
+            store
+                .create_planned_wave(&new, &planned, &hash, now)
+                .await
+                .context("storing the plan")?
+        };
 
         output::write_stdout(&summary(
             &wave,

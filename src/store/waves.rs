@@ -222,28 +222,45 @@ impl Store {
     /// Creates a wave; its name must be new (names compare case-insensitively).
     #[tracing::instrument(skip_all, fields(wave = %wave.name), err)]
     pub async fn create_wave(&self, wave: &NewWave, at: OffsetDateTime) -> Result<Wave> {
-        let result = sqlx::query(
-            "INSERT INTO waves (name, selector, cap, settings, created_at) VALUES (?, ?, ?, ?, ?)",
+        let mut tx = self.pool.begin().await?;
+        insert_wave(&mut tx, wave, at).await?;
+        tx.commit().await?;
+        self.stored_wave(&wave.name).await
+    }
+
+    /// Creates a wave and stores its first plan in one transaction: a failure leaves no wave
+    /// without a plan behind.
+    #[tracing::instrument(skip_all, fields(wave = %wave.name, members = members.len()), err)]
+    pub async fn create_planned_wave(
+        &self,
+        wave: &NewWave,
+        members: &[PlannedMember],
+        plan_hash: &str,
+        at: OffsetDateTime,
+    ) -> Result<Wave> {
+        let mut tx = self.pool.begin().await?;
+        let id = insert_wave(&mut tx, wave, at).await?;
+        write_plan(
+            &mut tx,
+            id,
+            &wave.name,
+            wave.cap,
+            &wave.settings,
+            members,
+            plan_hash,
+            at,
         )
-        .bind(&wave.name)
-        .bind(wave.selector.to_string())
-        .bind(wave.cap.map(i64::from))
-        .bind(wave.settings.to_string())
-        .bind(timestamp(at))
-        .execute(&self.pool)
-        .await;
-        match result {
-            Ok(_) => {}
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                return Err(Error::WaveExists(wave.name.clone()));
-            }
-            Err(other) => return Err(other.into()),
-        }
-        self.wave_by_name(&wave.name)
+        .await?;
+        tx.commit().await?;
+        self.stored_wave(&wave.name).await
+    }
+
+    async fn stored_wave(&self, name: &str) -> Result<Wave> {
+        self.wave_by_name(name)
             .await?
             .ok_or_else(|| Error::Corrupt {
                 column: "waves.name",
-                message: format!("wave `{}` vanished after insert", wave.name),
+                message: format!("wave `{name}` vanished after insert"),
             })
     }
 
@@ -283,64 +300,16 @@ impl Store {
         at: OffsetDateTime,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let started: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM wave_members
-             WHERE wave_id = ? AND state NOT IN ('planned', 'excluded', 'ready')",
+        write_plan(
+            &mut tx,
+            wave.id,
+            &wave.name,
+            wave.cap,
+            &wave.settings,
+            members,
+            plan_hash,
+            at,
         )
-        .bind(wave.id.0)
-        .fetch_one(&mut *tx)
-        .await?;
-        if started > 0 {
-            return Err(Error::WaveStarted {
-                wave: wave.name.clone(),
-            });
-        }
-        sqlx::query("DELETE FROM wave_members WHERE wave_id = ?")
-            .bind(wave.id.0)
-            .execute(&mut *tx)
-            .await?;
-        let at_text = timestamp(at);
-        // Multi-row statements: a wave of a million users is a few thousand statements.
-        for chunk in members.chunks(MEMBERS_PER_STATEMENT) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO wave_members (wave_id, user_id, decision, reasons, findings,
-                    chosen_address, address_origin, set_mail, snapshot_fingerprint, state,
-                    planned_at, state_changed_at) ",
-            );
-            insert.push_values(chunk, |mut row, member| {
-                let state = match member.decision {
-                    Decision::Eligible => UserState::Ready,
-                    Decision::Blocked => UserState::Excluded,
-                };
-                let codes: Vec<&str> = member.findings.iter().map(|f| f.reason.code()).collect();
-                row.push_bind(wave.id.0)
-                    .push_bind(member.user_id.to_string())
-                    .push_bind(member.decision.code())
-                    .push_bind(to_json(&codes))
-                    .push_bind(to_json(&member.findings))
-                    .push_bind(member.chosen_address.clone())
-                    .push_bind(
-                        member
-                            .address_origin
-                            .map(|o| to_json(&o).trim_matches('"').to_owned()),
-                    )
-                    .push_bind(member.set_mail)
-                    .push_bind(member.snapshot_fingerprint.clone())
-                    .push_bind(state.code())
-                    .push_bind(at_text.clone())
-                    .push_bind(at_text.clone());
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
-        sqlx::query(
-            "UPDATE waves SET plan_hash = ?, planned_at = ?, cap = ?, settings = ? WHERE id = ?",
-        )
-        .bind(plan_hash)
-        .bind(&at_text)
-        .bind(wave.cap.map(i64::from))
-        .bind(wave.settings.to_string())
-        .bind(wave.id.0)
-        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(())
@@ -501,6 +470,104 @@ impl Store {
     }
 }
 
+type Tx = sqlx::Transaction<'static, Sqlite>;
+
+/// Inserts a wave; its name must be new (names compare case-insensitively).
+async fn insert_wave(tx: &mut Tx, wave: &NewWave, at: OffsetDateTime) -> Result<WaveId> {
+    let result = sqlx::query(
+        "INSERT INTO waves (name, selector, cap, settings, created_at) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(&wave.name)
+    .bind(wave.selector.to_string())
+    .bind(wave.cap.map(i64::from))
+    .bind(wave.settings.to_string())
+    .bind(timestamp(at))
+    .execute(&mut **tx)
+    .await;
+    match result {
+        Ok(done) => Ok(WaveId(done.last_insert_rowid())),
+        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+            Err(Error::WaveExists(wave.name.clone()))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Replaces a wave's members with a plan and records its hash, cap and settings. Refused once
+/// any member has started converting.
+#[allow(clippy::too_many_arguments)] // the parts of one plan, written together
+async fn write_plan(
+    tx: &mut Tx,
+    id: WaveId,
+    name: &str,
+    cap: Option<u32>,
+    settings: &serde_json::Value,
+    members: &[PlannedMember],
+    plan_hash: &str,
+    at: OffsetDateTime,
+) -> Result<()> {
+    let started: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM wave_members
+             WHERE wave_id = ? AND state NOT IN ('planned', 'excluded', 'ready')",
+    )
+    .bind(id.0)
+    .fetch_one(&mut **tx)
+    .await?;
+    if started > 0 {
+        return Err(Error::WaveStarted {
+            wave: name.to_owned(),
+        });
+    }
+    sqlx::query("DELETE FROM wave_members WHERE wave_id = ?")
+        .bind(id.0)
+        .execute(&mut **tx)
+        .await?;
+    let at_text = timestamp(at);
+    // Multi-row statements: a wave of a million users is a few thousand statements.
+    for chunk in members.chunks(MEMBERS_PER_STATEMENT) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO wave_members (wave_id, user_id, decision, reasons, findings,
+                    chosen_address, address_origin, set_mail, snapshot_fingerprint, state,
+                    planned_at, state_changed_at) ",
+        );
+        insert.push_values(chunk, |mut row, member| {
+            let state = match member.decision {
+                Decision::Eligible => UserState::Ready,
+                Decision::Blocked => UserState::Excluded,
+            };
+            let codes: Vec<&str> = member.findings.iter().map(|f| f.reason.code()).collect();
+            row.push_bind(id.0)
+                .push_bind(member.user_id.to_string())
+                .push_bind(member.decision.code())
+                .push_bind(to_json(&codes))
+                .push_bind(to_json(&member.findings))
+                .push_bind(member.chosen_address.clone())
+                .push_bind(
+                    member
+                        .address_origin
+                        .map(|o| to_json(&o).trim_matches('"').to_owned()),
+                )
+                .push_bind(member.set_mail)
+                .push_bind(member.snapshot_fingerprint.clone())
+                .push_bind(state.code())
+                .push_bind(at_text.clone())
+                .push_bind(at_text.clone());
+        });
+        insert.build().execute(&mut **tx).await?;
+    }
+    sqlx::query(
+        "UPDATE waves SET plan_hash = ?, planned_at = ?, cap = ?, settings = ? WHERE id = ?",
+    )
+    .bind(plan_hash)
+    .bind(&at_text)
+    .bind(cap.map(i64::from))
+    .bind(settings.to_string())
+    .bind(id.0)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use time::macros::datetime;
@@ -650,6 +717,41 @@ mod tests {
             store.members(wave.id).await.unwrap().is_empty(),
             "nothing half-written"
         );
+    }
+
+    #[tokio::test]
+    async fn a_new_wave_and_its_plan_are_stored_together_or_not_at_all() {
+        let (_dir, store) = temp_store().await;
+        store.store_users(&[sample_user(1)]).await.unwrap();
+        let at = datetime!(2026-11-21 08:00 UTC);
+        let err = store
+            .create_planned_wave(
+                &new_wave("pilot"),
+                &[
+                    planned(1, Decision::Eligible),
+                    planned(9, Decision::Eligible),
+                ],
+                "h",
+                at,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Sqlx(_)), "user 9 is unknown: {err}");
+        assert!(
+            store.wave_by_name("pilot").await.unwrap().is_none(),
+            "no empty wave left"
+        );
+        let wave = store
+            .create_planned_wave(
+                &new_wave("pilot"),
+                &[planned(1, Decision::Eligible)],
+                "h",
+                at,
+            )
+            .await
+            .unwrap();
+        assert_eq!(wave.plan_hash.as_deref(), Some("h"));
+        assert_eq!(store.members(wave.id).await.unwrap().len(), 1);
     }
 
     #[tokio::test]

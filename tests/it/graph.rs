@@ -8,13 +8,13 @@ use std::time::Duration;
 use b2b_convert::config::AssertionAlgorithm;
 use b2b_convert::graph::auth::{AssertionSigner, Credential, Error as AuthError};
 use b2b_convert::graph::{Error, UserSelection};
-use b2b_convert::sim::{AuthConfig, FaultPlan, Sim, SimSpec, ThrottleConfig, UserCase};
+use b2b_convert::sim::{AuthConfig, Sim, SimSpec, ThrottleConfig, UserCase};
 use futures_util::TryStreamExt;
 use reqwest::Method;
 use secrecy::SecretString;
 use time::OffsetDateTime;
 
-use crate::support::{TinyServer, client_with, client_with_secret, quiet_sim};
+use crate::support::{TinyServer, client_with, client_with_secret, faulty_sim, quiet_sim};
 
 async fn all_user_ids(client: &b2b_convert::graph::GraphClient) -> Vec<String> {
     let pages: Vec<_> = client
@@ -42,14 +42,7 @@ async fn paging_returns_every_user_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reads_survive_injected_503s_and_504s() {
-    let faults = FaultPlan::parse("list-users:503=0.2,504=0.05,retry-after=none").unwrap();
-    let sim = Sim::start(
-        SimSpec::generated(12_000, 7)
-            .with_throttling(ThrottleConfig::disabled())
-            .with_faults(faults),
-    )
-    .await
-    .unwrap();
+    let sim = faulty_sim(12_000, "list-users:503=0.2,504=0.05,retry-after=none").await;
     let client = client_with_secret(&sim, sim.client_id(), sim.client_secret());
     let ids = all_user_ids(&client).await;
     assert_eq!(
@@ -267,13 +260,7 @@ async fn a_declined_device_code_stops_the_flow() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dropped_write_is_an_unknown_outcome_and_is_not_resent() {
-    let sim = Sim::start(
-        SimSpec::generated(200, 7)
-            .with_throttling(ThrottleConfig::disabled())
-            .with_faults(FaultPlan::parse("invitations:drop=1").unwrap()),
-    )
-    .await
-    .unwrap();
+    let sim = faulty_sim(200, "invitations:drop=1").await;
     let user = sim.find_user(UserCase::CloudMailExternal).unwrap();
     let client = client_with_secret(&sim, sim.client_id(), sim.client_secret());
     let err = client
@@ -332,13 +319,7 @@ async fn a_throttled_write_is_retried_after_retry_after_and_happens_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_write_answered_503_is_an_unknown_outcome_and_is_not_resent() {
-    let sim = Sim::start(
-        SimSpec::generated(200, 7)
-            .with_throttling(ThrottleConfig::disabled())
-            .with_faults(FaultPlan::parse("invitations:503=1,retry-after=1").unwrap()),
-    )
-    .await
-    .unwrap();
+    let sim = faulty_sim(200, "invitations:503=1,retry-after=1").await;
     let user = sim.find_user(UserCase::CloudMailExternal).unwrap();
     let client = client_with_secret(&sim, sim.client_id(), sim.client_secret());
     let err = client

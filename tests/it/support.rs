@@ -46,6 +46,18 @@ pub async fn quiet_sim(users: u64) -> Sim {
         .expect("the simulator starts")
 }
 
+/// A simulator without throttling whose endpoints misbehave as `faults` says
+/// (`FaultPlan` grammar, e.g. `"invitations:drop=1"`).
+pub async fn faulty_sim(users: u64, faults: &str) -> Sim {
+    Sim::start(
+        SimSpec::generated(users, 7)
+            .with_throttling(ThrottleConfig::disabled())
+            .with_faults(b2b_convert::sim::FaultPlan::parse(faults).expect("a valid fault plan")),
+    )
+    .await
+    .expect("the simulator starts")
+}
+
 /// Fast retries so tests of retry behaviour do not wait for real backoff.
 pub fn fast_retries() -> RetryPolicy {
     RetryPolicy {
