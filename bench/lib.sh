@@ -1,9 +1,10 @@
 # Shared by the benchmark scripts: build the release binary and start the simulated tenant.
 # Sourced, not run. Sets BIN and WORK, exports the sim's environment, and stops the sim on exit.
 #   start_sim USERS PORT [extra `sim serve` arguments...]
+# Honours CARGO_TARGET_DIR (the binary is looked for where cargo puts it).
 command -v /usr/bin/time >/dev/null || { echo "needs GNU time (/usr/bin/time)" >&2; exit 1; }
 cargo build --release --locked --quiet
-BIN=$PWD/target/release/b2b-convert
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/b2b-convert
 WORK=$(mktemp -d)
 
 start_sim() {
