@@ -434,21 +434,30 @@ pub fn mark_duplicates(evaluations: &mut [Evaluation]) {
             continue;
         }
         for &i in &indexes {
-            let others = indexes
+            let others: Vec<UserId> = indexes
                 .iter()
                 .filter(|&&j| j != i)
-                .map(|&j| evaluations[j].user.to_string())
-                .collect::<Vec<_>>()
-                .join(", ");
-            let eval = &mut evaluations[i];
-            eval.add(
-                Reason::DuplicateInWave,
-                Severity::Blocker,
-                format!("{address} also chosen for {others}"),
-            );
-            eval.settle();
+                .map(|&j| evaluations[j].user)
+                .collect();
+            mark_duplicate(&mut evaluations[i], &address, &others);
         }
     }
+}
+
+/// Blocks one user whose (lower-cased) `address` the `others` of the same wave, in wave order,
+/// would also be invited at: [`mark_duplicates`] for a planner that sees the wave in parts.
+pub fn mark_duplicate(eval: &mut Evaluation, address: &str, others: &[UserId]) {
+    let others = others
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    eval.add(
+        Reason::DuplicateInWave,
+        Severity::Blocker,
+        format!("{address} also chosen for {others}"),
+    );
+    eval.settle();
 }
 
 /// What the wave's invitation settings mean for every user in it.
@@ -550,32 +559,90 @@ pub fn fingerprint(user: &UserSnapshot) -> String {
 /// A digest of a whole plan (each user's decision, address, set-mail step and reasons, in user
 /// order), to tell whether a re-plan changed anything.
 pub fn plan_hash(evaluations: &[Evaluation]) -> String {
-    type Row<'a> = (UserId, Decision, Option<&'a str>, bool, Vec<&'static str>);
-    let mut rows: Vec<Row<'_>> = evaluations
-        .iter()
-        .map(|e| {
-            (
-                e.user,
-                e.decision,
-                e.address.as_ref().map(|a| a.address.as_str()),
-                e.set_mail,
-                e.findings.iter().map(|f| f.reason.code()).collect(),
-            )
-        })
-        .collect();
-    rows.sort_by_key(|row| row.0);
-    sha256_hex(&serde_json::to_vec(&rows).expect("plan rows serialize"))
+    let mut sorted: Vec<&Evaluation> = evaluations.iter().collect();
+    sorted.sort_by_key(|e| e.user);
+    let mut hasher = PlanHasher::new();
+    for eval in sorted {
+        hasher.push(eval);
+    }
+    hasher.finish()
+}
+
+/// [`plan_hash`] computed as the evaluations arrive, in ascending user order, so a planner
+/// need not hold the whole plan. It digests the same bytes: the JSON array of every user's row.
+pub struct PlanHasher {
+    digest: digest::Context,
+    last: Option<UserId>,
+    row: Vec<u8>,
+}
+
+impl std::fmt::Debug for PlanHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlanHasher")
+            .field("last", &self.last)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for PlanHasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PlanHasher {
+    pub fn new() -> Self {
+        let mut digest = digest::Context::new(&digest::SHA256);
+        digest.update(b"[");
+        Self {
+            digest,
+            last: None,
+            row: Vec::new(),
+        }
+    }
+
+    /// Adds the next user's evaluation; users must come in ascending order (a user listed
+    /// twice comes twice, in the order given).
+    pub fn push(&mut self, eval: &Evaluation) {
+        type Row<'a> = (UserId, Decision, Option<&'a str>, bool, Vec<&'static str>);
+        assert!(
+            self.last.is_none_or(|last| last <= eval.user),
+            "plan rows are hashed in ascending user order"
+        );
+        let row: Row<'_> = (
+            eval.user,
+            eval.decision,
+            eval.address.as_ref().map(|a| a.address.as_str()),
+            eval.set_mail,
+            eval.findings.iter().map(|f| f.reason.code()).collect(),
+        );
+        self.row.clear();
+        if self.last.is_some() {
+            self.row.push(b',');
+        }
+        serde_json::to_writer(&mut self.row, &row).expect("plan rows serialize");
+        self.digest.update(&self.row);
+        self.last = Some(eval.user);
+    }
+
+    pub fn finish(mut self) -> String {
+        self.digest.update(b"]");
+        hex(self.digest.finish().as_ref())
+    }
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    digest::digest(&digest::SHA256, bytes).as_ref().iter().fold(
-        String::with_capacity(64),
-        |mut hex, b| {
-            use std::fmt::Write as _;
-            let _ = write!(hex, "{b:02x}");
-            hex
-        },
-    )
+    hex(digest::digest(&digest::SHA256, bytes).as_ref())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        hex.push(char::from(DIGITS[usize::from(b >> 4)]));
+        hex.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    hex
 }
 
 #[cfg(test)]

@@ -369,6 +369,60 @@ fn the_fingerprint_changes_with_rule_inputs_only() {
     assert_eq!(fingerprint(&user).len(), 64);
 }
 
+#[test]
+fn the_plan_hash_digests_every_row_in_user_order_whether_streamed_or_not() {
+    type Row<'a> = (UserId, Decision, Option<&'a str>, bool, Vec<&'static str>);
+    let mut blocked = synced("pat@contoso.com");
+    blocked.id = UserId::from_uuid(Uuid::from_u128(3));
+    let mut other = partner();
+    other.id = UserId::from_uuid(Uuid::from_u128(2));
+    other.other_mails = vec!["Sam@Fabrikam.com".into()];
+    let evaluations: Vec<Evaluation> = [&blocked, &partner(), &other]
+        .into_iter()
+        .map(eval)
+        .collect();
+
+    // The digest as first written: the JSON of all rows, sorted by user, at once.
+    let mut rows: Vec<Row<'_>> = evaluations
+        .iter()
+        .map(|e| {
+            (
+                e.user,
+                e.decision,
+                e.address.as_ref().map(|a| a.address.as_str()),
+                e.set_mail,
+                e.findings.iter().map(|f| f.reason.code()).collect(),
+            )
+        })
+        .collect();
+    rows.sort_by_key(|row| row.0);
+    let expected = sha256_hex(&serde_json::to_vec(&rows).unwrap());
+
+    assert_eq!(plan_hash(&evaluations), expected);
+    let mut sorted: Vec<&Evaluation> = evaluations.iter().collect();
+    sorted.sort_by_key(|e| e.user);
+    let mut streamed = PlanHasher::new();
+    for eval in sorted {
+        streamed.push(eval);
+    }
+    assert_eq!(streamed.finish(), expected);
+    assert_eq!(
+        PlanHasher::new().finish(),
+        sha256_hex(b"[]"),
+        "an empty plan hashes as an empty array"
+    );
+}
+
+#[test]
+#[should_panic(expected = "ascending user order")]
+fn a_streamed_plan_hash_refuses_users_out_of_order() {
+    let mut second = partner();
+    second.id = UserId::from_uuid(Uuid::from_u128(2));
+    let mut hasher = PlanHasher::new();
+    hasher.push(&eval(&second));
+    hasher.push(&eval(&partner()));
+}
+
 // ---- Invariants over arbitrary users ----------------------------------------------------
 
 fn any_address() -> impl Strategy<Value = String> {
