@@ -21,8 +21,11 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
 pub use events::{Event, NewEvent};
-pub use users::{AddressOwner, AddressSource};
-pub use waves::{MemberNames, NewWave, PlannedMember, Transition, Wave, WaveMember};
+pub use users::{AddressFields, AddressOwner, AddressSource};
+pub use waves::{
+    MemberNames, NewWave, PlanTransaction, PlannedMember, PreviousDecision, Replaced, Transition,
+    Wave, WaveMember,
+};
 
 /// A failure in the state database. Variants a caller branches on are typed; the rest wrap sqlx.
 #[derive(Debug, thiserror::Error)]

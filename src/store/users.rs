@@ -2,15 +2,19 @@
 
 use std::collections::HashMap;
 
+use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 use time::OffsetDateTime;
 
 use super::{
-    Error, Result, Store, parse_code, parse_json, parse_optional_timestamp, parse_timestamp,
-    timestamp, to_json,
+    Error, PlanTransaction, Result, Store, parse_code, parse_json, parse_optional_timestamp,
+    parse_timestamp, timestamp, to_json,
 };
-use crate::domain::{OnPremisesProperties, RunId, UserId, UserSnapshot};
+use crate::domain::{
+    AssignedLicense, AssignedPlan, ObjectIdentity, OnPremisesProperties, RunId, UserId,
+    UserSnapshot,
+};
 
 /// Which property of a directory object holds an address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -119,6 +123,32 @@ impl TryFrom<UserRow> for UserSnapshot {
             )?,
             identities: parse_json("user_snapshots.identities", &row.identities)?,
             snapshot_at: parse_timestamp("user_snapshots.snapshot_at", &row.snapshot_at)?,
+        })
+    }
+}
+
+/// What choosing a user's invitation address reads from the snapshot: a few columns, so a
+/// planner can go over a whole wave for the addresses before it reads each user in full.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddressFields {
+    pub id: UserId,
+    /// `onPremisesSyncEnabled == true`, as [`UserSnapshot::is_synced`] has it.
+    pub synced: bool,
+    pub mail: Option<String>,
+    pub other_mails: Vec<String>,
+}
+
+type AddressFieldsRow = (String, Option<bool>, Option<String>, String);
+
+impl TryFrom<AddressFieldsRow> for AddressFields {
+    type Error = Error;
+
+    fn try_from((id, synced, mail, other_mails): AddressFieldsRow) -> Result<Self> {
+        Ok(Self {
+            id: parse_code("user_snapshots.id", &id)?,
+            synced: synced == Some(true),
+            mail,
+            other_mails: parse_json("user_snapshots.other_mails", &other_mails)?,
         })
     }
 }
@@ -269,6 +299,22 @@ impl Store {
         .collect()
     }
 
+    /// The address fields of every user that is not retired, as a stream: one statement,
+    /// read as it goes, so the memory it takes does not grow with the snapshot. The stream
+    /// holds the store's connection until it is dropped.
+    ///
+    /// The rows come in the order they are stored, not by id: a million users read in id order
+    /// would read the table's pages out of order, several times slower once it outgrows the
+    /// page cache.
+    pub fn active_address_fields(&self) -> impl Stream<Item = Result<AddressFields>> + Send + '_ {
+        sqlx::query_as::<_, AddressFieldsRow>(
+            "SELECT id, on_premises_sync_enabled, mail, other_mails FROM user_snapshots
+             WHERE retired_at IS NULL ORDER BY rowid",
+        )
+        .fetch(&self.pool)
+        .map(|row| AddressFields::try_from(row?))
+    }
+
     /// Looks a user up by UPN, ignoring case as Entra ID does.
     pub async fn user_by_upn(&self, upn: &str) -> Result<Option<UserSnapshot>> {
         sqlx::query_as::<_, UserRow>(
@@ -292,9 +338,9 @@ impl Store {
 
     /// [`address_owners`](Self::address_owners) for many addresses at once, keyed by the
     /// lower-cased address; addresses nobody owns are absent.
-    pub async fn address_owners_of_many(
+    pub async fn address_owners_of_many<S: AsRef<str>>(
         &self,
-        addresses: &[String],
+        addresses: &[S],
     ) -> Result<HashMap<String, Vec<AddressOwner>>> {
         let mut owners: HashMap<String, Vec<AddressOwner>> = HashMap::new();
         for chunk in addresses.chunks(ADDRESSES_PER_STATEMENT) {
@@ -303,7 +349,7 @@ impl Store {
             );
             let mut list = query.separated(", ");
             for address in chunk {
-                list.push_bind(address.to_lowercase());
+                list.push_bind(address.as_ref().to_lowercase());
             }
             query.push(") ORDER BY address, object_id, source");
             let rows: Vec<(String, String, String)> =
@@ -316,6 +362,37 @@ impl Store {
             }
         }
         Ok(owners)
+    }
+
+    /// Of the `(address, user)` pairs, the addresses (lower-cased, each once) that some
+    /// object other than that user answers to: the few worth looking up in full with
+    /// [`address_owners_of_many`](Self::address_owners_of_many). Sorted by address, the
+    /// pairs read the address index in order.
+    pub async fn addresses_owned_by_others<S: AsRef<str>>(
+        &self,
+        pairs: &[(S, UserId)],
+    ) -> Result<Vec<String>> {
+        let mut found = Vec::new();
+        for chunk in pairs.chunks(PAIRS_PER_STATEMENT) {
+            let mut query =
+                QueryBuilder::<Sqlite>::new("WITH chosen (address, object_id) AS (VALUES ");
+            let mut list = query.separated(", ");
+            for (address, user) in chunk {
+                list.push("(")
+                    .push_bind_unseparated(address.as_ref().to_lowercase())
+                    .push_unseparated(", ")
+                    .push_bind_unseparated(user.to_string())
+                    .push_unseparated(")");
+            }
+            query.push(
+                ") SELECT DISTINCT c.address FROM chosen c
+                 JOIN directory_addresses d ON d.address = c.address
+                 WHERE d.object_id <> c.object_id",
+            );
+            let rows: Vec<(String,)> = query.build_query_as().fetch_all(&self.pool).await?;
+            found.extend(rows.into_iter().map(|(address,)| address));
+        }
+        Ok(found)
     }
 
     /// Every object that answers to `address` (case-insensitive), through which property.
@@ -337,10 +414,137 @@ impl Store {
     }
 }
 
+/// The columns of a snapshot that the eligibility rules and the rule-input fingerprint read
+/// ([`rules::fingerprint`](crate::rules::fingerprint) names them all); a planner reads a
+/// million of them, and the rest (names, dates, directory paths) only cost time.
+#[derive(sqlx::FromRow)]
+struct RuleInputsRow {
+    id: String,
+    user_principal_name: String,
+    mail: Option<String>,
+    other_mails: String,
+    proxy_addresses: String,
+    user_type: Option<String>,
+    account_enabled: Option<bool>,
+    creation_type: Option<String>,
+    external_user_state: Option<String>,
+    on_premises_sync_enabled: Option<bool>,
+    on_premises_user_principal_name: Option<String>,
+    assigned_plans: String,
+    assigned_licenses: String,
+    identities: String,
+}
+
+/// The parts of an assigned plan the rules read.
+#[derive(Deserialize)]
+struct PlanInputs {
+    capability_status: Option<String>,
+    service_plan_id: Option<uuid::Uuid>,
+}
+
+/// The part of an assigned licence the rules read.
+#[derive(Deserialize)]
+struct LicenseInputs {
+    disabled_plans: Vec<uuid::Uuid>,
+}
+
+/// The parts of an identity the rules read.
+#[derive(Deserialize)]
+struct IdentityInputs {
+    sign_in_type: Option<String>,
+    issuer: Option<String>,
+}
+
+impl TryFrom<RuleInputsRow> for UserSnapshot {
+    type Error = Error;
+
+    /// A snapshot with what the rules read, and nothing else: the properties no rule reads
+    /// are left empty (`None`, no dates, `snapshot_at` at the Unix epoch).
+    fn try_from(row: RuleInputsRow) -> Result<Self> {
+        let plans: Vec<PlanInputs> =
+            parse_json("user_snapshots.assigned_plans", &row.assigned_plans)?;
+        let licenses: Vec<LicenseInputs> =
+            parse_json("user_snapshots.assigned_licenses", &row.assigned_licenses)?;
+        let identities: Vec<IdentityInputs> =
+            parse_json("user_snapshots.identities", &row.identities)?;
+        Ok(Self {
+            id: parse_code("user_snapshots.id", &row.id)?,
+            user_principal_name: row.user_principal_name,
+            display_name: None,
+            mail: row.mail,
+            other_mails: parse_json("user_snapshots.other_mails", &row.other_mails)?,
+            proxy_addresses: parse_json("user_snapshots.proxy_addresses", &row.proxy_addresses)?,
+            user_type: row.user_type,
+            account_enabled: row.account_enabled,
+            creation_type: row.creation_type,
+            external_user_state: row.external_user_state,
+            external_user_state_changed_at: None,
+            on_premises: OnPremisesProperties {
+                sync_enabled: row.on_premises_sync_enabled,
+                user_principal_name: row.on_premises_user_principal_name,
+                ..OnPremisesProperties::default()
+            },
+            assigned_plans: plans
+                .into_iter()
+                .map(|p| AssignedPlan {
+                    assigned_at: None,
+                    capability_status: p.capability_status,
+                    service: None,
+                    service_plan_id: p.service_plan_id,
+                })
+                .collect(),
+            assigned_licenses: licenses
+                .into_iter()
+                .map(|l| AssignedLicense {
+                    sku_id: None,
+                    disabled_plans: l.disabled_plans,
+                })
+                .collect(),
+            identities: identities
+                .into_iter()
+                .map(|i| ObjectIdentity {
+                    sign_in_type: i.sign_in_type,
+                    issuer: i.issuer,
+                    issuer_assigned_id: None,
+                })
+                .collect(),
+            snapshot_at: OffsetDateTime::UNIX_EPOCH,
+        })
+    }
+}
+
+impl PlanTransaction {
+    /// Up to `limit` users that are not retired, the next ones after `after` in id order,
+    /// with the properties the rules read and no others (names, dates, directory paths are
+    /// left empty: a planner reads a million of them), as a stream.
+    /// Read inside the plan's transaction: the store has one connection, and the transaction
+    /// holds it.
+    pub fn rule_inputs_after(
+        &mut self,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> impl Stream<Item = Result<UserSnapshot>> + Send + '_ {
+        sqlx::query_as::<_, RuleInputsRow>(
+            "SELECT id, user_principal_name, mail, other_mails, proxy_addresses, user_type,
+                    account_enabled, creation_type, external_user_state, on_premises_sync_enabled,
+                    on_premises_user_principal_name, assigned_plans, assigned_licenses, identities
+             FROM user_snapshots WHERE retired_at IS NULL AND id > ? ORDER BY id LIMIT ?",
+        )
+        // Every id sorts after the empty string; ids are stored lower-case, so text order is
+        // `UserId` order.
+        .bind(after.map(|id| id.to_string()).unwrap_or_default())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch(&mut *self.tx)
+        .map(|row| UserSnapshot::try_from(row?))
+    }
+}
+
 /// Users per multi-row statement: 22 parameters each, well under SQLite's 32,766.
 const USERS_PER_STATEMENT: usize = 200;
 /// Address rows per multi-row statement: 3 parameters each.
 const ADDRESSES_PER_STATEMENT: usize = 1_000;
+/// `(address, user)` pairs per look-up statement: 2 parameters each.
+const PAIRS_PER_STATEMENT: usize = 5_000;
 
 /// Upserts users and replaces their addresses, a few multi-row statements per page rather
 /// than a statement per row (a million users would otherwise take minutes).
@@ -707,9 +911,9 @@ pub(crate) mod tests {
             .unwrap();
         let owners = store
             .address_owners_of_many(&[
-                "PARTNER1@fabrikam.com".into(),
-                "p2@example.org".into(),
-                "nobody@example.org".into(),
+                "PARTNER1@fabrikam.com",
+                "p2@example.org",
+                "nobody@example.org",
             ])
             .await
             .unwrap();
@@ -722,6 +926,127 @@ pub(crate) mod tests {
             owners["p2@example.org"][0].source,
             AddressSource::OtherMails
         );
+    }
+
+    #[tokio::test]
+    async fn owners_other_than_the_chooser_are_the_addresses_worth_looking_up() {
+        let (_dir, store) = temp_store().await;
+        store
+            .store_users(&[sample_user(1), sample_user(2)])
+            .await
+            .unwrap();
+        let (one, two) = (sample_user(1).id, sample_user(2).id);
+        let found = store
+            .addresses_owned_by_others(&[
+                ("nobody@example.org", one),
+                ("partner1@fabrikam.com", one),
+                ("PARTNER1@fabrikam.com", two),
+                ("p2@example.org", two),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(found, vec!["partner1@fabrikam.com".to_owned()]);
+    }
+
+    #[tokio::test]
+    async fn address_fields_of_every_active_user_are_streamed() {
+        let (_dir, store) = temp_store().await;
+        let at = time::macros::datetime!(2026-11-21 08:00 UTC);
+        store.store_users(&[sample_user(9)]).await.unwrap();
+        let discovery = store
+            .begin_discovery(&serde_json::json!({}), at)
+            .await
+            .unwrap();
+        store
+            .store_user_page(discovery, &[sample_user(3), sample_user(1), sample_user(2)])
+            .await
+            .unwrap();
+        store.retire_unseen_users(discovery, at).await.unwrap();
+        let mut fields: Vec<AddressFields> = store
+            .active_address_fields()
+            .map(Result::unwrap)
+            .collect()
+            .await;
+        fields.sort_by_key(|f| f.id);
+        let user = sample_user(1);
+        assert_eq!(fields.len(), 3, "the retired user is not read");
+        assert_eq!(
+            fields[0],
+            AddressFields {
+                id: user.id,
+                synced: true,
+                mail: user.mail,
+                other_mails: user.other_mails,
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn the_rule_inputs_read_to_plan_decide_as_the_whole_snapshot_does() {
+        let (_dir, store) = temp_store().await;
+        let mut users: Vec<UserSnapshot> = (1..=5).map(sample_user).collect();
+        users[1].on_premises.sync_enabled = None;
+        users[1].assigned_plans[0].capability_status = Some("Deleted".into());
+        users[2].identities[0].issuer = Some("ExternalAzureAD".into());
+        users[3].account_enabled = Some(false);
+        users[3].external_user_state = None;
+        users[4].assigned_licenses[0].disabled_plans = vec![crate::rules::MAILBOX_PLANS[0]];
+        store.store_users(&users).await.unwrap();
+
+        let wave = crate::store::NewWave {
+            name: "w".into(),
+            selector: serde_json::json!({}),
+            cap: None,
+            settings: serde_json::json!({}),
+        };
+        let mut plan = store
+            .begin_plan(&wave, time::macros::datetime!(2026-11-21 08:00 UTC))
+            .await
+            .unwrap();
+        let mut read: Vec<UserSnapshot> = plan
+            .rule_inputs_after(None, 2)
+            .map(Result::unwrap)
+            .collect()
+            .await;
+        assert_eq!(read.len(), 2, "a part at a time");
+        let after = read.last().map(|u| u.id);
+        read.extend(
+            plan.rule_inputs_after(after, 10)
+                .map(Result::unwrap)
+                .collect::<Vec<_>>()
+                .await,
+        );
+        drop(plan);
+
+        let tenant = crate::rules::TenantView {
+            verified_domains: crate::rules::DomainSet::new(["contoso.com"]),
+            ..crate::rules::TenantView::default()
+        };
+        let policy = crate::rules::Policy::default();
+        let decide = |user: &UserSnapshot| {
+            let candidate = crate::rules::Candidate {
+                user,
+                override_address: None,
+                excluded: None,
+                other_waves: &[],
+            };
+            crate::rules::evaluate(
+                candidate,
+                &tenant,
+                &policy,
+                &HashMap::<String, Vec<_>>::new(),
+            )
+        };
+        assert_eq!(read.len(), users.len());
+        for (lean, full) in read.iter().zip(&users) {
+            assert_eq!(lean.id, full.id, "in id order");
+            assert_eq!(
+                crate::rules::fingerprint(lean),
+                crate::rules::fingerprint(full),
+                "every rule input is read"
+            );
+            assert_eq!(decide(lean), decide(full));
+        }
     }
 
     #[tokio::test]

@@ -472,6 +472,191 @@ impl Store {
 
 type Tx = sqlx::Transaction<'static, Sqlite>;
 
+/// A plan being stored in parts, in one transaction: members are written as they are
+/// decided, in ascending user order, so a planner holds one part of a large wave at a time.
+/// Until [`commit`](Self::commit), nothing of it is visible; dropped, it is rolled back.
+///
+/// The transaction holds the store's only connection: while it is open, the planner reads
+/// through it ([`rule_inputs_after`](Self::rule_inputs_after)) and must not use the
+/// [`Store`] itself.
+#[derive(Debug)]
+pub struct PlanTransaction {
+    pub(super) tx: Tx,
+    store: Store,
+    wave: WaveId,
+    name: String,
+    /// The wave had a plan: its members are replaced range by range.
+    replacing: bool,
+    at: String,
+    /// The last user written.
+    last: Option<UserId>,
+}
+
+/// A member of the plan being replaced, as much as a re-plan's summary compares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreviousDecision {
+    pub user_id: UserId,
+    pub decision: Decision,
+    pub chosen_address: Option<String>,
+}
+
+/// What writing a part of a plan replaced of the previous plan.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Replaced {
+    /// The previous decisions of the users just written, for those that had one.
+    pub previous: Vec<PreviousDecision>,
+    /// Previous members dropped: within the part's range of user ids but not in it.
+    pub removed: u64,
+}
+
+impl Store {
+    /// Starts storing the first plan of a new wave; the wave is created in the same
+    /// transaction, so a failure leaves no wave without a plan behind.
+    #[tracing::instrument(skip_all, fields(wave = %wave.name), err)]
+    pub async fn begin_plan(&self, wave: &NewWave, at: OffsetDateTime) -> Result<PlanTransaction> {
+        let mut tx = self.pool.begin().await?;
+        let id = insert_wave(&mut tx, wave, at).await?;
+        Ok(PlanTransaction::new(tx, self, id, &wave.name, false, at))
+    }
+
+    /// Starts replacing a wave's plan. Refused once any member has started converting: a
+    /// started wave keeps the plan it runs.
+    #[tracing::instrument(skip_all, fields(wave = %wave.name), err)]
+    pub async fn begin_replan(&self, wave: &Wave, at: OffsetDateTime) -> Result<PlanTransaction> {
+        let mut tx = self.pool.begin().await?;
+        ensure_not_started(&mut tx, wave.id, &wave.name).await?;
+        Ok(PlanTransaction::new(
+            tx, self, wave.id, &wave.name, true, at,
+        ))
+    }
+}
+
+impl PlanTransaction {
+    fn new(
+        tx: Tx,
+        store: &Store,
+        wave: WaveId,
+        name: &str,
+        replacing: bool,
+        at: OffsetDateTime,
+    ) -> Self {
+        Self {
+            tx,
+            store: store.clone(),
+            wave,
+            name: name.to_owned(),
+            replacing,
+            at: timestamp(at),
+            last: None,
+        }
+    }
+
+    /// Stores the next members, which must follow those already written in ascending user
+    /// order, and drops the previous plan's members up to the last of them.
+    #[tracing::instrument(skip_all, fields(wave = %self.name, members = members.len()), err)]
+    pub async fn write(&mut self, members: &[PlannedMember]) -> Result<Replaced> {
+        let (Some(first), Some(last)) = (members.first(), members.last()) else {
+            return Ok(Replaced::default());
+        };
+        assert!(
+            self.last.is_none_or(|before| before < first.user_id)
+                && members.windows(2).all(|w| w[0].user_id <= w[1].user_id),
+            "plan members are written in ascending user order"
+        );
+        let last = last.user_id;
+        let replaced = if self.replacing {
+            self.replace_until(members, last).await?
+        } else {
+            Replaced::default()
+        };
+        insert_members(&mut self.tx, self.wave, members, &self.at).await?;
+        self.last = Some(last);
+        Ok(replaced)
+    }
+
+    /// Drops the previous plan's members after the last one written and up to `until`,
+    /// reading the decisions of those among `members` first.
+    async fn replace_until(
+        &mut self,
+        members: &[PlannedMember],
+        until: UserId,
+    ) -> Result<Replaced> {
+        let mut previous = Vec::new();
+        for chunk in members.chunks(MEMBERS_PER_STATEMENT) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "SELECT user_id, decision, chosen_address FROM wave_members WHERE wave_id = ",
+            );
+            query.push_bind(self.wave.0).push(" AND user_id IN (");
+            let mut ids = query.separated(", ");
+            for member in chunk {
+                ids.push_bind(member.user_id.to_string());
+            }
+            query.push(") ORDER BY user_id");
+            let rows: Vec<(String, String, Option<String>)> =
+                query.build_query_as().fetch_all(&mut *self.tx).await?;
+            for (user_id, decision, chosen_address) in rows {
+                previous.push(PreviousDecision {
+                    user_id: parse_code("wave_members.user_id", &user_id)?,
+                    decision: parse_code("wave_members.decision", &decision)?,
+                    chosen_address,
+                });
+            }
+        }
+        let dropped = self.drop_previous(Some(until)).await?;
+        Ok(Replaced {
+            removed: dropped.saturating_sub(previous.len() as u64),
+            previous,
+        })
+    }
+
+    /// Deletes the previous plan's members after the last one written (and up to `until`);
+    /// returns how many.
+    async fn drop_previous(&mut self, until: Option<UserId>) -> Result<u64> {
+        // Every id sorts after the empty string; ids are stored lower-case, so text order is
+        // `UserId` order.
+        let after = self.last.map(|id| id.to_string()).unwrap_or_default();
+        let deleted =
+            match until {
+                Some(until) => sqlx::query(
+                    "DELETE FROM wave_members WHERE wave_id = ? AND user_id > ? AND user_id <= ?",
+                )
+                .bind(self.wave.0)
+                .bind(after)
+                .bind(until.to_string())
+                .execute(&mut *self.tx)
+                .await?,
+                None => {
+                    sqlx::query("DELETE FROM wave_members WHERE wave_id = ? AND user_id > ?")
+                        .bind(self.wave.0)
+                        .bind(after)
+                        .execute(&mut *self.tx)
+                        .await?
+                }
+            };
+        Ok(deleted.rows_affected())
+    }
+
+    /// Drops what remains of the previous plan, records the plan's hash, cap and settings
+    /// with the wave, and commits. Returns the wave and how many previous members were
+    /// dropped at the end (after the last one written).
+    #[tracing::instrument(skip_all, fields(wave = %self.name), err)]
+    pub async fn commit(
+        mut self,
+        cap: Option<u32>,
+        settings: &serde_json::Value,
+        plan_hash: &str,
+    ) -> Result<(Wave, u64)> {
+        let removed = if self.replacing {
+            self.drop_previous(None).await?
+        } else {
+            0
+        };
+        finish_plan(&mut self.tx, self.wave, cap, settings, plan_hash, &self.at).await?;
+        self.tx.commit().await?;
+        Ok((self.store.stored_wave(&self.name).await?, removed))
+    }
+}
+
 /// Inserts a wave; its name must be new (names compare case-insensitively).
 async fn insert_wave(tx: &mut Tx, wave: &NewWave, at: OffsetDateTime) -> Result<WaveId> {
     let result = sqlx::query(
@@ -506,6 +691,18 @@ async fn write_plan(
     plan_hash: &str,
     at: OffsetDateTime,
 ) -> Result<()> {
+    ensure_not_started(tx, id, name).await?;
+    sqlx::query("DELETE FROM wave_members WHERE wave_id = ?")
+        .bind(id.0)
+        .execute(&mut **tx)
+        .await?;
+    let at_text = timestamp(at);
+    insert_members(tx, id, members, &at_text).await?;
+    finish_plan(tx, id, cap, settings, plan_hash, &at_text).await
+}
+
+/// Refuses to replace the plan of a wave any member of which has started converting.
+async fn ensure_not_started(tx: &mut Tx, id: WaveId, name: &str) -> Result<()> {
     let started: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM wave_members
              WHERE wave_id = ? AND state NOT IN ('planned', 'excluded', 'ready')",
@@ -518,11 +715,16 @@ async fn write_plan(
             wave: name.to_owned(),
         });
     }
-    sqlx::query("DELETE FROM wave_members WHERE wave_id = ?")
-        .bind(id.0)
-        .execute(&mut **tx)
-        .await?;
-    let at_text = timestamp(at);
+    Ok(())
+}
+
+/// Inserts planned members, ready or excluded by their decision.
+async fn insert_members(
+    tx: &mut Tx,
+    id: WaveId,
+    members: &[PlannedMember],
+    at_text: &str,
+) -> Result<()> {
     // Multi-row statements: a wave of a million users is a few thousand statements.
     for chunk in members.chunks(MEMBERS_PER_STATEMENT) {
         let mut insert = QueryBuilder::<Sqlite>::new(
@@ -550,16 +752,28 @@ async fn write_plan(
                 .push_bind(member.set_mail)
                 .push_bind(member.snapshot_fingerprint.clone())
                 .push_bind(state.code())
-                .push_bind(at_text.clone())
-                .push_bind(at_text.clone());
+                .push_bind(at_text.to_owned())
+                .push_bind(at_text.to_owned());
         });
         insert.build().execute(&mut **tx).await?;
     }
+    Ok(())
+}
+
+/// Records a stored plan's hash, cap and settings with its wave.
+async fn finish_plan(
+    tx: &mut Tx,
+    id: WaveId,
+    cap: Option<u32>,
+    settings: &serde_json::Value,
+    plan_hash: &str,
+    at_text: &str,
+) -> Result<()> {
     sqlx::query(
         "UPDATE waves SET plan_hash = ?, planned_at = ?, cap = ?, settings = ? WHERE id = ?",
     )
     .bind(plan_hash)
-    .bind(&at_text)
+    .bind(at_text)
     .bind(cap.map(i64::from))
     .bind(settings.to_string())
     .bind(id.0)
@@ -752,6 +966,149 @@ mod tests {
             .unwrap();
         assert_eq!(wave.plan_hash.as_deref(), Some("h"));
         assert_eq!(store.members(wave.id).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_plan_written_in_parts_is_stored_once_committed() {
+        let (_dir, store) = temp_store().await;
+        let users: Vec<_> = (1..=4).map(sample_user).collect();
+        store.store_users(&users).await.unwrap();
+        let at = datetime!(2026-11-21 08:00 UTC);
+
+        let mut plan = store.begin_plan(&new_wave("pilot"), at).await.unwrap();
+        plan.write(&[planned(1, Decision::Eligible)]).await.unwrap();
+        drop(plan);
+        assert!(
+            store.wave_by_name("pilot").await.unwrap().is_none(),
+            "a plan dropped before its commit leaves nothing"
+        );
+
+        let mut plan = store.begin_plan(&new_wave("pilot"), at).await.unwrap();
+        for part in [[1, 2], [3, 4]] {
+            let members = part.map(|n| planned(n, Decision::Eligible));
+            assert_eq!(plan.write(&members).await.unwrap(), Replaced::default());
+        }
+        let (wave, removed) = plan
+            .commit(Some(9), &serde_json::json!({"s": 1}), "hash-p")
+            .await
+            .unwrap();
+        assert_eq!(removed, 0);
+        assert_eq!(wave.plan_hash.as_deref(), Some("hash-p"));
+        assert_eq!(wave.cap, Some(9));
+        assert_eq!(wave.planned_at, Some(at));
+        let members = store.members(wave.id).await.unwrap();
+        assert_eq!(members.len(), 4);
+        assert_eq!(members[3].plan, planned(4, Decision::Eligible));
+        assert_eq!(members[3].state, UserState::Ready);
+    }
+
+    #[tokio::test]
+    async fn a_re_plan_replaces_the_previous_members_part_by_part() {
+        let (_dir, store) = temp_store().await;
+        let users: Vec<_> = (1..=5).map(sample_user).collect();
+        store.store_users(&users).await.unwrap();
+        let wave = store
+            .create_planned_wave(
+                &new_wave("pilot"),
+                &[1, 2, 3, 4].map(|n| planned(n, Decision::Eligible)),
+                "hash-1",
+                datetime!(2026-11-21 08:00 UTC),
+            )
+            .await
+            .unwrap();
+
+        let mut plan = store
+            .begin_replan(&wave, datetime!(2026-11-21 09:00 UTC))
+            .await
+            .unwrap();
+        let replaced = plan
+            .write(&[
+                planned(1, Decision::Blocked),
+                planned(3, Decision::Eligible),
+            ])
+            .await
+            .unwrap();
+        let previous = |n: u128| PreviousDecision {
+            user_id: UserId::from_uuid(Uuid::from_u128(n)),
+            decision: Decision::Eligible,
+            chosen_address: Some(format!("p{n}@fabrikam.com")),
+        };
+        assert_eq!(
+            replaced,
+            Replaced {
+                previous: vec![previous(1), previous(3)],
+                removed: 1,
+            },
+            "user 2 is no longer planned"
+        );
+        let replaced = plan.write(&[planned(5, Decision::Eligible)]).await.unwrap();
+        assert_eq!(
+            replaced,
+            Replaced {
+                previous: vec![],
+                removed: 1,
+            },
+            "nor is user 4"
+        );
+        let (wave, removed) = plan
+            .commit(None, &serde_json::json!({}), "hash-2")
+            .await
+            .unwrap();
+        assert_eq!(removed, 0);
+        let ids: Vec<UserId> = store
+            .members(wave.id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.plan.user_id)
+            .collect();
+        assert_eq!(
+            ids,
+            [1, 3, 5].map(|n| UserId::from_uuid(Uuid::from_u128(n)))
+        );
+
+        let mut plan = store
+            .begin_replan(&wave, datetime!(2026-11-21 10:00 UTC))
+            .await
+            .unwrap();
+        plan.write(&[planned(1, Decision::Blocked)]).await.unwrap();
+        let (wave, removed) = plan
+            .commit(None, &serde_json::json!({}), "hash-3")
+            .await
+            .unwrap();
+        assert_eq!(removed, 2, "users 3 and 5, after the last one written");
+        assert_eq!(store.members(wave.id).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_started_wave_refuses_a_re_plan_before_it_begins() {
+        let (_dir, store) = temp_store().await;
+        let wave = planned_wave(&store).await;
+        let user = UserId::from_uuid(Uuid::from_u128(1));
+        start_inviting(&store, &wave, user, datetime!(2026-11-21 09:00 UTC))
+            .await
+            .unwrap();
+        let err = store
+            .begin_replan(&wave, datetime!(2026-11-21 09:01 UTC))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::WaveStarted { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "ascending user order")]
+    async fn plan_members_out_of_order_are_refused() {
+        let (_dir, store) = temp_store().await;
+        store
+            .store_users(&[sample_user(1), sample_user(2)])
+            .await
+            .unwrap();
+        let mut plan = store
+            .begin_plan(&new_wave("pilot"), datetime!(2026-11-21 08:00 UTC))
+            .await
+            .unwrap();
+        plan.write(&[planned(2, Decision::Eligible)]).await.unwrap();
+        let _ = plan.write(&[planned(1, Decision::Eligible)]).await;
     }
 
     #[tokio::test]
