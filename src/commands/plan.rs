@@ -4,13 +4,22 @@
 //! Orchestration only: the rules decide (`rules`), the store keeps (`store`), Graph and the
 //! realm endpoint answer (`graph`). Everything an evaluation needs is loaded first, so the
 //! rules stay pure.
+//!
+//! Two passes over the wave, so that memory is bounded by a chunk of users rather than the
+//! wave (docs/performance.md). The first reads only what the address choice needs, in the
+//! order the snapshot is stored, and gathers what depends on the whole wave: the chosen
+//! addresses' other owners, the addresses chosen twice, the domains whose realms to ask. The
+//! second reads the users in chunks in id order, decides them for good and stores each chunk
+//! in the plan's transaction, hashing the plan as it goes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -23,10 +32,16 @@ use crate::domain::{Decision, Rule, RuleMode, UserId, UserSnapshot};
 use crate::graph::UserSelection;
 use crate::input::{self, UserKey};
 use crate::output;
+use crate::rules::address::{self, AddressInputs};
 use crate::rules::{
-    self, Candidate, Collision, DomainSet, Evaluation, Policy, Severity, TenantView, WaveSettings,
+    self, Candidate, Collision, DomainSet, Evaluation, Finding, PlanHasher, Policy, Severity,
+    TenantView, WaveSettings,
 };
-use crate::store::{NewWave, PlannedMember, Store, Wave};
+use crate::store::{NewWave, PlanTransaction, PlannedMember, Replaced, Store, Wave};
+
+/// Users read, decided and stored at a time in the second pass: memory holds one chunk of
+/// snapshots, whatever the wave's size.
+const USERS_PER_CHUNK: usize = 5_000;
 
 /// How a wave's users are chosen; stored with the wave so a re-plan selects the same way.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,7 +62,9 @@ enum Users {
     Filter { filter: String },
 }
 
-/// The stored snapshot's other owners of the chosen addresses, by lower-cased address.
+/// The stored snapshot's owners of the chosen addresses, by lower-cased address. Only the
+/// addresses some object other than the user choosing them answers to are kept: for the rest
+/// the rules would find no collision either way.
 type StoredOwners = HashMap<String, Vec<Collision>>;
 
 impl PlanArgs {
@@ -89,57 +106,55 @@ impl PlanArgs {
             excluded,
             other_waves,
         };
-        let (evaluations, realm_summary) =
-            decide(&settings, &store, &facts, &wave_users, &policy).await?;
-
-        let now = OffsetDateTime::now_utc();
-        let previous = match &existing {
-            Some(wave) => store.members(wave.id).await?,
-            None => Vec::new(),
-        };
-        let planned: Vec<PlannedMember> = evaluations
+        let verified: Vec<String> = facts
+            .domains
             .iter()
-            .zip(&wave_users.users)
-            .map(|(eval, user)| PlannedMember {
-                user_id: eval.user,
-                decision: eval.decision,
-                findings: eval.findings.clone(),
-                chosen_address: eval.address.as_ref().map(|a| a.address.clone()),
-                address_origin: eval.address.as_ref().map(|a| a.origin),
-                set_mail: eval.set_mail,
-                snapshot_fingerprint: rules::fingerprint(user),
-            })
+            .filter(|d| d.is_verified)
+            .map(|d| d.name.clone())
             .collect();
-        let hash = rules::plan_hash(&evaluations);
-        // A new wave is created together with its plan: a failure leaves no empty wave.
-        let wave = if let Some(mut wave) = existing {
-            wave.cap = cap;
-            wave.settings = settings_json(&settings, &policy);
-            store
-                .replace_plan(&wave, &planned, &hash, now)
-                .await
-                .context("storing the plan")?;
-            wave
+        let mut tenant = TenantView {
+            verified_domains: DomainSet::new(&verified),
+            federation_domains: DomainSet::new(facts.federation_domains.iter().map(|d| &d.domain)),
+            realms: HashMap::new(),
+        };
+        let (first, domains) =
+            first_pass(&store, &wave_users, &tenant.verified_domains, &policy).await?;
+        let realm_summary = if policy.mode(Rule::HomeRealmNotEntra) == RuleMode::Off {
+            None
         } else {
-            let new = NewWave {
-                name: self.wave.clone(),
-                selector: serde_json::to_value(&selection)?,
-                cap,
-                settings: settings_json(&settings, &policy),
-            };
-            store
-                .create_planned_wave(&new, &planned, &hash, now)
-                .await
-                .context("storing the plan")?
+            let summary = realms_of(&settings, &store, domains, &verified).await?;
+            tenant.realms = summary
+                .records
+                .iter()
+                .filter_map(|(domain, record)| {
+                    record
+                        .outcome
+                        .as_ref()
+                        .ok()
+                        .map(|a| (domain.clone(), a.kind))
+                })
+                .collect();
+            Some(summary)
         };
 
-        output::write_stdout(&summary(
-            &wave,
-            &evaluations,
-            &previous,
-            realm_summary.as_ref(),
-            &hash,
-        ))?;
+        let wave_findings = rules::wave_findings(&wave_settings(&settings), &policy);
+        let decider = Decider {
+            wave: &wave_users,
+            first: &first,
+            tenant: &tenant,
+            policy: &policy,
+            wave_findings: &wave_findings,
+        };
+        let new = NewWave {
+            name: self.wave.clone(),
+            selector: serde_json::to_value(&selection)?,
+            cap,
+            settings: settings_json(&settings, &policy),
+        };
+        let (wave, tally, hash) =
+            store_plan(&store, existing.as_ref(), &new, &decider, USERS_PER_CHUNK).await?;
+
+        output::write_stdout(&summary(&wave, &tally, realm_summary.as_ref(), &hash))?;
         Ok(Outcome::Done)
     }
 
@@ -206,87 +221,417 @@ impl PlanArgs {
 
 /// A wave's users with what the operator said about them.
 struct WaveUsers {
-    users: Vec<UserSnapshot>,
+    users: Roster,
     overrides: HashMap<UserId, String>,
     excluded: HashMap<UserId, String>,
     /// Other waves that still plan to convert the user.
     other_waves: HashMap<UserId, Vec<String>>,
 }
 
-/// Evaluates every user: a first pass finds the addresses, then what depends on them (their
-/// other owners, their domains' realms) is loaded and the users are decided for good.
-async fn decide(
+/// A wave's users, as both passes see them: in ascending id order.
+enum Roster {
+    /// Every user of the stored snapshot that is not retired (`--all`): read from the store
+    /// as the passes go, never all at once.
+    Snapshot { count: usize },
+    /// The users a list, a group or a filter named, held in memory, sorted by id.
+    Listed {
+        users: Vec<UserSnapshot>,
+        /// Each user's place in the selection as given: the wave's order, in which a
+        /// duplicate finding names the other users.
+        places: Vec<usize>,
+    },
+}
+
+impl Roster {
+    /// Sorts the selection's users by id, remembering the order they were given in. The sort
+    /// is stable: a user listed twice comes twice, in list order.
+    fn listed(users: Vec<UserSnapshot>) -> Self {
+        let mut numbered: Vec<(usize, UserSnapshot)> = users.into_iter().enumerate().collect();
+        numbered.sort_by_key(|(_, user)| user.id);
+        let (places, users) = numbered.into_iter().unzip();
+        Self::Listed { users, places }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Snapshot { count } => *count,
+            Self::Listed { users, .. } => users.len(),
+        }
+    }
+
+    /// The users held in memory: none for the whole snapshot.
+    fn in_memory(&self) -> &[UserSnapshot] {
+        match self {
+            Self::Snapshot { .. } => &[],
+            Self::Listed { users, .. } => users,
+        }
+    }
+}
+
+/// What the first pass learns about the wave as a whole, for the second.
+struct FirstPass {
+    book: StoredOwners,
+    /// Users whose address other users of the wave chose too: the lower-cased address and
+    /// those others, in the wave's order.
+    duplicates: HashMap<UserId, (String, Vec<UserId>)>,
+    /// The address inputs the first pass read: the second pass must read the same, or what
+    /// the first learnt does not hold for what the second decides.
+    read: InputsDigest,
+}
+
+/// One user's chosen address in the first pass, with the user and their place in the wave
+/// (for a listed wave; users of the whole snapshot are in id order and all in place 0).
+struct Chosen {
+    address: Box<str>,
+    place: usize,
+    user: UserId,
+}
+
+/// The address choice's inputs of a set of users, digested in any order (the passes read
+/// the snapshot in different orders), to tell whether two passes saw the same users.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct InputsDigest {
+    users: u64,
+    sum: u64,
+}
+
+impl InputsDigest {
+    fn add(&mut self, id: UserId, synced: bool, mail: Option<&str>, other_mails: &[String]) {
+        // `DefaultHasher::new` has fixed keys: the same inputs give the same value.
+        let mut hasher = DefaultHasher::new();
+        (id, synced, mail, other_mails).hash(&mut hasher);
+        self.users += 1;
+        self.sum = self.sum.wrapping_add(hasher.finish());
+    }
+}
+
+/// The first pass: reads what the address choice needs for every user, finds the addresses
+/// chosen twice and the chosen addresses' other owners. Returns those, and the domains of
+/// cloud-only users' chosen addresses (whose realms the rules ask about), first seen first.
+async fn first_pass(
+    store: &Store,
+    wave: &WaveUsers,
+    verified: &DomainSet,
+    policy: &Policy,
+) -> anyhow::Result<(FirstPass, Vec<String>)> {
+    let started = Instant::now();
+    let mut chosen: Vec<Chosen> = Vec::new();
+    let mut domains: Vec<String> = Vec::new();
+    let mut seen_domains: HashSet<String> = HashSet::new();
+    let mut read = InputsDigest::default();
+    let mut choose =
+        |place: usize, id: UserId, synced: bool, mail: Option<&str>, other_mails: &[String]| {
+            read.add(id, synced, mail, other_mails);
+            let inputs = AddressInputs {
+                synced,
+                mail,
+                other_mails,
+                override_address: wave.overrides.get(&id).map(String::as_str),
+                allow_new_address: policy.allow_new_address,
+            };
+            let Ok(address) = address::choose(&inputs, verified) else {
+                return;
+            };
+            if !synced
+                && let Some(domain) = address::domain_of(&address.address)
+                && seen_domains.insert(domain.clone())
+            {
+                domains.push(domain);
+            }
+            chosen.push(Chosen {
+                address: address.address.to_lowercase().into_boxed_str(),
+                place,
+                user: id,
+            });
+        };
+    match &wave.users {
+        Roster::Snapshot { .. } => {
+            // Read in the order the rows are stored: sequential reads. The wave's order is
+            // the users' id order, which sorting the choosers by id restores.
+            let mut rows = std::pin::pin!(store.active_address_fields());
+            while let Some(row) = rows.next().await {
+                let row = row.context("reading the stored users")?;
+                choose(0, row.id, row.synced, row.mail.as_deref(), &row.other_mails);
+            }
+        }
+        Roster::Listed { users, places } => {
+            for (user, place) in users.iter().zip(places) {
+                choose(
+                    *place,
+                    user.id,
+                    user.is_synced(),
+                    user.mail.as_deref(),
+                    &user.other_mails,
+                );
+            }
+        }
+    }
+    tracing::debug!(
+        users = read.users,
+        addresses = chosen.len(),
+        elapsed = ?started.elapsed(),
+        "first pass: addresses chosen"
+    );
+    let started = Instant::now();
+
+    // In address order, the index is read in order; each address's choosers in wave order.
+    chosen
+        .sort_unstable_by(|a, b| (&a.address, a.place, a.user).cmp(&(&b.address, b.place, b.user)));
+    let mut duplicates = HashMap::new();
+    for run in chosen.chunk_by(|a, b| a.address == b.address) {
+        if run.len() < 2 {
+            continue;
+        }
+        for (i, one) in run.iter().enumerate() {
+            let others = run
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, other)| other.user)
+                .collect();
+            duplicates.insert(one.user, (one.address.to_string(), others));
+        }
+    }
+    let book = owners_of(store, &chosen).await?;
+    drop(chosen);
+    tracing::debug!(
+        duplicates = duplicates.len(),
+        colliding = book.len(),
+        elapsed = ?started.elapsed(),
+        "first pass: duplicates and other owners found"
+    );
+
+    Ok((
+        FirstPass {
+            book,
+            duplicates,
+            read,
+        },
+        domains,
+    ))
+}
+
+/// The home realms of the domains (the tenant's own `verified` domains aside), from the
+/// realm cache or the realm endpoint.
+async fn realms_of(
     settings: &Settings,
     store: &Store,
-    facts: &crate::domain::TenantFacts,
-    wave: &WaveUsers,
-    policy: &Policy,
-) -> anyhow::Result<(Vec<Evaluation>, Option<RealmSummary>)> {
-    let verified: Vec<String> = facts
-        .domains
-        .iter()
-        .filter(|d| d.is_verified)
-        .map(|d| d.name.clone())
-        .collect();
-    let mut tenant = TenantView {
-        verified_domains: DomainSet::new(&verified),
-        federation_domains: DomainSet::new(facts.federation_domains.iter().map(|d| &d.domain)),
-        realms: HashMap::new(),
-    };
-    let evaluate_all = |tenant: &TenantView, book: &StoredOwners| -> Vec<Evaluation> {
-        wave.users
-            .iter()
-            .map(|user| {
-                let candidate = Candidate {
-                    user,
-                    override_address: wave.overrides.get(&user.id).map(String::as_str),
-                    excluded: wave.excluded.get(&user.id).map(String::as_str),
-                    other_waves: wave.other_waves.get(&user.id).map_or(&[], Vec::as_slice),
-                };
-                rules::evaluate(candidate, tenant, policy, book)
-            })
-            .collect()
-    };
-    let first = evaluate_all(&tenant, &StoredOwners::new());
-    let book = owners_of(store, &first).await?;
-    let realm_summary = if policy.mode(Rule::HomeRealmNotEntra) == RuleMode::Off {
-        None
+    domains: Vec<String>,
+    verified: &[String],
+) -> anyhow::Result<RealmSummary> {
+    Ok(resolve_realms(
+        &realm_client(settings)?,
+        store,
+        domains,
+        verified,
+        OffsetDateTime::now_utc(),
+        &RealmOptions::default(),
+    )
+    .await?)
+}
+
+/// What deciding a user takes, beyond the user.
+struct Decider<'a> {
+    wave: &'a WaveUsers,
+    first: &'a FirstPass,
+    tenant: &'a TenantView,
+    policy: &'a Policy,
+    wave_findings: &'a [Finding],
+}
+
+impl Decider<'_> {
+    /// The user's verdict, with what the wave as a whole adds to it.
+    fn decide(&self, user: &UserSnapshot) -> Evaluation {
+        let wave = self.wave;
+        let candidate = Candidate {
+            user,
+            override_address: wave.overrides.get(&user.id).map(String::as_str),
+            excluded: wave.excluded.get(&user.id).map(String::as_str),
+            other_waves: wave.other_waves.get(&user.id).map_or(&[], Vec::as_slice),
+        };
+        let mut eval = rules::evaluate(candidate, self.tenant, self.policy, &self.first.book);
+        if let Some((address, others)) = self.first.duplicates.get(&user.id) {
+            rules::mark_duplicate(&mut eval, address, others);
+        }
+        rules::apply_wave_findings(std::slice::from_mut(&mut eval), self.wave_findings);
+        eval
+    }
+}
+
+/// Decides the wave's users and stores the plan in one transaction. Without an `existing`
+/// wave, `wave` is created with its plan (a failure leaves no wave without a plan); with one,
+/// its cap and settings replace the existing wave's. Returns the stored wave, the summary's
+/// counts and the plan hash.
+async fn store_plan(
+    store: &Store,
+    existing: Option<&Wave>,
+    wave: &NewWave,
+    decider: &Decider<'_>,
+    chunk: usize,
+) -> anyhow::Result<(Wave, Tally, String)> {
+    let now = OffsetDateTime::now_utc();
+    let mut plan = if let Some(existing) = existing {
+        store.begin_replan(existing, now).await
     } else {
-        let domains = first
-            .iter()
-            .zip(&wave.users)
-            .filter(|(_, user)| !user.is_synced())
-            .filter_map(|(eval, _)| eval.address.as_ref())
-            .filter_map(|chosen| rules::address::domain_of(&chosen.address));
-        let summary = resolve_realms(
-            &realm_client(settings)?,
-            store,
-            domains,
-            &verified,
-            OffsetDateTime::now_utc(),
-            &RealmOptions::default(),
-        )
-        .await?;
-        tenant.realms = summary
-            .records
-            .iter()
-            .filter_map(|(domain, record)| {
-                record
-                    .outcome
-                    .as_ref()
-                    .ok()
-                    .map(|a| (domain.clone(), a.kind))
-            })
-            .collect();
-        Some(summary)
+        store.begin_plan(wave, now).await
+    }
+    .context("storing the plan")?;
+    let (mut tally, hash) = decide_and_store(&mut plan, decider, chunk).await?;
+    let started = Instant::now();
+    let (stored, removed) = plan
+        .commit(wave.cap, &wave.settings, &hash)
+        .await
+        .context("storing the plan")?;
+    tracing::debug!(elapsed = ?started.elapsed(), "plan committed");
+    tally.previous += removed;
+    tally.removed += removed;
+    Ok((stored, tally, hash))
+}
+
+/// The second pass: decides the users chunk by chunk and stores each chunk in the plan's
+/// transaction. Returns the summary's counts and the plan hash.
+async fn decide_and_store(
+    plan: &mut PlanTransaction,
+    decider: &Decider<'_>,
+    chunk: usize,
+) -> anyhow::Result<(Tally, String)> {
+    let mut pass = SecondPass {
+        decider,
+        tally: Tally::default(),
+        hasher: PlanHasher::new(),
+        read: InputsDigest::default(),
     };
-    let mut evaluations = evaluate_all(&tenant, &book);
-    rules::mark_duplicates(&mut evaluations);
-    rules::apply_wave_findings(
-        &mut evaluations,
-        &rules::wave_findings(&wave_settings(settings), policy),
+    let (mut deciding, mut writing) = (Duration::ZERO, Duration::ZERO);
+    let mut members = Vec::with_capacity(chunk);
+    let mut after = None;
+    let mut listed = decider.wave.users.in_memory().chunks(chunk);
+    loop {
+        let started = Instant::now();
+        match &decider.wave.users {
+            Roster::Snapshot { .. } => {
+                // Each user is decided as the store reads the next: the two run side by side.
+                let mut users = std::pin::pin!(plan.rule_inputs_after(after, chunk));
+                while let Some(user) = users.next().await {
+                    let user = user.context("reading the stored users")?;
+                    members.push(pass.decide(&user));
+                }
+                after = members.last().map(|m: &PlannedMember| m.user_id);
+            }
+            Roster::Listed { .. } => {
+                for user in listed.next().unwrap_or_default() {
+                    members.push(pass.decide(user));
+                }
+            }
+        }
+        if members.is_empty() {
+            break;
+        }
+        deciding += started.elapsed();
+        let started = Instant::now();
+        let replaced = plan.write(&members).await.context("storing the plan")?;
+        pass.tally.compare(&members, &replaced);
+        members.clear();
+        writing += started.elapsed();
+    }
+    tracing::debug!(
+        users = pass.tally.users,
+        reading_and_deciding = ?deciding,
+        ?writing,
+        "second pass: users decided and stored"
     );
-    Ok((evaluations, realm_summary))
+    if pass.read != decider.first.read {
+        anyhow::bail!(
+            "the stored users changed while the plan was made (is `discover` running?); nothing was stored: plan again"
+        );
+    }
+    Ok((pass.tally, pass.hasher.finish()))
+}
+
+/// What the second pass accumulates as it decides the users, in id order.
+struct SecondPass<'a> {
+    decider: &'a Decider<'a>,
+    tally: Tally,
+    hasher: PlanHasher,
+    read: InputsDigest,
+}
+
+impl SecondPass<'_> {
+    /// Decides one user, counts and hashes the verdict, and returns it as a member to store.
+    fn decide(&mut self, user: &UserSnapshot) -> PlannedMember {
+        self.read.add(
+            user.id,
+            user.is_synced(),
+            user.mail.as_deref(),
+            &user.other_mails,
+        );
+        let eval = self.decider.decide(user);
+        self.hasher.push(&eval);
+        self.tally.count(&eval);
+        PlannedMember {
+            user_id: eval.user,
+            decision: eval.decision,
+            chosen_address: eval.address.as_ref().map(|a| a.address.clone()),
+            address_origin: eval.address.as_ref().map(|a| a.origin),
+            set_mail: eval.set_mail,
+            findings: eval.findings,
+            snapshot_fingerprint: rules::fingerprint(user),
+        }
+    }
+}
+
+/// What the summary reports, counted as the users are decided.
+#[derive(Debug, Default)]
+struct Tally {
+    users: usize,
+    eligible: usize,
+    /// Eligible users whose mail is set first.
+    set_mail: usize,
+    /// Findings by severity and reason code.
+    findings: BTreeMap<(Severity, &'static str), usize>,
+    /// Compared with the wave's previous plan: its members, and what changed.
+    previous: u64,
+    added: usize,
+    removed: u64,
+    changed: usize,
+}
+
+impl Tally {
+    fn count(&mut self, eval: &Evaluation) {
+        self.users += 1;
+        if eval.decision == Decision::Eligible {
+            self.eligible += 1;
+            if eval.set_mail {
+                self.set_mail += 1;
+            }
+        }
+        for finding in &eval.findings {
+            *self
+                .findings
+                .entry((finding.severity, finding.reason.code()))
+                .or_default() += 1;
+        }
+    }
+
+    /// Counts what a chunk of members changed from the previous plan.
+    fn compare(&mut self, members: &[PlannedMember], replaced: &Replaced) {
+        let before: HashMap<UserId, (&Decision, &Option<String>)> = replaced
+            .previous
+            .iter()
+            .map(|p| (p.user_id, (&p.decision, &p.chosen_address)))
+            .collect();
+        self.previous += before.len() as u64 + replaced.removed;
+        self.removed += replaced.removed;
+        for member in members {
+            match before.get(&member.user_id) {
+                None => self.added += 1,
+                Some((decision, address)) => {
+                    if **decision != member.decision || **address != member.chosen_address {
+                        self.changed += 1;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The users a selection names, from the stored snapshot (group and filter selections are
@@ -295,10 +640,18 @@ async fn select_users(
     settings: &Settings,
     store: &Store,
     selection: &Selection,
-) -> anyhow::Result<(Vec<UserSnapshot>, HashMap<UserId, String>)> {
+) -> anyhow::Result<(Roster, HashMap<UserId, String>)> {
     let mut overrides = HashMap::new();
     let users = match &selection.users {
-        Users::All => store.active_users().await?,
+        Users::All => {
+            let count = store.count_users().await?;
+            return Ok((
+                Roster::Snapshot {
+                    count: usize::try_from(count).unwrap_or(usize::MAX),
+                },
+                overrides,
+            ));
+        }
         Users::Csv { path } => {
             let entries = input::read_user_list(path)?;
             let mut users = Vec::with_capacity(entries.len());
@@ -347,7 +700,7 @@ async fn select_users(
             read_and_store(settings, store, &UserSelection::Filter(filter.clone())).await?
         }
     };
-    Ok((users, overrides))
+    Ok((Roster::listed(users), overrides))
 }
 
 /// Reads a selection from Graph, refreshing the stored snapshots on the way.
@@ -410,16 +763,13 @@ async fn exclusions(
     Ok(excluded)
 }
 
-/// Who else owns each chosen address, from the stored address index.
-async fn owners_of(store: &Store, evaluations: &[Evaluation]) -> anyhow::Result<StoredOwners> {
-    let addresses: Vec<String> = evaluations
-        .iter()
-        .filter_map(|e| e.address.as_ref().map(|a| a.address.to_lowercase()))
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let owners: StoredOwners = store
-        .address_owners_of_many(&addresses)
+/// The stored owners of the chosen addresses that some object other than the user choosing
+/// them answers to. `chosen` is sorted by address.
+async fn owners_of(store: &Store, chosen: &[Chosen]) -> anyhow::Result<StoredOwners> {
+    let pairs: Vec<(&str, UserId)> = chosen.iter().map(|c| (&*c.address, c.user)).collect();
+    let colliding = store.addresses_owned_by_others(&pairs).await?;
+    let book = store
+        .address_owners_of_many(&colliding)
         .await?
         .into_iter()
         .map(|(address, owners)| {
@@ -433,7 +783,7 @@ async fn owners_of(store: &Store, evaluations: &[Evaluation]) -> anyhow::Result<
             (address, collisions)
         })
         .collect();
-    Ok(owners)
+    Ok(book)
 }
 
 fn rules_modes(settings: &Settings) -> BTreeMap<Rule, RuleMode> {
@@ -479,41 +829,28 @@ fn settings_json(settings: &Settings, policy: &Policy) -> serde_json::Value {
     })
 }
 
-fn summary(
-    wave: &Wave,
-    evaluations: &[Evaluation],
-    previous: &[crate::store::WaveMember],
-    realms: Option<&RealmSummary>,
-    hash: &str,
-) -> String {
+fn summary(wave: &Wave, tally: &Tally, realms: Option<&RealmSummary>, hash: &str) -> String {
     let mut text = String::new();
-    let eligible = evaluations
-        .iter()
-        .filter(|e| e.decision == Decision::Eligible)
-        .count();
-    let set_mail = evaluations
-        .iter()
-        .filter(|e| e.set_mail && e.decision == Decision::Eligible)
-        .count();
     let _ = writeln!(
         text,
-        "Wave {}: {} user(s): {eligible} eligible ({set_mail} with mail set first), {} blocked",
+        "Wave {}: {} user(s): {} eligible ({} with mail set first), {} blocked",
         wave.name,
-        evaluations.len(),
-        evaluations.len() - eligible
+        tally.users,
+        tally.eligible,
+        tally.set_mail,
+        tally.users - tally.eligible
     );
     for (severity, label) in [
         (Severity::Blocker, "Blocked by"),
         (Severity::Warning, "Warnings"),
     ] {
-        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-        for finding in evaluations.iter().flat_map(|e| &e.findings) {
-            if finding.severity == severity {
-                *counts.entry(finding.reason.code()).or_default() += 1;
-            }
-        }
-        if !counts.is_empty() {
-            let list: Vec<String> = counts.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        let list: Vec<String> = tally
+            .findings
+            .iter()
+            .filter(|((s, _), _)| *s == severity)
+            .map(|((_, code), n)| format!("{code} {n}"))
+            .collect();
+        if !list.is_empty() {
             let _ = writeln!(text, "{label}: {}", list.join(", "));
         }
     }
@@ -530,29 +867,11 @@ fn summary(
             realms.failed
         );
     }
-    if !previous.is_empty() {
-        let before: HashMap<UserId, (&Decision, &Option<String>)> = previous
-            .iter()
-            .map(|m| (m.plan.user_id, (&m.plan.decision, &m.plan.chosen_address)))
-            .collect();
-        let now: HashSet<UserId> = evaluations.iter().map(|e| e.user).collect();
-        let added = evaluations
-            .iter()
-            .filter(|e| !before.contains_key(&e.user))
-            .count();
-        let removed = before.keys().filter(|id| !now.contains(id)).count();
-        let changed = evaluations
-            .iter()
-            .filter(|e| {
-                before.get(&e.user).is_some_and(|(decision, address)| {
-                    **decision != e.decision
-                        || address.as_deref() != e.address.as_ref().map(|a| a.address.as_str())
-                })
-            })
-            .count();
+    if tally.previous > 0 {
         let _ = writeln!(
             text,
-            "Re-planned: {added} added, {removed} removed, {changed} changed (decision or address)"
+            "Re-planned: {} added, {} removed, {} changed (decision or address)",
+            tally.added, tally.removed, tally.changed
         );
     }
     let _ = writeln!(text, "Plan hash {}", &hash[..16]);
@@ -562,4 +881,380 @@ fn summary(
         wave.name, wave.name
     );
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::domain::{AssignedPlan, OnPremisesProperties, RealmKind, WaveId};
+    use crate::store::testing::temp_store;
+
+    /// Chunks this small put users that share an address in different chunks.
+    const CHUNK: usize = 7;
+
+    fn id(n: u128) -> UserId {
+        UserId::from_uuid(Uuid::from_u128(n))
+    }
+
+    /// User `n` of a wave with a bit of everything: eligible users, users sharing an address
+    /// (every seventh, in three groups spread over many chunks), an address another user
+    /// answers to (every eleventh), no address, a mailbox, synced users.
+    fn user(n: u128) -> UserSnapshot {
+        let mut user = UserSnapshot {
+            id: id(n),
+            user_principal_name: format!("u{n}@contoso.com"),
+            display_name: Some(format!("User {n}")),
+            mail: None,
+            other_mails: vec![format!("p{n}@fabrikam.com")],
+            proxy_addresses: vec![
+                format!("SMTP:u{n}@contoso.com"),
+                format!("smtp:alias{n}@fabrikam.com"),
+            ],
+            user_type: Some("Member".into()),
+            account_enabled: Some(!n.is_multiple_of(9)),
+            creation_type: None,
+            external_user_state: None,
+            external_user_state_changed_at: None,
+            on_premises: OnPremisesProperties::default(),
+            assigned_plans: vec![],
+            assigned_licenses: vec![],
+            identities: vec![],
+            snapshot_at: datetime!(2026-11-21 08:00 UTC),
+        };
+        if n.is_multiple_of(7) {
+            user.other_mails = vec![format!("Shared{}@Fabrikam.com", n % 3)];
+        } else if n.is_multiple_of(11) {
+            user.other_mails = vec![format!("alias{}@fabrikam.com", n + 1)];
+        } else if n.is_multiple_of(13) {
+            user.other_mails.clear();
+        } else if n.is_multiple_of(10) {
+            user.mail = Some(format!("S{n}@fabrikam.com"));
+            user.on_premises.sync_enabled = Some(true);
+        } else if n.is_multiple_of(5) {
+            user.mail = Some(format!("P{n}@Fabrikam.com"));
+        }
+        if n.is_multiple_of(17) {
+            user.assigned_plans.push(AssignedPlan {
+                assigned_at: Some(datetime!(2025-01-01 00:00 UTC)),
+                capability_status: Some("Enabled".into()),
+                service: Some("exchange".into()),
+                service_plan_id: Some(rules::MAILBOX_PLANS[0]),
+            });
+        }
+        user
+    }
+
+    fn tenant() -> TenantView {
+        TenantView {
+            verified_domains: DomainSet::new(["contoso.com"]),
+            federation_domains: DomainSet::new(["woodgrovebank.com"]),
+            realms: HashMap::from([("fabrikam.com".to_owned(), RealmKind::Managed)]),
+        }
+    }
+
+    fn wave(users: Roster) -> WaveUsers {
+        WaveUsers {
+            users,
+            overrides: HashMap::new(),
+            excluded: HashMap::from([(id(4), "keep.csv, line 2".to_owned())]),
+            other_waves: HashMap::new(),
+        }
+    }
+
+    fn new_wave(name: &str) -> NewWave {
+        NewWave {
+            name: name.into(),
+            selector: serde_json::json!({"kind": "all"}),
+            cap: None,
+            settings: serde_json::json!({}),
+        }
+    }
+
+    fn wave_findings() -> Vec<Finding> {
+        let settings = WaveSettings {
+            redirect_url: Some("https://myapps.microsoft.com/".into()),
+            ..WaveSettings::default()
+        };
+        rules::wave_findings(&settings, &Policy::default())
+    }
+
+    /// Plans `wave` the streamed way, in chunks of [`CHUNK`].
+    async fn plan_streamed(
+        store: &Store,
+        wave: &WaveUsers,
+        existing: Option<&Wave>,
+    ) -> anyhow::Result<(Wave, Tally, String)> {
+        let (tenant, policy, findings) = (tenant(), Policy::default(), wave_findings());
+        let (first, _domains) = first_pass(store, wave, &tenant.verified_domains, &policy).await?;
+        let decider = Decider {
+            wave,
+            first: &first,
+            tenant: &tenant,
+            policy: &policy,
+            wave_findings: &findings,
+        };
+        store_plan(store, existing, &new_wave("all"), &decider, CHUNK).await
+    }
+
+    /// The plan as it was made before planning was streamed: every user held, evaluated
+    /// twice, duplicates marked over the whole wave. In the wave's order.
+    async fn plan_at_once(
+        store: &Store,
+        users: &[UserSnapshot],
+        wave: &WaveUsers,
+    ) -> (Vec<PlannedMember>, String) {
+        let (tenant, policy) = (tenant(), Policy::default());
+        let evaluate_all = |book: &StoredOwners| -> Vec<Evaluation> {
+            users
+                .iter()
+                .map(|user| {
+                    let candidate = Candidate {
+                        user,
+                        override_address: wave.overrides.get(&user.id).map(String::as_str),
+                        excluded: wave.excluded.get(&user.id).map(String::as_str),
+                        other_waves: wave.other_waves.get(&user.id).map_or(&[], Vec::as_slice),
+                    };
+                    rules::evaluate(candidate, &tenant, &policy, book)
+                })
+                .collect()
+        };
+        let addresses: Vec<String> = evaluate_all(&StoredOwners::new())
+            .iter()
+            .filter_map(|e| e.address.as_ref().map(|a| a.address.to_lowercase()))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let book: StoredOwners = store
+            .address_owners_of_many(&addresses)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(address, owners)| {
+                let owners = owners
+                    .into_iter()
+                    .map(|o| Collision {
+                        object_id: o.object_id,
+                        property: o.source.to_string(),
+                    })
+                    .collect();
+                (address, owners)
+            })
+            .collect();
+        let mut evaluations = evaluate_all(&book);
+        rules::mark_duplicates(&mut evaluations);
+        rules::apply_wave_findings(&mut evaluations, &wave_findings());
+        let members = evaluations
+            .iter()
+            .zip(users)
+            .map(|(eval, user)| PlannedMember {
+                user_id: eval.user,
+                decision: eval.decision,
+                findings: eval.findings.clone(),
+                chosen_address: eval.address.as_ref().map(|a| a.address.clone()),
+                address_origin: eval.address.as_ref().map(|a| a.origin),
+                set_mail: eval.set_mail,
+                snapshot_fingerprint: rules::fingerprint(user),
+            })
+            .collect();
+        (members, rules::plan_hash(&evaluations))
+    }
+
+    async fn stored_plan(store: &Store, wave: WaveId) -> Vec<PlannedMember> {
+        store
+            .members(wave)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.plan)
+            .collect()
+    }
+
+    fn sorted(mut members: Vec<PlannedMember>) -> Vec<PlannedMember> {
+        members.sort_by_key(|m| m.user_id);
+        members
+    }
+
+    /// Stores users 1..=60 in a completed discovery, and user 99 outside it (then retired).
+    async fn snapshot(store: &Store) -> Vec<UserSnapshot> {
+        let at = datetime!(2026-11-21 08:00 UTC);
+        store.store_users(&[user(99)]).await.unwrap();
+        let users: Vec<UserSnapshot> = (1..=60).map(user).collect();
+        let discovery = store
+            .begin_discovery(&serde_json::json!({}), at)
+            .await
+            .unwrap();
+        // Stored out of id order, as a directory pages them.
+        for page in users.rchunks(9) {
+            store.store_user_page(discovery, page).await.unwrap();
+        }
+        assert_eq!(store.retire_unseen_users(discovery, at).await.unwrap(), 1);
+        users
+    }
+
+    #[tokio::test]
+    async fn a_plan_of_the_whole_snapshot_in_chunks_is_the_plan_made_at_once() {
+        let (_dir, store) = temp_store().await;
+        let users = snapshot(&store).await;
+        let roster = Roster::Snapshot { count: users.len() };
+        let wave = wave(roster);
+        let (stored, tally, hash) = plan_streamed(&store, &wave, None).await.unwrap();
+        let (expected, expected_hash) = plan_at_once(&store, &users, &wave).await;
+
+        assert_eq!(hash, expected_hash);
+        assert_eq!(stored.plan_hash.as_deref(), Some(expected_hash.as_str()));
+        assert_eq!(
+            stored_plan(&store, stored.id).await,
+            sorted(expected.clone())
+        );
+        assert_eq!(tally.users, 60, "the retired user is not planned");
+        assert_eq!(
+            tally.eligible,
+            expected
+                .iter()
+                .filter(|m| m.decision == Decision::Eligible)
+                .count()
+        );
+        assert_eq!(tally.previous, 0);
+
+        // The cases this test is for did occur, across chunks.
+        let reasons = |n: u128| -> Vec<&'static str> {
+            let member = expected.iter().find(|m| m.user_id == id(n)).unwrap();
+            member.findings.iter().map(|f| f.reason.code()).collect()
+        };
+        assert!(reasons(7).contains(&"duplicate-in-wave"));
+        let shared = expected.iter().find(|m| m.user_id == id(7)).unwrap();
+        let duplicate = shared
+            .findings
+            .iter()
+            .find(|f| f.reason.code() == "duplicate-in-wave")
+            .unwrap();
+        assert_eq!(
+            duplicate.detail,
+            format!(
+                "shared1@fabrikam.com also chosen for {}, {}",
+                id(28),
+                id(49)
+            )
+        );
+        assert!(reasons(11).contains(&"address-collision"));
+        assert!(reasons(4).contains(&"operator-excluded"));
+        assert!(reasons(17).contains(&"exchange-mailbox"));
+        assert!(reasons(13).contains(&"no-address"));
+    }
+
+    #[tokio::test]
+    async fn a_listed_wave_in_chunks_names_duplicates_in_list_order() {
+        let (_dir, store) = temp_store().await;
+        let snapshot = snapshot(&store).await;
+        // Listed out of id order: the duplicate findings name the others as the list does.
+        let listed: Vec<UserSnapshot> = snapshot
+            .iter()
+            .rev()
+            .filter(|u| *u.id.as_uuid() != Uuid::from_u128(20))
+            .cloned()
+            .collect();
+        let wave = wave(Roster::listed(listed.clone()));
+        let (stored, tally, hash) = plan_streamed(&store, &wave, None).await.unwrap();
+        let (expected, expected_hash) = plan_at_once(&store, &listed, &wave).await;
+        assert_eq!(hash, expected_hash);
+        assert_eq!(stored_plan(&store, stored.id).await, sorted(expected));
+        assert_eq!(tally.users, listed.len());
+        let shared = stored_plan(&store, stored.id).await;
+        let duplicate = shared
+            .iter()
+            .find(|m| m.user_id == id(7))
+            .and_then(|m| {
+                m.findings
+                    .iter()
+                    .find(|f| f.reason.code() == "duplicate-in-wave")
+            })
+            .unwrap();
+        assert_eq!(
+            duplicate.detail,
+            format!(
+                "shared1@fabrikam.com also chosen for {}, {}",
+                id(49),
+                id(28)
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn a_re_plan_in_chunks_counts_what_changed() {
+        let (_dir, store) = temp_store().await;
+        let users = snapshot(&store).await;
+        let wave_of = |count| wave(Roster::Snapshot { count });
+        let (first, _, _) = plan_streamed(&store, &wave_of(60), None).await.unwrap();
+        let before = stored_plan(&store, first.id).await;
+
+        // A new discovery: two users gone, one new, one with a new address.
+        let at = datetime!(2026-11-22 08:00 UTC);
+        let mut now: Vec<UserSnapshot> = users[..58].to_vec();
+        now[2].other_mails = vec!["new3@adatum.com".into()];
+        now.push(user(70));
+        let discovery = store
+            .begin_discovery(&serde_json::json!({}), at)
+            .await
+            .unwrap();
+        store.store_user_page(discovery, &now).await.unwrap();
+        assert_eq!(store.retire_unseen_users(discovery, at).await.unwrap(), 2);
+
+        let wave = wave_of(now.len());
+        let (second, tally, hash) = plan_streamed(&store, &wave, Some(&first)).await.unwrap();
+        now.sort_by_key(|u| u.id);
+        let (expected, expected_hash) = plan_at_once(&store, &now, &wave).await;
+        assert_eq!(second.id, first.id);
+        assert_eq!(hash, expected_hash);
+        let after = stored_plan(&store, second.id).await;
+        assert_eq!(after, sorted(expected));
+
+        let old: HashMap<UserId, &PlannedMember> = before.iter().map(|m| (m.user_id, m)).collect();
+        let changed = after
+            .iter()
+            .filter(|m| {
+                old.get(&m.user_id).is_some_and(|o| {
+                    o.decision != m.decision || o.chosen_address != m.chosen_address
+                })
+            })
+            .count();
+        assert_eq!(
+            (tally.previous, tally.added, tally.removed, tally.changed),
+            (60, 1, 2, changed)
+        );
+        assert!(changed >= 1, "user 3's address changed");
+    }
+
+    #[tokio::test]
+    async fn users_changed_between_the_passes_stop_the_plan() {
+        let (_dir, store) = temp_store().await;
+        let users = snapshot(&store).await;
+        let wave = wave(Roster::Snapshot { count: users.len() });
+        let (tenant, policy, findings) = (tenant(), Policy::default(), wave_findings());
+        let (first, _) = first_pass(&store, &wave, &tenant.verified_domains, &policy)
+            .await
+            .unwrap();
+        let mut changed = user(30);
+        changed.other_mails = vec!["moved@adatum.com".into()];
+        store.store_users(&[changed]).await.unwrap();
+
+        let decider = Decider {
+            wave: &wave,
+            first: &first,
+            tenant: &tenant,
+            policy: &policy,
+            wave_findings: &findings,
+        };
+        let err = store_plan(&store, None, &new_wave("all"), &decider, CHUNK)
+            .await
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("changed while"), "{err:#}");
+        assert!(
+            store.wave_by_name("all").await.unwrap().is_none(),
+            "nothing was stored"
+        );
+    }
 }
