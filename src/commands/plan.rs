@@ -80,23 +80,30 @@ impl PlanArgs {
         let (selection, cap) = self.settle_selection(existing.as_ref())?;
 
         let (users, overrides) = select_users(&settings, &store, &selection).await?;
-        if let Some(cap) = cap
-            && users.len() > cap as usize
-        {
-            return Err(Refused(format!(
-                "wave {} would have {} users, more than its cap of {cap}; narrow the selection or raise --max",
-                self.wave,
-                users.len()
-            ))
-            .into());
-        }
-        let excluded = exclusions(&settings, &store, &selection).await?;
-
         let policy = Policy {
             modes: rules_modes(&settings),
             set_mail_before_invite: settings.invitation.set_mail_before_invite,
             allow_new_address: selection.allow_new_address,
         };
+        let (mut tenant, verified) = tenant_view(&facts);
+        let (first, domains) = first_pass(
+            &store,
+            &users,
+            &overrides,
+            &tenant.verified_domains,
+            &policy,
+        )
+        .await?;
+        if let Some(cap) = cap
+            && first.read.users > u64::from(cap)
+        {
+            return Err(Refused(format!(
+                "wave {} would have {} users, more than its cap of {cap}; narrow the selection or raise --max",
+                self.wave, first.read.users
+            ))
+            .into());
+        }
+        let excluded = exclusions(&settings, &store, &selection).await?;
         let other_waves = store
             .pending_in_other_waves(existing.as_ref().map(|w| w.id))
             .await?;
@@ -106,19 +113,6 @@ impl PlanArgs {
             excluded,
             other_waves,
         };
-        let verified: Vec<String> = facts
-            .domains
-            .iter()
-            .filter(|d| d.is_verified)
-            .map(|d| d.name.clone())
-            .collect();
-        let mut tenant = TenantView {
-            verified_domains: DomainSet::new(&verified),
-            federation_domains: DomainSet::new(facts.federation_domains.iter().map(|d| &d.domain)),
-            realms: HashMap::new(),
-        };
-        let (first, domains) =
-            first_pass(&store, &wave_users, &tenant.verified_domains, &policy).await?;
         let realm_summary = if policy.mode(Rule::HomeRealmNotEntra) == RuleMode::Off {
             None
         } else {
@@ -232,7 +226,7 @@ struct WaveUsers {
 enum Roster {
     /// Every user of the stored snapshot that is not retired (`--all`): read from the store
     /// as the passes go, never all at once.
-    Snapshot { count: usize },
+    Snapshot,
     /// The users a list, a group or a filter named, held in memory, sorted by id.
     Listed {
         users: Vec<UserSnapshot>,
@@ -252,17 +246,10 @@ impl Roster {
         Self::Listed { users, places }
     }
 
-    fn len(&self) -> usize {
-        match self {
-            Self::Snapshot { count } => *count,
-            Self::Listed { users, .. } => users.len(),
-        }
-    }
-
     /// The users held in memory: none for the whole snapshot.
     fn in_memory(&self) -> &[UserSnapshot] {
         match self {
-            Self::Snapshot { .. } => &[],
+            Self::Snapshot => &[],
             Self::Listed { users, .. } => users,
         }
     }
@@ -310,7 +297,8 @@ impl InputsDigest {
 /// cloud-only users' chosen addresses (whose realms the rules ask about), first seen first.
 async fn first_pass(
     store: &Store,
-    wave: &WaveUsers,
+    users: &Roster,
+    overrides: &HashMap<UserId, String>,
     verified: &DomainSet,
     policy: &Policy,
 ) -> anyhow::Result<(FirstPass, Vec<String>)> {
@@ -326,7 +314,7 @@ async fn first_pass(
                 synced,
                 mail,
                 other_mails,
-                override_address: wave.overrides.get(&id).map(String::as_str),
+                override_address: overrides.get(&id).map(String::as_str),
                 allow_new_address: policy.allow_new_address,
             };
             let Ok(address) = address::choose(&inputs, verified) else {
@@ -344,8 +332,8 @@ async fn first_pass(
                 user: id,
             });
         };
-    match &wave.users {
-        Roster::Snapshot { .. } => {
+    match users {
+        Roster::Snapshot => {
             // Read in the order the rows are stored: sequential reads. The wave's order is
             // the users' id order, which sorting the choosers by id restores.
             let mut rows = std::pin::pin!(store.active_address_fields());
@@ -409,6 +397,22 @@ async fn first_pass(
         },
         domains,
     ))
+}
+
+/// What the rules know about the tenant before realms are asked, and its verified domains.
+fn tenant_view(facts: &crate::domain::TenantFacts) -> (TenantView, Vec<String>) {
+    let verified: Vec<String> = facts
+        .domains
+        .iter()
+        .filter(|d| d.is_verified)
+        .map(|d| d.name.clone())
+        .collect();
+    let tenant = TenantView {
+        verified_domains: DomainSet::new(&verified),
+        federation_domains: DomainSet::new(facts.federation_domains.iter().map(|d| &d.domain)),
+        realms: HashMap::new(),
+    };
+    (tenant, verified)
 }
 
 /// The home realms of the domains (the tenant's own `verified` domains aside), from the
@@ -508,7 +512,7 @@ async fn decide_and_store(
     loop {
         let started = Instant::now();
         match &decider.wave.users {
-            Roster::Snapshot { .. } => {
+            Roster::Snapshot => {
                 // Each user is decided as the store reads the next: the two run side by side.
                 let mut users = std::pin::pin!(plan.rule_inputs_after(after, chunk));
                 while let Some(user) = users.next().await {
@@ -643,15 +647,7 @@ async fn select_users(
 ) -> anyhow::Result<(Roster, HashMap<UserId, String>)> {
     let mut overrides = HashMap::new();
     let users = match &selection.users {
-        Users::All => {
-            let count = store.count_users().await?;
-            return Ok((
-                Roster::Snapshot {
-                    count: usize::try_from(count).unwrap_or(usize::MAX),
-                },
-                overrides,
-            ));
-        }
+        Users::All => return Ok((Roster::Snapshot, overrides)),
         Users::Csv { path } => {
             let entries = input::read_user_list(path)?;
             let mut users = Vec::with_capacity(entries.len());
@@ -989,7 +985,14 @@ mod tests {
         existing: Option<&Wave>,
     ) -> anyhow::Result<(Wave, Tally, String)> {
         let (tenant, policy, findings) = (tenant(), Policy::default(), wave_findings());
-        let (first, _domains) = first_pass(store, wave, &tenant.verified_domains, &policy).await?;
+        let (first, _domains) = first_pass(
+            store,
+            &wave.users,
+            &wave.overrides,
+            &tenant.verified_domains,
+            &policy,
+        )
+        .await?;
         let decider = Decider {
             wave,
             first: &first,
@@ -1099,8 +1102,7 @@ mod tests {
     async fn a_plan_of_the_whole_snapshot_in_chunks_is_the_plan_made_at_once() {
         let (_dir, store) = temp_store().await;
         let users = snapshot(&store).await;
-        let roster = Roster::Snapshot { count: users.len() };
-        let wave = wave(roster);
+        let wave = wave(Roster::Snapshot);
         let (stored, tally, hash) = plan_streamed(&store, &wave, None).await.unwrap();
         let (expected, expected_hash) = plan_at_once(&store, &users, &wave).await;
 
@@ -1187,8 +1189,9 @@ mod tests {
     async fn a_re_plan_in_chunks_counts_what_changed() {
         let (_dir, store) = temp_store().await;
         let users = snapshot(&store).await;
-        let wave_of = |count| wave(Roster::Snapshot { count });
-        let (first, _, _) = plan_streamed(&store, &wave_of(60), None).await.unwrap();
+        let (first, _, _) = plan_streamed(&store, &wave(Roster::Snapshot), None)
+            .await
+            .unwrap();
         let before = stored_plan(&store, first.id).await;
 
         // A new discovery: two users gone, one new, one with a new address.
@@ -1203,7 +1206,7 @@ mod tests {
         store.store_user_page(discovery, &now).await.unwrap();
         assert_eq!(store.retire_unseen_users(discovery, at).await.unwrap(), 2);
 
-        let wave = wave_of(now.len());
+        let wave = wave(Roster::Snapshot);
         let (second, tally, hash) = plan_streamed(&store, &wave, Some(&first)).await.unwrap();
         now.sort_by_key(|u| u.id);
         let (expected, expected_hash) = plan_at_once(&store, &now, &wave).await;
@@ -1231,12 +1234,18 @@ mod tests {
     #[tokio::test]
     async fn users_changed_between_the_passes_stop_the_plan() {
         let (_dir, store) = temp_store().await;
-        let users = snapshot(&store).await;
-        let wave = wave(Roster::Snapshot { count: users.len() });
+        snapshot(&store).await;
+        let wave = wave(Roster::Snapshot);
         let (tenant, policy, findings) = (tenant(), Policy::default(), wave_findings());
-        let (first, _) = first_pass(&store, &wave, &tenant.verified_domains, &policy)
-            .await
-            .unwrap();
+        let (first, _) = first_pass(
+            &store,
+            &wave.users,
+            &wave.overrides,
+            &tenant.verified_domains,
+            &policy,
+        )
+        .await
+        .unwrap();
         let mut changed = user(30);
         changed.other_mails = vec!["moved@adatum.com".into()];
         store.store_users(&[changed]).await.unwrap();
