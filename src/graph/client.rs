@@ -62,6 +62,8 @@ pub struct RetryEvent {
     pub method: String,
     pub path: String,
     pub attempt: u32,
+    /// The status that failed, when the service answered (429, 503, …).
+    pub status: Option<u16>,
     pub failure: String,
     pub wait: Duration,
 }
@@ -401,6 +403,7 @@ impl GraphClient {
                 method: request.method.to_string(),
                 path: request.path.clone(),
                 attempt,
+                status: error.status(),
                 failure: error.to_string(),
                 wait,
             });

@@ -6,6 +6,7 @@
 //! - [`retry`]: the pure retry policy.
 //! - [`realm`]: home-realm discovery on the login host (anonymous; never sends the token).
 //! - [`users`] and `tenant`: the resources the tool reads, as domain types.
+//! - [`invitations`]: the one conversion write, and the `mail` update before it.
 //!
 //! It must not touch the store, evaluate rules, or decide what a failure means for a user: it
 //! reports precisely what happened (including "the outcome of this write is unknown") and the
@@ -14,6 +15,7 @@
 pub mod auth;
 pub mod client;
 mod error;
+pub mod invitations;
 pub mod permissions;
 pub mod realm;
 pub mod retry;

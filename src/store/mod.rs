@@ -6,6 +6,7 @@
 //! call Graph, evaluate rules, or hold secrets: nothing secret is ever written here.
 
 mod events;
+mod runs;
 mod tenant;
 mod users;
 mod waves;
@@ -21,6 +22,7 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
 pub use events::{Event, NewEvent};
+pub use runs::{Run, RunStatus};
 pub use users::{AddressOwner, AddressSource};
 pub use waves::{MemberNames, NewWave, PlannedMember, Transition, Wave, WaveMember};
 
