@@ -113,7 +113,7 @@ impl RunArgs {
             directory_writes_per_second: settings.throughput.max_directory_writes_per_second,
             reconcile_delay: Duration::from_secs(self.reconcile_delay),
             limit: self.limit,
-            attempts_per_run: 3,
+            attempts_per_run: 5,
         };
         let progress = Arc::new(ProgressObserver::new(
             ready.min(self.limit.map_or(u64::MAX, |l| l as u64)),

@@ -953,12 +953,13 @@ mod tests {
         assert_eq!(
             keys,
             [
-                "invitedUserEmailAddress",
                 "inviteRedirectUrl",
                 "invitedUser",
+                "invitedUserEmailAddress",
+                "invitedUserType",
                 "sendInvitationMessage",
-                "invitedUserType"
-            ]
+            ],
+            "in key order"
         );
         assert!(template.keeps_redeem_urls());
     }

@@ -15,6 +15,8 @@ use tokio::time::Instant;
 const QUIET_BEFORE_INCREASE: Duration = Duration::from_secs(5);
 /// Each increase adds this share of the target rate.
 const INCREASE_STEP: f64 = 0.1;
+/// Throttling within this long of a decrease belongs to the same episode.
+const DECREASE_EPISODE: Duration = Duration::from_secs(2);
 /// The rate never drops below this share of the target.
 const FLOOR: f64 = 0.05;
 
@@ -31,6 +33,7 @@ struct State {
     next_slot: Instant,
     paused_until: Instant,
     quiet_since: Instant,
+    last_decrease: Instant,
     throttled: u64,
 }
 
@@ -46,6 +49,7 @@ impl Pacer {
                 next_slot: now,
                 paused_until: now,
                 quiet_since: now,
+                last_decrease: now.checked_sub(DECREASE_EPISODE).unwrap_or(now),
                 throttled: 0,
             }),
         }
@@ -67,7 +71,7 @@ impl Pacer {
             state.quiet_since = now;
         }
         let slot = state.next_slot.max(state.paused_until).max(now);
-        state.next_slot = slot + Duration::from_secs_f64(1.0 / state.rate);
+        state.next_slot = slot + spacing(state.rate);
         slot
     }
 
@@ -78,7 +82,12 @@ impl Pacer {
 
     fn throttled_at(&self, now: Instant, retry_after: Duration) {
         let mut state = self.state.lock().expect("pacer lock");
-        state.rate = (state.rate / 2.0).max(self.target * FLOOR);
+        // Requests in flight when the service starts refusing all come back throttled: that is
+        // one signal, so the rate is halved once per episode, not once per refusal.
+        if now >= state.last_decrease + DECREASE_EPISODE {
+            state.rate = (state.rate / 2.0).max(self.target * FLOOR);
+            state.last_decrease = now;
+        }
         state.paused_until = state.paused_until.max(now + retry_after);
         state.quiet_since = now.max(state.paused_until);
         state.throttled += 1;
@@ -93,6 +102,13 @@ impl Pacer {
     pub fn throttled_count(&self) -> u64 {
         self.state.lock().expect("pacer lock").throttled
     }
+}
+
+/// The gap between slots at `rate`, rounded up to a whole microsecond so that `n` slots never
+/// fit in a window the service allows only `n - 1` more in (at 30/s: 33,334 µs, not 33,333.3).
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // a positive, bounded rate
+fn spacing(rate: f64) -> Duration {
+    Duration::from_micros((1_000_000.0 / rate).ceil() as u64)
 }
 
 #[cfg(test)]
@@ -152,10 +168,22 @@ mod tests {
     }
 
     #[test]
+    fn a_burst_of_refusals_halves_the_rate_once() {
+        let pacer = Pacer::new(20.0);
+        let now = Instant::now() + DECREASE_EPISODE;
+        for _ in 0..30 {
+            pacer.throttled_at(now, Duration::from_secs(1));
+        }
+        assert!((pacer.rate() - 10.0).abs() < 1e-9, "{}", pacer.rate());
+        assert_eq!(pacer.throttled_count(), 30);
+    }
+
+    #[test]
     fn the_rate_has_a_floor() {
         let pacer = Pacer::new(20.0);
-        let now = Instant::now();
+        let mut now = Instant::now();
         for _ in 0..20 {
+            now += DECREASE_EPISODE;
             pacer.throttled_at(now, Duration::ZERO);
         }
         assert!((pacer.rate() - 1.0).abs() < 1e-9);

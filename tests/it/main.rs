@@ -9,5 +9,6 @@ mod project;
 mod realm;
 mod report;
 mod rules_oracle;
+mod run;
 mod sim;
 mod support;
