@@ -3,6 +3,7 @@
 //! of which every eligible user is invited exactly once.
 
 use std::future::Future;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -305,7 +306,6 @@ async fn own_distribution_keeps_redemption_links_for_export_only() {
     let (_, users) = eligible(&store).await;
     assert_eq!(csv.lines().count(), users.len() + 1);
     assert!(csv.lines().nth(1).unwrap().contains("http"), "{csv}");
-    use std::os::unix::fs::PermissionsExt as _;
     assert_eq!(
         std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
         0o600
