@@ -96,6 +96,7 @@ pub enum Command {
     Run(RunArgs),
     Status(StatusArgs),
     ExportLinks(ExportLinksArgs),
+    Demo(DemoArgs),
     Sim(SimArgs),
 }
 
@@ -377,6 +378,32 @@ pub struct ExportLinksArgs {
     /// Replace an existing file
     #[arg(long)]
     pub force: bool,
+}
+
+/// The whole workflow against a built-in simulated tenant: no tenant, no configuration.
+///
+/// Starts a simulated Entra tenant in this process (users of every eligibility case, realistic
+/// latency and the service's throttling) and runs the real commands against it over HTTP:
+/// init, check, discover, plan a pilot wave, report, run, status while some users redeem.
+/// Each step is printed as the command an administrator would type. Everything is written to
+/// --out (config, database, reports); nothing leaves this machine.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  b2b-convert demo
+  b2b-convert demo --users 20000 --pilot 2000 --out /tmp/demo")]
+pub struct DemoArgs {
+    /// Users in the simulated tenant
+    #[arg(long, value_name = "N", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(100..=1_000_000))]
+    pub users: u64,
+
+    /// Users in the pilot wave (a CSV of the first N users)
+    #[arg(long, value_name = "N", default_value_t = 400, value_parser = clap::value_parser!(u64).range(1..))]
+    pub pilot: u64,
+
+    /// Folder for the demo's config, database and reports (a previous demo there is replaced)
+    #[arg(long, value_name = "DIR", default_value = "b2b-convert-demo")]
+    pub out: PathBuf,
 }
 
 /// Run the built-in simulated tenant (a local stand-in for Microsoft Graph).

@@ -6,6 +6,7 @@
 
 mod check;
 mod config;
+mod demo;
 mod discover;
 mod export_links;
 mod init;
@@ -224,6 +225,7 @@ pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<Outcome> {
         Command::Run(args) => args.run(&ctx).await,
         Command::Status(args) => args.run(&ctx).await,
         Command::ExportLinks(args) => args.run(&ctx).await,
+        Command::Demo(args) => args.run().await,
         Command::Sim(args) => args.run().await,
     }
 }

@@ -58,7 +58,7 @@ impl RunArgs {
             return Ok(Outcome::Done);
         }
         if self.dry_run {
-            print_dry_run(&settings, &store, &wave, &template).await?;
+            print_dry_run(&settings, &store, &wave, &template, self.limit).await?;
             return Ok(Outcome::Done);
         }
         let rate = self
@@ -240,6 +240,7 @@ async fn print_dry_run(
     store: &Store,
     wave: &Wave,
     template: &InvitationTemplate,
+    limit: Option<usize>,
 ) -> anyhow::Result<()> {
     let base = settings.tenant.graph_url.as_str().trim_end_matches('/');
     let members = store
@@ -255,6 +256,9 @@ async fn print_dry_run(
     )?;
     let mut count = 0;
     for (member, names) in &members {
+        if limit.is_some_and(|l| count >= l) {
+            break;
+        }
         if member.state == UserState::Failed && member.failure_kind != Some(FailureKind::Retryable)
         {
             continue;
@@ -279,7 +283,11 @@ async fn print_dry_run(
         )?;
         count += 1;
     }
-    writeln!(out, "\n# {count} invitation(s) would be sent.")?;
+    let more = match limit {
+        Some(_) => " (--limit)",
+        None => "",
+    };
+    writeln!(out, "\n# {count} invitation(s) would be sent{more}.")?;
     output::write_stdout(&out)?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 mod check;
 mod cli;
+mod demo;
 mod discover;
 mod graph;
 mod plan;
