@@ -533,3 +533,62 @@ async fn a_crash_at_any_step_resumes_without_a_second_invitation() {
         sim.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_stops_after_the_requests_in_flight_are_recorded() {
+    let sim = Sim::start(
+        SimSpec::generated(400, 7)
+            .with_throttling(ThrottleConfig::disabled())
+            .with_faults(FaultPlan::parse("invitations:latency=200-400ms").unwrap()),
+    )
+    .await
+    .unwrap();
+    let dir = planned(&sim).await;
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("b2b-convert"));
+    cmd.current_dir(dir.path())
+        .args(["run", "--wave", "pilot", "--yes", "--rate", "10"])
+        .envs(sim_env(&sim))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let interrupt = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupt.success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
+    assert!(stdout.contains("interrupted"), "{stdout}");
+    assert!(stdout.contains("not started"), "{stdout}");
+
+    let store = store(dir.path()).await;
+    let (wave, users) = eligible(&store).await;
+    let members = store.members(wave.id).await.unwrap();
+    let invited = members
+        .iter()
+        .filter(|m| m.state == UserState::Invited)
+        .count();
+    assert!(
+        invited > 0 && invited < users.len(),
+        "stopped part-way: {invited}"
+    );
+    assert!(
+        members.iter().all(|m| m.state != UserState::Inviting),
+        "every request in flight was recorded"
+    );
+    assert_eq!(sim.counters().invitations_created, invited as u64);
+    let runs = store.runs(wave.id).await.unwrap();
+    assert_eq!(
+        runs.last().unwrap().status,
+        b2b_convert::store::RunStatus::Interrupted
+    );
+}
