@@ -21,21 +21,7 @@ const SEED: u64 = 2026;
 impl DemoArgs {
     pub async fn run(self) -> anyhow::Result<Outcome> {
         let out = prepare_folder(&self.out)?;
-        let sim = Sim::start(
-            SimSpec::generated(self.users, SEED)
-                .with_faults(
-                    FaultPlan::parse(
-                        "all:latency=10-40ms;list-users:latency=60-150ms;invitations:latency=120-400ms;patch-user:latency=80-200ms",
-                    )
-                    .expect("the demo's fault plan parses"),
-                )
-                .with_redemption(RedemptionConfig {
-                    fraction: 0.4,
-                    after: Duration::ZERO,
-                }),
-        )
-        .await
-        .context("starting the simulated tenant")?;
+        let sim = start_sim(self.users).await?;
         let env = Environment::from_pairs([
             ("AZURE_TENANT_ID", sim.tenant_id().to_owned()),
             ("AZURE_CLIENT_ID", sim.client_id().to_owned()),
@@ -54,72 +40,7 @@ impl DemoArgs {
         let pilot_csv = out.join("pilot.csv");
         write_pilot(&sim, &pilot_csv, self.pilot)?;
         let report = out.join("pilot.html");
-        let steps: Vec<(Vec<String>, &str)> = vec![
-            (
-                args(&["init"]),
-                "Write a commented configuration and create the state database.",
-            ),
-            (
-                args(&["check"]),
-                "Is the token good, which permissions does the app have? (read-only)",
-            ),
-            (
-                args(&["discover"]),
-                "Snapshot every user and the tenant's facts into SQLite. (read-only)",
-            ),
-            (
-                args(&[
-                    "plan",
-                    "--wave",
-                    "pilot",
-                    "--csv",
-                    &pilot_csv.to_string_lossy(),
-                    "--max",
-                    &self.pilot.to_string(),
-                ]),
-                "Evaluate the pilot users with the eligibility rules and store the plan. (read-only)",
-            ),
-            (
-                args(&["report", "--wave", "pilot"]),
-                "The dry-run report in the terminal.",
-            ),
-            (
-                args(&[
-                    "report",
-                    "--wave",
-                    "pilot",
-                    "--format",
-                    "html",
-                    "--out",
-                    &report.to_string_lossy(),
-                ]),
-                "The same report as one self-contained HTML page.",
-            ),
-            (
-                args(&["run", "--wave", "pilot", "--dry-run", "--limit", "2"]),
-                "The exact requests `run` would send, for the first two users.",
-            ),
-            (
-                args(&["run", "--wave", "pilot", "--yes"]),
-                "Convert the pilot: paced invitations, resumable.",
-            ),
-            (
-                args(&["status", "--wave", "pilot", "--refresh"]),
-                "Who has redeemed? (some simulated partners already did)",
-            ),
-            (
-                args(&[
-                    "report",
-                    "--wave",
-                    "pilot",
-                    "--format",
-                    "html",
-                    "--out",
-                    &report.to_string_lossy(),
-                ]),
-                "The HTML report again, now with the run's funnel.",
-            ),
-        ];
+        let steps = steps(&pilot_csv, &report, self.pilot);
         let config = out.join("b2b-convert.toml");
         for (step, why) in steps {
             output::write_stdout(&format!(
@@ -153,6 +74,96 @@ impl DemoArgs {
         ))?;
         Ok(Outcome::Done)
     }
+}
+
+/// The simulated tenant of the demo: throttled like the service, with realistic latency, and
+/// partners who redeem as soon as they are invited (four in ten).
+async fn start_sim(users: u64) -> anyhow::Result<Sim> {
+    Sim::start(
+        SimSpec::generated(users, SEED)
+            .with_faults(
+                FaultPlan::parse(
+                    "all:latency=10-40ms;list-users:latency=60-150ms;invitations:latency=120-400ms;patch-user:latency=80-200ms",
+                )
+                .expect("the demo's fault plan parses"),
+            )
+            .with_redemption(RedemptionConfig {
+                fraction: 0.4,
+                after: Duration::ZERO,
+            }),
+    )
+    .await
+    .context("starting the simulated tenant")
+}
+
+/// The demo's steps: the command line after `b2b-convert`, and why.
+fn steps(pilot_csv: &Path, report: &Path, pilot: u64) -> Vec<(Vec<String>, &'static str)> {
+    vec![
+        (
+            args(&["init"]),
+            "Write a commented configuration and create the state database.",
+        ),
+        (
+            args(&["check"]),
+            "Is the token good, which permissions does the app have? (read-only)",
+        ),
+        (
+            args(&["discover"]),
+            "Snapshot every user and the tenant's facts into SQLite. (read-only)",
+        ),
+        (
+            args(&[
+                "plan",
+                "--wave",
+                "pilot",
+                "--csv",
+                &pilot_csv.to_string_lossy(),
+                "--max",
+                &pilot.to_string(),
+            ]),
+            "Evaluate the pilot users with the eligibility rules and store the plan. (read-only)",
+        ),
+        (
+            args(&["report", "--wave", "pilot"]),
+            "The dry-run report in the terminal.",
+        ),
+        (
+            args(&[
+                "report",
+                "--wave",
+                "pilot",
+                "--format",
+                "html",
+                "--out",
+                &report.to_string_lossy(),
+            ]),
+            "The same report as one self-contained HTML page.",
+        ),
+        (
+            args(&["run", "--wave", "pilot", "--dry-run", "--limit", "2"]),
+            "The exact requests `run` would send, for the first two users.",
+        ),
+        (
+            args(&["run", "--wave", "pilot", "--yes"]),
+            "Convert the pilot: paced invitations, resumable.",
+        ),
+        (
+            args(&["status", "--wave", "pilot", "--refresh"]),
+            "Who has redeemed? (some simulated partners already did)",
+        ),
+        (
+            args(&[
+                "report",
+                "--wave",
+                "pilot",
+                "--format",
+                "html",
+                "--out",
+                &report.to_string_lossy(),
+            ]),
+            "The HTML report again, now with the run's funnel.",
+        ),
+    ]
 }
 
 fn args(parts: &[&str]) -> Vec<String> {
