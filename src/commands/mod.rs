@@ -12,6 +12,7 @@ mod plan;
 pub mod realms;
 mod report;
 mod sim;
+mod verify;
 
 use std::path::Path;
 
@@ -200,6 +201,7 @@ pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<Outcome> {
         Command::Discover(args) => args.run(&ctx).await,
         Command::Plan(args) => args.run(&ctx).await,
         Command::Report(args) => args.run(&ctx).await,
+        Command::Verify(args) => args.run(&ctx).await,
         Command::Sim(args) => args.run().await,
     }
 }

@@ -11,3 +11,4 @@ mod report;
 mod rules_oracle;
 mod sim;
 mod support;
+mod verify;
