@@ -93,6 +93,10 @@ pub enum Command {
     Discover(DiscoverArgs),
     Plan(PlanArgs),
     Report(ReportArgs),
+    Run(RunArgs),
+    Status(StatusArgs),
+    ExportLinks(ExportLinksArgs),
+    Demo(DemoArgs),
     Verify(VerifyArgs),
     Sim(SimArgs),
 }
@@ -280,6 +284,127 @@ pub enum ReportFormat {
     Csv,
     /// One self-contained page with charts and a user table
     Html,
+}
+
+/// Convert a wave: invite each eligible user of its stored plan (this changes the tenant).
+///
+/// Executes the plan `plan` stored, never a recomputed one. Each user is re-read from Graph
+/// first; a user whose rule inputs changed since the plan is skipped as drifted. Where the plan
+/// says so, `mail` is set to the invitation address first. Invitations are paced under the
+/// tenant's limit (150 per 5 s, shared by all apps) and adapt to throttling. The intent is
+/// recorded before each invitation and the outcome after it, so a run that is interrupted,
+/// killed or loses an answer resumes without inviting anyone twice: run the same command again.
+/// Users that fail do not stop the others (exit code 3); Ctrl-C stops after the requests in
+/// flight are recorded. Refuses without --yes when stdin is not a terminal, and asks for the
+/// wave name when it is. The invitation settings must be those the plan was made with.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  b2b-convert run --wave pilot --dry-run     print the exact requests, send nothing
+  b2b-convert run --wave pilot               asks you to type the wave name
+  b2b-convert run --wave pilot --yes --limit 20")]
+pub struct RunArgs {
+    /// The wave to convert
+    #[arg(long, value_name = "NAME")]
+    pub wave: String,
+
+    /// Do not ask for confirmation (required when stdin is not a terminal)
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Print the requests the run would send (tokens absent) and send nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Convert at most this many users now; the rest stay ready for a later run
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+
+    /// Requests in flight at once (default: `throughput.max_concurrency`)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub concurrency: Option<u32>,
+
+    /// Invitations per second (default: `throughput.max_invitations_per_second`; at most 30)
+    #[arg(long, value_name = "RATE")]
+    pub rate: Option<f64>,
+
+    /// Seconds to wait before reading a user whose invitation got no clear answer
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub reconcile_delay: u64,
+}
+
+/// Show a wave's progress: the funnel from planned to accepted, and pending invitations.
+///
+/// Counts the wave's members by state (planned, excluded, ready, invited, accepted, scrambled,
+/// failed, drifted) and shows how long invitations have been pending. With --refresh, first
+/// reads each invited user's externalUserState from Graph (read-only) and records who redeemed.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  b2b-convert status --wave pilot
+  b2b-convert status --wave pilot --refresh --json")]
+pub struct StatusArgs {
+    /// The wave to show
+    #[arg(long, value_name = "NAME")]
+    pub wave: String,
+
+    /// Read redemption states from Graph first
+    #[arg(long)]
+    pub refresh: bool,
+
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Write the redemption links of a wave for your own mail merge (sensitive file).
+///
+/// Only when the wave was run with `invitation.send_message = false` does the tool keep each
+/// invitation's redemption URL; this writes them as CSV (user id, UPN, display name, address,
+/// URL) with mode 0600. Anyone holding a link can redeem that invitation: keep the file safe
+/// and delete it after use.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  b2b-convert export-links --wave pilot --out pilot-links.csv")]
+pub struct ExportLinksArgs {
+    /// The wave whose links to write
+    #[arg(long, value_name = "NAME")]
+    pub wave: String,
+
+    /// The CSV file to write (atomically, mode 0600)
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+
+    /// Replace an existing file
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The whole workflow against a built-in simulated tenant: no tenant, no configuration.
+///
+/// Starts a simulated Entra tenant in this process (users of every eligibility case, realistic
+/// latency and the service's throttling) and runs the real commands against it over HTTP:
+/// init, check, discover, plan a pilot wave, report, run, status while some users redeem.
+/// Each step is printed as the command an administrator would type. Everything is written to
+/// --out (config, database, reports); nothing leaves this machine.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  b2b-convert demo
+  b2b-convert demo --users 20000 --pilot 2000 --out /tmp/demo")]
+pub struct DemoArgs {
+    /// Users in the simulated tenant
+    #[arg(long, value_name = "N", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(100..=1_000_000))]
+    pub users: u64,
+
+    /// Users in the pilot wave (a CSV of the first N users)
+    #[arg(long, value_name = "N", default_value_t = 400, value_parser = clap::value_parser!(u64).range(1..))]
+    pub pilot: u64,
+
+    /// Folder for the demo's config, database and reports (a previous demo there is replaced)
+    #[arg(long, value_name = "DIR", default_value = "b2b-convert-demo")]
+    pub out: PathBuf,
 }
 
 /// Check that converted users kept their object id, UPN, groups and app role assignments.

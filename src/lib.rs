@@ -6,6 +6,7 @@
 //! - [`commands`]: one file per subcommand; orchestration only.
 //! - [`config`]: file + environment + flags -> validated [`config::Settings`].
 //! - [`domain`]: ids, snapshots, tenant facts, rules and states shared by all modules.
+//! - [`execute`]: the wave executor: conversions, pacing, reconciliation, the run lock.
 //! - [`fsutil`]: atomic, private (0600) file writes.
 //! - [`graph`]: the only HTTP client: Microsoft Graph and its token endpoint.
 //! - [`input`]: operator files (CSV user lists), validated row by row.
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod domain;
+pub mod execute;
 pub mod fsutil;
 pub mod graph;
 pub mod input;

@@ -6,12 +6,16 @@
 
 mod check;
 mod config;
+mod demo;
 mod discover;
+mod export_links;
 mod init;
 mod plan;
 pub mod realms;
 mod report;
+mod run;
 mod sim;
+mod status;
 mod verify;
 
 use std::path::Path;
@@ -68,6 +72,7 @@ pub fn exit_code(result: &anyhow::Result<Outcome>) -> u8 {
 /// A refusal to act because acting could do harm.
 fn is_refusal(err: &(dyn std::error::Error + 'static)) -> bool {
     err.is::<Refused>()
+        || err.is::<crate::execute::LockError>()
         || matches!(
             err.downcast_ref::<crate::store::Error>(),
             Some(crate::store::Error::WaveStarted { .. })
@@ -132,6 +137,23 @@ impl Ctx {
 /// Opens the state database named by the settings.
 async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     Ok(Store::open(&settings.store.path).await?)
+}
+
+/// The wave named `name`, or an error naming the waves there are.
+async fn stored_wave(store: &Store, name: &str) -> anyhow::Result<crate::store::Wave> {
+    if let Some(wave) = store.wave_by_name(name).await? {
+        return Ok(wave);
+    }
+    let known: Vec<String> = store.waves().await?.into_iter().map(|w| w.name).collect();
+    Err(UsageError(if known.is_empty() {
+        format!("there is no wave {name}; plan one first with `b2b-convert plan`")
+    } else {
+        format!(
+            "there is no wave {name}; the waves are: {}",
+            known.join(", ")
+        )
+    })
+    .into())
 }
 
 /// Builds the Graph client the settings describe (credential, hosts, timeouts, retries).
@@ -201,6 +223,10 @@ pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<Outcome> {
         Command::Discover(args) => args.run(&ctx).await,
         Command::Plan(args) => args.run(&ctx).await,
         Command::Report(args) => args.run(&ctx).await,
+        Command::Run(args) => args.run(&ctx).await,
+        Command::Status(args) => args.run(&ctx).await,
+        Command::ExportLinks(args) => args.run(&ctx).await,
+        Command::Demo(args) => args.run().await,
         Command::Verify(args) => args.run(&ctx).await,
         Command::Sim(args) => args.run().await,
     }

@@ -6,6 +6,7 @@
 //! - [`retry`]: the pure retry policy.
 //! - [`realm`]: home-realm discovery on the login host (anonymous; never sends the token).
 //! - [`users`] and `tenant`: the resources the tool reads, as domain types.
+//! - [`invitations`]: the one conversion write, and the `mail` update before it.
 //! - [`memberships`]: a user's direct groups and app role assignments, and the conversion
 //!   baseline built from them.
 //!
@@ -16,6 +17,7 @@
 pub mod auth;
 pub mod client;
 mod error;
+pub mod invitations;
 pub mod memberships;
 pub mod permissions;
 pub mod realm;

@@ -8,6 +8,7 @@
 //! `docs/rules.md`.
 
 pub mod address;
+mod drift;
 mod reasons;
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use address::{AddressOrigin, ChosenAddress, DomainSet};
+pub use drift::{changed_rule_inputs, only_mail_was_set};
 pub use reasons::Reason;
 
 use crate::domain::{Decision, RealmKind, Rule, RuleMode, UserId, UserSnapshot};

@@ -11,7 +11,7 @@ const MAILBOX: Uuid = uuid::uuid!("efb87545-963c-4e0d-99df-69c6916d9eb0");
 const FOUNDATION: Uuid = uuid::uuid!("113feb6c-3fe4-4440-bddc-54d774bf0318");
 
 /// A cloud-only member with one external `otherMails` entry: eligible as it stands.
-fn partner() -> UserSnapshot {
+pub(super) fn partner() -> UserSnapshot {
     UserSnapshot {
         id: UserId::from_uuid(Uuid::from_u128(1)),
         user_principal_name: "pat@contoso.com".into(),

@@ -7,6 +7,7 @@
 
 mod baselines;
 mod events;
+mod runs;
 mod tenant;
 mod users;
 mod waves;
@@ -22,6 +23,7 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
 pub use events::{Event, NewEvent};
+pub use runs::{Run, RunStatus};
 pub use users::{AddressOwner, AddressSource};
 pub use waves::{MemberNames, NewWave, PlannedMember, Transition, Wave, WaveMember};
 

@@ -2,6 +2,7 @@
 
 mod check;
 mod cli;
+mod demo;
 mod discover;
 mod graph;
 mod plan;
@@ -9,6 +10,7 @@ mod project;
 mod realm;
 mod report;
 mod rules_oracle;
+mod run;
 mod sim;
 mod support;
 mod verify;
