@@ -97,6 +97,7 @@ pub enum Command {
     Status(StatusArgs),
     ExportLinks(ExportLinksArgs),
     Demo(DemoArgs),
+    Verify(VerifyArgs),
     Sim(SimArgs),
 }
 
@@ -404,6 +405,30 @@ pub struct DemoArgs {
     /// Folder for the demo's config, database and reports (a previous demo there is replaced)
     #[arg(long, value_name = "DIR", default_value = "b2b-convert-demo")]
     pub out: PathBuf,
+}
+
+/// Check that converted users kept their object id, UPN, groups and app role assignments.
+///
+/// For every member of the wave that was invited, has accepted or was scrambled, reads the user
+/// from Graph now (object id, UPN, direct group memberships, number of app role assignments)
+/// and compares it with the baseline recorded right before that user was invited. Prints each
+/// difference (a group the user is no longer in or was added to, a changed UPN or app role
+/// assignment count, a deleted object, a user without a baseline) and records it in the event
+/// log. Read-only on the tenant; needs Directory.Read.All. Exits 3 when any user differs or
+/// cannot be verified, 0 when every converted user matches or none was converted yet.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  b2b-convert verify --wave pilot
+  b2b-convert verify --wave pilot --json > pilot-verify.json")]
+pub struct VerifyArgs {
+    /// The wave whose converted members to verify
+    #[arg(long, value_name = "NAME")]
+    pub wave: String,
+
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Run the built-in simulated tenant (a local stand-in for Microsoft Graph).

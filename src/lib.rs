@@ -15,6 +15,7 @@
 //! - [`report`]: pure renderers of a wave's report (table, JSON, CSV, HTML).
 //! - [`rules`]: pure eligibility rules and address selection.
 //! - [`sim`]: the simulated Entra tenant that speaks Graph (tests, benchmarks, `demo`).
+//! - [`verify`]: pure comparison of a converted user with its pre-conversion baseline.
 
 pub mod cli;
 pub mod commands;
@@ -29,3 +30,4 @@ pub mod report;
 pub mod rules;
 pub mod sim;
 pub mod store;
+pub mod verify;

@@ -74,7 +74,10 @@ impl CheckArgs {
 
         let (tenant, probes) = probe(&client).await;
         let required = |capability: Capability| match capability {
-            Capability::ReadGroupMembers => false,
+            // Only `verify` and the baselines taken before invitations read memberships.
+            Capability::ReadGroupMembers
+            | Capability::ReadMemberships
+            | Capability::ReadAppRoleAssignments => false,
             Capability::UpdateUsers => settings.invitation.set_mail_before_invite,
             Capability::ReadFederation => {
                 settings.rules.mode(Rule::DirectFederation) != RuleMode::Off

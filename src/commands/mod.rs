@@ -16,6 +16,7 @@ mod report;
 mod run;
 mod sim;
 mod status;
+mod verify;
 
 use std::path::Path;
 
@@ -226,6 +227,7 @@ pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<Outcome> {
         Command::Status(args) => args.run(&ctx).await,
         Command::ExportLinks(args) => args.run(&ctx).await,
         Command::Demo(args) => args.run().await,
+        Command::Verify(args) => args.run(&ctx).await,
         Command::Sim(args) => args.run().await,
     }
 }

@@ -13,3 +13,4 @@ mod rules_oracle;
 mod run;
 mod sim;
 mod support;
+mod verify;
