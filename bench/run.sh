@@ -21,8 +21,8 @@ cd "$WORK"
 "$BIN" discover > /dev/null
 "$BIN" plan --wave everyone --all > /dev/null
 # The wave: the first CONVERSIONS eligible users of the full plan.
-{ echo user; "$BIN" report --wave everyone --format csv | awk -F, '$4 == "eligible" { print $1 }' \
-  | head -n "$CONVERSIONS"; } > wave.csv
+{ echo user; "$BIN" report --wave everyone --format csv \
+  | awk -F, -v n="$CONVERSIONS" '$4 == "eligible" && c < n { print $1; c++ }'; } > wave.csv
 "$BIN" plan --wave bench --csv wave.csv > /dev/null
 ARGS=(run --wave bench --yes)
 [ -n "${RATE:-}" ] && ARGS+=(--rate "$RATE")

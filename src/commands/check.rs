@@ -74,10 +74,9 @@ impl CheckArgs {
 
         let (tenant, probes) = probe(&client).await;
         let required = |capability: Capability| match capability {
-            // Only `verify` and the baselines taken before invitations read memberships.
-            Capability::ReadGroupMembers
-            | Capability::ReadMemberships
-            | Capability::ReadAppRoleAssignments => false,
+            // Group selections are optional; `run` takes its baselines (and `verify` compares)
+            // with the membership reads.
+            Capability::ReadGroupMembers => false,
             Capability::UpdateUsers => settings.invitation.set_mail_before_invite,
             Capability::ReadFederation => {
                 settings.rules.mode(Rule::DirectFederation) != RuleMode::Off

@@ -148,6 +148,10 @@ fn steps(pilot_csv: &Path, report: &Path, pilot: u64) -> Vec<(Vec<String>, &'sta
             "Convert the pilot: paced invitations, resumable.",
         ),
         (
+            args(&["verify", "--wave", "pilot"]),
+            "Did every converted user keep its UPN, groups and app role assignments?",
+        ),
+        (
             args(&["status", "--wave", "pilot", "--refresh"]),
             "Who has redeemed? (some simulated partners already did)",
         ),

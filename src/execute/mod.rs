@@ -2,7 +2,7 @@
 //! pace. It owns the per-user state machine of a run:
 //!
 //! ```text
-//! ready --(re-read, no drift)--> [set mail] --> inviting --> invited
+//! ready --(re-read, no drift)--> [set mail] --> baseline --> inviting --> invited
 //!   |                                              |  \
 //!   +--> drifted (rule inputs changed)             |   +--> failed (retryable | permanent)
 //!                                                  +--(outcome unknown)--> reconciled by reading
@@ -470,6 +470,14 @@ impl Executor {
         {
             return Ok(outcome);
         }
+
+        // What verify compares with after the conversion: taken once, right before the first
+        // invitation (never on a reconcile path, where the invitation may already have landed).
+        let baseline = match self.client.conversion_baseline(user, now()).await {
+            Ok(baseline) => baseline,
+            Err(err) => return self.failed_call(user, UserState::Ready, err).await,
+        };
+        self.store.save_baseline(self.wave, &baseline).await?;
 
         let request = self.template.request(
             user,

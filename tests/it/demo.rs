@@ -23,6 +23,7 @@ async fn the_demo_runs_every_step_and_names_its_report() {
         "$ b2b-convert discover",
         "$ b2b-convert plan --wave pilot --csv pilot.csv --max 60",
         "$ b2b-convert run --wave pilot --yes",
+        "$ b2b-convert verify --wave pilot",
         "$ b2b-convert status --wave pilot --refresh",
     ] {
         assert!(stdout.contains(step), "missing `{step}` in:\n{stdout}");

@@ -311,3 +311,38 @@ async fn assignments_removed_and_missing_baselines_are_reported() {
     store.close().await;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_real_run_verify_finds_the_membership_removed_behind_its_back() {
+    let (sim, dir) = discovered().await;
+    let pilot = group(0);
+    let (_, ready) = plan_group(dir.path(), &sim, "pilot", &pilot).await;
+    let output = cli(
+        dir.path(),
+        &sim,
+        &["run", "--wave", "pilot", "--yes", "--reconcile-delay", "0"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
+
+    let clean = cli(dir.path(), &sim, &["verify", "--wave", "pilot"]).await;
+    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean.stdout));
+
+    let victim = ready[0];
+    sim.remove_group_member(&pilot, &victim.to_string())
+        .unwrap();
+    let output = cli(dir.path(), &sim, &["verify", "--wave", "pilot", "--json"]).await;
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output.stdout));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["differing"], 1, "{report}");
+    let differing: Vec<&Value> = report["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["verdict"] == "differs")
+        .collect();
+    assert_eq!(differing.len(), 1);
+    assert_eq!(differing[0]["user_id"], victim.to_string());
+    assert_eq!(differing[0]["differences"][0]["check"], "groups-removed");
+    assert_eq!(differing[0]["differences"][0]["groups"][0]["id"], pilot);
+}
