@@ -94,6 +94,7 @@ pub enum Command {
     Plan(PlanArgs),
     Report(ReportArgs),
     Run(RunArgs),
+    Invite(InviteArgs),
     Status(StatusArgs),
     ExportLinks(ExportLinksArgs),
     Demo(DemoArgs),
@@ -331,6 +332,80 @@ pub struct RunArgs {
     /// Seconds to wait before reading a user whose invitation got no clear answer
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     pub reconcile_delay: u64,
+}
+
+/// Convert one user now, with the options of `New-MgInvitation` / `New-AzureADMSInvitation`.
+///
+/// Reads the user from Graph, evaluates it with the same eligibility rules as `plan` (a blocked
+/// user is refused, exit 4, with the reason and its fix), records a one-user wave named
+/// `invite-<UPN>` in the database, and converts it exactly as `run` does: drift check, "set
+/// mail" step, baseline for `verify`, intent before the write, reconciliation of an unclear
+/// answer. Options left out come from the configuration's `[invitation]` section.
+/// --reset-redemption re-invites a user who is already a B2B user (it may then redeem with
+/// another identity), keeping its object id, memberships and app assignments.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  b2b-convert invite --user ada@contoso.com --dry-run
+  b2b-convert invite --user ada@contoso.com --address ada@fabrikam.com --no-send-message --yes
+  b2b-convert invite --user 5a9f3c1e-0b2d-4e6f-8a7b-9c0d1e2f3a4b --reset-redemption --yes")]
+#[allow(clippy::struct_excessive_bools)] // one flag per documented invitation switch
+pub struct InviteArgs {
+    /// The user to convert: object id or UPN
+    #[arg(long, value_name = "ID_OR_UPN")]
+    pub user: String,
+
+    /// The invitation address (invitedUserEmailAddress); default: the one the rules choose
+    #[arg(long, value_name = "EMAIL")]
+    pub address: Option<String>,
+
+    /// Accept an --address that is not one of the user's addresses
+    #[arg(long, requires = "address")]
+    pub allow_new_address: bool,
+
+    /// invitedUserDisplayName (default: the user's displayName, when `invitation.send_display_name`)
+    #[arg(long, value_name = "NAME")]
+    pub display_name: Option<String>,
+
+    /// inviteRedirectUrl (default: `invitation.redirect_url`)
+    #[arg(long, value_name = "URL")]
+    pub redirect_url: Option<url::Url>,
+
+    /// Let Microsoft send the invitation email (sendInvitationMessage = true)
+    #[arg(long, conflicts_with = "no_send_message")]
+    pub send_message: bool,
+
+    /// Do not send Microsoft's email; get the redemption URL with `export-links`
+    #[arg(long)]
+    pub no_send_message: bool,
+
+    /// customizedMessageBody of the email
+    #[arg(long, value_name = "TEXT")]
+    pub custom_message: Option<String>,
+
+    /// messageLanguage of the email, e.g. fr-FR
+    #[arg(long, value_name = "TAG")]
+    pub message_language: Option<String>,
+
+    /// The one cc recipient of the email (ccRecipients)
+    #[arg(long, value_name = "EMAIL")]
+    pub cc_recipient: Option<String>,
+
+    /// invitedUserType: Guest or Member
+    #[arg(long, value_name = "TYPE", value_parser = ["Guest", "Member"])]
+    pub invited_user_type: Option<String>,
+
+    /// resetRedemption: re-invite a user who already redeemed (keeps object id and access)
+    #[arg(long)]
+    pub reset_redemption: bool,
+
+    /// Do not ask for confirmation (required when stdin is not a terminal)
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Print the request that would be sent, send nothing, record nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Show a wave's progress: the funnel from planned to accepted, and pending invitations.

@@ -10,6 +10,7 @@ mod demo;
 mod discover;
 mod export_links;
 mod init;
+mod invite;
 mod plan;
 pub mod realms;
 mod report;
@@ -224,6 +225,7 @@ pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<Outcome> {
         Command::Plan(args) => args.run(&ctx).await,
         Command::Report(args) => args.run(&ctx).await,
         Command::Run(args) => args.run(&ctx).await,
+        Command::Invite(args) => args.run(&ctx).await,
         Command::Status(args) => args.run(&ctx).await,
         Command::ExportLinks(args) => args.run(&ctx).await,
         Command::Demo(args) => args.run().await,

@@ -73,16 +73,24 @@ impl RunArgs {
         }
         confirm(&self, &settings, &wave, count(UserState::Ready))?;
         let _lock = RunLock::acquire(&settings.store.path, &format!("run --wave {}", wave.name))?;
-        let summary = self
-            .execute(
-                &settings,
-                &store,
-                &wave,
-                template,
-                rate,
-                count(UserState::Ready),
-            )
-            .await?;
+        let pace = Pace {
+            rate,
+            concurrency: self
+                .concurrency
+                .map_or(settings.throughput.max_concurrency.get(), |c| c as usize),
+            limit: self.limit,
+            reconcile_delay: Duration::from_secs(self.reconcile_delay),
+        };
+        let summary = execute(
+            &settings,
+            &store,
+            &wave,
+            template,
+            &pace,
+            count(UserState::Ready),
+            "run",
+        )
+        .await?;
         output::write_stdout(&render_summary(&wave, &summary, &store).await?)?;
         Ok(if summary.failed() > 0 {
             Outcome::SomeUsersFailed
@@ -90,78 +98,84 @@ impl RunArgs {
             Outcome::Done
         })
     }
+}
 
-    /// Runs the executor with the lock held, and records the run from start to end.
-    async fn execute(
-        &self,
-        settings: &Settings,
-        store: &Store,
-        wave: &Wave,
-        template: InvitationTemplate,
-        rate: f64,
-        ready: u64,
-    ) -> anyhow::Result<RunSummary> {
-        let invitations = Arc::new(Pacer::new(rate));
-        let client = Arc::new(
-            connect(settings)?.with_retry_observer(throttle_reporter(Arc::clone(&invitations))),
-        );
-        let run_id = RunId::new();
-        let options = RunOptions {
-            concurrency: self
-                .concurrency
-                .map_or(settings.throughput.max_concurrency.get(), |c| c as usize),
-            invitations_per_second: rate,
-            directory_writes_per_second: settings.throughput.max_directory_writes_per_second,
-            reconcile_delay: Duration::from_secs(self.reconcile_delay),
-            limit: self.limit,
-            attempts_per_run: 5,
-        };
-        let progress = Arc::new(ProgressObserver::new(
-            ready.min(self.limit.map_or(u64::MAX, |l| l as u64)),
-        ));
-        store
-            .start_run(
-                run_id,
-                wave.id,
-                "run",
-                &serde_json::to_value(&template)?,
-                OffsetDateTime::now_utc(),
-            )
-            .await?;
-        let executor = Executor::new(
-            client,
-            store.clone(),
-            wave.id,
+/// How fast and how much a run goes.
+pub(super) struct Pace {
+    pub rate: f64,
+    pub concurrency: usize,
+    pub limit: Option<usize>,
+    pub reconcile_delay: Duration,
+}
+
+/// Runs the executor (the caller holds the lock) and records the run from start to end.
+pub(super) async fn execute(
+    settings: &Settings,
+    store: &Store,
+    wave: &Wave,
+    template: InvitationTemplate,
+    pace: &Pace,
+    ready: u64,
+    command: &str,
+) -> anyhow::Result<RunSummary> {
+    let invitations = Arc::new(Pacer::new(pace.rate));
+    let client = Arc::new(
+        connect(settings)?.with_retry_observer(throttle_reporter(Arc::clone(&invitations))),
+    );
+    let run_id = RunId::new();
+    let options = RunOptions {
+        concurrency: pace.concurrency,
+        invitations_per_second: pace.rate,
+        directory_writes_per_second: settings.throughput.max_directory_writes_per_second,
+        reconcile_delay: pace.reconcile_delay,
+        limit: pace.limit,
+        attempts_per_run: 5,
+    };
+    let progress = Arc::new(ProgressObserver::new(
+        ready.min(pace.limit.map_or(u64::MAX, |l| l as u64)),
+    ));
+    store
+        .start_run(
             run_id,
-            template,
-            invitations,
-            options,
-            progress.clone(),
-        );
-        tracing::info!(run = %run_id, wave = %wave.name, rate, "run started");
-        let result = executor.run(interruption()?).await;
-        progress.finish();
-        let (status, summary_json) = match &result {
-            Ok(summary) if summary.interrupted => {
-                (RunStatus::Interrupted, serde_json::to_value(summary)?)
-            }
-            Ok(summary) => (RunStatus::Completed, serde_json::to_value(summary)?),
-            Err(err) => (
-                RunStatus::Failed,
-                serde_json::json!({ "error": err.to_string() }),
-            ),
-        };
-        store
-            .finish_run(run_id, status, &summary_json, OffsetDateTime::now_utc())
-            .await?;
-        result.map_err(|err| match err {
-            RunError::Graph(err) => anyhow::Error::new(err).context(format!(
-                "run of wave {} stopped; members in flight were recorded, run again to resume",
-                wave.name
-            )),
-            RunError::Store(err) => anyhow::Error::new(err).context("run stopped"),
-        })
-    }
+            wave.id,
+            command,
+            &serde_json::to_value(&template)?,
+            OffsetDateTime::now_utc(),
+        )
+        .await?;
+    let executor = Executor::new(
+        client,
+        store.clone(),
+        wave.id,
+        run_id,
+        template,
+        invitations,
+        options,
+        progress.clone(),
+    );
+    tracing::info!(run = %run_id, wave = %wave.name, rate = pace.rate, "run started");
+    let result = executor.run(interruption()?).await;
+    progress.finish();
+    let (status, summary_json) = match &result {
+        Ok(summary) if summary.interrupted => {
+            (RunStatus::Interrupted, serde_json::to_value(summary)?)
+        }
+        Ok(summary) => (RunStatus::Completed, serde_json::to_value(summary)?),
+        Err(err) => (
+            RunStatus::Failed,
+            serde_json::json!({ "error": err.to_string() }),
+        ),
+    };
+    store
+        .finish_run(run_id, status, &summary_json, OffsetDateTime::now_utc())
+        .await?;
+    result.map_err(|err| match err {
+        RunError::Graph(err) => anyhow::Error::new(err).context(format!(
+            "run of wave {} stopped; members in flight were recorded, run again to resume",
+            wave.name
+        )),
+        RunError::Store(err) => anyhow::Error::new(err).context("run stopped"),
+    })
 }
 
 /// The run may go ahead with these invitation settings: they are the plan's.
@@ -312,7 +326,7 @@ async fn print_dry_run(
     Ok(())
 }
 
-async fn render_summary(
+pub(super) async fn render_summary(
     wave: &Wave,
     summary: &RunSummary,
     store: &Store,

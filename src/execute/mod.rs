@@ -57,6 +57,9 @@ pub struct InvitationTemplate {
     pub cc_recipient: Option<(String, Option<String>)>,
     pub invited_user_type: Option<String>,
     pub send_display_name: bool,
+    /// A fixed `invitedUserDisplayName` (`invite --display-name`), sent whatever
+    /// `send_display_name` says.
+    pub display_name: Option<String>,
     pub reset_redemption: bool,
 }
 
@@ -84,6 +87,7 @@ impl InvitationTemplate {
                 .map(|c| (c.address.clone(), c.name.clone())),
             invited_user_type: settings.invited_user_type.map(|t| format!("{t:?}")),
             send_display_name: settings.send_display_name,
+            display_name: None,
             reset_redemption: false,
         })
     }
@@ -120,9 +124,11 @@ impl InvitationTemplate {
             invited_user_email_address: address.to_owned(),
             invite_redirect_url: self.redirect_url.clone(),
             invited_user: InvitedUserRef { id: user },
-            invited_user_display_name: display_name
-                .filter(|_| self.send_display_name)
-                .map(str::to_owned),
+            invited_user_display_name: self.display_name.clone().or_else(|| {
+                display_name
+                    .filter(|_| self.send_display_name)
+                    .map(str::to_owned)
+            }),
             send_invitation_message: self.send_message,
             invited_user_message_info: message_info,
             invited_user_type: self.invited_user_type.clone(),
@@ -325,7 +331,7 @@ impl Executor {
                     continue;
                 }
             };
-            if fresh.external_user_state.is_some() {
+            if self.invitation_landed(member.external_state_changed_at, &fresh) {
                 self.reconciled(user, UserState::Inviting, &fresh).await?;
             } else {
                 self.move_to(
@@ -499,13 +505,22 @@ impl Executor {
                 .record(
                     self.wave,
                     user,
-                    &Transition::new(UserState::Ready, UserState::Inviting, now()),
+                    &Transition {
+                        // Graph's state time before the invitation: how a reconcile tells a
+                        // redemption reset that landed from the state the user already had.
+                        external_state_changed_at: fresh.external_user_state_changed_at,
+                        ..Transition::new(UserState::Ready, UserState::Inviting, now())
+                    },
                     Some(&intent),
                 )
                 .await?;
             self.observer.at_step(user, Step::IntentRecorded).await;
             let may_retry = attempt - member.attempts < self.options.attempts_per_run;
-            match self.send_invitation(user, &request, may_retry).await? {
+            let before = fresh.external_user_state_changed_at;
+            match self
+                .send_invitation(user, &request, before, may_retry)
+                .await?
+            {
                 Sent::Done(outcome) => return Ok(outcome),
                 Sent::NotInvited => {
                     self.move_to(
@@ -578,6 +593,7 @@ impl Executor {
         &self,
         user: UserId,
         request: &InvitationRequest,
+        before: Option<OffsetDateTime>,
         may_retry: bool,
     ) -> Result<Sent, Fatal> {
         self.invitations.acquire().await;
@@ -631,7 +647,8 @@ impl Executor {
                 event.client_request_id = Some(client_request_id);
                 event.duration_ms = Some(millis(started.elapsed()));
                 self.store.append_event(&event, now()).await?;
-                self.reconcile_after_unknown(user, &reason, may_retry).await
+                self.reconcile_after_unknown(user, before, &reason, may_retry)
+                    .await
             }
             Err(err) => self
                 .failed_call(user, UserState::Inviting, err)
@@ -655,7 +672,7 @@ impl Executor {
         }
         let stored = self.store.user(member.plan.user_id).await?;
         let stored = stored.filter(|s| rules::fingerprint(s) == member.plan.snapshot_fingerprint);
-        if member.attempts > 0 && fresh.external_user_state.is_some() {
+        if member.attempts > 0 && self.invitation_landed(member.external_state_changed_at, fresh) {
             // An earlier attempt of ours took effect after all.
             return Ok(Drift::AlreadyInvited);
         }
@@ -679,12 +696,13 @@ impl Executor {
     async fn reconcile_after_unknown(
         &self,
         user: UserId,
+        before: Option<OffsetDateTime>,
         reason: &str,
         may_retry: bool,
     ) -> Result<Sent, Fatal> {
         tokio::time::sleep(self.options.reconcile_delay).await;
         match self.client.user(user, now()).await {
-            Ok(fresh) if fresh.external_user_state.is_some() => {
+            Ok(fresh) if self.invitation_landed(before, &fresh) => {
                 self.reconciled(user, UserState::Inviting, &fresh).await?;
                 Ok(Sent::Done(UserOutcome::Reconciled))
             }
@@ -709,6 +727,17 @@ impl Executor {
                 Ok(Sent::Done(UserOutcome::Unresolved(message)))
             }
         }
+    }
+
+    /// Whether Graph shows our invitation as made. A conversion: the user has an invitation
+    /// state at all. A redemption reset (the user had one before): the state is
+    /// `PendingAcceptance` and changed after `before`, the time read before the invitation.
+    fn invitation_landed(&self, before: Option<OffsetDateTime>, fresh: &UserSnapshot) -> bool {
+        if !self.template.reset_redemption {
+            return fresh.external_user_state.is_some();
+        }
+        fresh.external_user_state.as_deref() == Some("PendingAcceptance")
+            && fresh.external_user_state_changed_at > before
     }
 
     /// Records that Graph shows the user invited, without an answer of ours to go by.

@@ -490,6 +490,35 @@ pub fn wave_findings(settings: &WaveSettings, policy: &Policy) -> Vec<Finding> {
     eval.findings
 }
 
+/// For a redemption reset (`resetRedemption`): the user being a B2B user already is the point,
+/// not a blocker; it stays in the findings as information.
+pub fn allow_redemption_reset(eval: &mut Evaluation) {
+    for finding in &mut eval.findings {
+        if finding.reason == Reason::AlreadyExternal {
+            finding.severity = Severity::Info;
+        }
+    }
+    eval.settle();
+}
+
+impl TenantView {
+    /// The tenant's verified and direct-federation domains from its stored facts; realm answers
+    /// are added by the caller once looked up.
+    pub fn from_facts(facts: &crate::domain::TenantFacts) -> Self {
+        Self {
+            verified_domains: DomainSet::new(
+                facts
+                    .domains
+                    .iter()
+                    .filter(|d| d.is_verified)
+                    .map(|d| &d.name),
+            ),
+            federation_domains: DomainSet::new(facts.federation_domains.iter().map(|d| &d.domain)),
+            realms: HashMap::new(),
+        }
+    }
+}
+
 /// Adds the wave's findings to each user; a blocking one blocks every user.
 pub fn apply_wave_findings(evaluations: &mut [Evaluation], findings: &[Finding]) {
     for eval in evaluations.iter_mut() {

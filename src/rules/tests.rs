@@ -469,3 +469,25 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_redemption_reset_keeps_being_external_as_information_only() {
+    let mut user = partner();
+    user.external_user_state = Some("Accepted".into());
+    let mut result = eval(&user);
+    assert_eq!(result.decision, Decision::Blocked);
+    assert_eq!(codes(&result, Severity::Blocker), ["already-external"]);
+    allow_redemption_reset(&mut result);
+    assert_eq!(result.decision, Decision::Eligible);
+    assert!(codes(&result, Severity::Info).contains(&"already-external"));
+
+    let mut also_mailbox = user.clone();
+    also_mailbox.assigned_plans = vec![plan(MAILBOX, "Enabled")];
+    let mut result = eval(&also_mailbox);
+    allow_redemption_reset(&mut result);
+    assert_eq!(
+        result.decision,
+        Decision::Blocked,
+        "other blockers still block"
+    );
+}

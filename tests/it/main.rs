@@ -5,6 +5,7 @@ mod cli;
 mod demo;
 mod discover;
 mod graph;
+mod invite;
 mod plan;
 mod project;
 mod realm;

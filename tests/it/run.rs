@@ -468,6 +468,7 @@ fn executor(sim: &Sim, store: &Store, wave: &Wave, observer: Arc<dyn RunObserver
         cc_recipient: None,
         invited_user_type: None,
         send_display_name: true,
+        display_name: None,
         reset_redemption: false,
     };
     let options = RunOptions {
