@@ -230,9 +230,13 @@ fn render(report: &Report) -> String {
             c.granted_by
                 .clone()
                 .unwrap_or_else(|| format!("needs {}", c.capability.permissions()[0])),
-            c.probe
-                .clone()
-                .unwrap_or_else(|| "(not tried: a write)".to_owned()),
+            c.probe.clone().unwrap_or_else(|| {
+                match c.capability {
+                    Capability::InviteUsers | Capability::UpdateUsers => "(not tried: a write)",
+                    _ => "(not tried)",
+                }
+                .to_owned()
+            }),
         ]
     });
     text.push_str(&output::table(
