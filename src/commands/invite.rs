@@ -26,6 +26,7 @@ impl InviteArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {
         let settings = ctx.settings()?;
         let store = open_store(&settings).await?;
+        super::same_tenant(&store, &settings).await?;
         let client = connect(&settings)?;
         let now = OffsetDateTime::now_utc();
         let user = find_user(&client, &self.user, now).await?;

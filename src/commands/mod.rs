@@ -157,6 +157,30 @@ async fn stored_wave(store: &Store, name: &str) -> anyhow::Result<crate::store::
     .into())
 }
 
+/// Refuses a database of another tenant than the configured one: its users would all look
+/// deleted, or a write would aim at the wrong tenant. Only a GUID tenant id can be compared
+/// without asking Graph.
+async fn same_tenant(store: &Store, settings: &Settings) -> anyhow::Result<()> {
+    let (Some(configured), Some(facts)) = (
+        settings
+            .tenant
+            .tenant_id
+            .as_deref()
+            .and_then(|t| t.parse::<uuid::Uuid>().ok()),
+        store.tenant_facts().await?,
+    ) else {
+        return Ok(());
+    };
+    if facts.tenant_id != configured {
+        return Err(UsageError(format!(
+            "the database holds tenant {}, but the configuration names tenant {configured}; use the database of that tenant (--db) or its configuration",
+            facts.tenant_id
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 /// Builds the Graph client the settings describe (credential, hosts, timeouts, retries).
 fn connect(settings: &Settings) -> anyhow::Result<GraphClient> {
     // A pre-obtained token already names its tenant; every other method asks the tenant's

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use super::{Ctx, Outcome, Refused, UsageError, connect, interruption, open_store, stored_wave};
 use crate::cli::RunArgs;
 use crate::config::{INVITATIONS_PER_SECOND_CEILING, Settings};
-use crate::domain::{FailureKind, RunId, TenantFacts, UserId, UserState};
+use crate::domain::{FailureKind, RunId, UserId, UserState};
 use crate::execute::{
     Executor, InvitationTemplate, Pacer, RunError, RunLock, RunObserver, RunOptions, RunSummary,
     UserOutcome, throttle_reporter,
@@ -27,8 +27,8 @@ impl RunArgs {
         let settings = ctx.settings()?;
         let store = open_store(&settings).await?;
         let wave = stored_wave(&store, &self.wave).await?;
-        let facts = store.tenant_facts().await?;
-        let template = runnable(&settings, &wave, facts.as_ref())?;
+        super::same_tenant(&store, &settings).await?;
+        let template = runnable(&settings, &wave)?;
         let counts = store.state_counts(wave.id).await?;
         let count = |state: UserState| {
             counts
@@ -179,26 +179,7 @@ pub(super) async fn execute(
 }
 
 /// The run may go ahead with these invitation settings: they are the plan's.
-fn runnable(
-    settings: &Settings,
-    wave: &Wave,
-    facts: Option<&TenantFacts>,
-) -> anyhow::Result<InvitationTemplate> {
-    if let (Some(facts), Some(configured)) = (
-        facts,
-        settings
-            .tenant
-            .tenant_id
-            .as_deref()
-            .and_then(|t| t.parse::<uuid::Uuid>().ok()),
-    ) && facts.tenant_id != configured
-    {
-        return Err(Refused(format!(
-            "the database holds tenant {}, but the configuration names tenant {configured}; use the database of that tenant (--db)",
-            facts.tenant_id
-        ))
-        .into());
-    }
+fn runnable(settings: &Settings, wave: &Wave) -> anyhow::Result<InvitationTemplate> {
     if wave.plan_hash.is_none() {
         return Err(UsageError(format!(
             "wave {} has no plan; run `b2b-convert plan --wave {}` first",

@@ -13,10 +13,10 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Ctx, Outcome, UsageError, connect, open_store};
+use super::{Ctx, Outcome, connect, open_store};
 use crate::cli::VerifyArgs;
 use crate::domain::{ConversionBaseline, RunId, UserId, UserState};
-use crate::graph::{ConversionState, Error as GraphError, GraphClient};
+use crate::graph::{ConversionState, GraphClient};
 use crate::output::{self, Progress};
 use crate::store::{MemberNames, NewEvent, Store, Wave, WaveMember};
 use crate::verify::{self, Current, Difference, Verdict};
@@ -72,7 +72,7 @@ impl VerifyArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {
         let settings = ctx.settings()?;
         let store = open_store(&settings).await?;
-        let wave = find_wave(&store, &self.wave).await?;
+        let wave = super::stored_wave(&store, &self.wave).await?;
         let members = store.members_with_names(wave.id).await?;
         let total = members.len();
         let converted: Vec<(WaveMember, MemberNames)> = members
@@ -94,7 +94,7 @@ impl VerifyArgs {
             }
             return Ok(Outcome::Done);
         }
-        check_tenant(&store, settings.tenant.tenant_id.as_deref()).await?;
+        super::same_tenant(&store, &settings).await?;
         let baselines: HashMap<UserId, ConversionBaseline> = store
             .baselines(wave.id)
             .await?
@@ -143,53 +143,6 @@ impl VerifyArgs {
     }
 }
 
-/// The wave by name, or a usage error that lists the waves there are.
-async fn find_wave(store: &Store, name: &str) -> anyhow::Result<Wave> {
-    if let Some(wave) = store.wave_by_name(name).await? {
-        return Ok(wave);
-    }
-    let known: Vec<String> = store.waves().await?.into_iter().map(|w| w.name).collect();
-    Err(UsageError(if known.is_empty() {
-        format!("there is no wave {name}; plan one first with `b2b-convert plan`")
-    } else {
-        format!(
-            "there is no wave {name}; the waves are: {}",
-            known.join(", ")
-        )
-    })
-    .into())
-}
-
-/// Refuses to compare against another tenant than the one the database belongs to (every
-/// user would look deleted). Only a GUID tenant id can be compared without asking Graph.
-async fn check_tenant(store: &Store, configured: Option<&str>) -> anyhow::Result<()> {
-    let (Some(configured), Some(facts)) = (
-        configured.and_then(|t| Uuid::parse_str(t).ok()),
-        store.tenant_facts().await?,
-    ) else {
-        return Ok(());
-    };
-    if facts.tenant_id != configured {
-        return Err(UsageError(format!(
-            "this database belongs to tenant {}, but the configuration names tenant \
-             {configured}; verify with the configuration of the tenant that was converted",
-            facts.tenant_id
-        ))
-        .into());
-    }
-    Ok(())
-}
-
-/// Whether a Graph failure stops the whole command (the same for every user) rather than
-/// concerning one user.
-fn is_fatal(error: &GraphError) -> bool {
-    match error {
-        GraphError::Api(api) => matches!(api.status, 401 | 403),
-        GraphError::Auth(_) | GraphError::ForeignHost { .. } => true,
-        _ => false,
-    }
-}
-
 /// Reads every user's state now, `concurrency` at a time. Stops at the first failure that is
 /// not the user's own (a missing permission, a token that cannot be had).
 async fn read_users(
@@ -203,7 +156,7 @@ async fn read_users(
             let reading = match client.conversion_state(user, now).await {
                 Ok(state) => Reading::Found(Box::new(state)),
                 Err(error) if error.status() == Some(404) => Reading::Gone,
-                Err(error) if is_fatal(&error) => {
+                Err(error) if error.is_about_the_caller() => {
                     return Err(anyhow::Error::new(error).context(
                         "reading users' memberships and app role assignments (needs \
                          Directory.Read.All; `b2b-convert check` lists what the token has)",

@@ -325,7 +325,7 @@ impl Executor {
             }
             let fresh = match self.client.user(user, now()).await {
                 Ok(fresh) => fresh,
-                Err(err) if is_fatal(&err) => return Err(RunError::Graph(err)),
+                Err(err) if err.is_about_the_caller() => return Err(RunError::Graph(err)),
                 Err(err) => {
                     tracing::warn!(%user, "cannot reconcile yet: {err}");
                     continue;
@@ -334,14 +334,7 @@ impl Executor {
             if self.invitation_landed(member.external_state_changed_at, &fresh) {
                 self.reconciled(user, UserState::Inviting, &fresh).await?;
             } else {
-                self.move_to(
-                    user,
-                    UserState::Inviting,
-                    UserState::Ready,
-                    "invitation.not-found",
-                    None,
-                )
-                .await?;
+                self.not_invited(user).await?;
             }
             settled += 1;
         }
@@ -522,16 +515,7 @@ impl Executor {
                 .await?
             {
                 Sent::Done(outcome) => return Ok(outcome),
-                Sent::NotInvited => {
-                    self.move_to(
-                        user,
-                        UserState::Inviting,
-                        UserState::Ready,
-                        "invitation.not-found",
-                        None,
-                    )
-                    .await?;
-                }
+                Sent::NotInvited => self.not_invited(user).await?,
             }
         }
     }
@@ -719,7 +703,7 @@ impl Executor {
                 )
                 .await
                 .map(Sent::Done),
-            Err(err) if is_fatal(&err) => Err(RunError::Graph(err)),
+            Err(err) if err.is_about_the_caller() => Err(RunError::Graph(err)),
             Err(err) => {
                 let message = format!(
                     "the invitation's outcome is unknown and the user cannot be read ({err}); the next run reconciles it"
@@ -768,7 +752,7 @@ impl Executor {
         from: UserState,
         err: graph::Error,
     ) -> Result<UserOutcome, Fatal> {
-        if is_fatal(&err) {
+        if err.is_about_the_caller() {
             if from == UserState::Inviting {
                 // Refused before anything happened: the member is as it was.
                 self.move_to(user, from, UserState::Ready, "invitation.refused", None)
@@ -853,6 +837,19 @@ impl Executor {
         })
     }
 
+    /// Graph shows no invitation for a member in `inviting`: it is `ready` again, and may be
+    /// sent.
+    async fn not_invited(&self, user: UserId) -> Result<(), Fatal> {
+        self.move_to(
+            user,
+            UserState::Inviting,
+            UserState::Ready,
+            "invitation.not-found",
+            None,
+        )
+        .await
+    }
+
     async fn move_to(
         &self,
         user: UserId,
@@ -897,15 +894,6 @@ enum Drift {
     /// An earlier attempt of ours took effect (Graph shows the user invited).
     AlreadyInvited,
     Changed(String),
-}
-
-/// Errors that are not about one user: the run stops.
-fn is_fatal(err: &graph::Error) -> bool {
-    match err {
-        graph::Error::Auth(_) | graph::Error::ForeignHost { .. } => true,
-        graph::Error::Api(api) => api.status == 401 || api.status == 403,
-        _ => false,
-    }
 }
 
 /// Tells `pacer` about every throttled invitation the client retries, so all tasks slow down.

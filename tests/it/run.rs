@@ -160,7 +160,7 @@ async fn run_refuses_without_yes_without_a_plan_and_with_changed_settings() {
         .envs(sim_env(&sim))
         .env("AZURE_TENANT_ID", "11111111-2222-3333-4444-555555555555");
     let output = run(other_tenant).await;
-    assert_eq!(output.status.code(), Some(4), "{}", text(&output.stderr));
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
     assert!(text(&output.stderr).contains("the database holds tenant"));
 
     let output = cli(dir.path(), &sim, &["run", "--wave", "nope", "--yes"]).await;
