@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -349,27 +349,36 @@ impl Executor {
             reconciled_at_start: self.prepare().await?,
             ..RunSummary::default()
         };
-        let mut ready = self
+        let ready = self
             .store
-            .members_in_states(self.wave, &[UserState::Ready])
-            .await?;
-        if let Some(limit) = self.options.limit {
-            summary.not_started += ready.len().saturating_sub(limit) as u64;
-            ready.truncate(limit);
-        }
-        let total = ready.len() as u64;
+            .state_counts(self.wave)
+            .await?
+            .into_iter()
+            .find(|(state, _)| *state == UserState::Ready)
+            .map_or(0, |(_, n)| n);
+        let total = self
+            .options
+            .limit
+            .map_or(ready, |limit| ready.min(limit as u64));
+        summary.not_started += ready - total;
         let stopping = Arc::new(AtomicBool::new(false));
         let mut started_count = 0u64;
         let fatal: std::sync::Mutex<Option<Fatal>> = std::sync::Mutex::new(None);
         {
             let gate = Arc::clone(&stopping);
-            let mut conversions = futures_util::stream::iter(ready)
+            let conversions = self
+                .ready_members()
+                .take(usize::try_from(total).unwrap_or(usize::MAX))
                 .take_while(move |_| std::future::ready(!gate.load(Ordering::SeqCst)))
-                .map(|(member, names)| {
+                .map(|item| {
                     started_count += 1;
-                    self.convert(member, names)
+                    async move {
+                        let (member, names) = item?;
+                        self.convert(member, names).await
+                    }
                 })
                 .buffer_unordered(self.options.concurrency.max(1));
+            let mut conversions = std::pin::pin!(conversions);
             tokio::pin!(stop);
             let mut stop_seen = false;
             loop {
@@ -405,6 +414,32 @@ impl Executor {
         summary.invitations_per_second = crate::output::rate(summary.invited, elapsed);
         summary.throttled = self.invitations.throttled_count();
         Ok(summary)
+    }
+
+    /// The `ready` members in user order, read a page at a time (a wave of a million users is
+    /// never held in memory).
+    fn ready_members(
+        &self,
+    ) -> impl futures_util::Stream<Item = Result<(WaveMember, MemberNames), Fatal>> + '_ {
+        const PAGE: usize = 1_000;
+        futures_util::stream::try_unfold(
+            Some(None),
+            move |after: Option<Option<UserId>>| async move {
+                let Some(after) = after else {
+                    return Ok(None);
+                };
+                let page = self
+                    .store
+                    .members_in_states_after(self.wave, &[UserState::Ready], after, PAGE)
+                    .await?;
+                let next = (page.len() == PAGE).then(|| page.last().map(|(m, _)| m.plan.user_id));
+                Ok::<_, Fatal>(Some((
+                    futures_util::stream::iter(page.into_iter().map(Ok)),
+                    next,
+                )))
+            },
+        )
+        .try_flatten()
     }
 
     /// One user, from re-reading to the recorded outcome. `Err` only for what stops the run.

@@ -464,18 +464,37 @@ impl Store {
         wave: WaveId,
         states: &[UserState],
     ) -> Result<Vec<(WaveMember, MemberNames)>> {
+        self.members_in_states_after(wave, states, None, usize::MAX)
+            .await
+    }
+
+    /// Up to `limit` of a wave's members in any of `states` whose user id sorts after `after`,
+    /// with names, in user order: a page of a keyset walk through a large wave.
+    pub async fn members_in_states_after(
+        &self,
+        wave: WaveId,
+        states: &[UserState],
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<Vec<(WaveMember, MemberNames)>> {
         let mut query = QueryBuilder::<Sqlite>::new(
             "SELECT m.*, u.user_principal_name AS upn, u.display_name AS name,
                     u.on_premises_sync_enabled AS synced
              FROM wave_members m LEFT JOIN user_snapshots u ON u.id = m.user_id
              WHERE m.wave_id = ",
         );
-        query.push_bind(wave.0).push(" AND m.state IN (");
+        query.push_bind(wave.0);
+        if let Some(after) = after {
+            query.push(" AND m.user_id > ").push_bind(after.to_string());
+        }
+        query.push(" AND m.state IN (");
         let mut list = query.separated(", ");
         for state in states {
             list.push_bind(state.code());
         }
-        query.push(") ORDER BY m.user_id");
+        query
+            .push(") ORDER BY m.user_id LIMIT ")
+            .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
         query
             .build_query_as::<NamedMemberRow>()
             .fetch_all(&self.pool)
@@ -790,6 +809,35 @@ mod tests {
             store.state_counts(wave.id).await.unwrap(),
             vec![(UserState::Excluded, 1), (UserState::Ready, 1)]
         );
+    }
+
+    #[tokio::test]
+    async fn members_are_walked_in_pages_by_user_id() {
+        let (_dir, store) = temp_store().await;
+        let wave = planned_wave(&store).await;
+        let both = [UserState::Ready, UserState::Excluded];
+        let first = store
+            .members_in_states_after(wave.id, &both, None, 1)
+            .await
+            .unwrap();
+        assert_eq!(first.len(), 1);
+        let after = first[0].0.plan.user_id;
+        let second = store
+            .members_in_states_after(wave.id, &both, Some(after), 1)
+            .await
+            .unwrap();
+        assert_eq!(second.len(), 1);
+        assert!(second[0].0.plan.user_id > after);
+        let rest = store
+            .members_in_states_after(wave.id, &both, Some(second[0].0.plan.user_id), 1)
+            .await
+            .unwrap();
+        assert!(rest.is_empty());
+        let ready = store
+            .members_in_states(wave.id, &[UserState::Ready])
+            .await
+            .unwrap();
+        assert_eq!(ready.len(), 1, "filtered by state");
     }
 
     #[tokio::test]
