@@ -307,13 +307,13 @@ impl Executor {
 
     /// Settles what an earlier run left open: members in `inviting` are read from Graph and
     /// become `invited` (the invitation took effect) or `ready` (it did not); members that
-    /// failed for a retryable reason become `ready` again. Returns how many were settled.
+    /// failed for a retryable reason become `ready` again. Returns how many turned out invited.
     pub async fn prepare(&self) -> Result<u64, RunError> {
         let open = self
             .store
             .members_in_states(self.wave, &[UserState::Inviting, UserState::Failed])
             .await?;
-        let mut settled = 0;
+        let mut landed = 0;
         for (member, _) in open {
             let user = member.plan.user_id;
             if member.state == UserState::Failed {
@@ -333,12 +333,12 @@ impl Executor {
             };
             if self.invitation_landed(member.external_state_changed_at, &fresh) {
                 self.reconciled(user, UserState::Inviting, &fresh).await?;
+                landed += 1;
             } else {
                 self.not_invited(user).await?;
             }
-            settled += 1;
         }
-        Ok(settled)
+        Ok(landed)
     }
 
     /// Converts every `ready` member, at most `options.limit`, until done or `stop` resolves.
