@@ -697,7 +697,7 @@ impl Executor {
         }
         let Some(planned) = stored else {
             return Ok(Drift::Changed(
-                "the user changed since the plan, and the stored snapshot is newer than the plan (a discover ran after it); re-plan the wave".into(),
+                "the user changed since the plan, and the stored snapshot is newer than the plan (a discover ran after it); plan the user again (a new wave: a started wave keeps its plan)".into(),
             ));
         };
         if member.plan.set_mail && rules::only_mail_was_set(&planned, fresh, address) {
@@ -705,7 +705,7 @@ impl Executor {
         }
         let changed = rules::changed_rule_inputs(&planned, fresh);
         Ok(Drift::Changed(format!(
-            "changed since the plan: {}; re-plan the wave to convert this user",
+            "changed since the plan: {}; to convert the user, plan it again in a new wave (a started wave keeps its plan)",
             changed.join(", ")
         )))
     }
