@@ -92,9 +92,10 @@ pub fn script(spec: &ScriptSpec<'_>, targets: &[Target]) -> String {
 
     For each user listed below, the script finds the AD account by objectGUID (taken from the
     user's onPremisesImmutableId), checks that its sAMAccountName and distinguished name are
-    those Entra ID shows, and resets its password (Set-ADAccountPassword -Reset) to {value},
-    generated here, at run time, for that user alone. The value is never written, shown or
-    logged, and b2b-convert never sees it. It then reads pwdLastSet back to confirm.
+    those Entra ID shows, and resets its password (Set-ADAccountPassword -Reset) to a value
+    generated here, at run time, for that user alone: {value}.
+    The value is never written, shown or logged, and b2b-convert never sees it. It then reads
+    pwdLastSet back to confirm.
     The account is never disabled or deleted: that would flow to the converted cloud account.
 
     The outcome of each user goes to a CSV file (-ResultsPath). Record it with:

@@ -214,6 +214,7 @@ struct Scenario {
 async fn samba_a_converted_wave_is_scrambled_once_and_the_script_round_trips() {
     let dc = SambaDc::start().await;
     let scenario = converted_wave(&dc).await;
+    nothing_changes_without_go_ahead(&dc, &scenario).await;
     direct_mode(&dc, &scenario).await;
     script_mode(&dc, &scenario).await;
 }
@@ -300,17 +301,11 @@ async fn converted_wave(dc: &SambaDc) -> Scenario {
     }
 }
 
-/// Dry run, then two direct runs: three scrambled, two refused per user, two skipped; the
-/// second run skips those done.
-async fn direct_mode(dc: &SambaDc, scenario: &Scenario) {
+/// A dry run, a run without confirmation and a run against a DC the configured CA does not
+/// vouch for change nothing.
+async fn nothing_changes_without_go_ahead(dc: &SambaDc, scenario: &Scenario) {
     let Scenario {
-        dir,
-        sim,
-        alice,
-        bob,
-        carol,
-        erin,
-        frank,
+        dir, sim, alice, ..
     } = scenario;
     let before = dc.pwd_last_set(&alice.dn).await;
 
@@ -333,6 +328,53 @@ async fn direct_mode(dc: &SambaDc, scenario: &Scenario) {
         before,
         "a dry run changes nothing"
     );
+
+    // Without a terminal, nothing happens without --yes.
+    let unconfirmed = scramble(dir.path(), sim, &[]).await;
+    assert_code(&unconfirmed, 4);
+    assert!(
+        text(&unconfirmed.stderr).contains("--yes"),
+        "{}",
+        text(&unconfirmed.stderr)
+    );
+    assert_eq!(dc.pwd_last_set(&alice.dn).await, before);
+
+    // A DC whose certificate the configured CA did not issue is refused before the bind.
+    std::fs::write(
+        dir.path().join("b2b-convert.toml"),
+        format!(
+            "[directory]\nurl = \"{}\"\nca_file = \"{}\"\nbind_dn = \"{}\"\n",
+            samba::URL,
+            dc.other_ca_file.display(),
+            samba::ADMIN
+        ),
+    )
+    .unwrap();
+    let wrong_ca = scramble(dir.path(), sim, &["--yes"]).await;
+    assert_code(&wrong_ca, 1);
+    let stderr = text(&wrong_ca.stderr);
+    assert!(
+        stderr.contains("certificate") && stderr.contains("directory.ca_file"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(samba::ADMIN_PASSWORD));
+    assert_eq!(dc.pwd_last_set(&alice.dn).await, before);
+    write_config(dir.path(), dc, "");
+}
+
+/// Two direct runs: three scrambled, two refused per user, two skipped; the
+/// second run skips those done.
+async fn direct_mode(dc: &SambaDc, scenario: &Scenario) {
+    let Scenario {
+        dir,
+        sim,
+        alice,
+        bob,
+        carol,
+        erin,
+        frank,
+    } = scenario;
+    let before = dc.pwd_last_set(&alice.dn).await;
 
     // Direct mode: three scrambled, two refused per user, two skipped.
     let first = scramble(dir.path(), sim, &["--yes"]).await;
@@ -892,4 +934,68 @@ async fn plain_ldap_is_refused_before_connecting() {
         0,
         "no connection was made"
     );
+}
+
+/// Without `[directory]`, direct mode says what to set (or to use the script); dry runs and
+/// scripts need no directory; a wave with nothing due writes no script.
+#[tokio::test(flavor = "multi_thread")]
+async fn scramble_without_a_directory_says_what_to_set() {
+    let sim = crate::support::quiet_sim(40).await;
+    let dir = tempfile::tempdir().unwrap();
+    assert_code(&cli(dir.path(), &sim, &["discover"]).await, 0);
+    assert_code(
+        &cli(dir.path(), &sim, &["plan", "--wave", "pilot", "--all"]).await,
+        0,
+    );
+
+    let output = cli(dir.path(), &sim, &["scramble", "--wave", "pilot", "--yes"]).await;
+    assert_code(&output, 2);
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("directory.url") && stderr.contains("--emit-powershell"),
+        "{stderr}"
+    );
+
+    let dry = cli(
+        dir.path(),
+        &sim,
+        &["scramble", "--wave", "pilot", "--dry-run"],
+    )
+    .await;
+    assert_code(&dry, 0);
+    let stdout = text(&dry.stdout);
+    assert!(stdout.contains("Would scramble 0 user(s)"), "{stdout}");
+    assert!(
+        stdout.contains("not-converted"),
+        "nothing was run yet: {stdout}"
+    );
+
+    let script = dir.path().join("s.ps1");
+    let emitted = cli(
+        dir.path(),
+        &sim,
+        &[
+            "scramble",
+            "--wave",
+            "pilot",
+            "--emit-powershell",
+            script.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_code(&emitted, 0);
+    assert!(
+        text(&emitted.stdout).contains("no script written"),
+        "{}",
+        text(&emitted.stdout)
+    );
+    assert!(!script.exists());
+
+    let output = cli(
+        dir.path(),
+        &sim,
+        &["scramble", "--wave", "nope", "--dry-run"],
+    )
+    .await;
+    assert_code(&output, 2);
 }
