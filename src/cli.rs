@@ -24,6 +24,9 @@ Getting started:
   b2b-convert discover             snapshot users and tenant facts (read-only)
   b2b-convert plan --wave pilot --csv pilot.csv    decide per user, with reasons (read-only)
   b2b-convert report --wave pilot --format html --out pilot.html    the dry-run report
+  b2b-convert run --wave pilot     convert the wave (asks first)
+  b2b-convert status --wave pilot --refresh        follow redemptions
+  b2b-convert scramble --wave pilot                scramble redeemed synced users' AD passwords
 
 Settings come from the config file, then environment variables (AZURE_TENANT_ID,
 AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, ...), then flags. Logs go to stderr; B2BC_LOG takes a
@@ -99,6 +102,7 @@ pub enum Command {
     ExportLinks(ExportLinksArgs),
     Demo(DemoArgs),
     Verify(VerifyArgs),
+    Scramble(ScrambleArgs),
     Sim(SimArgs),
 }
 
@@ -504,6 +508,68 @@ pub struct VerifyArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
+}
+
+/// Replace the on-premises AD passwords of a wave's converted synced users with random values.
+///
+/// A synced user's AD account stays the source of authority after its conversion, so its old
+/// internal password keeps working on-prem. scramble replaces it with a fresh random GUID (or
+/// `directory.random_password_length` random characters with `directory.new_password =
+/// "random"`) that is never stored, logged or shown. It never disables or deletes the account:
+/// that would flow to the converted cloud user.
+///
+/// Takes the wave's synced members whose redemption is recorded (`accepted`; run `status
+/// --refresh` first), or with --include-invited also those still invited. Cloud-only users,
+/// users not converted and users already scrambled are skipped with the reason.
+///
+/// Direct mode connects to the domain controller in `directory.url` (ldaps://, or ldap:// with
+/// StartTLS; plain LDAP is refused), verifies its certificate, binds as `directory.bind_dn` and,
+/// per user: finds the account by objectGUID (from onPremisesImmutableId), checks its
+/// sAMAccountName and DN, resets unicodePwd and reads pwdLastSet back. Script mode
+/// (--emit-powershell) writes a PowerShell script to run on-prem instead; --import-results
+/// records the CSV it writes. Exits 3 when some users failed.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  b2b-convert scramble --wave pilot --dry-run
+  b2b-convert scramble --wave pilot                  asks you to type the wave name
+  B2BC_DIRECTORY_BIND_PASSWORD=... b2b-convert scramble --wave pilot --yes
+  b2b-convert scramble --wave pilot --emit-powershell scramble-pilot.ps1
+  b2b-convert scramble --wave pilot --import-results scramble-pilot-results.csv")]
+#[allow(clippy::struct_excessive_bools)] // command-line switches, each independent of the others
+pub struct ScrambleArgs {
+    /// The wave whose users to scramble
+    #[arg(long, value_name = "NAME")]
+    pub wave: String,
+
+    /// Also scramble users invited but not yet redeemed (default: only accepted ones)
+    #[arg(long, conflicts_with = "import_results")]
+    pub include_invited: bool,
+
+    /// List who would be scrambled and why the others are not; contact nothing, change nothing
+    #[arg(long, conflicts_with_all = ["emit_powershell", "import_results"])]
+    pub dry_run: bool,
+
+    /// Write a PowerShell script that scrambles on-prem with Set-ADAccountPassword, instead of
+    /// connecting to a domain controller
+    #[arg(long, value_name = "FILE.ps1", conflicts_with = "import_results")]
+    pub emit_powershell: Option<PathBuf>,
+
+    /// Replace an existing script file
+    #[arg(long, requires = "emit_powershell")]
+    pub force: bool,
+
+    /// Record the results CSV a script from --emit-powershell wrote
+    #[arg(long, value_name = "FILE.csv")]
+    pub import_results: Option<PathBuf>,
+
+    /// Scramble at most this many users now
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "import_results")]
+    pub limit: Option<u64>,
+
+    /// Do not ask for confirmation (required when stdin is not a terminal)
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// Run the built-in simulated tenant (a local stand-in for Microsoft Graph).

@@ -5,6 +5,7 @@
 //! - [`cli`]: clap types only.
 //! - [`commands`]: one file per subcommand; orchestration only.
 //! - [`config`]: file + environment + flags -> validated [`config::Settings`].
+//! - [`directory`]: on-premises AD for `scramble`: LDAPS client, password, PowerShell script.
 //! - [`domain`]: ids, snapshots, tenant facts, rules and states shared by all modules.
 //! - [`execute`]: the wave executor: conversions, pacing, reconciliation, the run lock.
 //! - [`fsutil`]: atomic, private (0600) file writes.
@@ -20,6 +21,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod directory;
 pub mod domain;
 pub mod execute;
 pub mod fsutil;

@@ -15,6 +15,7 @@ mod plan;
 pub mod realms;
 mod report;
 mod run;
+mod scramble;
 mod sim;
 mod status;
 mod verify;
@@ -86,6 +87,9 @@ fn is_configuration_error(err: &(dyn std::error::Error + 'static)) -> bool {
         || err.is::<crate::input::Error>()
         || err.is::<UsageError>()
         || err.is::<sim::BadFaults>()
+        || err
+            .downcast_ref::<crate::directory::Error>()
+            .is_some_and(crate::directory::Error::is_configuration)
         || matches!(
             err.downcast_ref::<crate::store::Error>(),
             Some(crate::store::Error::TenantMismatch { .. })
@@ -254,6 +258,7 @@ pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<Outcome> {
         Command::ExportLinks(args) => args.run(&ctx).await,
         Command::Demo(args) => args.run().await,
         Command::Verify(args) => args.run(&ctx).await,
+        Command::Scramble(args) => args.run(&ctx).await,
         Command::Sim(args) => args.run().await,
     }
 }

@@ -10,7 +10,9 @@ use super::{
     Error, NewEvent, Result, Store, parse_code, parse_json, parse_optional_timestamp,
     parse_timestamp, timestamp, to_json,
 };
-use crate::domain::{Decision, FailureKind, InvitationId, UserId, UserState, WaveId};
+use crate::domain::{
+    Decision, FailureKind, InvitationId, OnPremisesProperties, UserId, UserState, WaveId,
+};
 use crate::rules::{AddressOrigin, Finding};
 
 /// Members per multi-row insert: 12 parameters each, well under SQLite's limit.
@@ -180,6 +182,18 @@ struct NamedMemberRow {
     upn: Option<String>,
     name: Option<String>,
     synced: Option<bool>,
+}
+
+#[derive(sqlx::FromRow)]
+struct OnPremisesMemberRow {
+    #[sqlx(flatten)]
+    named: NamedMemberRow,
+    has_snapshot: bool,
+    immutable_id: Option<String>,
+    sam_account_name: Option<String>,
+    distinguished_name: Option<String>,
+    domain_name: Option<String>,
+    on_premises_upn: Option<String>,
 }
 
 impl TryFrom<MemberRow> for WaveMember {
@@ -502,6 +516,42 @@ impl Store {
             .into_iter()
             .map(named_member)
             .collect()
+    }
+
+    /// A wave's members with their names and their users' `onPremises*` properties (`None`
+    /// without a snapshot), ordered by user id: what `scramble` selects from.
+    pub async fn members_with_on_premises(
+        &self,
+        wave: WaveId,
+    ) -> Result<Vec<(WaveMember, MemberNames, Option<OnPremisesProperties>)>> {
+        sqlx::query_as::<_, OnPremisesMemberRow>(
+            "SELECT m.*, u.user_principal_name AS upn, u.display_name AS name,
+                    u.on_premises_sync_enabled AS synced, u.id IS NOT NULL AS has_snapshot,
+                    u.on_premises_immutable_id AS immutable_id,
+                    u.on_premises_sam_account_name AS sam_account_name,
+                    u.on_premises_distinguished_name AS distinguished_name,
+                    u.on_premises_domain_name AS domain_name,
+                    u.on_premises_user_principal_name AS on_premises_upn
+             FROM wave_members m LEFT JOIN user_snapshots u ON u.id = m.user_id
+             WHERE m.wave_id = ? ORDER BY m.user_id",
+        )
+        .bind(wave.0)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|row| {
+            let on_premises = row.has_snapshot.then_some(OnPremisesProperties {
+                sync_enabled: row.named.synced,
+                immutable_id: row.immutable_id,
+                sam_account_name: row.sam_account_name,
+                distinguished_name: row.distinguished_name,
+                domain_name: row.domain_name,
+                user_principal_name: row.on_premises_upn,
+            });
+            let (member, names) = named_member(row.named)?;
+            Ok((member, names, on_premises))
+        })
+        .collect()
     }
 
     /// Remembers the user's fingerprint after `run` set its `mail` (see
@@ -838,6 +888,39 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(ready.len(), 1, "filtered by state");
+    }
+
+    #[tokio::test]
+    async fn members_come_with_their_on_premises_properties_and_a_scramble_is_stamped() {
+        let (_dir, store) = temp_store().await;
+        let wave = planned_wave(&store).await;
+        let rows = store.members_with_on_premises(wave.id).await.unwrap();
+        assert_eq!(rows.len(), 2);
+        let (member, names, on_premises) = &rows[0];
+        assert_eq!(member.plan.user_id, UserId::from_uuid(Uuid::from_u128(1)));
+        assert!(names.synced);
+        let expected = sample_user(1).on_premises;
+        assert_eq!(on_premises.as_ref(), Some(&expected));
+
+        let user = member.plan.user_id;
+        let t = datetime!(2026-11-21 09:00 UTC);
+        start_inviting(&store, &wave, user, t).await.unwrap();
+        for (from, to) in [
+            (UserState::Inviting, UserState::Invited),
+            (UserState::Invited, UserState::Accepted),
+        ] {
+            store
+                .transition(wave.id, user, &Transition::new(from, to, t))
+                .await
+                .unwrap();
+        }
+        let mut scrambled = Transition::new(UserState::Accepted, UserState::Scrambled, t);
+        scrambled.scrambled_on = Some("dc1.corp.contoso.com".into());
+        store.transition(wave.id, user, &scrambled).await.unwrap();
+        let member = store.member(wave.id, user).await.unwrap().unwrap();
+        assert_eq!(member.scrambled_at, Some(t));
+        assert_eq!(member.scrambled_on.as_deref(), Some("dc1.corp.contoso.com"));
+        assert_eq!(member.accepted_at, Some(t), "kept");
     }
 
     #[tokio::test]

@@ -12,6 +12,8 @@ mod realm;
 mod report;
 mod rules_oracle;
 mod run;
+mod samba;
+mod scramble;
 mod sim;
 mod support;
 mod verify;
