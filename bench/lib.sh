@@ -13,7 +13,7 @@ start_sim() {
   "$BIN" sim serve --users "$users" --seed 7 --port "$port" "$@" > "$WORK/sim.out" 2>&1 &
   SIM_PID=$!
   trap 'kill -INT $SIM_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
-  until grep -q "Press Ctrl-C" "$WORK/sim.out"; do
+  until grep -q "Press Ctrl-C" "$WORK/sim.out" 2>/dev/null; do
     kill -0 $SIM_PID 2>/dev/null || { cat "$WORK/sim.out" >&2; exit 1; }
     sleep 0.1
   done

@@ -24,6 +24,9 @@ Getting started:
   b2b-convert discover             snapshot users and tenant facts (read-only)
   b2b-convert plan --wave pilot --csv pilot.csv    decide per user, with reasons (read-only)
   b2b-convert report --wave pilot --format html --out pilot.html    the dry-run report
+  b2b-convert run --wave pilot     convert the wave (asks first)
+  b2b-convert status --wave pilot --refresh        follow redemptions
+  b2b-convert scramble --wave pilot                scramble redeemed synced users' AD passwords
 
 Settings come from the config file, then environment variables (AZURE_TENANT_ID,
 AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, ...), then flags. Logs go to stderr; B2BC_LOG takes a
@@ -93,6 +96,13 @@ pub enum Command {
     Discover(DiscoverArgs),
     Plan(PlanArgs),
     Report(ReportArgs),
+    Run(RunArgs),
+    Invite(InviteArgs),
+    Status(StatusArgs),
+    ExportLinks(ExportLinksArgs),
+    Demo(DemoArgs),
+    Verify(VerifyArgs),
+    Scramble(ScrambleArgs),
     Sim(SimArgs),
 }
 
@@ -279,6 +289,287 @@ pub enum ReportFormat {
     Csv,
     /// One self-contained page with charts and a user table
     Html,
+}
+
+/// Convert a wave: invite each eligible user of its stored plan (this changes the tenant).
+///
+/// Executes the plan `plan` stored, never a recomputed one. Each user is re-read from Graph
+/// first; a user whose rule inputs changed since the plan is skipped as drifted. Where the plan
+/// says so, `mail` is set to the invitation address first. Invitations are paced under the
+/// tenant's limit (150 per 5 s, shared by all apps) and adapt to throttling. The intent is
+/// recorded before each invitation and the outcome after it, so a run that is interrupted,
+/// killed or loses an answer resumes without inviting anyone twice: run the same command again.
+/// Users that fail do not stop the others (exit code 3); Ctrl-C stops after the requests in
+/// flight are recorded. Refuses without --yes when stdin is not a terminal, and asks for the
+/// wave name when it is. The invitation settings must be those the plan was made with.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  b2b-convert run --wave pilot --dry-run     print the exact requests, send nothing
+  b2b-convert run --wave pilot               asks you to type the wave name
+  b2b-convert run --wave pilot --yes --limit 20")]
+pub struct RunArgs {
+    /// The wave to convert
+    #[arg(long, value_name = "NAME")]
+    pub wave: String,
+
+    /// Do not ask for confirmation (required when stdin is not a terminal)
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Print the requests the run would send (tokens absent) and send nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Convert at most this many users now; the rest stay ready for a later run
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+
+    /// Requests in flight at once (default: `throughput.max_concurrency`)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub concurrency: Option<u32>,
+
+    /// Invitations per second (default: `throughput.max_invitations_per_second`; at most 30)
+    #[arg(long, value_name = "RATE")]
+    pub rate: Option<f64>,
+
+    /// Seconds to wait before reading a user whose invitation got no clear answer
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub reconcile_delay: u64,
+}
+
+/// Convert one user now, with the options of `New-MgInvitation` / `New-AzureADMSInvitation`.
+///
+/// Reads the user from Graph, evaluates it with the same eligibility rules as `plan` (a blocked
+/// user is refused, exit 4, with the reason and its fix), records a one-user wave named
+/// `invite-<UPN>` in the database, and converts it exactly as `run` does: drift check, "set
+/// mail" step, baseline for `verify`, intent before the write, reconciliation of an unclear
+/// answer. Options left out come from the configuration's `[invitation]` section.
+/// --reset-redemption re-invites a user who is already a B2B user (it may then redeem with
+/// another identity), keeping its object id, memberships and app assignments.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  b2b-convert invite --user ada@contoso.com --dry-run
+  b2b-convert invite --user ada@contoso.com --address ada@fabrikam.com --no-send-message --yes
+  b2b-convert invite --user 5a9f3c1e-0b2d-4e6f-8a7b-9c0d1e2f3a4b --reset-redemption --yes")]
+#[allow(clippy::struct_excessive_bools)] // one flag per documented invitation switch
+pub struct InviteArgs {
+    /// The user to convert: object id or UPN
+    #[arg(long, value_name = "ID_OR_UPN")]
+    pub user: String,
+
+    /// The invitation address (invitedUserEmailAddress); default: the one the rules choose
+    #[arg(long, value_name = "EMAIL")]
+    pub address: Option<String>,
+
+    /// Accept an --address that is not one of the user's addresses
+    #[arg(long, requires = "address")]
+    pub allow_new_address: bool,
+
+    /// invitedUserDisplayName (default: the user's displayName, when `invitation.send_display_name`)
+    #[arg(long, value_name = "NAME")]
+    pub display_name: Option<String>,
+
+    /// inviteRedirectUrl (default: `invitation.redirect_url`)
+    #[arg(long, value_name = "URL")]
+    pub redirect_url: Option<url::Url>,
+
+    /// Let Microsoft send the invitation email (sendInvitationMessage = true)
+    #[arg(long, conflicts_with = "no_send_message")]
+    pub send_message: bool,
+
+    /// Do not send Microsoft's email; get the redemption URL with `export-links`
+    #[arg(long)]
+    pub no_send_message: bool,
+
+    /// customizedMessageBody of the email
+    #[arg(long, value_name = "TEXT")]
+    pub custom_message: Option<String>,
+
+    /// messageLanguage of the email, e.g. fr-FR
+    #[arg(long, value_name = "TAG")]
+    pub message_language: Option<String>,
+
+    /// The one cc recipient of the email (ccRecipients)
+    #[arg(long, value_name = "EMAIL")]
+    pub cc_recipient: Option<String>,
+
+    /// invitedUserType: Guest or Member
+    #[arg(long, value_name = "TYPE", value_parser = ["Guest", "Member"])]
+    pub invited_user_type: Option<String>,
+
+    /// resetRedemption: re-invite a user who already redeemed (keeps object id and access)
+    #[arg(long)]
+    pub reset_redemption: bool,
+
+    /// Do not ask for confirmation (required when stdin is not a terminal)
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Print the request that would be sent, send nothing, record nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Show a wave's progress: the funnel from planned to accepted, and pending invitations.
+///
+/// Counts the wave's members by state (planned, excluded, ready, invited, accepted, scrambled,
+/// failed, drifted) and shows how long invitations have been pending. With --refresh, first
+/// reads each invited user's externalUserState from Graph (read-only) and records who redeemed.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  b2b-convert status --wave pilot
+  b2b-convert status --wave pilot --refresh --json")]
+pub struct StatusArgs {
+    /// The wave to show
+    #[arg(long, value_name = "NAME")]
+    pub wave: String,
+
+    /// Read redemption states from Graph first
+    #[arg(long)]
+    pub refresh: bool,
+
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Write the redemption links of a wave for your own mail merge (sensitive file).
+///
+/// Only when the wave was run with `invitation.send_message = false` does the tool keep each
+/// invitation's redemption URL; this writes them as CSV (user id, UPN, display name, address,
+/// URL) with mode 0600. Anyone holding a link can redeem that invitation: keep the file safe
+/// and delete it after use.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  b2b-convert export-links --wave pilot --out pilot-links.csv")]
+pub struct ExportLinksArgs {
+    /// The wave whose links to write
+    #[arg(long, value_name = "NAME")]
+    pub wave: String,
+
+    /// The CSV file to write (atomically, mode 0600)
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+
+    /// Replace an existing file
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The whole workflow against a built-in simulated tenant: no tenant, no configuration.
+///
+/// Starts a simulated Entra tenant in this process (users of every eligibility case, realistic
+/// latency and the service's throttling) and runs the real commands against it over HTTP:
+/// init, check, discover, plan a pilot wave, report, run, status while some users redeem.
+/// Each step is printed as the command an administrator would type. Everything is written to
+/// --out (config, database, reports); nothing leaves this machine.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  b2b-convert demo
+  b2b-convert demo --users 20000 --pilot 2000 --out /tmp/demo")]
+pub struct DemoArgs {
+    /// Users in the simulated tenant
+    #[arg(long, value_name = "N", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(100..=1_000_000))]
+    pub users: u64,
+
+    /// Users in the pilot wave (a CSV of the first N users)
+    #[arg(long, value_name = "N", default_value_t = 400, value_parser = clap::value_parser!(u64).range(1..))]
+    pub pilot: u64,
+
+    /// Folder for the demo's config, database and reports (a previous demo there is replaced)
+    #[arg(long, value_name = "DIR", default_value = "b2b-convert-demo")]
+    pub out: PathBuf,
+}
+
+/// Check that converted users kept their object id, UPN, groups and app role assignments.
+///
+/// For every member of the wave that was invited, has accepted or was scrambled, reads the user
+/// from Graph now (object id, UPN, direct group memberships, number of app role assignments)
+/// and compares it with the baseline recorded right before that user was invited. Prints each
+/// difference (a group the user is no longer in or was added to, a changed UPN or app role
+/// assignment count, a deleted object, a user without a baseline) and records it in the event
+/// log. Read-only on the tenant; needs Directory.Read.All. Exits 3 when any user differs or
+/// cannot be verified, 0 when every converted user matches or none was converted yet.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  b2b-convert verify --wave pilot
+  b2b-convert verify --wave pilot --json > pilot-verify.json")]
+pub struct VerifyArgs {
+    /// The wave whose converted members to verify
+    #[arg(long, value_name = "NAME")]
+    pub wave: String,
+
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Replace the on-premises AD passwords of a wave's converted synced users with random values.
+///
+/// A synced user's AD account stays the source of authority after its conversion, so its old
+/// internal password keeps working on-prem. scramble replaces it with a fresh random GUID (or
+/// `directory.random_password_length` random characters with `directory.new_password =
+/// "random"`) that is never stored, logged or shown. It never disables or deletes the account:
+/// that would flow to the converted cloud user.
+///
+/// Takes the wave's synced members whose redemption is recorded (`accepted`; run `status
+/// --refresh` first), or with --include-invited also those still invited. Cloud-only users,
+/// users not converted and users already scrambled are skipped with the reason.
+///
+/// Direct mode connects to the domain controller in `directory.url` (ldaps://, or ldap:// with
+/// StartTLS; plain LDAP is refused), verifies its certificate, binds as `directory.bind_dn` and,
+/// per user: finds the account by objectGUID (from onPremisesImmutableId), checks its
+/// sAMAccountName and DN, resets unicodePwd and reads pwdLastSet back. Script mode
+/// (--emit-powershell) writes a PowerShell script to run on-prem instead; --import-results
+/// records the CSV it writes. Exits 3 when some users failed.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  b2b-convert scramble --wave pilot --dry-run
+  b2b-convert scramble --wave pilot                  asks you to type the wave name
+  B2BC_DIRECTORY_BIND_PASSWORD=... b2b-convert scramble --wave pilot --yes
+  b2b-convert scramble --wave pilot --emit-powershell scramble-pilot.ps1
+  b2b-convert scramble --wave pilot --import-results scramble-pilot-results.csv")]
+#[allow(clippy::struct_excessive_bools)] // command-line switches, each independent of the others
+pub struct ScrambleArgs {
+    /// The wave whose users to scramble
+    #[arg(long, value_name = "NAME")]
+    pub wave: String,
+
+    /// Also scramble users invited but not yet redeemed (default: only accepted ones)
+    #[arg(long, conflicts_with = "import_results")]
+    pub include_invited: bool,
+
+    /// List who would be scrambled and why the others are not; contact nothing, change nothing
+    #[arg(long, conflicts_with_all = ["emit_powershell", "import_results"])]
+    pub dry_run: bool,
+
+    /// Write a PowerShell script that scrambles on-prem with Set-ADAccountPassword, instead of
+    /// connecting to a domain controller
+    #[arg(long, value_name = "FILE.ps1", conflicts_with = "import_results")]
+    pub emit_powershell: Option<PathBuf>,
+
+    /// Replace an existing script file
+    #[arg(long, requires = "emit_powershell")]
+    pub force: bool,
+
+    /// Record the results CSV a script from --emit-powershell wrote
+    #[arg(long, value_name = "FILE.csv")]
+    pub import_results: Option<PathBuf>,
+
+    /// Scramble at most this many users now
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "import_results")]
+    pub limit: Option<u64>,
+
+    /// Do not ask for confirmation (required when stdin is not a terminal)
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// Run the built-in simulated tenant (a local stand-in for Microsoft Graph).

@@ -1,5 +1,6 @@
 //! The vocabulary every other module shares: identifiers, the user snapshot the rules read,
-//! tenant facts, eligibility rules and decisions, and a wave member's state.
+//! tenant facts, eligibility rules and decisions, a wave member's state, and the baseline a
+//! conversion is verified against.
 //!
 //! Owns plain data types and their invariants only. It must not do I/O, read a clock, or know
 //! how a value is stored (SQL lives in `store`) or transported (JSON DTOs live in `graph`).
@@ -235,6 +236,23 @@ pub struct RealmAnswer {
     pub kind: RealmKind,
     pub cloud_instance: Option<String>,
     pub federation_brand: Option<String>,
+}
+
+/// What a user's conversion must keep, read from Graph right before the user is invited (and
+/// read again the same way by `verify`, which compares the two). The conversion keeps the
+/// object id, the UPN, the group memberships and the app role assignments (DESIGN, NOTES §0).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversionBaseline {
+    /// The object id Graph answered for (the one asked for, unless the object changed).
+    pub user_id: UserId,
+    pub user_principal_name: String,
+    /// The groups the user is a direct member of: sorted, without duplicates.
+    pub group_ids: Vec<Uuid>,
+    /// How many app role assignments Graph lists for the user (those of its direct groups
+    /// included, as `GET /users/{id}/appRoleAssignments` documents).
+    pub app_role_assignments: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub taken_at: OffsetDateTime,
 }
 
 /// A light syntax check of an email address: one `@`, something before it, a dotted domain

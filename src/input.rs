@@ -1,11 +1,16 @@
 //! Files the operator hands the tool: user lists in CSV (ids or UPNs, and optionally the
-//! address to invite). Every row is checked before anything is done with the list, so a bad
-//! file is reported by line and nothing is half-done.
+//! address to invite), and the results CSV of a `scramble --emit-powershell` script. Every row
+//! is checked before anything is done with the file, so a bad file is reported by line and
+//! nothing is half-done.
 //!
 //! Owns parsing and validation only; it must not look users up or write anywhere.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
 
 use crate::domain::UserId;
 
@@ -57,21 +62,24 @@ pub fn read_user_list(path: &Path) -> Result<Vec<UserListEntry>, Error> {
     parse_user_list(path, &bytes)
 }
 
+/// The 1-based line of a record. The csv crate's own line numbers skip blank lines; count from
+/// the byte offset instead.
+fn line_at(bytes: &[u8], position: Option<&csv::Position>) -> u64 {
+    position.map_or(0, |p| {
+        let mut offset = usize::try_from(p.byte())
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        // A record's position is where reading began, before any blank lines it skipped.
+        while offset < bytes.len() && matches!(bytes[offset], b'\n' | b'\r') {
+            offset += 1;
+        }
+        let newlines = bytes[..offset].split(|b| *b == b'\n').count() - 1;
+        newlines as u64 + 1
+    })
+}
+
 fn parse_user_list(path: &Path, bytes: &[u8]) -> Result<Vec<UserListEntry>, Error> {
-    // The csv crate's own line numbers skip blank lines; count from the byte offset instead.
-    let line_at = |position: Option<&csv::Position>| {
-        position.map_or(0, |p| {
-            let mut offset = usize::try_from(p.byte())
-                .unwrap_or(usize::MAX)
-                .min(bytes.len());
-            // A record's position is where reading began, before any blank lines it skipped.
-            while offset < bytes.len() && matches!(bytes[offset], b'\n' | b'\r') {
-                offset += 1;
-            }
-            let newlines = bytes[..offset].split(|b| *b == b'\n').count() - 1;
-            newlines as u64 + 1
-        })
-    };
+    let line_at = |position: Option<&csv::Position>| line_at(bytes, position);
     let malformed = |line: u64, message: String| Error::Malformed {
         path: path.to_path_buf(),
         line,
@@ -168,6 +176,177 @@ fn parse_user(cell: &str) -> Result<UserKey, String> {
     }
 }
 
+/// The columns of the results CSV that the `scramble --emit-powershell` script writes, in its
+/// order (the script's `Export-Csv` quotes every field).
+pub const SCRAMBLE_RESULT_COLUMNS: [&str; 9] = [
+    "Wave",
+    "UserId",
+    "ObjectGuid",
+    "SamAccountName",
+    "Result",
+    "DomainController",
+    "PwdLastSet",
+    "CompletedAt",
+    "Error",
+];
+
+/// Longest script error message kept; the rest is cut (it goes into the event log).
+const MAX_SCRIPT_ERROR: usize = 500;
+
+/// One row of a scramble results CSV.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScrambleResultRow {
+    pub line: u64,
+    pub wave: String,
+    pub user_id: UserId,
+    /// The AD `objectGUID` as PowerShell prints it.
+    pub object_guid: Uuid,
+    pub sam_account_name: Option<String>,
+    pub outcome: ScrambleOutcome,
+}
+
+/// What the script did for one user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScrambleOutcome {
+    Scrambled {
+        domain_controller: String,
+        pwd_last_set: OffsetDateTime,
+        completed_at: OffsetDateTime,
+    },
+    Failed {
+        completed_at: Option<OffsetDateTime>,
+        error: String,
+    },
+}
+
+/// One row of a results CSV, its cells found by `columns` (the positions of
+/// [`SCRAMBLE_RESULT_COLUMNS`]); the error is the message for its line.
+fn parse_result_row(
+    record: &csv::StringRecord,
+    columns: &[usize; SCRAMBLE_RESULT_COLUMNS.len()],
+    line: u64,
+) -> Result<ScrambleResultRow, String> {
+    let [
+        wave,
+        user,
+        guid,
+        sam,
+        result,
+        dc,
+        pwd_last_set,
+        completed_at,
+        error,
+    ] = *columns;
+    let cell = |i: usize| record.get(i).unwrap_or_default();
+    let time = |column: usize, name: &str| {
+        OffsetDateTime::parse(cell(column), &Rfc3339).map_err(|_| {
+            format!(
+                "{name} `{}` is not an ISO 8601 time with a zone",
+                cell(column)
+            )
+        })
+    };
+    let user_id: UserId = cell(user)
+        .parse()
+        .map_err(|_| format!("UserId `{}` is not an object id (GUID)", cell(user)))?;
+    let object_guid = Uuid::parse_str(cell(guid))
+        .map_err(|_| format!("ObjectGuid `{}` is not a GUID", cell(guid)))?;
+    let outcome = match cell(result).to_ascii_lowercase().as_str() {
+        "scrambled" => {
+            if cell(dc).is_empty() {
+                return Err("DomainController is empty".into());
+            }
+            ScrambleOutcome::Scrambled {
+                domain_controller: cell(dc).to_owned(),
+                pwd_last_set: time(pwd_last_set, "PwdLastSet")?,
+                completed_at: time(completed_at, "CompletedAt")?,
+            }
+        }
+        "failed" => ScrambleOutcome::Failed {
+            completed_at: time(completed_at, "CompletedAt").ok(),
+            error: match cell(error) {
+                "" => "(the script gave no message)".to_owned(),
+                text => text.chars().take(MAX_SCRIPT_ERROR).collect(),
+            },
+        },
+        other => {
+            return Err(format!(
+                "Result `{other}` is neither `scrambled` nor `failed`"
+            ));
+        }
+    };
+    Ok(ScrambleResultRow {
+        line,
+        wave: cell(wave).to_owned(),
+        user_id,
+        object_guid,
+        sam_account_name: Some(cell(sam).to_owned()).filter(|s| !s.is_empty()),
+        outcome,
+    })
+}
+
+/// Reads the results CSV of a scramble script: the header names every column of
+/// [`SCRAMBLE_RESULT_COLUMNS`] (any order and case; others are ignored), each row's `Result`
+/// is `scrambled` (with its domain controller and RFC 3339 times) or `failed` (with its
+/// error). A user listed twice is an error.
+pub fn read_scramble_results(path: &Path) -> Result<Vec<ScrambleResultRow>, Error> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_scramble_results(path, &bytes)
+}
+
+fn parse_scramble_results(path: &Path, bytes: &[u8]) -> Result<Vec<ScrambleResultRow>, Error> {
+    let malformed = |line: u64, message: String| Error::Malformed {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
+    let mut csv = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(bytes);
+    let headers = csv
+        .headers()
+        .map_err(|e| malformed(1, describe_csv_error(&e)))?
+        .clone();
+    let mut columns = [0usize; SCRAMBLE_RESULT_COLUMNS.len()];
+    for (slot, name) in columns.iter_mut().zip(SCRAMBLE_RESULT_COLUMNS) {
+        *slot = headers
+            .iter()
+            .position(|h| h.trim_start_matches('\u{feff}').eq_ignore_ascii_case(name))
+            .ok_or_else(|| {
+                malformed(
+                    1,
+                    format!(
+                        "no `{name}` column: this is not the results file of a b2b-convert scramble script (its header is {})",
+                        SCRAMBLE_RESULT_COLUMNS.join(",")
+                    ),
+                )
+            })?;
+    }
+    let mut rows = Vec::new();
+    let mut seen = HashSet::new();
+    for record in csv.records() {
+        let record =
+            record.map_err(|e| malformed(line_at(bytes, e.position()), describe_csv_error(&e)))?;
+        let line = line_at(bytes, record.position());
+        if record.iter().all(str::is_empty) {
+            continue;
+        }
+        let row = parse_result_row(&record, &columns, line).map_err(|m| malformed(line, m))?;
+        if !seen.insert(row.user_id) {
+            return Err(malformed(
+                line,
+                format!("user {} is listed twice", row.user_id),
+            ));
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,5 +402,71 @@ mod tests {
         );
         let err = parse("name\nx\n").unwrap_err();
         assert!(err.to_string().contains("no user column"), "{err}");
+    }
+
+    fn results(text: &str) -> Result<Vec<ScrambleResultRow>, Error> {
+        parse_scramble_results(Path::new("results.csv"), text.as_bytes())
+    }
+
+    /// What Windows PowerShell 5.1's `Export-Csv -NoTypeInformation -Encoding UTF8` writes.
+    const RESULTS: &str = "\u{feff}\"Wave\",\"UserId\",\"ObjectGuid\",\"SamAccountName\",\"Result\",\"DomainController\",\"PwdLastSet\",\"CompletedAt\",\"Error\"\r\n\
+        \"pilot\",\"5a9f3c1e-0b2d-4e6f-8a7b-9c0d1e2f3a4b\",\"58374492-ff98-4a59-95f4-018204273c4c\",\"alice\",\"scrambled\",\"DC1.corp.contoso.com\",\"2026-11-21T12:07:38.4811100Z\",\"2026-11-21T12:07:38.9000000Z\",\"\"\r\n\
+        \r\n\
+        \"pilot\",\"6a9f3c1e-0b2d-4e6f-8a7b-9c0d1e2f3a4b\",\"68374492-ff98-4a59-95f4-018204273c4c\",\"\",\"failed\",\"DC1.corp.contoso.com\",\"\",\"2026-11-21T12:07:39.0000000Z\",\"Cannot find an object with identity: '68374492-ff98-4a59-95f4-018204273c4c'\"\r\n";
+
+    #[test]
+    fn a_powershell_results_file_is_read() {
+        let rows = results(RESULTS).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].line, 2);
+        assert_eq!(rows[0].wave, "pilot");
+        assert_eq!(rows[0].sam_account_name.as_deref(), Some("alice"));
+        assert_eq!(
+            rows[0].outcome,
+            ScrambleOutcome::Scrambled {
+                domain_controller: "DC1.corp.contoso.com".into(),
+                pwd_last_set: time::macros::datetime!(2026-11-21 12:07:38.4811100 UTC),
+                completed_at: time::macros::datetime!(2026-11-21 12:07:38.9 UTC),
+            }
+        );
+        assert_eq!(rows[1].line, 4, "blank lines count");
+        assert!(matches!(
+            &rows[1].outcome,
+            ScrambleOutcome::Failed { error, .. } if error.starts_with("Cannot find an object")
+        ));
+    }
+
+    #[test]
+    fn bad_results_rows_are_reported_by_line() {
+        let header = SCRAMBLE_RESULT_COLUMNS.join(",");
+        let err = results("UserId,Result\n").unwrap_err();
+        assert!(
+            err.to_string().contains("line 1: no `Wave` column"),
+            "{err}"
+        );
+        let err = results(&format!(
+            "{header}\npilot,5a9f3c1e-0b2d-4e6f-8a7b-9c0d1e2f3a4b,58374492-ff98-4a59-95f4-018204273c4c,a,done,dc,,,\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "results.csv, line 2: Result `done` is neither `scrambled` nor `failed`"
+        );
+        let err = results(&format!(
+            "{header}\npilot,5a9f3c1e-0b2d-4e6f-8a7b-9c0d1e2f3a4b,58374492-ff98-4a59-95f4-018204273c4c,a,scrambled,dc,yesterday,2026-11-21T12:00:00Z,\n"
+        ))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("line 2: PwdLastSet `yesterday`"),
+            "{err}"
+        );
+        let row = "pilot,5a9f3c1e-0b2d-4e6f-8a7b-9c0d1e2f3a4b,58374492-ff98-4a59-95f4-018204273c4c,a,failed,dc,,,boom";
+        let err = results(&format!("{header}\n{row}\n{row}\n")).unwrap_err();
+        assert!(
+            err.to_string().contains("line 3") && err.to_string().contains("twice"),
+            "{err}"
+        );
+        let err = results(&format!("{header}\npilot,nope,x,a,failed,dc,,,boom\n")).unwrap_err();
+        assert!(err.to_string().contains("line 2: UserId `nope`"), "{err}");
     }
 }

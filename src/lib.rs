@@ -5,7 +5,9 @@
 //! - [`cli`]: clap types only.
 //! - [`commands`]: one file per subcommand; orchestration only.
 //! - [`config`]: file + environment + flags -> validated [`config::Settings`].
+//! - [`directory`]: on-premises AD for `scramble`: LDAPS client, password, PowerShell script.
 //! - [`domain`]: ids, snapshots, tenant facts, rules and states shared by all modules.
+//! - [`execute`]: the wave executor: conversions, pacing, reconciliation, the run lock.
 //! - [`fsutil`]: atomic, private (0600) file writes.
 //! - [`graph`]: the only HTTP client: Microsoft Graph and its token endpoint.
 //! - [`input`]: operator files (CSV user lists), validated row by row.
@@ -14,11 +16,14 @@
 //! - [`report`]: pure renderers of a wave's report (table, JSON, CSV, HTML).
 //! - [`rules`]: pure eligibility rules and address selection.
 //! - [`sim`]: the simulated Entra tenant that speaks Graph (tests, benchmarks, `demo`).
+//! - [`verify`]: pure comparison of a converted user with its pre-conversion baseline.
 
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod directory;
 pub mod domain;
+pub mod execute;
 pub mod fsutil;
 pub mod graph;
 pub mod input;
@@ -27,3 +32,4 @@ pub mod report;
 pub mod rules;
 pub mod sim;
 pub mod store;
+pub mod verify;

@@ -117,6 +117,24 @@ impl Progress {
         Self { bar }
     }
 
+    /// A bar for `total` items with position, rate and ETA.
+    pub fn bar(total: u64) -> Self {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "[{elapsed_precise}] {bar:30} {pos}/{len} {msg} (ETA {eta})",
+            )
+            .expect("a constant template parses"),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(250));
+        Self { bar }
+    }
+
+    /// One more item done.
+    pub fn inc(&self) {
+        self.bar.inc(1);
+    }
+
     pub fn set_message(&self, message: String) {
         self.bar.set_message(message);
     }

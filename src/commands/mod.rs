@@ -6,12 +6,19 @@
 
 mod check;
 mod config;
+mod demo;
 mod discover;
+mod export_links;
 mod init;
+mod invite;
 mod plan;
 pub mod realms;
 mod report;
+mod run;
+mod scramble;
 mod sim;
+mod status;
+mod verify;
 
 use std::path::Path;
 
@@ -67,6 +74,7 @@ pub fn exit_code(result: &anyhow::Result<Outcome>) -> u8 {
 /// A refusal to act because acting could do harm.
 fn is_refusal(err: &(dyn std::error::Error + 'static)) -> bool {
     err.is::<Refused>()
+        || err.is::<crate::execute::LockError>()
         || matches!(
             err.downcast_ref::<crate::store::Error>(),
             Some(crate::store::Error::WaveStarted { .. })
@@ -79,6 +87,9 @@ fn is_configuration_error(err: &(dyn std::error::Error + 'static)) -> bool {
         || err.is::<crate::input::Error>()
         || err.is::<UsageError>()
         || err.is::<sim::BadFaults>()
+        || err
+            .downcast_ref::<crate::directory::Error>()
+            .is_some_and(crate::directory::Error::is_configuration)
         || matches!(
             err.downcast_ref::<crate::store::Error>(),
             Some(crate::store::Error::TenantMismatch { .. })
@@ -131,6 +142,47 @@ impl Ctx {
 /// Opens the state database named by the settings.
 async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     Ok(Store::open(&settings.store.path).await?)
+}
+
+/// The wave named `name`, or an error naming the waves there are.
+async fn stored_wave(store: &Store, name: &str) -> anyhow::Result<crate::store::Wave> {
+    if let Some(wave) = store.wave_by_name(name).await? {
+        return Ok(wave);
+    }
+    let known: Vec<String> = store.waves().await?.into_iter().map(|w| w.name).collect();
+    Err(UsageError(if known.is_empty() {
+        format!("there is no wave {name}; plan one first with `b2b-convert plan`")
+    } else {
+        format!(
+            "there is no wave {name}; the waves are: {}",
+            known.join(", ")
+        )
+    })
+    .into())
+}
+
+/// Refuses a database of another tenant than the configured one: its users would all look
+/// deleted, or a write would aim at the wrong tenant. Only a GUID tenant id can be compared
+/// without asking Graph.
+async fn same_tenant(store: &Store, settings: &Settings) -> anyhow::Result<()> {
+    let (Some(configured), Some(facts)) = (
+        settings
+            .tenant
+            .tenant_id
+            .as_deref()
+            .and_then(|t| t.parse::<uuid::Uuid>().ok()),
+        store.tenant_facts().await?,
+    ) else {
+        return Ok(());
+    };
+    if facts.tenant_id != configured {
+        return Err(UsageError(format!(
+            "the database holds tenant {}, but the configuration names tenant {configured}; use the database of that tenant (--db) or its configuration",
+            facts.tenant_id
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// Builds the Graph client the settings describe (credential, hosts, timeouts, retries).
@@ -200,6 +252,13 @@ pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<Outcome> {
         Command::Discover(args) => args.run(&ctx).await,
         Command::Plan(args) => args.run(&ctx).await,
         Command::Report(args) => args.run(&ctx).await,
+        Command::Run(args) => args.run(&ctx).await,
+        Command::Invite(args) => args.run(&ctx).await,
+        Command::Status(args) => args.run(&ctx).await,
+        Command::ExportLinks(args) => args.run(&ctx).await,
+        Command::Demo(args) => args.run().await,
+        Command::Verify(args) => args.run(&ctx).await,
+        Command::Scramble(args) => args.run(&ctx).await,
         Command::Sim(args) => args.run().await,
     }
 }

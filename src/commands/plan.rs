@@ -807,21 +807,26 @@ fn wave_settings(settings: &Settings) -> WaveSettings {
 
 /// What the plan was made with, kept with the wave (no secrets: none are involved).
 fn settings_json(settings: &Settings, policy: &Policy) -> serde_json::Value {
-    let invitation = &settings.invitation;
     serde_json::json!({
         "auth_method": settings.auth.method,
-        "invitation": {
-            "redirect_url": invitation.redirect_url.as_ref().map(ToString::to_string),
-            "send_message": invitation.send_message,
-            "message_language": invitation.message_language,
-            "custom_message": invitation.custom_message,
-            "cc_recipient": invitation.cc_recipient.as_ref().map(|c| &c.address),
-            "invited_user_type": invitation.invited_user_type,
-            "send_display_name": invitation.send_display_name,
-            "set_mail_before_invite": invitation.set_mail_before_invite,
-        },
+        "invitation": invitation_json(settings),
         "rules": policy.modes.iter().map(|(rule, mode)| (rule.code(), mode.to_string())).collect::<BTreeMap<_, _>>(),
         "allow_new_address": policy.allow_new_address,
+    })
+}
+
+/// The invitation settings as a plan keeps them; `run` sends only what they were.
+pub(super) fn invitation_json(settings: &Settings) -> serde_json::Value {
+    let invitation = &settings.invitation;
+    serde_json::json!({
+        "redirect_url": invitation.redirect_url.as_ref().map(ToString::to_string),
+        "send_message": invitation.send_message,
+        "message_language": invitation.message_language,
+        "custom_message": invitation.custom_message,
+        "cc_recipient": invitation.cc_recipient.as_ref().map(|c| &c.address),
+        "invited_user_type": invitation.invited_user_type,
+        "send_display_name": invitation.send_display_name,
+        "set_mail_before_invite": invitation.set_mail_before_invite,
     })
 }
 

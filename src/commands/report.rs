@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use anyhow::Context;
 use time::OffsetDateTime;
 
-use super::{Ctx, Outcome, UsageError, open_store};
+use super::{Ctx, Outcome, open_store};
 use crate::cli::{ReportArgs, ReportFormat};
 use crate::domain::{RealmKind, UserState, WaveId};
 use crate::fsutil::{self, Overwrite};
@@ -124,18 +124,7 @@ pub async fn gather(
     wave_name: &str,
     now: OffsetDateTime,
 ) -> anyhow::Result<ReportData> {
-    let Some(wave) = store.wave_by_name(wave_name).await? else {
-        let known: Vec<String> = store.waves().await?.into_iter().map(|w| w.name).collect();
-        return Err(UsageError(if known.is_empty() {
-            format!("there is no wave {wave_name}; plan one first with `b2b-convert plan`")
-        } else {
-            format!(
-                "there is no wave {wave_name}; the waves are: {}",
-                known.join(", ")
-            )
-        })
-        .into());
-    };
+    let wave = super::stored_wave(store, wave_name).await?;
     let facts = store.tenant_facts().await?;
     let report_members = member_rows(store, wave.id).await?;
     let wave_findings: Vec<Finding> = report_members

@@ -17,8 +17,9 @@ use serde::Serialize;
 
 pub use raw::{AssertionAlgorithm, AuthMethod, Cloud, InvitedUserType, NewPasswordKind};
 pub use settings::{
-    AuthSettings, CcRecipient, DirectorySettings, DirectoryTls, EffectiveValue, InvitationSettings,
-    RuleSettings, Secret, Settings, StoreSettings, TenantSettings, ThroughputSettings,
+    AuthSettings, CcRecipient, DirectorySettings, DirectoryTls, EffectiveValue,
+    INVITATIONS_PER_SECOND_CEILING, InvitationSettings, RuleSettings, Secret, Settings,
+    StoreSettings, TenantSettings, ThroughputSettings,
 };
 
 use raw::RawSettings;

@@ -78,7 +78,7 @@ pub struct StoreSettings {
     pub path: PathBuf,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct InvitationSettings {
     /// `None` when no default can be derived (no tenant id, or a national cloud).
     pub redirect_url: Option<Url>,

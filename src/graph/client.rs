@@ -1,6 +1,6 @@
 //! The one Graph HTTP client: every request goes through `GraphClient::execute`, which adds
 //! the token, a `client-request-id` and the throttle priority, retries what may be retried,
-//! refreshes the token once after a 401, and turns every answer into a typed result.
+//! refreshes the token after a 401 (at most twice per request), and turns every answer into a typed result.
 //!
 //! The bearer token is only ever sent to the configured Graph origin: any other URL (for
 //! example a doctored `@odata.nextLink`) is refused before a byte is sent, and redirects are
@@ -21,6 +21,10 @@ use url::Url;
 use super::auth::TokenProvider;
 use super::error::{Error, api_error};
 use super::retry::{AttemptFailure, Idempotency, RetryPolicy, Verdict, retry_after};
+
+/// Fresh tokens tried per request after a 401. More than one: a request that waits (say, on a
+/// `Retry-After`) can see its refreshed token revoked too (continuous access evaluation).
+const MAX_TOKEN_REFRESHES: u32 = 2;
 
 /// `x-ms-throttle-priority`: bulk reads go `low` so interactive work in the tenant goes first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +66,8 @@ pub struct RetryEvent {
     pub method: String,
     pub path: String,
     pub attempt: u32,
+    /// The status that failed, when the service answered (429, 503, …).
+    pub status: Option<u16>,
     pub failure: String,
     pub wait: Duration,
 }
@@ -243,7 +249,7 @@ impl GraphClient {
         }
     }
 
-    /// Sends one logical request, with retries and one token refresh after a 401.
+    /// Sends one logical request, with retries and at most two token refreshes after 401s.
     async fn execute(
         &self,
         method: Method,
@@ -274,7 +280,7 @@ impl GraphClient {
         };
         let started = Instant::now();
         let mut waited = Duration::ZERO;
-        let mut refreshed_once = false;
+        let mut refreshes = 0;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -296,8 +302,8 @@ impl GraphClient {
                             meta,
                         });
                     }
-                    if status == StatusCode::UNAUTHORIZED && !refreshed_once {
-                        refreshed_once = true;
+                    if status == StatusCode::UNAUTHORIZED && refreshes < MAX_TOKEN_REFRESHES {
+                        refreshes += 1;
                         attempt -= 1;
                         continue;
                     }
@@ -382,7 +388,7 @@ impl GraphClient {
         match response.bytes().await {
             Ok(bytes) => {
                 if status == StatusCode::UNAUTHORIZED {
-                    tracing::info!(path = %request.path, "Graph answered 401; refreshing the token once");
+                    tracing::info!(path = %request.path, "Graph answered 401; refreshing the token");
                     self.tokens.invalidate(&token).await?;
                 }
                 Ok(Attempt::Answered(status, headers, bytes.to_vec()))
@@ -401,6 +407,7 @@ impl GraphClient {
                 method: request.method.to_string(),
                 path: request.path.clone(),
                 attempt,
+                status: error.status(),
                 failure: error.to_string(),
                 wait,
             });

@@ -55,6 +55,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the failure is about the caller, not the object asked about: no token, a token
+    /// refused (401) or a missing permission (403), a link to a foreign host. Every other
+    /// request would fail the same way.
+    pub fn is_about_the_caller(&self) -> bool {
+        match self {
+            Self::Auth(_) | Self::ForeignHost { .. } => true,
+            Self::Api(api) => matches!(api.status, 401 | 403),
+            _ => false,
+        }
+    }
+
     /// The HTTP status Graph answered with, when it answered.
     pub fn status(&self) -> Option<u16> {
         match self {

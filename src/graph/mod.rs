@@ -6,6 +6,9 @@
 //! - [`retry`]: the pure retry policy.
 //! - [`realm`]: home-realm discovery on the login host (anonymous; never sends the token).
 //! - [`users`] and `tenant`: the resources the tool reads, as domain types.
+//! - [`invitations`]: the one conversion write, and the `mail` update before it.
+//! - [`memberships`]: a user's direct groups and app role assignments, and the conversion
+//!   baseline built from them.
 //!
 //! It must not touch the store, evaluate rules, or decide what a failure means for a user: it
 //! reports precisely what happened (including "the outcome of this write is unknown") and the
@@ -14,6 +17,8 @@
 pub mod auth;
 pub mod client;
 mod error;
+pub mod invitations;
+pub mod memberships;
 pub mod permissions;
 pub mod realm;
 pub mod retry;
@@ -22,4 +27,5 @@ pub mod users;
 
 pub use client::{ClientOptions, GraphClient, Page, Priority, Response, ResponseMeta};
 pub use error::{ApiError, Error};
+pub use memberships::{ConversionState, GroupMembership};
 pub use users::{LookupKey, UserSelection};

@@ -1,5 +1,6 @@
 //! Which Graph permissions each thing the tool does needs (least privileged first), as
-//! documented for each API (NOTES.md §1.4, §3.1, §3.4, §5).
+//! documented for each API (NOTES.md §1.4, §3.1, §3.4, §5; `user-list-memberof` and
+//! `user-list-approleassignments` for the memberships `verify` compares).
 
 /// Something the tool does against Graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -12,10 +13,12 @@ pub enum Capability {
     ReadGroupMembers,
     InviteUsers,
     UpdateUsers,
+    ReadMemberships,
+    ReadAppRoleAssignments,
 }
 
 impl Capability {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 9] = [
         Self::ReadUsers,
         Self::ReadOrganization,
         Self::ReadDomains,
@@ -23,6 +26,8 @@ impl Capability {
         Self::ReadGroupMembers,
         Self::InviteUsers,
         Self::UpdateUsers,
+        Self::ReadMemberships,
+        Self::ReadAppRoleAssignments,
     ];
 
     /// What the operator reads in `check`.
@@ -35,6 +40,8 @@ impl Capability {
             Self::ReadGroupMembers => "read group members (discover --group)",
             Self::InviteUsers => "invite users (run)",
             Self::UpdateUsers => "set `mail` before inviting (run)",
+            Self::ReadMemberships => "read users' group memberships (verify, baselines)",
+            Self::ReadAppRoleAssignments => "read users' app role assignments (verify, baselines)",
         }
     }
 
@@ -77,6 +84,12 @@ impl Capability {
                 "Directory.ReadWrite.All",
             ],
             Self::UpdateUsers => &["User.ReadWrite.All", "Directory.ReadWrite.All"],
+            // Another user's direct memberships, app-only. (Delegated tokens may use
+            // User.Read.All too; the transitive variant lists User.Read.All for apps as well.)
+            Self::ReadMemberships => &["Directory.Read.All", "Directory.ReadWrite.All"],
+            Self::ReadAppRoleAssignments => {
+                &["Directory.Read.All", "AppRoleAssignment.ReadWrite.All"]
+            }
         }
     }
 

@@ -8,6 +8,7 @@
 //! `docs/rules.md`.
 
 pub mod address;
+mod drift;
 mod reasons;
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use address::{AddressOrigin, ChosenAddress, DomainSet};
+pub use drift::{changed_rule_inputs, only_mail_was_set};
 pub use reasons::Reason;
 
 use crate::domain::{Decision, RealmKind, Rule, RuleMode, UserId, UserSnapshot};
@@ -495,6 +497,35 @@ pub fn wave_findings(settings: &WaveSettings, policy: &Policy) -> Vec<Finding> {
         eval.apply(policy, Reason::RedirectWithoutTenant, url.clone());
     }
     eval.findings
+}
+
+/// For a redemption reset (`resetRedemption`): the user being a B2B user already is the point,
+/// not a blocker; it stays in the findings as information.
+pub fn allow_redemption_reset(eval: &mut Evaluation) {
+    for finding in &mut eval.findings {
+        if finding.reason == Reason::AlreadyExternal {
+            finding.severity = Severity::Info;
+        }
+    }
+    eval.settle();
+}
+
+impl TenantView {
+    /// The tenant's verified and direct-federation domains from its stored facts; realm answers
+    /// are added by the caller once looked up.
+    pub fn from_facts(facts: &crate::domain::TenantFacts) -> Self {
+        Self {
+            verified_domains: DomainSet::new(
+                facts
+                    .domains
+                    .iter()
+                    .filter(|d| d.is_verified)
+                    .map(|d| &d.name),
+            ),
+            federation_domains: DomainSet::new(facts.federation_domains.iter().map(|d| &d.domain)),
+            realms: HashMap::new(),
+        }
+    }
 }
 
 /// Adds the wave's findings to each user; a blocking one blocks every user.

@@ -11,7 +11,7 @@ const MAILBOX: Uuid = uuid::uuid!("efb87545-963c-4e0d-99df-69c6916d9eb0");
 const FOUNDATION: Uuid = uuid::uuid!("113feb6c-3fe4-4440-bddc-54d774bf0318");
 
 /// A cloud-only member with one external `otherMails` entry: eligible as it stands.
-fn partner() -> UserSnapshot {
+pub(super) fn partner() -> UserSnapshot {
     UserSnapshot {
         id: UserId::from_uuid(Uuid::from_u128(1)),
         user_principal_name: "pat@contoso.com".into(),
@@ -522,4 +522,26 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_redemption_reset_keeps_being_external_as_information_only() {
+    let mut user = partner();
+    user.external_user_state = Some("Accepted".into());
+    let mut result = eval(&user);
+    assert_eq!(result.decision, Decision::Blocked);
+    assert_eq!(codes(&result, Severity::Blocker), ["already-external"]);
+    allow_redemption_reset(&mut result);
+    assert_eq!(result.decision, Decision::Eligible);
+    assert!(codes(&result, Severity::Info).contains(&"already-external"));
+
+    let mut also_mailbox = user.clone();
+    also_mailbox.assigned_plans = vec![plan(MAILBOX, "Enabled")];
+    let mut result = eval(&also_mailbox);
+    allow_redemption_reset(&mut result);
+    assert_eq!(
+        result.decision,
+        Decision::Blocked,
+        "other blockers still block"
+    );
 }

@@ -48,11 +48,17 @@ pub enum Endpoint {
     Invitations,
     /// Any other Graph path (errors such as unknown segments).
     OtherGraph,
+    /// `GET /v1.0/users/{id}/memberOf[/microsoft.graph.group]`
+    MemberOf,
+    /// `GET /v1.0/users/{id}/appRoleAssignments`
+    AppRoleAssignments,
+    /// `DELETE /v1.0/groups/{id}/members/{id}/$ref`
+    RemoveGroupMember,
 }
 
 impl Endpoint {
     /// Every endpoint, in declaration order.
-    pub const ALL: [Endpoint; 14] = [
+    pub const ALL: [Endpoint; 17] = [
         Self::Token,
         Self::DeviceCode,
         Self::UserRealm,
@@ -67,6 +73,9 @@ impl Endpoint {
         Self::Federation,
         Self::Invitations,
         Self::OtherGraph,
+        Self::MemberOf,
+        Self::AppRoleAssignments,
+        Self::RemoveGroupMember,
     ];
 
     /// The name used in the `--faults` grammar and in JSON.
@@ -86,6 +95,9 @@ impl Endpoint {
             Self::Federation => "federation",
             Self::Invitations => "invitations",
             Self::OtherGraph => "other-graph",
+            Self::MemberOf => "member-of",
+            Self::AppRoleAssignments => "app-role-assignments",
+            Self::RemoveGroupMember => "remove-group-member",
         }
     }
 
@@ -101,6 +113,9 @@ impl Endpoint {
                 | Self::GroupTransitiveMembers
                 | Self::Domains
                 | Self::Organization
+                | Self::MemberOf
+                | Self::AppRoleAssignments
+                | Self::RemoveGroupMember
         )
     }
 }

@@ -1,8 +1,9 @@
 //! The deterministic tenant generator: user *i* of a `(seed, size)` tenant, computed on demand.
 //!
 //! Owns the case mix (which fraction of users falls in each rule-relevant case), the tenant's
-//! fixed facts for generated tenants (domains, federation, realms, groups, app registrations)
-//! and the reverse lookups (object id, UPN, address -> index) that make a 1,000,000-user
+//! fixed facts for generated tenants (domains, federation, realms, groups, app registrations,
+//! the enterprise apps users are assigned to), each user's app role assignments, and the
+//! reverse lookups (object id, UPN, address -> index) that make a 1,000,000-user
 //! tenant cost O(1) memory. It must not keep per-user state: mutations live in `directory`.
 
 use std::collections::BTreeMap;
@@ -12,8 +13,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::model::{
-    AppRegistration, AssignedLicense, AssignedPlan, Domain, FederationConfiguration,
-    ObjectIdentity, ProvisionedPlan, RealmKind, User,
+    AppRegistration, AppRoleAssignment, AssignedLicense, AssignedPlan, DEFAULT_APP_ROLE_ID, Domain,
+    FederationConfiguration, ObjectIdentity, ProvisionedPlan, RealmKind, User,
 };
 use super::rng::{SplitMix64, decode_indexed_guid, indexed_guid, keyed, stable_guid};
 
@@ -203,6 +204,22 @@ const DOMAIN_SEP_APP: u64 = 3;
 const DOMAIN_SEP_GROUP: u64 = 4;
 const DOMAIN_SEP_FEDERATION: u64 = 5;
 const DOMAIN_SEP_SECRET: u64 = 6;
+const DOMAIN_SEP_APP_ROLES: u64 = 7;
+const DOMAIN_SEP_SERVICE_PRINCIPAL: u64 = 8;
+const DOMAIN_SEP_APP_ROLE_ID: u64 = 9;
+const DOMAIN_SEP_ASSIGNMENT_ID: u64 = 10;
+
+/// The enterprise apps (service principals) generated users are assigned to. Each has the
+/// default role (`00000000-…`, "assigned without a specific role") and one named role.
+pub const ENTERPRISE_APPS: &[&str] = &[
+    "Contoso Partner Portal",
+    "Fabrikam Expenses",
+    "Supplier Catalog",
+    "Contoso Wiki",
+];
+
+/// Most app role assignments a generated user has.
+pub const MAX_APP_ROLE_ASSIGNMENTS: u64 = 3;
 
 /// A generated group: `(id, display name, direct user-index ranges, nested group positions)`.
 pub type GroupLayout = (String, String, Vec<Range<u64>>, Vec<usize>);
@@ -535,6 +552,38 @@ impl GeneratedTenant {
         user
     }
 
+    /// The service principal id of enterprise app `app` (a position in [`ENTERPRISE_APPS`]).
+    pub fn service_principal_id(&self, app: usize) -> String {
+        stable_guid(self.seed, DOMAIN_SEP_SERVICE_PRINCIPAL, app as u64)
+    }
+
+    /// User `index`'s app role assignments as generated: 0 to [`MAX_APP_ROLE_ASSIGNMENTS`]
+    /// (by a hash of the index), each to a different enterprise app.
+    pub fn app_role_assignments(&self, index: u64) -> Vec<AppRoleAssignment> {
+        let roll = keyed(self.seed, DOMAIN_SEP_APP_ROLES, index);
+        let count = roll % (MAX_APP_ROLE_ASSIGNMENTS + 1);
+        let apps = ENTERPRISE_APPS.len() as u64;
+        let first = (roll >> 8) % apps;
+        (0..count)
+            .map(|k| {
+                let app = (first + k) % apps;
+                let app_role_id = if (roll >> (16 + k)) & 1 == 0 {
+                    DEFAULT_APP_ROLE_ID.to_owned()
+                } else {
+                    stable_guid(self.seed, DOMAIN_SEP_APP_ROLE_ID, app)
+                };
+                let app_position = usize::try_from(app).unwrap_or(0);
+                AppRoleAssignment {
+                    id: assignment_id(self.seed, index, k),
+                    app_role_id,
+                    resource_id: self.service_principal_id(app_position),
+                    resource_display_name: ENTERPRISE_APPS[app_position].to_owned(),
+                    created_date_time: date_time(self.seed, index, 10 + k),
+                }
+            })
+            .collect()
+    }
+
     /// The generated tenant's verified domains.
     pub fn domains() -> Vec<Domain> {
         let domain = |id: &str, default: bool, initial: bool, root: bool| Domain {
@@ -640,6 +689,9 @@ impl GeneratedTenant {
             "Organization.Read.All",
             "IdentityProvider.Read.All",
             "GroupMember.Read.All",
+            // `verify` (and baselines before `run` invites) read memberOf and app role
+            // assignments, documented under Directory.Read.All for app-only tokens.
+            "Directory.Read.All",
         ]
         .iter()
         .map(|s| (*s).to_owned())
@@ -694,6 +746,21 @@ pub fn format_unix(seconds: i64) -> String {
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
+}
+
+/// A Graph-looking app role assignment id: 32 bytes, base64url without padding (43 chars).
+fn assignment_id(seed: u64, index: u64, k: u64) -> String {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 32];
+    for (part, chunk) in bytes.chunks_mut(8).enumerate() {
+        let value = keyed(
+            seed,
+            DOMAIN_SEP_ASSIGNMENT_ID + 16 * k,
+            index ^ ((part as u64) << 56),
+        );
+        chunk.copy_from_slice(&value.to_le_bytes());
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 fn immutable_id(seed: u64, index: u64) -> String {
@@ -827,6 +894,31 @@ mod tests {
             "{partner:?} should hold {address}"
         );
         assert!(tenant.address_candidates(&address).contains(&(index ^ 1)));
+    }
+
+    #[test]
+    fn app_role_assignments_are_deterministic_and_spread_over_zero_to_three() {
+        let tenant = GeneratedTenant::new(4, 2000);
+        let mut seen = [0u32; 4];
+        for index in 0..tenant.users {
+            let assignments = tenant.app_role_assignments(index);
+            assert_eq!(assignments, tenant.app_role_assignments(index));
+            seen[assignments.len()] += 1;
+            let apps: std::collections::HashSet<&str> =
+                assignments.iter().map(|a| a.resource_id.as_str()).collect();
+            assert_eq!(apps.len(), assignments.len(), "one assignment per app");
+            for assignment in &assignments {
+                assert_eq!(assignment.id.len(), 43);
+                assert!(ENTERPRISE_APPS.contains(&assignment.resource_display_name.as_str()));
+            }
+        }
+        assert!(seen.iter().all(|n| *n > 400), "{seen:?}");
+        let ids: std::collections::HashSet<String> = (0..200)
+            .flat_map(|i| tenant.app_role_assignments(i))
+            .map(|a| a.id)
+            .collect();
+        let total: usize = (0..200).map(|i| tenant.app_role_assignments(i).len()).sum();
+        assert_eq!(ids.len(), total, "assignment ids are unique");
     }
 
     #[test]

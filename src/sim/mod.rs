@@ -36,7 +36,7 @@ pub use auth::{AuthConfig, Permission, SimCertificate};
 pub use directory::{AddressRule, InvitationRules, RedemptionConfig, RepeatPolicy};
 pub use faults::{Endpoint, FaultPlan, FaultSpec, FaultSpecError};
 pub use generate::{GeneratedTenant, UserCase};
-pub use model::{AppRegistration, User};
+pub use model::{AppRegistration, AppRoleAssignment, User};
 pub use observe::{Counters, EndpointCounters, Outcome, RequestRecord};
 pub use serve::{ServeOptions, serve};
 pub use tenant_file::TenantFile;
@@ -77,6 +77,8 @@ pub enum Error {
     Certificate(#[from] auth::CertificateError),
     #[error("no user {0} in the simulated tenant")]
     UnknownUser(String),
+    #[error("no group {0} in the simulated tenant")]
+    UnknownGroup(String),
     #[error("{0}")]
     Directory(#[from] directory::DirectoryError),
     #[error("could not write the simulator's credentials to {path}")]
@@ -478,12 +480,58 @@ impl Sim {
 
     /// The invited user redeems now: `PendingAcceptance` -> `Accepted`.
     pub fn redeem(&self, id_or_upn: &str) -> Result<User, Error> {
-        let index = self
-            .shared
+        let index = self.index_of(id_or_upn)?;
+        Ok(self.shared.directory.redeem(index, &self.shared.clock)?)
+    }
+
+    fn index_of(&self, id_or_upn: &str) -> Result<u64, Error> {
+        self.shared
             .directory
             .resolve(id_or_upn)
-            .ok_or_else(|| Error::UnknownUser(id_or_upn.to_owned()))?;
-        Ok(self.shared.directory.redeem(index, &self.shared.clock)?)
+            .ok_or_else(|| Error::UnknownUser(id_or_upn.to_owned()))
+    }
+
+    /// The ids of the groups a user is a direct member of now (what `memberOf` answers).
+    pub fn member_of(&self, id_or_upn: &str) -> Result<Vec<String>, Error> {
+        let index = self.index_of(id_or_upn)?;
+        let groups = &self.shared.directory.facts.groups;
+        Ok(self
+            .shared
+            .directory
+            .member_of(index)
+            .into_iter()
+            .map(|position| groups[position].id.clone())
+            .collect())
+    }
+
+    /// Takes a user out of a group's direct members, behind the tool's back (as another admin
+    /// or app would with `DELETE /groups/{id}/members/{id}/$ref`). Not logged, not counted,
+    /// not throttled.
+    pub fn remove_group_member(&self, group_id: &str, user: &str) -> Result<(), Error> {
+        let position = self
+            .shared
+            .directory
+            .facts
+            .group_position(group_id)
+            .ok_or_else(|| Error::UnknownGroup(group_id.to_owned()))?;
+        let index = self.index_of(user)?;
+        Ok(self.shared.directory.remove_group_member(position, index)?)
+    }
+
+    /// A user's app role assignments now (what `appRoleAssignments` answers, without the
+    /// principal's fields).
+    pub fn app_role_assignments(&self, id_or_upn: &str) -> Result<Vec<AppRoleAssignment>, Error> {
+        let index = self.index_of(id_or_upn)?;
+        Ok(self.shared.directory.app_role_assignments(index))
+    }
+
+    /// Takes an app role assignment away from a user, behind the tool's back.
+    pub fn remove_app_role_assignment(&self, user: &str, assignment_id: &str) -> Result<(), Error> {
+        let index = self.index_of(user)?;
+        self.shared
+            .directory
+            .remove_app_role_assignment(index, assignment_id)?;
+        Ok(())
     }
 
     /// Moves simulated time forward (token expiry, throttle windows, device codes, redemption).

@@ -1,7 +1,7 @@
 //! The simulated directory's objects, shaped exactly like their Graph JSON.
 //!
-//! Owns the serde types for `user`, `domain`, `organization`, groups, direct-federation
-//! configurations, realms and app registrations. The same types are used for the JSON tenant
+//! Owns the serde types for `user`, `domain`, `organization`, groups, app role assignments,
+//! direct-federation configurations, realms and app registrations. The same types are used for the JSON tenant
 //! file, so a tenant file's `users` entries are literally Graph user objects. It must not hold
 //! behaviour (validation, paging, auth): those live in `directory`, `http` and `auth`.
 
@@ -171,6 +171,39 @@ pub struct ObjectIdentity {
     pub sign_in_type: Option<String>,
     pub issuer: Option<String>,
     pub issuer_assigned_id: Option<String>,
+}
+
+/// The default app role id: "assigned to the app without a specific role" (appRoleAssignment
+/// resource page).
+pub const DEFAULT_APP_ROLE_ID: &str = "00000000-0000-0000-0000-000000000000";
+
+/// A `microsoft.graph.appRoleAssignment` granted to a user, without the principal's fields
+/// (`principalId`, `principalDisplayName`, `principalType`): the simulator fills those from
+/// the user when it answers, so a renamed user shows its new name.
+///
+/// In a tenant file, `users[].appRoleAssignments` lists these; `id`, `appRoleId` and
+/// `createdDateTime` may be left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppRoleAssignment {
+    /// Opaque, like Graph's (base64url text, not a GUID).
+    #[serde(default)]
+    pub id: String,
+    #[serde(default = "default_app_role")]
+    pub app_role_id: String,
+    /// The resource app's service principal id.
+    pub resource_id: String,
+    pub resource_display_name: String,
+    #[serde(default = "default_created")]
+    pub created_date_time: String,
+}
+
+fn default_app_role() -> String {
+    DEFAULT_APP_ROLE_ID.to_owned()
+}
+
+fn default_created() -> String {
+    "2024-01-01T00:00:00Z".to_owned()
 }
 
 /// `microsoft.graph.domain` (the properties the simulator models).

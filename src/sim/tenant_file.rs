@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::Error;
 use super::auth::SimCertificate;
 use super::directory::{Group, ListedUsers, TenantFacts};
-use super::model::{AppRegistration, Domain, FederationConfiguration, GroupSpec, RealmKind, User};
+use super::model::{
+    AppRegistration, AppRoleAssignment, Domain, FederationConfiguration, GroupSpec, RealmKind, User,
+};
 
 /// Placeholder in `applications[].certificates` for the process's shared test certificate.
 pub const SHARED_CERTIFICATE: &str = "sim:shared-certificate";
@@ -46,6 +48,14 @@ pub struct FileUser {
     /// A label tests can look the user up by (e.g. a `UserCase` name such as `synced-on-premises-upn`).
     #[serde(rename = "@sim.case", default, skip_serializing_if = "Option::is_none")]
     pub case: Option<String>,
+    /// The user's app role assignments (a relationship in Graph, not a property: served by
+    /// `GET /users/{id}/appRoleAssignments`, never inside the user object).
+    #[serde(
+        rename = "appRoleAssignments",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub app_role_assignments: Vec<AppRoleAssignment>,
     #[serde(flatten)]
     pub user: User,
 }
@@ -146,7 +156,35 @@ impl TenantFile {
             groups,
             apps,
         };
-        let (users, cases) = self.users.into_iter().map(|u| (u.user, u.case)).unzip();
-        Ok((facts, ListedUsers::new(users, cases)))
+        let mut users = Vec::with_capacity(self.users.len());
+        let mut cases = Vec::with_capacity(self.users.len());
+        let mut assignments = Vec::with_capacity(self.users.len());
+        for (i, file_user) in self.users.into_iter().enumerate() {
+            let mut granted = file_user.app_role_assignments;
+            for (k, assignment) in granted.iter_mut().enumerate() {
+                if assignment.id.is_empty() {
+                    assignment.id = listed_assignment_id(i as u64, k as u64);
+                }
+            }
+            users.push(file_user.user);
+            cases.push(file_user.case);
+            assignments.push(granted);
+        }
+        Ok((
+            facts,
+            ListedUsers::new(users, cases).with_app_role_assignments(assignments),
+        ))
     }
+}
+
+/// An id for a tenant-file assignment that has none: base64url like Graph's, unique per
+/// (user, position).
+fn listed_assignment_id(user: u64, k: u64) -> String {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 32];
+    for (part, chunk) in bytes.chunks_mut(8).enumerate() {
+        let value = super::rng::keyed(user, 0xA55E + k, part as u64);
+        chunk.copy_from_slice(&value.to_le_bytes());
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }

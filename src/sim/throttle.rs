@@ -94,7 +94,7 @@ impl Cost {
             Endpoint::ListUsers | Endpoint::GetUser => (2_i64, 0),
             Endpoint::GroupMembers => (3, 0),
             Endpoint::GroupTransitiveMembers => (5, 0),
-            Endpoint::PatchUser | Endpoint::Invitations => (1, 1),
+            Endpoint::PatchUser | Endpoint::Invitations | Endpoint::RemoveGroupMember => (1, 1),
             _ => (1, 0),
         };
         let mut units = base;

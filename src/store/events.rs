@@ -52,34 +52,8 @@ impl Store {
     /// Appends an event at `at` (or the event's own time) and returns its id.
     #[tracing::instrument(skip_all, fields(kind = %event.kind), err)]
     pub async fn append_event(&self, event: &NewEvent, at: OffsetDateTime) -> Result<i64> {
-        let id = sqlx::query(
-            "INSERT INTO events (at, run_id, wave_id, user_id, kind, http_method, http_path,
-                http_status, request_id, client_request_id, duration_ms, detail)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(timestamp(event.at.unwrap_or(at)))
-        .bind(event.run_id.map(|r| r.to_string()))
-        .bind(event.wave_id.map(|w| w.0))
-        .bind(event.user_id.map(|u| u.to_string()))
-        .bind(&event.kind)
-        .bind(&event.http_method)
-        .bind(&event.http_path)
-        .bind(event.http_status.map(i64::from))
-        .bind(&event.request_id)
-        .bind(&event.client_request_id)
-        .bind(
-            event
-                .duration_ms
-                .map(|d| i64::try_from(d).unwrap_or(i64::MAX)),
-        )
-        .bind(if event.detail.is_null() {
-            "{}".to_owned()
-        } else {
-            event.detail.to_string()
-        })
-        .execute(&self.pool)
-        .await?
-        .last_insert_rowid();
+        let mut conn = self.pool.acquire().await?;
+        let id = insert_event(&mut conn, event, at).await?;
         Ok(id)
     }
 
@@ -97,6 +71,43 @@ impl Store {
         .map(event_from_row)
         .collect()
     }
+}
+
+/// Inserts an event on `conn` (a pooled connection or an open transaction).
+pub(super) async fn insert_event(
+    conn: &mut sqlx::SqliteConnection,
+    event: &NewEvent,
+    at: OffsetDateTime,
+) -> Result<i64> {
+    let id = sqlx::query(
+        "INSERT INTO events (at, run_id, wave_id, user_id, kind, http_method, http_path,
+            http_status, request_id, client_request_id, duration_ms, detail)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(timestamp(event.at.unwrap_or(at)))
+    .bind(event.run_id.map(|r| r.to_string()))
+    .bind(event.wave_id.map(|w| w.0))
+    .bind(event.user_id.map(|u| u.to_string()))
+    .bind(&event.kind)
+    .bind(&event.http_method)
+    .bind(&event.http_path)
+    .bind(event.http_status.map(i64::from))
+    .bind(&event.request_id)
+    .bind(&event.client_request_id)
+    .bind(
+        event
+            .duration_ms
+            .map(|d| i64::try_from(d).unwrap_or(i64::MAX)),
+    )
+    .bind(if event.detail.is_null() {
+        "{}".to_owned()
+    } else {
+        event.detail.to_string()
+    })
+    .execute(&mut *conn)
+    .await?
+    .last_insert_rowid();
+    Ok(id)
 }
 
 fn event_from_row(row: EventRow) -> Result<Event> {

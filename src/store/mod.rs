@@ -1,11 +1,13 @@
 //! The SQLite state database: tenant facts, user snapshots, waves with their per-user decisions
-//! and progress, and the append-only event log. It is the source of truth of every run.
+//! and progress, conversion baselines, and the append-only event log. It is the source of truth of every run.
 //!
 //! The only module with SQL. It opens the database (WAL, foreign keys, busy timeout, mode 0600),
 //! applies the migrations in `migrations/`, and offers one typed function per query. It must not
 //! call Graph, evaluate rules, or hold secrets: nothing secret is ever written here.
 
+mod baselines;
 mod events;
+mod runs;
 mod tenant;
 mod users;
 mod waves;
@@ -21,6 +23,7 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
 pub use events::{Event, NewEvent};
+pub use runs::{Run, RunStatus};
 pub use users::{AddressFields, AddressOwner, AddressSource};
 pub use waves::{
     MemberNames, NewWave, PlanTransaction, PlannedMember, PreviousDecision, Replaced, Transition,

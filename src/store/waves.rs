@@ -5,11 +5,14 @@ use std::collections::HashMap;
 use sqlx::{QueryBuilder, Sqlite};
 use time::OffsetDateTime;
 
+use super::events::insert_event;
 use super::{
-    Error, Result, Store, parse_code, parse_json, parse_optional_timestamp, parse_timestamp,
-    timestamp, to_json,
+    Error, NewEvent, Result, Store, parse_code, parse_json, parse_optional_timestamp,
+    parse_timestamp, timestamp, to_json,
 };
-use crate::domain::{Decision, FailureKind, InvitationId, UserId, UserState, WaveId};
+use crate::domain::{
+    Decision, FailureKind, InvitationId, OnPremisesProperties, UserId, UserState, WaveId,
+};
 use crate::rules::{AddressOrigin, Finding};
 
 /// Members per multi-row insert: 12 parameters each, well under SQLite's limit.
@@ -72,6 +75,11 @@ pub struct WaveMember {
     pub accepted_at: Option<OffsetDateTime>,
     pub scrambled_at: Option<OffsetDateTime>,
     pub scrambled_on: Option<String>,
+    /// The user's fingerprint right after `run` set its `mail`: a resumed run's drift check
+    /// accepts it as well as the plan's.
+    pub mail_set_fingerprint: Option<String>,
+    /// Graph's `externalUserStateChangeDateTime` as last read.
+    pub external_state_changed_at: Option<OffsetDateTime>,
 }
 
 /// A compare-and-set state change: it applies only if the member is still in `from`.
@@ -82,10 +90,14 @@ pub struct Transition {
     pub at: OffsetDateTime,
     /// Required when `to` is [`UserState::Failed`]: kind, the service's code, its message.
     pub failure: Option<(FailureKind, Option<String>, String)>,
+    /// Why a member went to a state other than `failed` (e.g. what drifted): code, message.
+    pub note: Option<(String, String)>,
     pub invitation_id: Option<InvitationId>,
     pub invite_redeem_url: Option<String>,
     /// The domain controller that took a password scramble.
     pub scrambled_on: Option<String>,
+    /// Graph's `externalUserStateChangeDateTime`, when the change was read from Graph.
+    pub external_state_changed_at: Option<OffsetDateTime>,
 }
 
 impl Transition {
@@ -95,9 +107,11 @@ impl Transition {
             to,
             at,
             failure: None,
+            note: None,
             invitation_id: None,
             invite_redeem_url: None,
             scrambled_on: None,
+            external_state_changed_at: None,
         }
     }
 }
@@ -149,6 +163,8 @@ struct MemberRow {
     accepted_at: Option<String>,
     scrambled_at: Option<String>,
     scrambled_on: Option<String>,
+    mail_set_fingerprint: Option<String>,
+    external_state_changed_at: Option<String>,
 }
 
 /// How a member's user is named and whether it is synced, from its snapshot.
@@ -166,6 +182,18 @@ struct NamedMemberRow {
     upn: Option<String>,
     name: Option<String>,
     synced: Option<bool>,
+}
+
+#[derive(sqlx::FromRow)]
+struct OnPremisesMemberRow {
+    #[sqlx(flatten)]
+    named: NamedMemberRow,
+    has_snapshot: bool,
+    immutable_id: Option<String>,
+    sam_account_name: Option<String>,
+    distinguished_name: Option<String>,
+    domain_name: Option<String>,
+    on_premises_upn: Option<String>,
 }
 
 impl TryFrom<MemberRow> for WaveMember {
@@ -214,6 +242,11 @@ impl TryFrom<MemberRow> for WaveMember {
                 row.scrambled_at.as_deref(),
             )?,
             scrambled_on: row.scrambled_on,
+            mail_set_fingerprint: row.mail_set_fingerprint,
+            external_state_changed_at: parse_optional_timestamp(
+                "wave_members.external_state_changed_at",
+                row.external_state_changed_at.as_deref(),
+            )?,
         })
     }
 }
@@ -340,14 +373,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?
         .into_iter()
-        .map(|row| {
-            let names = MemberNames {
-                user_principal_name: row.upn.unwrap_or_default(),
-                display_name: row.name,
-                synced: row.synced == Some(true),
-            };
-            Ok((WaveMember::try_from(row.member)?, names))
-        })
+        .map(named_member)
         .collect()
     }
 
@@ -403,58 +429,35 @@ impl Store {
     /// Moves a member from `transition.from` to `transition.to`, or fails without change if
     /// the member is not in `from` (another process got there first, or the caller is stale).
     /// Entering `inviting` counts an attempt.
-    #[tracing::instrument(skip_all, fields(wave = %wave, user = %user, to = %transition.to), err)]
     pub async fn transition(
         &self,
         wave: WaveId,
         user: UserId,
         transition: &Transition,
     ) -> Result<()> {
-        let to = transition.to;
-        let at = timestamp(transition.at);
-        let (failure_kind, error_code, error_message) = match &transition.failure {
-            Some((kind, code, message)) => {
-                (Some(kind.code()), code.as_deref(), Some(message.as_str()))
+        self.record(wave, user, transition, None).await
+    }
+
+    /// [`Store::transition`] and, in the same database transaction, an event for the log: the
+    /// state and its record are written together or not at all.
+    #[tracing::instrument(skip_all, fields(wave = %wave, user = %user, to = %transition.to), err)]
+    pub async fn record(
+        &self,
+        wave: WaveId,
+        user: UserId,
+        transition: &Transition,
+        event: Option<&NewEvent>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let updated = apply_transition(&mut tx, wave, user, transition).await?;
+        if updated {
+            if let Some(event) = event {
+                insert_event(&mut tx, event, transition.at).await?;
             }
-            None => (None, None, None),
-        };
-        let stamp = |state: UserState| (to == state).then(|| at.clone());
-        let updated = sqlx::query(
-            "UPDATE wave_members SET
-                state = ?,
-                state_changed_at = ?,
-                failure_kind = ?,
-                last_error_code = COALESCE(?, last_error_code),
-                last_error_message = COALESCE(?, last_error_message),
-                attempts = attempts + ?,
-                invitation_id = COALESCE(?, invitation_id),
-                invite_redeem_url = COALESCE(?, invite_redeem_url),
-                invited_at = COALESCE(?, invited_at),
-                accepted_at = COALESCE(?, accepted_at),
-                scrambled_at = COALESCE(?, scrambled_at),
-                scrambled_on = COALESCE(?, scrambled_on)
-             WHERE wave_id = ? AND user_id = ? AND state = ?",
-        )
-        .bind(to.code())
-        .bind(&at)
-        .bind(failure_kind)
-        .bind(error_code)
-        .bind(error_message)
-        .bind(i64::from(to == UserState::Inviting))
-        .bind(transition.invitation_id.as_ref().map(|i| i.0.as_str()))
-        .bind(transition.invite_redeem_url.as_deref())
-        .bind(stamp(UserState::Invited))
-        .bind(stamp(UserState::Accepted))
-        .bind(stamp(UserState::Scrambled))
-        .bind(transition.scrambled_on.as_deref())
-        .bind(wave.0)
-        .bind(user.to_string())
-        .bind(transition.from.code())
-        .execute(&self.pool)
-        .await?;
-        if updated.rows_affected() == 1 {
+            tx.commit().await?;
             return Ok(());
         }
+        drop(tx);
         match self.member(wave, user).await? {
             None => Err(Error::NotAMember {
                 wave: wave.to_string(),
@@ -468,6 +471,171 @@ impl Store {
             }),
         }
     }
+
+    /// A wave's members in any of `states`, with names, ordered by user id.
+    pub async fn members_in_states(
+        &self,
+        wave: WaveId,
+        states: &[UserState],
+    ) -> Result<Vec<(WaveMember, MemberNames)>> {
+        self.members_in_states_after(wave, states, None, usize::MAX)
+            .await
+    }
+
+    /// Up to `limit` of a wave's members in any of `states` whose user id sorts after `after`,
+    /// with names, in user order: a page of a keyset walk through a large wave.
+    pub async fn members_in_states_after(
+        &self,
+        wave: WaveId,
+        states: &[UserState],
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<Vec<(WaveMember, MemberNames)>> {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT m.*, u.user_principal_name AS upn, u.display_name AS name,
+                    u.on_premises_sync_enabled AS synced
+             FROM wave_members m LEFT JOIN user_snapshots u ON u.id = m.user_id
+             WHERE m.wave_id = ",
+        );
+        query.push_bind(wave.0);
+        if let Some(after) = after {
+            query.push(" AND m.user_id > ").push_bind(after.to_string());
+        }
+        query.push(" AND m.state IN (");
+        let mut list = query.separated(", ");
+        for state in states {
+            list.push_bind(state.code());
+        }
+        query
+            .push(") ORDER BY m.user_id LIMIT ")
+            .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        query
+            .build_query_as::<NamedMemberRow>()
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(named_member)
+            .collect()
+    }
+
+    /// A wave's members with their names and their users' `onPremises*` properties (`None`
+    /// without a snapshot), ordered by user id: what `scramble` selects from.
+    pub async fn members_with_on_premises(
+        &self,
+        wave: WaveId,
+    ) -> Result<Vec<(WaveMember, MemberNames, Option<OnPremisesProperties>)>> {
+        sqlx::query_as::<_, OnPremisesMemberRow>(
+            "SELECT m.*, u.user_principal_name AS upn, u.display_name AS name,
+                    u.on_premises_sync_enabled AS synced, u.id IS NOT NULL AS has_snapshot,
+                    u.on_premises_immutable_id AS immutable_id,
+                    u.on_premises_sam_account_name AS sam_account_name,
+                    u.on_premises_distinguished_name AS distinguished_name,
+                    u.on_premises_domain_name AS domain_name,
+                    u.on_premises_user_principal_name AS on_premises_upn
+             FROM wave_members m LEFT JOIN user_snapshots u ON u.id = m.user_id
+             WHERE m.wave_id = ? ORDER BY m.user_id",
+        )
+        .bind(wave.0)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|row| {
+            let on_premises = row.has_snapshot.then_some(OnPremisesProperties {
+                sync_enabled: row.named.synced,
+                immutable_id: row.immutable_id,
+                sam_account_name: row.sam_account_name,
+                distinguished_name: row.distinguished_name,
+                domain_name: row.domain_name,
+                user_principal_name: row.on_premises_upn,
+            });
+            let (member, names) = named_member(row.named)?;
+            Ok((member, names, on_premises))
+        })
+        .collect()
+    }
+
+    /// Remembers the user's fingerprint after `run` set its `mail` (see
+    /// [`WaveMember::mail_set_fingerprint`]).
+    pub async fn set_mail_fingerprint(
+        &self,
+        wave: WaveId,
+        user: UserId,
+        fingerprint: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE wave_members SET mail_set_fingerprint = ? WHERE wave_id = ? AND user_id = ?",
+        )
+        .bind(fingerprint)
+        .bind(wave.0)
+        .bind(user.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+fn named_member(row: NamedMemberRow) -> Result<(WaveMember, MemberNames)> {
+    let names = MemberNames {
+        user_principal_name: row.upn.unwrap_or_default(),
+        display_name: row.name,
+        synced: row.synced == Some(true),
+    };
+    Ok((WaveMember::try_from(row.member)?, names))
+}
+
+/// Applies a compare-and-set transition; `false` when the member is not in `from`.
+async fn apply_transition(
+    tx: &mut Tx,
+    wave: WaveId,
+    user: UserId,
+    transition: &Transition,
+) -> Result<bool> {
+    let to = transition.to;
+    let at = timestamp(transition.at);
+    let (failure_kind, error_code, error_message) = match (&transition.failure, &transition.note) {
+        (Some((kind, code, message)), _) => {
+            (Some(kind.code()), code.as_deref(), Some(message.as_str()))
+        }
+        (None, Some((code, message))) => (None, Some(code.as_str()), Some(message.as_str())),
+        (None, None) => (None, None, None),
+    };
+    let stamp = |state: UserState| (to == state).then(|| at.clone());
+    let updated = sqlx::query(
+        "UPDATE wave_members SET
+            state = ?,
+            state_changed_at = ?,
+            failure_kind = ?,
+            last_error_code = COALESCE(?, last_error_code),
+            last_error_message = COALESCE(?, last_error_message),
+            attempts = attempts + ?,
+            invitation_id = COALESCE(?, invitation_id),
+            invite_redeem_url = COALESCE(?, invite_redeem_url),
+            invited_at = COALESCE(?, invited_at),
+            accepted_at = COALESCE(?, accepted_at),
+            scrambled_at = COALESCE(?, scrambled_at),
+            scrambled_on = COALESCE(?, scrambled_on),
+            external_state_changed_at = COALESCE(?, external_state_changed_at)
+         WHERE wave_id = ? AND user_id = ? AND state = ?",
+    )
+    .bind(to.code())
+    .bind(&at)
+    .bind(failure_kind)
+    .bind(error_code)
+    .bind(error_message)
+    .bind(i64::from(to == UserState::Inviting))
+    .bind(transition.invitation_id.as_ref().map(|i| i.0.as_str()))
+    .bind(transition.invite_redeem_url.as_deref())
+    .bind(stamp(UserState::Invited))
+    .bind(stamp(UserState::Accepted))
+    .bind(stamp(UserState::Scrambled))
+    .bind(transition.scrambled_on.as_deref())
+    .bind(transition.external_state_changed_at.map(timestamp))
+    .bind(wave.0)
+    .bind(user.to_string())
+    .bind(transition.from.code())
+    .execute(&mut **tx)
+    .await?;
+    Ok(updated.rows_affected() == 1)
 }
 
 type Tx = sqlx::Transaction<'static, Sqlite>;
@@ -905,6 +1073,68 @@ mod tests {
             store.state_counts(wave.id).await.unwrap(),
             vec![(UserState::Excluded, 1), (UserState::Ready, 1)]
         );
+    }
+
+    #[tokio::test]
+    async fn members_are_walked_in_pages_by_user_id() {
+        let (_dir, store) = temp_store().await;
+        let wave = planned_wave(&store).await;
+        let both = [UserState::Ready, UserState::Excluded];
+        let first = store
+            .members_in_states_after(wave.id, &both, None, 1)
+            .await
+            .unwrap();
+        assert_eq!(first.len(), 1);
+        let after = first[0].0.plan.user_id;
+        let second = store
+            .members_in_states_after(wave.id, &both, Some(after), 1)
+            .await
+            .unwrap();
+        assert_eq!(second.len(), 1);
+        assert!(second[0].0.plan.user_id > after);
+        let rest = store
+            .members_in_states_after(wave.id, &both, Some(second[0].0.plan.user_id), 1)
+            .await
+            .unwrap();
+        assert!(rest.is_empty());
+        let ready = store
+            .members_in_states(wave.id, &[UserState::Ready])
+            .await
+            .unwrap();
+        assert_eq!(ready.len(), 1, "filtered by state");
+    }
+
+    #[tokio::test]
+    async fn members_come_with_their_on_premises_properties_and_a_scramble_is_stamped() {
+        let (_dir, store) = temp_store().await;
+        let wave = planned_wave(&store).await;
+        let rows = store.members_with_on_premises(wave.id).await.unwrap();
+        assert_eq!(rows.len(), 2);
+        let (member, names, on_premises) = &rows[0];
+        assert_eq!(member.plan.user_id, UserId::from_uuid(Uuid::from_u128(1)));
+        assert!(names.synced);
+        let expected = sample_user(1).on_premises;
+        assert_eq!(on_premises.as_ref(), Some(&expected));
+
+        let user = member.plan.user_id;
+        let t = datetime!(2026-11-21 09:00 UTC);
+        start_inviting(&store, &wave, user, t).await.unwrap();
+        for (from, to) in [
+            (UserState::Inviting, UserState::Invited),
+            (UserState::Invited, UserState::Accepted),
+        ] {
+            store
+                .transition(wave.id, user, &Transition::new(from, to, t))
+                .await
+                .unwrap();
+        }
+        let mut scrambled = Transition::new(UserState::Accepted, UserState::Scrambled, t);
+        scrambled.scrambled_on = Some("dc1.corp.contoso.com".into());
+        store.transition(wave.id, user, &scrambled).await.unwrap();
+        let member = store.member(wave.id, user).await.unwrap().unwrap();
+        assert_eq!(member.scrambled_at, Some(t));
+        assert_eq!(member.scrambled_on.as_deref(), Some("dc1.corp.contoso.com"));
+        assert_eq!(member.accepted_at, Some(t), "kept");
     }
 
     #[tokio::test]

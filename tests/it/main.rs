@@ -2,12 +2,18 @@
 
 mod check;
 mod cli;
+mod demo;
 mod discover;
 mod graph;
+mod invite;
 mod plan;
 mod project;
 mod realm;
 mod report;
 mod rules_oracle;
+mod run;
+mod samba;
+mod scramble;
 mod sim;
 mod support;
+mod verify;

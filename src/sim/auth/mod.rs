@@ -76,6 +76,12 @@ pub enum Permission {
     ReadOrganization,
     ReadFederation,
     ReadGroupMembers,
+    /// `GET /users/{id}/memberOf` (another user's direct memberships).
+    ReadMemberships,
+    /// `GET /users/{id}/appRoleAssignments`.
+    ReadAppRoleAssignments,
+    /// `DELETE /groups/{id}/members/{id}/$ref`.
+    WriteGroupMembers,
 }
 
 impl Permission {
@@ -118,6 +124,33 @@ impl Permission {
                 "Directory.Read.All",
                 "Directory.ReadWrite.All",
             ],
+            // user-list-memberof, "another user's direct memberships", application.
+            Self::ReadMemberships => &["Directory.Read.All", "Directory.ReadWrite.All"],
+            // user-list-approleassignments, application.
+            Self::ReadAppRoleAssignments => {
+                &["Directory.Read.All", "AppRoleAssignment.ReadWrite.All"]
+            }
+            // group-delete-members.
+            Self::WriteGroupMembers => &[
+                "GroupMember.ReadWrite.All",
+                "Group.ReadWrite.All",
+                "Directory.ReadWrite.All",
+            ],
+        }
+    }
+
+    /// Permissions that grant this to a delegated token (a signed-in administrator), where the
+    /// documentation lists another set than for app-only tokens.
+    pub fn delegated_granted_by(self) -> &'static [&'static str] {
+        match self {
+            // user-list-memberof, "another user's direct memberships", delegated.
+            Self::ReadMemberships => &[
+                "User.Read.All",
+                "Directory.Read.All",
+                "Directory.ReadWrite.All",
+                "GroupMember.Read.All",
+            ],
+            other => other.granted_by(),
         }
     }
 }
@@ -161,8 +194,12 @@ pub struct Principal {
 
 impl Principal {
     pub fn has(&self, permission: Permission) -> bool {
-        permission
-            .granted_by()
+        let granted_by = if self.delegated {
+            permission.delegated_granted_by()
+        } else {
+            permission.granted_by()
+        };
+        granted_by
             .iter()
             .any(|p| self.permissions.iter().any(|q| q.eq_ignore_ascii_case(p)))
     }

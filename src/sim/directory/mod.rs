@@ -1,12 +1,14 @@
 //! The simulated directory: users (generated or listed) plus every change made to them.
 //!
 //! Owns the tenant's facts (domains, federation, realms, groups, apps), the user sources, the
-//! overlay of mutations (updated properties, invitations, redemptions, newly invited guests),
-//! lookups and group expansion. The service rules of `POST /invitations` live in
+//! overlay of mutations (updated properties, invitations, redemptions, newly invited guests,
+//! removed group memberships and app role assignments), lookups, group expansion, a user's
+//! direct groups (`memberOf`, always consistent with the groups' members) and app role
+//! assignments. The service rules of `POST /invitations` live in
 //! `invitations`, those of `PATCH /users/{id}` in `update`. It must not know HTTP: it returns
 //! typed outcomes and errors that `http` turns into Graph responses.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Range;
 use std::sync::Mutex;
 
@@ -15,7 +17,8 @@ use serde::Serialize;
 use super::clock::SimClock;
 use super::generate::{GeneratedTenant, UserCase, format_unix};
 use super::model::{
-    AppRegistration, Domain, FederationConfiguration, ObjectIdentity, RealmKind, User,
+    AppRegistration, AppRoleAssignment, Domain, FederationConfiguration, ObjectIdentity, RealmKind,
+    User,
 };
 
 mod invitations;
@@ -118,6 +121,8 @@ impl TenantFacts {
 pub struct ListedUsers {
     pub users: Vec<User>,
     pub cases: Vec<Option<String>>,
+    /// Each user's app role assignments (same positions as `users`; may be shorter).
+    pub app_role_assignments: Vec<Vec<AppRoleAssignment>>,
     by_id: HashMap<String, u64>,
     by_upn: HashMap<String, u64>,
     by_address: HashMap<String, Vec<u64>>,
@@ -141,6 +146,13 @@ impl ListedUsers {
             }
         }
         listed
+    }
+
+    /// The same users with their app role assignments (by position).
+    #[must_use]
+    pub fn with_app_role_assignments(mut self, assignments: Vec<Vec<AppRoleAssignment>>) -> Self {
+        self.app_role_assignments = assignments;
+        self
     }
 }
 
@@ -170,6 +182,19 @@ impl UserSource {
                 .ok()
                 .and_then(|i| l.users.get(i))
                 .cloned(),
+        }
+    }
+
+    /// App role assignments as the source defines them (before removals).
+    fn app_role_assignments(&self, index: u64) -> Vec<AppRoleAssignment> {
+        match self {
+            Self::Generated(g) if index < g.users => g.app_role_assignments(index),
+            Self::Generated(_) => Vec::new(),
+            Self::Listed(l) => usize::try_from(index)
+                .ok()
+                .and_then(|i| l.app_role_assignments.get(i))
+                .cloned()
+                .unwrap_or_default(),
         }
     }
 
@@ -248,6 +273,10 @@ struct MutableState {
     invitations: HashMap<u64, InvitationRecord>,
     extra_addresses: HashMap<String, HashSet<u64>>,
     invitations_created: u64,
+    /// Direct user members taken out of a group (by group position), behind the tool's back.
+    removed_members: HashMap<usize, BTreeSet<u64>>,
+    /// App role assignment ids taken away from a user (by user index).
+    removed_assignments: HashMap<u64, HashSet<String>>,
 }
 
 /// Why the directory refused a request (mapped to Graph errors by `http`).
@@ -515,8 +544,10 @@ impl Directory {
         *crate::sim::lock(&self.redemption) = config;
     }
 
-    /// The members of a group: merged user ranges and member-group positions.
+    /// The members of a group: merged user ranges and member-group positions. Users removed
+    /// from a group no longer count as its members (nor, through it, as a parent's).
     pub fn members(&self, group: usize, transitive: bool) -> (Vec<Range<u64>>, Vec<usize>) {
+        let removed = self.lock().removed_members.clone();
         let mut ranges = Vec::new();
         let mut groups = Vec::new();
         let mut seen = HashSet::new();
@@ -532,7 +563,13 @@ impl Directory {
             if !first {
                 groups.push(position);
             }
-            ranges.extend(g.user_ranges.iter().filter(|r| !r.is_empty()).cloned());
+            let gone = removed.get(&position);
+            ranges.extend(
+                g.user_ranges
+                    .iter()
+                    .filter(|r| !r.is_empty())
+                    .flat_map(|r| without(r, gone)),
+            );
             if transitive {
                 stack.extend(g.nested.iter().rev().copied());
             } else if first {
@@ -542,6 +579,100 @@ impl Directory {
         }
         (merge_ranges(ranges), groups)
     }
+}
+
+impl Directory {
+    /// Whether user `index` is a direct member of group `group` (a position) right now.
+    fn is_direct_member(state: &MutableState, group: &Group, position: usize, index: u64) -> bool {
+        group.user_ranges.iter().any(|r| r.contains(&index))
+            && !state
+                .removed_members
+                .get(&position)
+                .is_some_and(|gone| gone.contains(&index))
+    }
+
+    /// The groups (positions, in tenant order) user `index` is a direct member of: exactly
+    /// the groups whose direct members list the user.
+    pub fn member_of(&self, index: u64) -> Vec<usize> {
+        let state = self.lock();
+        self.facts
+            .groups
+            .iter()
+            .enumerate()
+            .filter(|(position, group)| Self::is_direct_member(&state, group, *position, index))
+            .map(|(position, _)| position)
+            .collect()
+    }
+
+    /// Takes user `index` out of group `group` (a position): `DELETE
+    /// /groups/{id}/members/{id}/$ref`. Not found when the user is not a direct member.
+    pub fn remove_group_member(&self, group: usize, index: u64) -> Result<(), DirectoryError> {
+        let mut state = self.lock();
+        let not_found = || {
+            let id = self
+                .base_locked(&state, index)
+                .map_or_else(|| index.to_string(), |u| u.id);
+            DirectoryError::NotFound(id)
+        };
+        let Some(g) = self.facts.groups.get(group) else {
+            return Err(not_found());
+        };
+        if !Self::is_direct_member(&state, g, group, index) {
+            return Err(not_found());
+        }
+        state
+            .removed_members
+            .entry(group)
+            .or_default()
+            .insert(index);
+        Ok(())
+    }
+
+    /// User `index`'s app role assignments now (without those removed).
+    pub fn app_role_assignments(&self, index: u64) -> Vec<AppRoleAssignment> {
+        let mut assignments = self.source.app_role_assignments(index);
+        if let Some(gone) = self.lock().removed_assignments.get(&index) {
+            assignments.retain(|a| !gone.contains(&a.id));
+        }
+        assignments
+    }
+
+    /// Takes app role assignment `id` away from user `index`.
+    pub fn remove_app_role_assignment(
+        &self,
+        index: u64,
+        id: &str,
+    ) -> Result<AppRoleAssignment, DirectoryError> {
+        let current = self.app_role_assignments(index);
+        let Some(found) = current.into_iter().find(|a| a.id == id) else {
+            return Err(DirectoryError::NotFound(id.to_owned()));
+        };
+        self.lock()
+            .removed_assignments
+            .entry(index)
+            .or_default()
+            .insert(found.id.clone());
+        Ok(found)
+    }
+}
+
+/// `range` without the indexes in `gone` (split around them).
+fn without(range: &Range<u64>, gone: Option<&BTreeSet<u64>>) -> Vec<Range<u64>> {
+    let Some(gone) = gone else {
+        return vec![range.clone()];
+    };
+    let mut out = Vec::new();
+    let mut start = range.start;
+    for &index in gone.range(range.clone()) {
+        if start < index {
+            out.push(start..index);
+        }
+        start = index + 1;
+    }
+    if start < range.end {
+        out.push(start..range.end);
+    }
+    out
 }
 
 /// Sorts and merges overlapping/adjacent ranges (so each user appears once).
@@ -560,6 +691,14 @@ fn merge_ranges(mut ranges: Vec<Range<u64>>) -> Vec<Range<u64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn removed_indexes_split_a_range() {
+        let gone: BTreeSet<u64> = [0, 3, 4, 9, 20].into_iter().collect();
+        assert_eq!(without(&(0..10), Some(&gone)), vec![1..3, 5..9]);
+        assert_eq!(without(&(5..8), None), vec![5..8]);
+        assert_eq!(without(&(3..5), Some(&gone)), Vec::<Range<u64>>::new());
+    }
 
     #[test]
     fn ranges_merge() {

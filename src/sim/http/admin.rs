@@ -1,8 +1,9 @@
 //! The admin API under `/_sim/...`: what the real Graph would never serve.
 //!
-//! Exposes observation (counters, request log, invitation POSTs per user, user state),
-//! control (faults, throttling, redemption, clock, token revocation and lifetime) and
-//! device-code approval. It must not be reachable through `/v1.0` and needs no token.
+//! Exposes observation (counters, request log, invitation POSTs per user, user state and
+//! memberships), control (faults, throttling, redemption, clock, token revocation and
+//! lifetime), changes behind the tool's back (group members and app role assignments removed)
+//! and device-code approval. It must not be reachable through `/v1.0` and needs no token.
 
 use std::time::Duration;
 
@@ -85,6 +86,38 @@ fn dispatch(shared: &Shared, ctx: &RequestContext) -> Result<Reply, Reply> {
             match shared.directory.redeem(index, &shared.clock) {
                 Ok(user) => ok(&serde_json::to_value(user).unwrap_or(Value::Null)),
                 Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+            }
+        }
+        (["users", key, "memberships"], &Method::GET) => {
+            let index = user_index(key)?;
+            let groups: Vec<&str> = shared
+                .directory
+                .member_of(index)
+                .into_iter()
+                .map(|p| shared.directory.facts.groups[p].id.as_str())
+                .collect();
+            ok(&json!({
+                "groups": groups,
+                "appRoleAssignments": shared.directory.app_role_assignments(index),
+            }))
+        }
+        (["users", key, "app-role-assignments", id, "remove"], &Method::POST) => {
+            let index = user_index(key)?;
+            match shared.directory.remove_app_role_assignment(index, id) {
+                Ok(removed) => ok(&json!({"removed": removed})),
+                Err(e) => error(StatusCode::NOT_FOUND, e.to_string()),
+            }
+        }
+        (["groups", group, "members", key, "remove"], &Method::POST) => {
+            let position = shared
+                .directory
+                .facts
+                .group_position(group)
+                .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no group {group}")))?;
+            let index = user_index(key)?;
+            match shared.directory.remove_group_member(position, index) {
+                Ok(()) => ok(&json!({"group": group, "user": key, "removed": true})),
+                Err(e) => error(StatusCode::NOT_FOUND, e.to_string()),
             }
         }
         (["cases", name], &Method::GET) => {

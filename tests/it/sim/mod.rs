@@ -4,6 +4,7 @@ mod auth;
 mod contract;
 mod faults;
 mod invitations;
+mod memberships;
 mod resources;
 mod serve;
 mod throttling;

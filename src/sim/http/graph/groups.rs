@@ -11,7 +11,7 @@ use crate::sim::directory::DirectoryError;
 use crate::sim::odata::{CollectionQuery, Filter};
 
 /// A group's JSON (the properties the simulator models).
-fn group_json(group: &crate::sim::directory::Group) -> Value {
+pub(super) fn group_json(group: &crate::sim::directory::Group) -> Value {
     json!({
         "id": group.id,
         "displayName": group.display_name,

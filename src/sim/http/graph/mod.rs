@@ -1,6 +1,6 @@
 //! The Graph endpoints (`/v1.0/...`): routing, per-endpoint permissions and throttling costs,
-//! the shared response helpers; the bodies live in `users`, `members`, `tenant` and
-//! `invitations`.
+//! the shared response helpers; the bodies live in `users`, `groups`, `memberships`, `tenant`
+//! and `invitations`.
 //!
 //! It must not implement directory rules (they are in `directory`) nor `OData` parsing (in
 //! `odata`); it only wires them to Graph's paths, status codes and body shapes.
@@ -19,6 +19,7 @@ use crate::sim::throttle::{Admission, Cost};
 
 mod groups;
 mod invitations;
+mod memberships;
 mod tenant;
 mod users;
 
@@ -34,6 +35,15 @@ enum Route {
     },
     ListGroups,
     Group(String),
+    MemberOf {
+        user: String,
+        groups_only: bool,
+    },
+    AppRoleAssignments(String),
+    RemoveMember {
+        group: String,
+        member: String,
+    },
     Domains,
     Domain(String),
     Organization,
@@ -121,6 +131,33 @@ fn resolve(ctx: &RequestContext) -> Resolution {
         ),
         ["users", _] if ctx.method == Method::DELETE => not_modelled(),
         ["users", _] => method_not_allowed(),
+        ["users", user, "memberOf", rest @ ..] if get && rest.len() <= 1 => {
+            let groups_only = match rest {
+                [] => false,
+                ["microsoft.graph.group" | "graph.group"] => true,
+                [
+                    "microsoft.graph.directoryRole"
+                    | "graph.directoryRole"
+                    | "microsoft.graph.administrativeUnit"
+                    | "graph.administrativeUnit",
+                ] => return not_modelled(),
+                [other, ..] => return not_found(other),
+            };
+            found(
+                Route::MemberOf {
+                    user: (*user).to_owned(),
+                    groups_only,
+                },
+                Endpoint::MemberOf,
+                Permission::ReadMemberships,
+            )
+        }
+        ["users", user, "appRoleAssignments"] if get => found(
+            Route::AppRoleAssignments((*user).to_owned()),
+            Endpoint::AppRoleAssignments,
+            Permission::ReadAppRoleAssignments,
+        ),
+        ["users", _, "appRoleAssignments", ..] => not_modelled(),
         [
             "users",
             _,
@@ -133,6 +170,17 @@ fn resolve(ctx: &RequestContext) -> Resolution {
             ..,
         ] => not_modelled(),
         ["users", _, other, ..] => not_found(other),
+        ["groups", group, "members", member, "$ref"] if ctx.method == Method::DELETE => found(
+            Route::RemoveMember {
+                group: (*group).to_owned(),
+                member: (*member).to_owned(),
+            },
+            Endpoint::RemoveGroupMember,
+            Permission::WriteGroupMembers,
+        ),
+        ["groups", _, "members", _, "$ref"] => method_not_allowed(),
+        // Without `/$ref` Graph deletes the member object itself: never modelled.
+        ["groups", _, "members", _] if ctx.method == Method::DELETE => not_modelled(),
         [
             "groups",
             group,
@@ -419,6 +467,14 @@ pub(crate) async fn handle(
                 user_details,
                 query.as_ref().unwrap_or(&CollectionQuery::default()),
             )
+        }
+        Route::MemberOf { user, groups_only } => {
+            let group_details = principal.has(Permission::ReadGroupMembers);
+            memberships::member_of(shared, ctx, &user, groups_only, group_details)
+        }
+        Route::AppRoleAssignments(user) => memberships::app_role_assignments(shared, ctx, &user),
+        Route::RemoveMember { group, member } => {
+            memberships::remove_member(shared, ctx, &group, &member)
         }
         Route::ListGroups => groups::list_groups(shared, ctx),
         Route::Group(id) => groups::group(shared, ctx, &id),

@@ -1,0 +1,339 @@
+//! `invite`: convert one user now. Orchestration only: the user is read from Graph and judged
+//! by the same rules as `plan`, recorded as a one-user wave, and converted by the same executor
+//! as `run` (with its lock, drift check, baseline, intent record and reconciliation).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::{BufRead as _, IsTerminal as _};
+use std::time::Duration;
+
+use anyhow::Context;
+use time::OffsetDateTime;
+
+use super::realms::{RealmOptions, realm_client, resolve_realms};
+use super::run::{Pace, execute, render_summary};
+use super::{Ctx, Outcome, Refused, UsageError, connect, open_store};
+use crate::cli::InviteArgs;
+use crate::config::{AuthMethod, Settings};
+use crate::domain::{Decision, Rule, RuleMode, UserId, UserSnapshot};
+use crate::execute::{InvitationTemplate, RunLock};
+use crate::graph::{GraphClient, LookupKey};
+use crate::output;
+use crate::rules::{self, Candidate, Collision, Evaluation, Policy, TenantView, WaveSettings};
+use crate::store::{NewWave, PlannedMember, Store};
+
+impl InviteArgs {
+    pub async fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {
+        let settings = ctx.settings()?;
+        let store = open_store(&settings).await?;
+        super::same_tenant(&store, &settings).await?;
+        let client = connect(&settings)?;
+        let now = OffsetDateTime::now_utc();
+        let user = find_user(&client, &self.user, now).await?;
+        let mut template = self.template(&settings)?;
+        template.display_name.clone_from(&self.display_name);
+        let evaluation = self
+            .evaluate(&settings, &store, &client, &user, &template)
+            .await?;
+        output::write_stdout(&describe(&user, &evaluation))?;
+        if evaluation.decision == Decision::Blocked {
+            return Err(Refused(format!(
+                "{} is not converted: the rules block it (see the findings above); fix what they say, or use `plan` and `report` for the details",
+                user.user_principal_name
+            ))
+            .into());
+        }
+        let address = evaluation
+            .address
+            .as_ref()
+            .map(|a| a.address.clone())
+            .context("an eligible user has an address")?;
+        let request = template.request(user.id, &address, user.display_name.as_deref());
+        if self.dry_run {
+            let mut text = String::new();
+            let base = settings.tenant.graph_url.as_str().trim_end_matches('/');
+            if evaluation.set_mail {
+                writeln!(
+                    text,
+                    "PATCH {base}/v1.0/users/{}\n\n{}\n",
+                    user.id,
+                    serde_json::json!({ "mail": address })
+                )?;
+            }
+            writeln!(
+                text,
+                "POST {base}/v1.0/invitations\n\n{}\n# Dry run: nothing sent, nothing recorded.",
+                serde_json::to_string_pretty(&request)?
+            )?;
+            output::write_stdout(&text)?;
+            return Ok(Outcome::Done);
+        }
+        self.confirm(&user)?;
+        let _lock = RunLock::acquire(
+            &settings.store.path,
+            &format!("invite --user {}", user.user_principal_name),
+        )?;
+        store.store_users(std::slice::from_ref(&user)).await?;
+        let wave = record_wave(&store, &user, &evaluation, &template, now).await?;
+        let pace = Pace {
+            rate: settings.throughput.max_invitations_per_second,
+            concurrency: 1,
+            limit: None,
+            reconcile_delay: Duration::from_secs(5),
+        };
+        let summary = execute(&settings, &store, &wave, template, &pace, 1, "invite").await?;
+        output::write_stdout(&render_summary(&wave, &summary, &store).await?)?;
+        Ok(if summary.failed() > 0 {
+            Outcome::SomeUsersFailed
+        } else {
+            Outcome::Done
+        })
+    }
+
+    /// The configured invitation settings with this command's options on top.
+    fn template(&self, settings: &Settings) -> anyhow::Result<InvitationTemplate> {
+        let mut template = match &self.redirect_url {
+            Some(url) => {
+                let mut invitation = settings.invitation.clone();
+                invitation.redirect_url = Some(url.clone());
+                InvitationTemplate::from_settings(&invitation)?
+            }
+            None => InvitationTemplate::from_settings(&settings.invitation)?,
+        };
+        if self.send_message {
+            template.send_message = true;
+        }
+        if self.no_send_message {
+            template.send_message = false;
+        }
+        if let Some(message) = &self.custom_message {
+            template.custom_message = Some(message.clone());
+        }
+        if let Some(language) = &self.message_language {
+            template.message_language = Some(language.clone());
+        }
+        if let Some(cc) = &self.cc_recipient {
+            if !crate::domain::is_plausible_email(cc) {
+                return Err(
+                    UsageError(format!("--cc-recipient {cc} is not an email address")).into(),
+                );
+            }
+            template.cc_recipient = Some((cc.clone(), None));
+        }
+        if let Some(kind) = &self.invited_user_type {
+            template.invited_user_type = Some(kind.clone());
+        }
+        template.reset_redemption = self.reset_redemption;
+        if !template.send_message && (self.custom_message.is_some() || self.cc_recipient.is_some())
+        {
+            return Err(UsageError(
+                "--custom-message and --cc-recipient go into Microsoft's email, which is not sent here (--no-send-message or invitation.send_message = false); drop them or send the email".into(),
+            )
+            .into());
+        }
+        Ok(template)
+    }
+
+    /// The rules' verdict on the user, with everything `plan` would give them.
+    async fn evaluate(
+        &self,
+        settings: &Settings,
+        store: &Store,
+        client: &GraphClient,
+        user: &UserSnapshot,
+        template: &InvitationTemplate,
+    ) -> anyhow::Result<Evaluation> {
+        let now = OffsetDateTime::now_utc();
+        let facts = if let Some(facts) = store.tenant_facts().await? {
+            facts
+        } else {
+            let with_federation = settings.rules.mode(Rule::DirectFederation) != RuleMode::Off;
+            let facts = client.tenant_facts(now, with_federation).await?;
+            store.save_tenant_facts(&facts).await?;
+            facts
+        };
+        let mut tenant = TenantView::from_facts(&facts);
+        let policy = Policy {
+            modes: Rule::ALL
+                .iter()
+                .map(|rule| (*rule, settings.rules.mode(*rule)))
+                .collect(),
+            set_mail_before_invite: settings.invitation.set_mail_before_invite,
+            allow_new_address: self.allow_new_address,
+        };
+        let other_waves = store.pending_in_other_waves(None).await?;
+        let other = other_waves.get(&user.id).map_or(&[][..], Vec::as_slice);
+        let candidate = || Candidate {
+            user,
+            override_address: self.address.as_deref(),
+            excluded: None,
+            other_waves: other,
+        };
+        let first = rules::evaluate(candidate(), &tenant, &policy, &HashMap::new());
+        let mut owners: HashMap<String, Vec<Collision>> = HashMap::new();
+        if let Some(chosen) = &first.address {
+            let key = chosen.address.to_lowercase();
+            for owner in store.address_owners(&key).await? {
+                owners.entry(key.clone()).or_default().push(Collision {
+                    object_id: owner.object_id,
+                    property: owner.source.to_string(),
+                });
+            }
+            if policy.mode(Rule::HomeRealmNotEntra) != RuleMode::Off
+                && !user.is_synced()
+                && let Some(domain) = rules::address::domain_of(&chosen.address)
+            {
+                let verified: Vec<String> = facts
+                    .domains
+                    .iter()
+                    .filter(|d| d.is_verified)
+                    .map(|d| d.name.clone())
+                    .collect();
+                let summary = resolve_realms(
+                    &realm_client(settings)?,
+                    store,
+                    [domain],
+                    &verified,
+                    now,
+                    &RealmOptions::default(),
+                )
+                .await?;
+                tenant.realms = summary
+                    .records
+                    .iter()
+                    .filter_map(|(d, r)| r.outcome.as_ref().ok().map(|a| (d.clone(), a.kind)))
+                    .collect();
+            }
+        }
+        let mut evaluation = rules::evaluate(candidate(), &tenant, &policy, &owners);
+        let wave_settings = WaveSettings {
+            custom_message: template.custom_message.is_some(),
+            app_only: matches!(
+                settings.auth.method,
+                AuthMethod::ClientSecret | AuthMethod::Certificate
+            ),
+            send_message: template.send_message,
+            redirect_url: Some(template.redirect_url.clone()),
+        };
+        rules::apply_wave_findings(
+            std::slice::from_mut(&mut evaluation),
+            &rules::wave_findings(&wave_settings, &policy),
+        );
+        if self.reset_redemption {
+            rules::allow_redemption_reset(&mut evaluation);
+        }
+        Ok(evaluation)
+    }
+
+    /// `--yes`, or the user's UPN typed at the terminal.
+    fn confirm(&self, user: &UserSnapshot) -> anyhow::Result<()> {
+        if self.yes {
+            return Ok(());
+        }
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            return Err(Refused(
+                "invite changes the tenant and stdin is not a terminal: pass --yes to confirm"
+                    .into(),
+            )
+            .into());
+        }
+        output::notice(&format!(
+            "About to convert {} into a B2B user. Type its user principal name to go ahead:",
+            user.user_principal_name
+        ));
+        let mut answer = String::new();
+        stdin
+            .lock()
+            .read_line(&mut answer)
+            .context("reading the confirmation")?;
+        if !answer
+            .trim()
+            .eq_ignore_ascii_case(&user.user_principal_name)
+        {
+            return Err(Refused("not confirmed; nothing was sent".into()).into());
+        }
+        Ok(())
+    }
+}
+
+/// The user named by object id or UPN, as Graph shows it now.
+async fn find_user(
+    client: &GraphClient,
+    key: &str,
+    now: OffsetDateTime,
+) -> anyhow::Result<UserSnapshot> {
+    let lookup = if key.parse::<UserId>().is_ok() {
+        LookupKey::Id
+    } else {
+        LookupKey::UserPrincipalName
+    };
+    client
+        .users_by_key(lookup, &[key.to_owned()], now)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| UsageError(format!("no user {key} in the tenant")).into())
+}
+
+/// Records the one-user wave `invite-<UPN>` (or `invite-<UPN>-2`, … when taken) with its plan.
+async fn record_wave(
+    store: &Store,
+    user: &UserSnapshot,
+    evaluation: &Evaluation,
+    template: &InvitationTemplate,
+    at: OffsetDateTime,
+) -> anyhow::Result<crate::store::Wave> {
+    let base = format!("invite-{}", user.user_principal_name.to_lowercase());
+    let mut name = base.clone();
+    let mut n = 1;
+    while store.wave_by_name(&name).await?.is_some() {
+        n += 1;
+        name = format!("{base}-{n}");
+    }
+    let member = PlannedMember {
+        user_id: user.id,
+        decision: evaluation.decision,
+        findings: evaluation.findings.clone(),
+        chosen_address: evaluation.address.as_ref().map(|a| a.address.clone()),
+        address_origin: evaluation.address.as_ref().map(|a| a.origin),
+        set_mail: evaluation.set_mail,
+        snapshot_fingerprint: rules::fingerprint(user),
+    };
+    let wave = NewWave {
+        name,
+        selector: serde_json::json!({ "users": { "kind": "invite", "user": user.id } }),
+        cap: Some(1),
+        settings: serde_json::json!({ "invitation": template }),
+    };
+    let hash = rules::plan_hash(std::slice::from_ref(evaluation));
+    Ok(store
+        .create_planned_wave(&wave, &[member], &hash, at)
+        .await?)
+}
+
+/// The rules' verdict, for the terminal.
+fn describe(user: &UserSnapshot, evaluation: &Evaluation) -> String {
+    let mut text = format!(
+        "{} ({}): {}",
+        user.user_principal_name, user.id, evaluation.decision
+    );
+    if let Some(chosen) = &evaluation.address {
+        let _ = write!(text, ", address {}", chosen.address);
+        if evaluation.set_mail {
+            text.push_str(" (mail is set to it first)");
+        }
+    }
+    text.push('\n');
+    for finding in &evaluation.findings {
+        let _ = writeln!(
+            text,
+            "  {:?} {}: {} (fix: {})",
+            finding.severity,
+            finding.reason.code(),
+            finding.detail,
+            finding.reason.fix()
+        );
+    }
+    text
+}

@@ -1,0 +1,1034 @@
+//! The wave executor: converts a wave's stored plan, user by user, safely and at the service's
+//! pace. It owns the per-user state machine of a run:
+//!
+//! ```text
+//! ready --(re-read, no drift)--> [set mail] --> baseline --> inviting --> invited
+//!   |                                              |  \
+//!   +--> drifted (rule inputs changed)             |   +--> failed (retryable | permanent)
+//!                                                  +--(outcome unknown)--> reconciled by reading
+//!                                                                          externalUserState
+//! ```
+//!
+//! Intent (`inviting`) is recorded before every invitation and the outcome after it. A member
+//! found in `inviting` (a crash, a kill, an unknown outcome) is reconciled by reading the user
+//! before anything is sent again, so the tool never invites anyone twice. Failures of one user
+//! never stop the others; failures that concern the whole run (authentication, a missing
+//! permission, the database) stop it after the requests in flight are recorded.
+//!
+//! The executor never recomputes a plan and never decides eligibility: it executes the stored
+//! decision, or skips the user when what the decision was based on has changed.
+
+mod failures;
+mod lock;
+mod pacer;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::{StreamExt, TryStreamExt};
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+pub use failures::fix_hint;
+pub use lock::{LockError, RunLock};
+pub use pacer::Pacer;
+
+use crate::config::InvitationSettings;
+use crate::domain::{FailureKind, RunId, UserId, UserSnapshot, UserState, WaveId};
+use crate::graph::invitations::{
+    EmailAddress, InvitationRequest, InvitedUserRef, MessageInfo, Recipient,
+};
+use crate::graph::{self, GraphClient};
+use crate::rules;
+use crate::store::{self, MemberNames, NewEvent, Store, Transition, WaveMember};
+
+/// The invitation fields of a run, from the settings: what every request carries besides the
+/// user and the address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InvitationTemplate {
+    pub redirect_url: String,
+    pub send_message: bool,
+    pub message_language: Option<String>,
+    pub custom_message: Option<String>,
+    pub cc_recipient: Option<(String, Option<String>)>,
+    pub invited_user_type: Option<String>,
+    pub send_display_name: bool,
+    /// A fixed `invitedUserDisplayName` (`invite --display-name`), sent whatever
+    /// `send_display_name` says.
+    pub display_name: Option<String>,
+    pub reset_redemption: bool,
+}
+
+/// The settings cannot make an invitation.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no invitation redirect URL: set invitation.redirect_url (for example https://myapps.microsoft.com/?tenantId=<your tenant id>)"
+)]
+pub struct NoRedirectUrl;
+
+impl InvitationTemplate {
+    pub fn from_settings(settings: &InvitationSettings) -> Result<Self, NoRedirectUrl> {
+        Ok(Self {
+            redirect_url: settings
+                .redirect_url
+                .as_ref()
+                .ok_or(NoRedirectUrl)?
+                .to_string(),
+            send_message: settings.send_message,
+            message_language: Some(settings.message_language.clone()),
+            custom_message: settings.custom_message.clone(),
+            cc_recipient: settings
+                .cc_recipient
+                .as_ref()
+                .map(|c| (c.address.clone(), c.name.clone())),
+            invited_user_type: settings.invited_user_type.map(|t| format!("{t:?}")),
+            send_display_name: settings.send_display_name,
+            display_name: None,
+            reset_redemption: false,
+        })
+    }
+
+    /// Whether redemption URLs are kept: only when the operator distributes them
+    /// (`sendInvitationMessage` false).
+    pub fn keeps_redeem_urls(&self) -> bool {
+        !self.send_message
+    }
+
+    /// The request converting `user` with `address`. The message fields go only with an
+    /// email Microsoft sends; without one they would be ignored, so they are left out.
+    pub fn request(
+        &self,
+        user: UserId,
+        address: &str,
+        display_name: Option<&str>,
+    ) -> InvitationRequest {
+        let message_info = self.send_message.then(|| MessageInfo {
+            customized_message_body: self.custom_message.clone(),
+            message_language: self.message_language.clone(),
+            cc_recipients: self
+                .cc_recipient
+                .iter()
+                .map(|(address, name)| Recipient {
+                    email_address: EmailAddress {
+                        address: address.clone(),
+                        name: name.clone(),
+                    },
+                })
+                .collect(),
+        });
+        InvitationRequest {
+            invited_user_email_address: address.to_owned(),
+            invite_redirect_url: self.redirect_url.clone(),
+            invited_user: InvitedUserRef { id: user },
+            invited_user_display_name: self.display_name.clone().or_else(|| {
+                display_name
+                    .filter(|_| self.send_display_name)
+                    .map(str::to_owned)
+            }),
+            send_invitation_message: self.send_message,
+            invited_user_message_info: message_info,
+            invited_user_type: self.invited_user_type.clone(),
+            reset_redemption: self.reset_redemption,
+        }
+    }
+}
+
+/// A point in one user's conversion, where a test can stop the executor as a crash would.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// The user was re-read and passed the drift check; nothing written yet.
+    Checked,
+    /// `mail` was set; not yet recorded.
+    MailSet,
+    /// Intent recorded (`inviting`); the invitation not yet sent.
+    IntentRecorded,
+    /// The invitation was sent and answered (or its outcome is unknown); not yet recorded.
+    InvitationAnswered,
+}
+
+/// What happened to one user in this run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UserOutcome {
+    Invited,
+    /// An earlier attempt turned out to have worked (read back from Graph); nothing was sent.
+    Reconciled,
+    /// Rule inputs changed since `plan`; not converted.
+    Drifted(String),
+    Failed {
+        kind: FailureKind,
+        code: Option<String>,
+        message: String,
+        hint: Option<&'static str>,
+    },
+    /// The outcome is still unknown and Graph could not be read; the next run reconciles.
+    Unresolved(String),
+}
+
+/// Receives progress; a test may also park at a [`Step`] to simulate a crash there.
+pub trait RunObserver: Send + Sync {
+    fn user_done(&self, _user: UserId, _outcome: &UserOutcome) {}
+
+    /// Awaited at each step of each user.
+    fn at_step(&self, _user: UserId, _step: Step) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// No progress display.
+#[derive(Debug)]
+pub struct Quiet;
+impl RunObserver for Quiet {}
+
+/// How a run is carried out.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub concurrency: usize,
+    pub invitations_per_second: f64,
+    pub directory_writes_per_second: f64,
+    /// How long to wait before reading a user whose invitation outcome is unknown (the
+    /// directory may need a moment to show a change that did happen).
+    pub reconcile_delay: Duration,
+    /// Convert at most this many users in this run.
+    pub limit: Option<usize>,
+    /// Invitations per user in this run: after an unclear answer and a read showing the user
+    /// not invited, it is sent again, up to this many times in all.
+    pub attempts_per_run: u32,
+}
+
+/// A failure that concerns the whole run: it stops, after recording what was in flight.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("Graph refused the run as a whole: {0}")]
+    Graph(#[source] graph::Error),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+/// The counts of one run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RunSummary {
+    /// Members found in `inviting` at the start and settled by reading Graph.
+    pub reconciled_at_start: u64,
+    pub invited: u64,
+    pub reconciled: u64,
+    pub drifted: u64,
+    pub failed_retryable: u64,
+    pub failed_permanent: u64,
+    pub unresolved: u64,
+    /// Members left for a later run (interrupted, or over `--limit`).
+    pub not_started: u64,
+    pub interrupted: bool,
+    pub elapsed_seconds: f64,
+    /// Invitations sent per second over the run.
+    pub invitations_per_second: f64,
+    /// How often the service throttled invitations.
+    pub throttled: u64,
+}
+
+impl RunSummary {
+    pub fn failed(&self) -> u64 {
+        self.failed_retryable + self.failed_permanent + self.unresolved
+    }
+
+    fn count(&mut self, outcome: &UserOutcome) {
+        match outcome {
+            UserOutcome::Invited => self.invited += 1,
+            UserOutcome::Reconciled => self.reconciled += 1,
+            UserOutcome::Drifted(_) => self.drifted += 1,
+            UserOutcome::Failed {
+                kind: FailureKind::Retryable,
+                ..
+            } => self.failed_retryable += 1,
+            UserOutcome::Failed {
+                kind: FailureKind::Permanent,
+                ..
+            } => self.failed_permanent += 1,
+            UserOutcome::Unresolved(_) => self.unresolved += 1,
+        }
+    }
+}
+
+/// Converts the members of one wave.
+pub struct Executor {
+    client: Arc<GraphClient>,
+    store: Store,
+    wave: WaveId,
+    run: RunId,
+    template: InvitationTemplate,
+    invitations: Arc<Pacer>,
+    writes: Pacer,
+    options: RunOptions,
+    observer: Arc<dyn RunObserver>,
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor")
+            .field("wave", &self.wave)
+            .field("run", &self.run)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One user's conversion ended the run early.
+type Fatal = RunError;
+
+impl Executor {
+    /// `invitations` is the pacer the client's retry observer reports throttling to (see
+    /// [`throttle_reporter`]).
+    #[allow(clippy::too_many_arguments)] // the parts of a run, given once
+    pub fn new(
+        client: Arc<GraphClient>,
+        store: Store,
+        wave: WaveId,
+        run: RunId,
+        template: InvitationTemplate,
+        invitations: Arc<Pacer>,
+        options: RunOptions,
+        observer: Arc<dyn RunObserver>,
+    ) -> Self {
+        Self {
+            writes: Pacer::new(options.directory_writes_per_second),
+            client,
+            store,
+            wave,
+            run,
+            template,
+            invitations,
+            options,
+            observer,
+        }
+    }
+
+    /// Settles what an earlier run left open: members in `inviting` are read from Graph and
+    /// become `invited` (the invitation took effect) or `ready` (it did not); members that
+    /// failed for a retryable reason become `ready` again. Returns how many turned out invited.
+    pub async fn prepare(&self) -> Result<u64, RunError> {
+        let open = self
+            .store
+            .members_in_states(self.wave, &[UserState::Inviting, UserState::Failed])
+            .await?;
+        let mut landed = 0;
+        for (member, _) in open {
+            let user = member.plan.user_id;
+            if member.state == UserState::Failed {
+                if member.failure_kind == Some(FailureKind::Retryable) {
+                    self.move_to(user, UserState::Failed, UserState::Ready, "retry", None)
+                        .await?;
+                }
+                continue;
+            }
+            let fresh = match self.client.user(user, now()).await {
+                Ok(fresh) => fresh,
+                Err(err) if err.is_about_the_caller() => return Err(RunError::Graph(err)),
+                Err(err) => {
+                    tracing::warn!(%user, "cannot reconcile yet: {err}");
+                    continue;
+                }
+            };
+            if self.invitation_landed(member.external_state_changed_at, &fresh) {
+                self.reconciled(user, UserState::Inviting, &fresh).await?;
+                landed += 1;
+            } else {
+                self.not_invited(user).await?;
+            }
+        }
+        Ok(landed)
+    }
+
+    /// Converts every `ready` member, at most `options.limit`, until done or `stop` resolves.
+    /// After `stop`, no new user is started; those in flight finish and are recorded.
+    pub async fn run(&self, stop: impl Future<Output = ()>) -> Result<RunSummary, RunError> {
+        let started = Instant::now();
+        let mut summary = RunSummary {
+            reconciled_at_start: self.prepare().await?,
+            ..RunSummary::default()
+        };
+        let ready = self
+            .store
+            .state_counts(self.wave)
+            .await?
+            .into_iter()
+            .find(|(state, _)| *state == UserState::Ready)
+            .map_or(0, |(_, n)| n);
+        let total = self
+            .options
+            .limit
+            .map_or(ready, |limit| ready.min(limit as u64));
+        summary.not_started += ready - total;
+        let stopping = Arc::new(AtomicBool::new(false));
+        let mut started_count = 0u64;
+        let fatal: std::sync::Mutex<Option<Fatal>> = std::sync::Mutex::new(None);
+        {
+            let gate = Arc::clone(&stopping);
+            let conversions = self
+                .ready_members()
+                .take(usize::try_from(total).unwrap_or(usize::MAX))
+                .take_while(move |_| std::future::ready(!gate.load(Ordering::SeqCst)))
+                .map(|item| {
+                    started_count += 1;
+                    async move {
+                        let (member, names) = item?;
+                        self.convert(member, names).await
+                    }
+                })
+                .buffer_unordered(self.options.concurrency.max(1));
+            let mut conversions = std::pin::pin!(conversions);
+            tokio::pin!(stop);
+            let mut stop_seen = false;
+            loop {
+                let next = tokio::select! {
+                    () = &mut stop, if !stop_seen => {
+                        stop_seen = true;
+                        summary.interrupted = true;
+                        stopping.store(true, Ordering::SeqCst);
+                        tracing::info!("stopping: no new users; finishing those in flight");
+                        continue;
+                    }
+                    next = conversions.next() => next,
+                };
+                let Some(result) = next else { break };
+                match result {
+                    Ok((user, outcome)) => {
+                        summary.count(&outcome);
+                        self.observer.user_done(user, &outcome);
+                    }
+                    Err(err) => {
+                        stopping.store(true, Ordering::SeqCst);
+                        fatal.lock().expect("fatal slot").get_or_insert(err);
+                    }
+                }
+            }
+        }
+        if let Some(err) = fatal.into_inner().expect("fatal slot") {
+            return Err(err);
+        }
+        summary.not_started += total - started_count;
+        let elapsed = started.elapsed();
+        summary.elapsed_seconds = elapsed.as_secs_f64();
+        summary.invitations_per_second = crate::output::rate(summary.invited, elapsed);
+        summary.throttled = self.invitations.throttled_count();
+        Ok(summary)
+    }
+
+    /// The `ready` members in user order, read a page at a time (a wave of a million users is
+    /// never held in memory).
+    fn ready_members(
+        &self,
+    ) -> impl futures_util::Stream<Item = Result<(WaveMember, MemberNames), Fatal>> + '_ {
+        const PAGE: usize = 1_000;
+        futures_util::stream::try_unfold(
+            Some(None),
+            move |after: Option<Option<UserId>>| async move {
+                let Some(after) = after else {
+                    return Ok(None);
+                };
+                let page = self
+                    .store
+                    .members_in_states_after(self.wave, &[UserState::Ready], after, PAGE)
+                    .await?;
+                let next = (page.len() == PAGE).then(|| page.last().map(|(m, _)| m.plan.user_id));
+                Ok::<_, Fatal>(Some((
+                    futures_util::stream::iter(page.into_iter().map(Ok)),
+                    next,
+                )))
+            },
+        )
+        .try_flatten()
+    }
+
+    /// One user, from re-reading to the recorded outcome. `Err` only for what stops the run.
+    async fn convert(
+        &self,
+        member: WaveMember,
+        names: MemberNames,
+    ) -> Result<(UserId, UserOutcome), Fatal> {
+        let user = member.plan.user_id;
+        let outcome = self.convert_inner(&member, &names).await?;
+        Ok((user, outcome))
+    }
+
+    async fn convert_inner(
+        &self,
+        member: &WaveMember,
+        names: &MemberNames,
+    ) -> Result<UserOutcome, Fatal> {
+        let user = member.plan.user_id;
+        let Some(address) = member.plan.chosen_address.as_deref() else {
+            return self
+                .fail(
+                    user,
+                    UserState::Ready,
+                    FailureKind::Permanent,
+                    None,
+                    "the plan has no address for this user".into(),
+                )
+                .await;
+        };
+        let mut fresh = match self.client.user(user, now()).await {
+            Ok(fresh) => fresh,
+            Err(err) => return self.failed_call(user, UserState::Ready, err).await,
+        };
+
+        match self.drift(member, &fresh, address).await? {
+            Drift::None => {}
+            Drift::AlreadyInvited => {
+                self.reconciled(user, UserState::Ready, &fresh).await?;
+                return Ok(UserOutcome::Reconciled);
+            }
+            Drift::Changed(what) => {
+                let transition = Transition {
+                    note: Some(("drifted".into(), what.clone())),
+                    ..Transition::new(UserState::Ready, UserState::Drifted, now())
+                };
+                let event = self.event(
+                    user,
+                    "member.drifted",
+                    serde_json::json!({ "changed": what }),
+                );
+                self.store
+                    .record(self.wave, user, &transition, Some(&event))
+                    .await?;
+                return Ok(UserOutcome::Drifted(what));
+            }
+        }
+        self.observer.at_step(user, Step::Checked).await;
+
+        if member.plan.set_mail
+            && let Some(outcome) = self.set_mail_first(user, address, &mut fresh).await?
+        {
+            return Ok(outcome);
+        }
+
+        // What verify compares with after the conversion: taken once, right before the first
+        // invitation (never on a reconcile path, where the invitation may already have landed).
+        let baseline = match self.client.conversion_baseline(user, now()).await {
+            Ok(baseline) => baseline,
+            Err(err) => return self.failed_call(user, UserState::Ready, err).await,
+        };
+        self.store.save_baseline(self.wave, &baseline).await?;
+
+        let request = self.template.request(
+            user,
+            address,
+            names
+                .display_name
+                .as_deref()
+                .or(fresh.display_name.as_deref()),
+        );
+        let mut attempt = member.attempts;
+        loop {
+            attempt += 1;
+            let intent = self.event(
+                user,
+                "invitation.intent",
+                serde_json::json!({ "address": address, "attempt": attempt }),
+            );
+            self.store
+                .record(
+                    self.wave,
+                    user,
+                    &Transition {
+                        // Graph's state time before the invitation: how a reconcile tells a
+                        // redemption reset that landed from the state the user already had.
+                        external_state_changed_at: fresh.external_user_state_changed_at,
+                        ..Transition::new(UserState::Ready, UserState::Inviting, now())
+                    },
+                    Some(&intent),
+                )
+                .await?;
+            self.observer.at_step(user, Step::IntentRecorded).await;
+            let may_retry = attempt - member.attempts < self.options.attempts_per_run;
+            let before = fresh.external_user_state_changed_at;
+            match self
+                .send_invitation(user, &request, before, may_retry)
+                .await?
+            {
+                Sent::Done(outcome) => return Ok(outcome),
+                Sent::NotInvited => self.not_invited(user).await?,
+            }
+        }
+    }
+
+    /// Sets `mail` to `address` unless it already holds it, and remembers how the user looks
+    /// afterwards. `Some` when the user failed here.
+    async fn set_mail_first(
+        &self,
+        user: UserId,
+        address: &str,
+        fresh: &mut UserSnapshot,
+    ) -> Result<Option<UserOutcome>, Fatal> {
+        let holds = |u: &UserSnapshot| {
+            u.mail
+                .as_deref()
+                .is_some_and(|m| m.eq_ignore_ascii_case(address))
+        };
+        if holds(fresh) {
+            return Ok(None);
+        }
+        self.writes.acquire().await;
+        let started = Instant::now();
+        match self.client.set_mail(user, address).await {
+            Ok(meta) => {
+                self.observer.at_step(user, Step::MailSet).await;
+                let mut event =
+                    self.event(user, "mail.set", serde_json::json!({ "mail": address }));
+                with_meta(&mut event, "PATCH", &format!("/v1.0/users/{user}"), &meta);
+                event.duration_ms = Some(millis(started.elapsed()));
+                self.store.append_event(&event, now()).await?;
+            }
+            Err(err) => {
+                return self
+                    .failed_call(user, UserState::Ready, err)
+                    .await
+                    .map(Some);
+            }
+        }
+        // Remember how the user looks with our change, so a resumed run recognises it.
+        match self.client.user(user, now()).await {
+            Ok(after) => {
+                if holds(&after) {
+                    self.store
+                        .set_mail_fingerprint(self.wave, user, &rules::fingerprint(&after))
+                        .await?;
+                }
+                *fresh = after;
+                Ok(None)
+            }
+            Err(err) => self
+                .failed_call(user, UserState::Ready, err)
+                .await
+                .map(Some),
+        }
+    }
+
+    /// Sends the invitation (intent already recorded) and records its outcome.
+    async fn send_invitation(
+        &self,
+        user: UserId,
+        request: &InvitationRequest,
+        before: Option<OffsetDateTime>,
+        may_retry: bool,
+    ) -> Result<Sent, Fatal> {
+        self.invitations.acquire().await;
+        let started = Instant::now();
+        let answer = self.client.invite(request).await;
+        self.observer.at_step(user, Step::InvitationAnswered).await;
+        match answer {
+            Ok(response) => {
+                let invitation = response.body;
+                let mut transition =
+                    Transition::new(UserState::Inviting, UserState::Invited, now());
+                transition.invitation_id = Some(invitation.id.clone());
+                if self.template.keeps_redeem_urls() {
+                    transition.invite_redeem_url = invitation
+                        .redeem_url
+                        .as_ref()
+                        .map(|u| u.expose_secret().to_owned());
+                }
+                let mut event = self.event(
+                    user,
+                    "invitation.sent",
+                    serde_json::json!({
+                        "invitation_id": invitation.id,
+                        "status": invitation.status,
+                        "invited_user_matches": invitation.invited_user.is_none_or(|u| u == user),
+                    }),
+                );
+                with_meta(&mut event, "POST", "/v1.0/invitations", &response.meta);
+                event.duration_ms = Some(millis(started.elapsed()));
+                self.store
+                    .record(self.wave, user, &transition, Some(&event))
+                    .await?;
+                Ok(Sent::Done(UserOutcome::Invited))
+            }
+            Err(graph::Error::OutcomeUnknown {
+                reason,
+                status,
+                request_id,
+                client_request_id,
+                ..
+            }) => {
+                let mut event = self.event(
+                    user,
+                    "invitation.outcome-unknown",
+                    serde_json::json!({ "reason": reason }),
+                );
+                event.http_method = Some("POST".into());
+                event.http_path = Some("/v1.0/invitations".into());
+                event.http_status = status;
+                event.request_id = request_id;
+                event.client_request_id = Some(client_request_id);
+                event.duration_ms = Some(millis(started.elapsed()));
+                self.store.append_event(&event, now()).await?;
+                self.reconcile_after_unknown(user, before, &reason, may_retry)
+                    .await
+            }
+            Err(err) => self
+                .failed_call(user, UserState::Inviting, err)
+                .await
+                .map(Sent::Done),
+        }
+    }
+
+    /// Whether the user may be converted as planned.
+    async fn drift(
+        &self,
+        member: &WaveMember,
+        fresh: &UserSnapshot,
+        address: &str,
+    ) -> Result<Drift, Fatal> {
+        let now_fingerprint = rules::fingerprint(fresh);
+        if now_fingerprint == member.plan.snapshot_fingerprint
+            || member.mail_set_fingerprint.as_deref() == Some(now_fingerprint.as_str())
+        {
+            return Ok(Drift::None);
+        }
+        let stored = self.store.user(member.plan.user_id).await?;
+        let stored = stored.filter(|s| rules::fingerprint(s) == member.plan.snapshot_fingerprint);
+        if member.attempts > 0 && self.invitation_landed(member.external_state_changed_at, fresh) {
+            // An earlier attempt of ours took effect after all.
+            return Ok(Drift::AlreadyInvited);
+        }
+        let Some(planned) = stored else {
+            return Ok(Drift::Changed(
+                "the user changed since the plan, and the stored snapshot is newer than the plan (a discover ran after it); plan the user again (a new wave: a started wave keeps its plan)".into(),
+            ));
+        };
+        if member.plan.set_mail && rules::only_mail_was_set(&planned, fresh, address) {
+            return Ok(Drift::None);
+        }
+        let changed = rules::changed_rule_inputs(&planned, fresh);
+        Ok(Drift::Changed(format!(
+            "changed since the plan: {}; to convert the user, plan it again in a new wave (a started wave keeps its plan)",
+            changed.join(", ")
+        )))
+    }
+
+    /// The invitation may or may not have been made: wait, read the user, and record what
+    /// Graph shows. Nothing is sent again here.
+    async fn reconcile_after_unknown(
+        &self,
+        user: UserId,
+        before: Option<OffsetDateTime>,
+        reason: &str,
+        may_retry: bool,
+    ) -> Result<Sent, Fatal> {
+        tokio::time::sleep(self.options.reconcile_delay).await;
+        match self.client.user(user, now()).await {
+            Ok(fresh) if self.invitation_landed(before, &fresh) => {
+                self.reconciled(user, UserState::Inviting, &fresh).await?;
+                Ok(Sent::Done(UserOutcome::Reconciled))
+            }
+            Ok(_) if may_retry => Ok(Sent::NotInvited),
+            Ok(_) => self
+                .fail(
+                    user,
+                    UserState::Inviting,
+                    FailureKind::Retryable,
+                    Some("OutcomeUnknown".into()),
+                    format!(
+                        "no answer to the invitation ({reason}) and Graph shows no invitation; the next run reads the user again before trying"
+                    ),
+                )
+                .await
+                .map(Sent::Done),
+            Err(err) if err.is_about_the_caller() => Err(RunError::Graph(err)),
+            Err(err) => {
+                let message = format!(
+                    "the invitation's outcome is unknown and the user cannot be read ({err}); the next run reconciles it"
+                );
+                Ok(Sent::Done(UserOutcome::Unresolved(message)))
+            }
+        }
+    }
+
+    /// Whether Graph shows our invitation as made. A conversion: the user has an invitation
+    /// state at all. A redemption reset (the user had one before): the state is
+    /// `PendingAcceptance` and changed after `before`, the time read before the invitation.
+    fn invitation_landed(&self, before: Option<OffsetDateTime>, fresh: &UserSnapshot) -> bool {
+        if !self.template.reset_redemption {
+            return fresh.external_user_state.is_some();
+        }
+        fresh.external_user_state.as_deref() == Some("PendingAcceptance")
+            && fresh.external_user_state_changed_at > before
+    }
+
+    /// Records that Graph shows the user invited, without an answer of ours to go by.
+    async fn reconciled(
+        &self,
+        user: UserId,
+        from: UserState,
+        fresh: &UserSnapshot,
+    ) -> Result<(), Fatal> {
+        let mut transition = Transition::new(from, UserState::Invited, now());
+        transition.external_state_changed_at = fresh.external_user_state_changed_at;
+        let event = self.event(
+            user,
+            "invitation.reconciled",
+            serde_json::json!({ "external_user_state": fresh.external_user_state }),
+        );
+        self.store
+            .record(self.wave, user, &transition, Some(&event))
+            .await?;
+        Ok(())
+    }
+
+    /// A Graph call for this user failed: record it, or stop the run when it is not about
+    /// this user.
+    async fn failed_call(
+        &self,
+        user: UserId,
+        from: UserState,
+        err: graph::Error,
+    ) -> Result<UserOutcome, Fatal> {
+        if err.is_about_the_caller() {
+            if from == UserState::Inviting {
+                // Refused before anything happened: the member is as it was.
+                self.move_to(user, from, UserState::Ready, "invitation.refused", None)
+                    .await?;
+            }
+            return Err(RunError::Graph(err));
+        }
+        let (kind, code, message, hint) = match &err {
+            graph::Error::Api(api) => {
+                let kind = if api.status == 429 || api.status >= 500 {
+                    FailureKind::Retryable
+                } else {
+                    FailureKind::Permanent
+                };
+                (
+                    kind,
+                    Some(api.code.clone()),
+                    api.message.clone(),
+                    fix_hint(api.status, &api.code, &api.message),
+                )
+            }
+            graph::Error::OutcomeUnknown { .. } => (
+                FailureKind::Retryable,
+                Some("OutcomeUnknown".into()),
+                format!("{err}; the next run reads the user again first"),
+                None,
+            ),
+            other => (FailureKind::Retryable, None, other.to_string(), None),
+        };
+        let text = match hint {
+            Some(hint) => format!("{message} (fix: {hint})"),
+            None => message.clone(),
+        };
+        let mut event = self.event(
+            user,
+            "member.failed",
+            serde_json::json!({ "kind": kind.code(), "code": code, "message": message }),
+        );
+        if let graph::Error::Api(api) = &err {
+            event.http_method = Some(api.method.clone());
+            event.http_path = Some(api.path.clone());
+            event.http_status = Some(api.status);
+            event.request_id = Some(api.request_id.clone());
+            event.client_request_id = Some(api.client_request_id.clone());
+        }
+        let mut transition = Transition::new(from, UserState::Failed, now());
+        transition.failure = Some((kind, code.clone(), text));
+        self.store
+            .record(self.wave, user, &transition, Some(&event))
+            .await?;
+        Ok(UserOutcome::Failed {
+            kind,
+            code,
+            message,
+            hint,
+        })
+    }
+
+    async fn fail(
+        &self,
+        user: UserId,
+        from: UserState,
+        kind: FailureKind,
+        code: Option<String>,
+        message: String,
+    ) -> Result<UserOutcome, Fatal> {
+        let mut transition = Transition::new(from, UserState::Failed, now());
+        transition.failure = Some((kind, code.clone(), message.clone()));
+        let event = self.event(
+            user,
+            "member.failed",
+            serde_json::json!({ "kind": kind.code(), "code": code, "message": message }),
+        );
+        self.store
+            .record(self.wave, user, &transition, Some(&event))
+            .await?;
+        Ok(UserOutcome::Failed {
+            kind,
+            code,
+            message,
+            hint: None,
+        })
+    }
+
+    /// Graph shows no invitation for a member in `inviting`: it is `ready` again, and may be
+    /// sent.
+    async fn not_invited(&self, user: UserId) -> Result<(), Fatal> {
+        self.move_to(
+            user,
+            UserState::Inviting,
+            UserState::Ready,
+            "invitation.not-found",
+            None,
+        )
+        .await
+    }
+
+    async fn move_to(
+        &self,
+        user: UserId,
+        from: UserState,
+        to: UserState,
+        kind: &str,
+        detail: Option<serde_json::Value>,
+    ) -> Result<(), Fatal> {
+        let event = self.event(user, kind, detail.unwrap_or(serde_json::Value::Null));
+        self.store
+            .record(
+                self.wave,
+                user,
+                &Transition::new(from, to, now()),
+                Some(&event),
+            )
+            .await?;
+        Ok(())
+    }
+
+    fn event(&self, user: UserId, kind: &str, detail: serde_json::Value) -> NewEvent {
+        NewEvent {
+            run_id: Some(self.run),
+            wave_id: Some(self.wave),
+            user_id: Some(user),
+            kind: kind.into(),
+            detail,
+            ..NewEvent::default()
+        }
+    }
+}
+
+/// How sending one invitation ended.
+enum Sent {
+    Done(UserOutcome),
+    /// No answer came, and Graph shows the user not invited: it may be sent again.
+    NotInvited,
+}
+
+enum Drift {
+    None,
+    /// An earlier attempt of ours took effect (Graph shows the user invited).
+    AlreadyInvited,
+    Changed(String),
+}
+
+/// Tells `pacer` about every throttled invitation the client retries, so all tasks slow down.
+pub fn throttle_reporter(pacer: Arc<Pacer>) -> graph::client::RetryObserver {
+    Arc::new(move |event: &graph::client::RetryEvent| {
+        if event.status == Some(429) && event.path.contains("/invitations") {
+            pacer.throttled(event.wait);
+        }
+    })
+}
+
+fn with_meta(event: &mut NewEvent, method: &str, path: &str, meta: &graph::ResponseMeta) {
+    event.http_method = Some(method.into());
+    event.http_path = Some(path.into());
+    event.http_status = Some(meta.status);
+    event.request_id.clone_from(&meta.request_id);
+    event.client_request_id = Some(meta.client_request_id.clone());
+}
+
+fn millis(elapsed: Duration) -> u64 {
+    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::config::{CcRecipient, InvitedUserType};
+
+    fn settings() -> InvitationSettings {
+        InvitationSettings {
+            redirect_url: Some("https://myapps.microsoft.com/?tenantId=t".parse().unwrap()),
+            send_message: true,
+            message_language: "de-DE".into(),
+            custom_message: Some("Hallo".into()),
+            cc_recipient: Some(CcRecipient {
+                address: "pm@contoso.com".into(),
+                name: None,
+            }),
+            invited_user_type: Some(InvitedUserType::Guest),
+            send_display_name: true,
+            set_mail_before_invite: true,
+        }
+    }
+
+    #[test]
+    fn the_template_sends_what_the_settings_say() {
+        let template = InvitationTemplate::from_settings(&settings()).unwrap();
+        let user = UserId::from_uuid(Uuid::from_u128(1));
+        let body =
+            serde_json::to_value(template.request(user, "a@fabrikam.com", Some("Ada"))).unwrap();
+        assert_eq!(body["invitedUserDisplayName"], "Ada");
+        assert_eq!(body["invitedUserType"], "Guest");
+        assert_eq!(body["sendInvitationMessage"], true);
+        assert_eq!(body["invitedUserMessageInfo"]["messageLanguage"], "de-DE");
+        assert_eq!(
+            body["invitedUserMessageInfo"]["customizedMessageBody"],
+            "Hallo"
+        );
+        assert_eq!(
+            body["invitedUserMessageInfo"]["ccRecipients"][0]["emailAddress"]["address"],
+            "pm@contoso.com"
+        );
+        assert!(!template.keeps_redeem_urls());
+    }
+
+    #[test]
+    fn without_an_email_the_message_fields_and_display_name_can_be_left_out() {
+        let mut settings = settings();
+        settings.send_message = false;
+        settings.send_display_name = false;
+        let template = InvitationTemplate::from_settings(&settings).unwrap();
+        let user = UserId::from_uuid(Uuid::from_u128(1));
+        let body =
+            serde_json::to_value(template.request(user, "a@fabrikam.com", Some("Ada"))).unwrap();
+        let keys: Vec<_> = body.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(
+            keys,
+            [
+                "inviteRedirectUrl",
+                "invitedUser",
+                "invitedUserEmailAddress",
+                "invitedUserType",
+                "sendInvitationMessage",
+            ],
+            "in key order"
+        );
+        assert!(template.keeps_redeem_urls());
+    }
+
+    #[test]
+    fn a_missing_redirect_url_is_an_error_that_says_what_to_set() {
+        let mut settings = settings();
+        settings.redirect_url = None;
+        let err = InvitationTemplate::from_settings(&settings).unwrap_err();
+        assert!(err.to_string().contains("invitation.redirect_url"));
+    }
+}

@@ -1,0 +1,604 @@
+//! `run` against the simulated tenant: conversions, safety refusals, drift, the "set mail"
+//! step, unknown outcomes, throttling, token revocation, and crashes at every step — after all
+//! of which every eligible user is invited exactly once.
+
+use std::future::Future;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use b2b_convert::domain::{Decision, RunId, UserId, UserState};
+use b2b_convert::execute::{
+    Executor, InvitationTemplate, Pacer, Quiet, RunObserver, RunOptions, Step,
+};
+use b2b_convert::sim::{
+    AuthConfig, FaultPlan, Sim, SimSpec, ThrottleConfig, UserCase, WindowLimit,
+};
+use b2b_convert::store::{Store, Wave};
+use rand::{RngExt as _, SeedableRng as _};
+
+use crate::support::{b2b_convert, cli, client_with_secret, quiet_sim, run, sim_env, text};
+
+async fn store(dir: &Path) -> Store {
+    Store::open(&dir.join("b2b-convert.db")).await.unwrap()
+}
+
+/// Discovers `sim` into a new folder and plans every user as wave `pilot`.
+async fn planned(sim: &Sim) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let output = cli(dir.path(), sim, &["discover"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let output = cli(dir.path(), sim, &["plan", "--wave", "pilot", "--all"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    dir
+}
+
+/// The wave's eligible users.
+async fn eligible(store: &Store) -> (Wave, Vec<UserId>) {
+    let wave = store.wave_by_name("pilot").await.unwrap().unwrap();
+    let users = store
+        .members(wave.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.plan.decision == Decision::Eligible)
+        .map(|m| m.plan.user_id)
+        .collect();
+    (wave, users)
+}
+
+/// Every eligible user is invited in the store and in the tenant, and the tenant created
+/// exactly one invitation per user.
+async fn assert_each_invited_once(sim: &Sim, dir: &Path) {
+    let store = store(dir).await;
+    let (wave, users) = eligible(&store).await;
+    assert!(!users.is_empty());
+    for member in store.members(wave.id).await.unwrap() {
+        let expected = match member.plan.decision {
+            Decision::Eligible => UserState::Invited,
+            Decision::Blocked => UserState::Excluded,
+        };
+        assert_eq!(
+            member.state, expected,
+            "{}: {:?}",
+            member.plan.user_id, member
+        );
+    }
+    for user in &users {
+        let state = sim.user(&user.to_string()).unwrap().external_user_state;
+        assert_eq!(state.as_deref(), Some("PendingAcceptance"), "{user}");
+    }
+    assert_eq!(
+        sim.counters().invitations_created,
+        users.len() as u64,
+        "one invitation per eligible user, none twice"
+    );
+    store.close().await;
+}
+
+async fn run_wave(dir: &Path, sim: &Sim, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["run", "--wave", "pilot", "--yes", "--reconcile-delay", "0"];
+    args.extend_from_slice(extra);
+    cli(dir, sim, &args).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wave_is_converted_and_a_second_run_has_nothing_to_do() {
+    let sim = quiet_sim(300).await;
+    let dir = planned(&sim).await;
+    let output = run_wave(dir.path(), &sim, &["--rate", "30"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("Run of wave pilot finished"), "{stdout}");
+    assert_each_invited_once(&sim, dir.path()).await;
+
+    let again = run_wave(dir.path(), &sim, &[]).await;
+    assert_eq!(again.status.code(), Some(0));
+    assert!(
+        text(&again.stdout).contains("nothing to convert"),
+        "{}",
+        text(&again.stdout)
+    );
+
+    let store = store(dir.path()).await;
+    let (wave, users) = eligible(&store).await;
+    let events = store.wave_events(wave.id).await.unwrap();
+    let sent: Vec<_> = events
+        .iter()
+        .filter(|e| e.event.kind == "invitation.sent")
+        .collect();
+    assert_eq!(sent.len(), users.len());
+    assert!(
+        sent.iter()
+            .all(|e| e.event.request_id.is_some() && e.event.http_status == Some(201))
+    );
+    let members = store.members(wave.id).await.unwrap();
+    assert!(
+        members.iter().all(|m| m.invite_redeem_url.is_none()),
+        "Microsoft sent the emails: no redemption URL is kept"
+    );
+    let status = cli(dir.path(), &sim, &["status", "--wave", "pilot", "--json"]).await;
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["states"]["invited"], users.len());
+    assert_eq!(status["pending"]["under_1_day"], users.len());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_refuses_without_yes_without_a_plan_and_with_changed_settings() {
+    let sim = quiet_sim(60).await;
+    let dir = planned(&sim).await;
+
+    let mut cmd = b2b_convert(dir.path());
+    cmd.args(["run", "--wave", "pilot"]).envs(sim_env(&sim));
+    let output = run(cmd).await;
+    assert_eq!(output.status.code(), Some(4), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("--yes"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    std::fs::write(
+        dir.path().join("b2b-convert.toml"),
+        "[invitation]\nsend_message = false\n",
+    )
+    .unwrap();
+    let output = run_wave(dir.path(), &sim, &[]).await;
+    assert_eq!(output.status.code(), Some(4), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("invitation.send_message") && stderr.contains("re-plan"),
+        "{stderr}"
+    );
+
+    let mut other_tenant = b2b_convert(dir.path());
+    other_tenant
+        .args(["run", "--wave", "pilot", "--yes"])
+        .envs(sim_env(&sim))
+        .env("AZURE_TENANT_ID", "11111111-2222-3333-4444-555555555555");
+    let output = run(other_tenant).await;
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("the database holds tenant"));
+
+    let output = cli(dir.path(), &sim, &["run", "--wave", "nope", "--yes"]).await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("the waves are: pilot"));
+    assert_eq!(sim.counters().invitations_created, 0, "nothing was sent");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_prints_each_request_and_sends_nothing() {
+    let sim = quiet_sim(60).await;
+    let dir = planned(&sim).await;
+    let output = run_wave(dir.path(), &sim, &["--dry-run"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let store = store(dir.path()).await;
+    let (_, users) = eligible(&store).await;
+    assert_eq!(stdout.matches("POST http").count(), users.len());
+    assert!(
+        stdout.contains("\"invitedUser\": {\n    \"id\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("PATCH http"),
+        "set-mail users show their PATCH first"
+    );
+    assert!(
+        !stdout.contains(sim.client_secret()) && !stdout.contains("eyJ"),
+        "no secrets"
+    );
+    assert_eq!(sim.counters().invitations_created, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_process_on_the_same_database_is_refused() {
+    let sim = quiet_sim(60).await;
+    let dir = planned(&sim).await;
+    let _held =
+        b2b_convert::execute::RunLock::acquire(&dir.path().join("b2b-convert.db"), "test holder")
+            .unwrap();
+    let output = run_wave(dir.path(), &sim, &[]).await;
+    assert_eq!(output.status.code(), Some(4), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("test holder"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert_eq!(sim.counters().invitations_created, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_changed_since_the_plan_is_skipped_as_drifted() {
+    let sim = quiet_sim(60).await;
+    let dir = planned(&sim).await;
+    let store = store(dir.path()).await;
+    let (wave, users) = eligible(&store).await;
+    store.close().await;
+    let changed = users[0];
+    let client = client_with_secret(&sim, sim.client_id(), sim.client_secret());
+    client
+        .write::<_, serde_json::Value>(
+            reqwest::Method::PATCH,
+            &format!("users/{changed}"),
+            &serde_json::json!({ "accountEnabled": false }),
+        )
+        .await
+        .unwrap();
+
+    let output = run_wave(dir.path(), &sim, &[]).await;
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "drift is a skip, not a failure"
+    );
+    assert!(
+        text(&output.stdout).contains("drifted"),
+        "{}",
+        text(&output.stdout)
+    );
+    let store = self::store(dir.path()).await;
+    let member = store.member(wave.id, changed).await.unwrap().unwrap();
+    assert_eq!(member.state, UserState::Drifted);
+    let why = member.last_error_message.unwrap();
+    assert!(why.contains("accountEnabled"), "{why}");
+    assert_eq!(sim.invitation_posts(&changed.to_string()), 0);
+    assert_eq!(sim.counters().invitations_created, users.len() as u64 - 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mail_is_set_before_the_invitation_where_the_plan_says_so() {
+    let sim = quiet_sim(200).await;
+    let user = sim
+        .find_user(UserCase::CloudInternalMailOneExternal)
+        .unwrap();
+    let dir = planned(&sim).await;
+    let output = run_wave(dir.path(), &sim, &[]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
+    let now = sim.user(&user.id).unwrap();
+    assert_eq!(now.mail.as_ref(), Some(&user.other_mails[0]));
+    assert_eq!(
+        now.external_user_state.as_deref(),
+        Some("PendingAcceptance")
+    );
+    let store = store(dir.path()).await;
+    let wave = store.wave_by_name("pilot").await.unwrap().unwrap();
+    let events = store.wave_events(wave.id).await.unwrap();
+    let kinds: Vec<_> = events
+        .iter()
+        .filter(|e| e.event.user_id.map(|u| u.to_string()) == Some(user.id.clone()))
+        .map(|e| e.event.kind.as_str())
+        .collect();
+    assert_eq!(kinds, ["mail.set", "invitation.intent", "invitation.sent"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn own_distribution_keeps_redemption_links_for_export_only() {
+    let sim = quiet_sim(60).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("b2b-convert.toml"),
+        "[invitation]\nsend_message = false\n",
+    )
+    .unwrap();
+    for args in [&["discover"][..], &["plan", "--wave", "pilot", "--all"]] {
+        let output = cli(dir.path(), &sim, args).await;
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    }
+    let output = run_wave(dir.path(), &sim, &[]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(
+        !text(&output.stdout).contains("redeem"),
+        "links never on stdout"
+    );
+
+    let out = dir.path().join("links.csv");
+    let output = cli(
+        dir.path(),
+        &sim,
+        &[
+            "export-links",
+            "--wave",
+            "pilot",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("Anyone holding a link"));
+    let csv = std::fs::read_to_string(&out).unwrap();
+    let store = store(dir.path()).await;
+    let (_, users) = eligible(&store).await;
+    assert_eq!(csv.lines().count(), users.len() + 1);
+    assert!(csv.lines().nth(1).unwrap().contains("http"), "{csv}");
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let again = cli(
+        dir.path(),
+        &sim,
+        &[
+            "export-links",
+            "--wave",
+            "pilot",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_ne!(
+        again.status.code(),
+        Some(0),
+        "an existing file is not replaced without --force"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lost_answers_503s_429_storms_and_revoked_tokens_end_with_everyone_invited_once() {
+    // A tenant whose invitation budget is a third of the real one (other apps use the rest),
+    // answers lost after the invitation was made, 503s, slow answers, tokens that expire
+    // every few seconds and are revoked now and then.
+    let throttling = ThrottleConfig {
+        invitations: WindowLimit::new(50, Duration::from_secs(5)),
+        ..ThrottleConfig::default()
+    };
+    let sim = Sim::start(
+        SimSpec::generated(400, 7)
+            .with_throttling(throttling)
+            .with_auth(AuthConfig {
+                token_lifetime: Duration::from_secs(4),
+                ..AuthConfig::default()
+            })
+            .with_faults(
+                FaultPlan::parse(
+                    "invitations:latency=20-120ms,drop=0.05,503=0.05,retry-after=1;get-user:503=0.02",
+                )
+                .unwrap(),
+            ),
+    )
+    .await
+    .unwrap();
+    let dir = planned(&sim).await;
+    let revoker = {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let admin = sim.admin_url();
+        let handle = tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            // Revoke every token now and then, as continuous access evaluation may.
+            while !flag.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                let _ = http.post(format!("{admin}/tokens/revoke")).send().await;
+            }
+        });
+        (stop, handle)
+    };
+    let output = run_wave(dir.path(), &sim, &["--rate", "30", "--concurrency", "32"]).await;
+    revoker.0.store(true, Ordering::SeqCst);
+    revoker.1.await.unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    let stdout = text(&output.stdout);
+    assert!(
+        !stdout.contains("throttled 0 time"),
+        "the storm was felt: {stdout}"
+    );
+    assert_each_invited_once(&sim, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killing_the_process_at_random_points_never_invites_anyone_twice() {
+    let sim = Sim::start(
+        SimSpec::generated(500, 11)
+            .with_throttling(ThrottleConfig::disabled())
+            .with_faults(FaultPlan::parse("invitations:latency=30-150ms,drop=0.05").unwrap()),
+    )
+    .await
+    .unwrap();
+    let dir = planned(&sim).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(2026);
+    let mut kills = 0;
+    while kills < 24 {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("b2b-convert"));
+        cmd.current_dir(dir.path())
+            .args([
+                "run",
+                "--wave",
+                "pilot",
+                "--yes",
+                "--reconcile-delay",
+                "0",
+                "--rate",
+                "30",
+            ])
+            .envs(sim_env(&sim))
+            .env_remove("B2BC_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        let delay = Duration::from_millis(rng.random_range(150..900));
+        tokio::time::sleep(delay).await;
+        if child.try_wait().unwrap().is_some() {
+            break; // finished before the kill: nothing left to interrupt
+        }
+        child.kill().unwrap(); // SIGKILL: no cleanup, no last record
+        child.wait().unwrap();
+        kills += 1;
+    }
+    assert!(kills >= 20, "only {kills} kills landed mid-run");
+    let output = run_wave(dir.path(), &sim, &[]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
+    assert_each_invited_once(&sim, dir.path()).await;
+}
+
+/// Parks one user's conversion at one step forever, as a crash there would leave it.
+struct CrashAt {
+    user: UserId,
+    step: Step,
+    reached: AtomicBool,
+}
+
+impl RunObserver for CrashAt {
+    fn at_step(&self, user: UserId, step: Step) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        if user == self.user && step == self.step {
+            self.reached.store(true, Ordering::SeqCst);
+            Box::pin(std::future::pending())
+        } else {
+            Box::pin(std::future::ready(()))
+        }
+    }
+}
+
+fn executor(sim: &Sim, store: &Store, wave: &Wave, observer: Arc<dyn RunObserver>) -> Executor {
+    let template = InvitationTemplate {
+        redirect_url: format!("https://myapps.microsoft.com/?tenantId={}", sim.tenant_id()),
+        send_message: true,
+        message_language: None,
+        custom_message: None,
+        cc_recipient: None,
+        invited_user_type: None,
+        send_display_name: true,
+        display_name: None,
+        reset_redemption: false,
+    };
+    let options = RunOptions {
+        concurrency: 4,
+        invitations_per_second: 30.0,
+        directory_writes_per_second: 20.0,
+        reconcile_delay: Duration::ZERO,
+        limit: None,
+        attempts_per_run: 3,
+    };
+    Executor::new(
+        Arc::new(client_with_secret(
+            sim,
+            sim.client_id(),
+            sim.client_secret(),
+        )),
+        store.clone(),
+        wave.id,
+        RunId::new(),
+        template,
+        Arc::new(Pacer::new(30.0)),
+        options,
+        observer,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_at_any_step_resumes_without_a_second_invitation() {
+    for step in [
+        Step::Checked,
+        Step::MailSet,
+        Step::IntentRecorded,
+        Step::InvitationAnswered,
+    ] {
+        let sim = quiet_sim(80).await;
+        let victim = sim
+            .find_user(UserCase::CloudInternalMailOneExternal)
+            .unwrap();
+        let dir = planned(&sim).await;
+        let store = store(dir.path()).await;
+        let (wave, users) = eligible(&store).await;
+        let victim: UserId = victim.id.parse().unwrap();
+        assert!(users.contains(&victim));
+
+        let crash = Arc::new(CrashAt {
+            user: victim,
+            step,
+            reached: AtomicBool::new(false),
+        });
+        let first = executor(&sim, &store, &wave, crash.clone());
+        let reached = async {
+            while !crash.reached.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::select! {
+            result = first.run(std::future::pending()) => panic!("{step:?}: the run should have parked: {result:?}"),
+            () = reached => {}
+        }
+        // The run future is dropped here with whatever was in flight: a crash.
+        drop(first);
+        let posts_before = sim.invitation_posts(&victim.to_string());
+        let expected_before = u64::from(step == Step::InvitationAnswered);
+        assert_eq!(posts_before, expected_before, "{step:?}");
+
+        let second = executor(&sim, &store, &wave, Arc::new(Quiet));
+        let summary = second.run(std::future::pending()).await.unwrap();
+        assert_eq!(summary.failed(), 0, "{step:?}: {summary:?}");
+        assert_eq!(sim.invitation_posts(&victim.to_string()), 1, "{step:?}");
+        store.close().await;
+        assert_each_invited_once(&sim, dir.path()).await;
+        sim.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_stops_after_the_requests_in_flight_are_recorded() {
+    let sim = Sim::start(
+        SimSpec::generated(400, 7)
+            .with_throttling(ThrottleConfig::disabled())
+            .with_faults(FaultPlan::parse("invitations:latency=200-400ms").unwrap()),
+    )
+    .await
+    .unwrap();
+    let dir = planned(&sim).await;
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("b2b-convert"));
+    cmd.current_dir(dir.path())
+        .args(["run", "--wave", "pilot", "--yes", "--rate", "10"])
+        .envs(sim_env(&sim))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let interrupt = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupt.success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
+    assert!(stdout.contains("interrupted"), "{stdout}");
+    assert!(stdout.contains("not started"), "{stdout}");
+
+    let store = store(dir.path()).await;
+    let (wave, users) = eligible(&store).await;
+    let members = store.members(wave.id).await.unwrap();
+    let invited = members
+        .iter()
+        .filter(|m| m.state == UserState::Invited)
+        .count();
+    assert!(
+        invited > 0 && invited < users.len(),
+        "stopped part-way: {invited}"
+    );
+    assert!(
+        members.iter().all(|m| m.state != UserState::Inviting),
+        "every request in flight was recorded"
+    );
+    assert_eq!(sim.counters().invitations_created, invited as u64);
+    let runs = store.runs(wave.id).await.unwrap();
+    assert_eq!(
+        runs.last().unwrap().status,
+        b2b_convert::store::RunStatus::Interrupted
+    );
+}
