@@ -10,6 +10,12 @@ use b2b_convert::commands;
 use b2b_convert::config::Environment;
 use b2b_convert::output;
 
+/// mimalloc rather than the system allocator: planning a large wave allocates and frees
+/// millions of small strings next to multi-megabyte ones, where glibc's malloc spends a
+/// large share of the time consolidating its free lists (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let env = Environment::from_process();

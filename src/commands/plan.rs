@@ -12,14 +12,15 @@
 //! second reads the users in chunks in id order, decides them for good and stores each chunk
 //! in the plan's transaction, hashing the plan as it goes.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -37,11 +38,16 @@ use crate::rules::{
     self, Candidate, Collision, DomainSet, Evaluation, Finding, PlanHasher, Policy, Severity,
     TenantView, WaveSettings,
 };
-use crate::store::{NewWave, PlanTransaction, PlannedMember, Replaced, Store, Wave};
+use crate::store::{
+    AddressFields, NewWave, PlanTransaction, PlannedMember, Replaced, StoragePosition, Store, Wave,
+};
 
 /// Users read, decided and stored at a time in the second pass: memory holds one chunk of
 /// snapshots, whatever the wave's size.
 const USERS_PER_CHUNK: usize = 5_000;
+
+/// Users decided before the store's next statement gets its turn (about a millisecond).
+const USERS_BETWEEN_YIELDS: usize = 200;
 
 /// How a wave's users are chosen; stored with the wave so a re-plan selects the same way.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -245,14 +251,6 @@ impl Roster {
         let (places, users) = numbered.into_iter().unzip();
         Self::Listed { users, places }
     }
-
-    /// The users held in memory: none for the whole snapshot.
-    fn in_memory(&self) -> &[UserSnapshot] {
-        match self {
-            Self::Snapshot => &[],
-            Self::Listed { users, .. } => users,
-        }
-    }
 }
 
 /// What the first pass learns about the wave as a whole, for the second.
@@ -336,11 +334,10 @@ async fn first_pass(
         Roster::Snapshot => {
             // Read in the order the rows are stored: sequential reads. The wave's order is
             // the users' id order, which sorting the choosers by id restores.
-            let mut rows = std::pin::pin!(store.active_address_fields());
-            while let Some(row) = rows.next().await {
-                let row = row.context("reading the stored users")?;
+            for_each_address_fields(store, |row| {
                 choose(0, row.id, row.synced, row.mail.as_deref(), &row.other_mails);
-            }
+            })
+            .await?;
         }
         Roster::Listed { users, places } => {
             for (user, place) in users.iter().zip(places) {
@@ -397,6 +394,26 @@ async fn first_pass(
         },
         domains,
     ))
+}
+
+/// Calls `f` with the address fields of every user of the snapshot that is not retired, in
+/// the order they are stored, a chunk read at a time.
+async fn for_each_address_fields(
+    store: &Store,
+    mut f: impl FnMut(AddressFields),
+) -> anyhow::Result<()> {
+    let mut after = StoragePosition::default();
+    loop {
+        let (part, next) = store
+            .active_address_fields(after, USERS_PER_CHUNK)
+            .await
+            .context("reading the stored users")?;
+        if part.is_empty() {
+            return Ok(());
+        }
+        part.into_iter().for_each(&mut f);
+        after = next;
+    }
 }
 
 /// What the rules know about the tenant before realms are asked, and its verified domains.
@@ -494,6 +511,9 @@ async fn store_plan(
 
 /// The second pass: decides the users chunk by chunk and stores each chunk in the plan's
 /// transaction. Returns the summary's counts and the plan hash.
+///
+/// The database works on its own thread: while a chunk is decided, the store reads the next
+/// one and writes the previous one, and the read is taken apart while the write goes on.
 async fn decide_and_store(
     plan: &mut PlanTransaction,
     decider: &Decider<'_>,
@@ -505,42 +525,29 @@ async fn decide_and_store(
         hasher: PlanHasher::new(),
         read: InputsDigest::default(),
     };
-    let (mut deciding, mut writing) = (Duration::ZERO, Duration::ZERO);
-    let mut members = Vec::with_capacity(chunk);
-    let mut after = None;
-    let mut listed = decider.wave.users.in_memory().chunks(chunk);
-    loop {
-        let started = Instant::now();
-        match &decider.wave.users {
-            Roster::Snapshot => {
-                // Each user is decided as the store reads the next: the two run side by side.
-                let mut users = std::pin::pin!(plan.rule_inputs_after(after, chunk));
-                while let Some(user) = users.next().await {
-                    let user = user.context("reading the stored users")?;
-                    members.push(pass.decide(&user));
-                }
-                after = members.last().map(|m: &PlannedMember| m.user_id);
-            }
-            Roster::Listed { .. } => {
-                for user in listed.next().unwrap_or_default() {
-                    members.push(pass.decide(user));
-                }
-            }
-        }
-        if members.is_empty() {
-            break;
-        }
-        deciding += started.elapsed();
-        let started = Instant::now();
-        let replaced = plan.write(&members).await.context("storing the plan")?;
-        pass.tally.compare(&members, &replaced);
-        members.clear();
-        writing += started.elapsed();
+    let started = Instant::now();
+    let roster = &decider.wave.users;
+    let mut to_store: Vec<PlannedMember> = Vec::new();
+    let (_, mut users) = store_and_read(plan, roster, None, 0, chunk, &to_store).await?;
+    let mut done = users.len();
+    while let Some(last) = users.last().map(|u| u.id) {
+        // Polled in this order, so the store has its statement before the rules start.
+        let (stored, members) = futures_util::future::join(
+            store_and_read(plan, roster, Some(last), done, chunk, &to_store),
+            pass.decide_part(&users),
+        )
+        .await;
+        let (replaced, next) = stored?;
+        pass.tally.compare(&to_store, &replaced);
+        to_store = members;
+        done += next.len();
+        users = next;
     }
+    let replaced = plan.write(&to_store).await.context("storing the plan")?;
+    pass.tally.compare(&to_store, &replaced);
     tracing::debug!(
         users = pass.tally.users,
-        reading_and_deciding = ?deciding,
-        ?writing,
+        elapsed = ?started.elapsed(),
         "second pass: users decided and stored"
     );
     if pass.read != decider.first.read {
@@ -549,6 +556,42 @@ async fn decide_and_store(
         );
     }
     Ok((pass.tally, pass.hasher.finish()))
+}
+
+/// Stores the members just decided, and returns what that replaced with the wave's next
+/// `chunk` users in id order, after user `after`, the `done`th: read from the store for the
+/// whole snapshot (and taken apart while the members are written), taken from memory for a
+/// listed wave.
+async fn store_and_read<'a>(
+    plan: &mut PlanTransaction,
+    roster: &'a Roster,
+    after: Option<UserId>,
+    done: usize,
+    chunk: usize,
+    decided: &[PlannedMember],
+) -> anyhow::Result<(Replaced, Cow<'a, [UserSnapshot]>)> {
+    match roster {
+        Roster::Snapshot => {
+            let read = plan
+                .rule_inputs_after(after, chunk)
+                .await
+                .context("reading the stored users")?;
+            let (replaced, users) =
+                futures_util::future::join(plan.write(decided), async { read.users() }).await;
+            Ok((
+                replaced.context("storing the plan")?,
+                Cow::Owned(users.context("reading the stored users")?),
+            ))
+        }
+        Roster::Listed { users, .. } => {
+            let replaced = plan.write(decided).await.context("storing the plan")?;
+            let start = done.min(users.len());
+            Ok((
+                replaced,
+                Cow::Borrowed(&users[start..(start + chunk).min(users.len())]),
+            ))
+        }
+    }
 }
 
 /// What the second pass accumulates as it decides the users, in id order.
@@ -560,6 +603,17 @@ struct SecondPass<'a> {
 }
 
 impl SecondPass<'_> {
+    /// Decides a part of the wave, letting the store's work go on in between (see
+    /// [`decide_and_store`]).
+    async fn decide_part(&mut self, users: &[UserSnapshot]) -> Vec<PlannedMember> {
+        let mut members = Vec::with_capacity(users.len());
+        for some in users.chunks(USERS_BETWEEN_YIELDS) {
+            members.extend(some.iter().map(|user| self.decide(user)));
+            tokio::task::yield_now().await;
+        }
+        members
+    }
+
     /// Decides one user, counts and hashes the verdict, and returns it as a member to store.
     fn decide(&mut self, user: &UserSnapshot) -> PlannedMember {
         self.read.add(

@@ -24,7 +24,7 @@ use time::macros::format_description;
 
 pub use events::{Event, NewEvent};
 pub use runs::{Run, RunStatus};
-pub use users::{AddressFields, AddressOwner, AddressSource};
+pub use users::{AddressFields, AddressOwner, AddressSource, RuleInputs, StoragePosition};
 pub use waves::{
     MemberNames, NewWave, PlanTransaction, PlannedMember, PreviousDecision, Replaced, Transition,
     Wave, WaveMember,
@@ -98,6 +98,11 @@ impl Store {
             // touch index pages all over the file, and re-reading them costs more than memory.
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory")
+            // Read the file through a memory map (up to SQLite's default ceiling of 2 GiB)
+            // rather than a system call per page: planning reads a million snapshots in id
+            // order, all over the file. The mapped pages are the OS page cache, shared and
+            // reclaimable, though they count in the process's resident size.
+            .pragma("mmap_size", "2147418112")
             // Reading a whole snapshot takes seconds by design; that is not worth a warning.
             .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
         let pool = SqlitePoolOptions::new()

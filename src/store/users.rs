@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 
-use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 use time::OffsetDateTime;
@@ -138,20 +137,29 @@ pub struct AddressFields {
     pub other_mails: Vec<String>,
 }
 
-type AddressFieldsRow = (String, Option<bool>, Option<String>, String);
+/// One user's [`AddressFields`] as [`Store::active_address_fields`] reads them: id, the sync
+/// flag, mail, and otherMails as the stored JSON text.
+#[derive(Deserialize)]
+struct AddressFieldsJson(String, Option<u8>, Option<String>, String);
 
-impl TryFrom<AddressFieldsRow> for AddressFields {
+impl TryFrom<AddressFieldsJson> for AddressFields {
     type Error = Error;
 
-    fn try_from((id, synced, mail, other_mails): AddressFieldsRow) -> Result<Self> {
+    fn try_from(
+        AddressFieldsJson(id, synced, mail, other_mails): AddressFieldsJson,
+    ) -> Result<Self> {
         Ok(Self {
             id: parse_code("user_snapshots.id", &id)?,
-            synced: synced == Some(true),
+            synced: synced == Some(1),
             mail,
             other_mails: parse_json("user_snapshots.other_mails", &other_mails)?,
         })
     }
 }
+
+/// Where a read of the snapshot in storage order stopped; the next read goes on from there.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoragePosition(i64);
 
 /// Every SMTP address a user answers to, lower-cased, with where it came from.
 fn addresses_of(user: &UserSnapshot) -> Vec<(String, AddressSource)> {
@@ -299,20 +307,37 @@ impl Store {
         .collect()
     }
 
-    /// The address fields of every user that is not retired, as a stream: one statement,
-    /// read as it goes, so the memory it takes does not grow with the snapshot. The stream
-    /// holds the store's connection until it is dropped.
+    /// The address fields of up to `limit` users that are not retired, the next ones after
+    /// `after` in the order they are stored (sequential reads: a million users read in id order
+    /// would read the table's pages out of order), and where the next read goes on. No users
+    /// means the end.
     ///
-    /// The rows come in the order they are stored, not by id: a million users read in id order
-    /// would read the table's pages out of order, several times slower once it outgrows the
-    /// page cache.
-    pub fn active_address_fields(&self) -> impl Stream<Item = Result<AddressFields>> + Send + '_ {
-        sqlx::query_as::<_, AddressFieldsRow>(
-            "SELECT id, on_premises_sync_enabled, mail, other_mails FROM user_snapshots
-             WHERE retired_at IS NULL ORDER BY rowid",
+    /// SQLite gathers the part into one JSON document, so a part is one value to hand over
+    /// rather than four per user.
+    pub async fn active_address_fields(
+        &self,
+        after: StoragePosition,
+        limit: usize,
+    ) -> Result<(Vec<AddressFields>, StoragePosition)> {
+        let (last, part): (Option<i64>, Option<String>) = sqlx::query_as(
+            "SELECT max(rowid), json_group_array(json_array(id, on_premises_sync_enabled, mail,
+                    other_mails))
+             FROM (SELECT rowid, * FROM user_snapshots
+                   WHERE retired_at IS NULL AND rowid > ? ORDER BY rowid LIMIT ?)",
         )
-        .fetch(&self.pool)
-        .map(|row| AddressFields::try_from(row?))
+        .bind(after.0)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_one(&self.pool)
+        .await?;
+        let rows: Vec<AddressFieldsJson> = parse_json(
+            "user_snapshots (address fields)",
+            part.as_deref().unwrap_or("[]"),
+        )?;
+        let fields = rows
+            .into_iter()
+            .map(AddressFields::try_from)
+            .collect::<Result<_>>()?;
+        Ok((fields, last.map_or(after, StoragePosition)))
     }
 
     /// Looks a user up by UPN, ignoring case as Entra ID does.
@@ -414,26 +439,28 @@ impl Store {
     }
 }
 
-/// The columns of a snapshot that the eligibility rules and the rule-input fingerprint read
-/// ([`rules::fingerprint`](crate::rules::fingerprint) names them all); a planner reads a
-/// million of them, and the rest (names, dates, directory paths) only cost time.
-#[derive(sqlx::FromRow)]
-struct RuleInputsRow {
-    id: String,
-    user_principal_name: String,
-    mail: Option<String>,
-    other_mails: String,
-    proxy_addresses: String,
-    user_type: Option<String>,
-    account_enabled: Option<bool>,
-    creation_type: Option<String>,
-    external_user_state: Option<String>,
-    on_premises_sync_enabled: Option<bool>,
-    on_premises_user_principal_name: Option<String>,
-    assigned_plans: String,
-    assigned_licenses: String,
-    identities: String,
-}
+/// One user's rule inputs as [`PlanTransaction::rule_inputs_after`] reads them: the columns of a snapshot the
+/// eligibility rules and the rule-input fingerprint read
+/// ([`rules::fingerprint`](crate::rules::fingerprint) names them all), in this order.
+#[derive(Deserialize)]
+/// The JSON columns come as their stored text: parsing them here is cheaper than having SQLite
+/// parse them to embed them.
+struct RuleInputsJson(
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    Option<u8>,
+    Option<String>,
+    Option<String>,
+    Option<u8>,
+    Option<String>,
+    String,
+    String,
+    String,
+);
 
 /// The parts of an assigned plan the rules read.
 #[derive(Deserialize)]
@@ -455,33 +482,47 @@ struct IdentityInputs {
     issuer: Option<String>,
 }
 
-impl TryFrom<RuleInputsRow> for UserSnapshot {
+impl TryFrom<RuleInputsJson> for UserSnapshot {
     type Error = Error;
 
     /// A snapshot with what the rules read, and nothing else: the properties no rule reads
     /// are left empty (`None`, no dates, `snapshot_at` at the Unix epoch).
-    fn try_from(row: RuleInputsRow) -> Result<Self> {
-        let plans: Vec<PlanInputs> =
-            parse_json("user_snapshots.assigned_plans", &row.assigned_plans)?;
+    fn try_from(row: RuleInputsJson) -> Result<Self> {
+        let RuleInputsJson(
+            id,
+            user_principal_name,
+            mail,
+            other_mails,
+            proxy_addresses,
+            user_type,
+            account_enabled,
+            creation_type,
+            external_user_state,
+            sync_enabled,
+            on_premises_upn,
+            plans,
+            licenses,
+            identities,
+        ) = row;
+        let plans: Vec<PlanInputs> = parse_json("user_snapshots.assigned_plans", &plans)?;
         let licenses: Vec<LicenseInputs> =
-            parse_json("user_snapshots.assigned_licenses", &row.assigned_licenses)?;
-        let identities: Vec<IdentityInputs> =
-            parse_json("user_snapshots.identities", &row.identities)?;
+            parse_json("user_snapshots.assigned_licenses", &licenses)?;
+        let identities: Vec<IdentityInputs> = parse_json("user_snapshots.identities", &identities)?;
         Ok(Self {
-            id: parse_code("user_snapshots.id", &row.id)?,
-            user_principal_name: row.user_principal_name,
+            id: parse_code("user_snapshots.id", &id)?,
+            user_principal_name,
             display_name: None,
-            mail: row.mail,
-            other_mails: parse_json("user_snapshots.other_mails", &row.other_mails)?,
-            proxy_addresses: parse_json("user_snapshots.proxy_addresses", &row.proxy_addresses)?,
-            user_type: row.user_type,
-            account_enabled: row.account_enabled,
-            creation_type: row.creation_type,
-            external_user_state: row.external_user_state,
+            mail,
+            other_mails: parse_json("user_snapshots.other_mails", &other_mails)?,
+            proxy_addresses: parse_json("user_snapshots.proxy_addresses", &proxy_addresses)?,
+            user_type,
+            account_enabled: account_enabled.map(|v| v != 0),
+            creation_type,
+            external_user_state,
             external_user_state_changed_at: None,
             on_premises: OnPremisesProperties {
-                sync_enabled: row.on_premises_sync_enabled,
-                user_principal_name: row.on_premises_user_principal_name,
+                sync_enabled: sync_enabled.map(|v| v != 0),
+                user_principal_name: on_premises_upn,
                 ..OnPremisesProperties::default()
             },
             assigned_plans: plans
@@ -516,26 +557,57 @@ impl TryFrom<RuleInputsRow> for UserSnapshot {
 impl PlanTransaction {
     /// Up to `limit` users that are not retired, the next ones after `after` in id order,
     /// with the properties the rules read and no others (names, dates, directory paths are
-    /// left empty: a planner reads a million of them), as a stream.
-    /// Read inside the plan's transaction: the store has one connection, and the transaction
-    /// holds it.
-    pub fn rule_inputs_after(
+    /// left empty: a planner reads a million of them).
+    ///
+    /// SQLite gathers the part into one JSON document, so a part is one value to hand over
+    /// rather than fourteen per user; [`RuleInputs::users`] takes it apart, which a caller can
+    /// do while the store goes on with its next statement. Read inside the plan's transaction:
+    /// the store has one connection, and the transaction holds it.
+    pub async fn rule_inputs_after(
         &mut self,
         after: Option<UserId>,
         limit: usize,
-    ) -> impl Stream<Item = Result<UserSnapshot>> + Send + '_ {
-        sqlx::query_as::<_, RuleInputsRow>(
-            "SELECT id, user_principal_name, mail, other_mails, proxy_addresses, user_type,
-                    account_enabled, creation_type, external_user_state, on_premises_sync_enabled,
-                    on_premises_user_principal_name, assigned_plans, assigned_licenses, identities
-             FROM user_snapshots WHERE retired_at IS NULL AND id > ? ORDER BY id LIMIT ?",
+    ) -> Result<RuleInputs> {
+        // One JSON array per user, in `RuleInputsJson`'s order.
+        let part: Option<String> = sqlx::query_scalar(
+            "SELECT json_group_array(json_array(id, user_principal_name, mail, other_mails,
+                    proxy_addresses, user_type, account_enabled, creation_type,
+                    external_user_state, on_premises_sync_enabled, on_premises_user_principal_name,
+                    assigned_plans, assigned_licenses, identities))
+             FROM (SELECT * FROM user_snapshots
+                   WHERE retired_at IS NULL AND id > ? ORDER BY id LIMIT ?)",
         )
         // Every id sorts after the empty string; ids are stored lower-case, so text order is
         // `UserId` order.
         .bind(after.map(|id| id.to_string()).unwrap_or_default())
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch(&mut *self.tx)
-        .map(|row| UserSnapshot::try_from(row?))
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(RuleInputs(part))
+    }
+}
+
+/// A part of the snapshot as [`PlanTransaction::rule_inputs_after`] read it, not taken apart.
+#[derive(Debug)]
+pub struct RuleInputs(Option<String>);
+
+impl RuleInputs {
+    /// The users read, in id order.
+    pub fn users(&self) -> Result<Vec<UserSnapshot>> {
+        let rows: Vec<RuleInputsJson> = parse_json(
+            "user_snapshots (rule inputs)",
+            self.0.as_deref().unwrap_or("[]"),
+        )?;
+        let mut users = rows
+            .into_iter()
+            .map(UserSnapshot::try_from)
+            .collect::<Result<Vec<_>>>()?;
+        // The aggregate sees the rows in the subquery's order; should SQLite ever not keep it,
+        // the part is still handed out in id order.
+        if !users.is_sorted_by_key(|u| u.id) {
+            users.sort_unstable_by_key(|u| u.id);
+        }
+        Ok(users)
     }
 }
 
@@ -949,7 +1021,7 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
-    async fn address_fields_of_every_active_user_are_streamed() {
+    async fn address_fields_of_every_active_user_are_read_part_by_part() {
         let (_dir, store) = temp_store().await;
         let at = time::macros::datetime!(2026-11-21 08:00 UTC);
         store.store_users(&[sample_user(9)]).await.unwrap();
@@ -962,11 +1034,15 @@ pub(crate) mod tests {
             .await
             .unwrap();
         store.retire_unseen_users(discovery, at).await.unwrap();
-        let mut fields: Vec<AddressFields> = store
-            .active_address_fields()
-            .map(Result::unwrap)
-            .collect()
-            .await;
+        let (mut fields, after) = store
+            .active_address_fields(StoragePosition::default(), 2)
+            .await
+            .unwrap();
+        assert_eq!(fields.len(), 2, "a part at a time");
+        let (rest, end) = store.active_address_fields(after, 2).await.unwrap();
+        fields.extend(rest);
+        let (none, _) = store.active_address_fields(end, 2).await.unwrap();
+        assert!(none.is_empty(), "then the end");
         fields.sort_by_key(|f| f.id);
         let user = sample_user(1);
         assert_eq!(fields.len(), 3, "the retired user is not read");
@@ -1003,18 +1079,20 @@ pub(crate) mod tests {
             .begin_plan(&wave, time::macros::datetime!(2026-11-21 08:00 UTC))
             .await
             .unwrap();
-        let mut read: Vec<UserSnapshot> = plan
+        let mut read = plan
             .rule_inputs_after(None, 2)
-            .map(Result::unwrap)
-            .collect()
-            .await;
+            .await
+            .unwrap()
+            .users()
+            .unwrap();
         assert_eq!(read.len(), 2, "a part at a time");
         let after = read.last().map(|u| u.id);
         read.extend(
             plan.rule_inputs_after(after, 10)
-                .map(Result::unwrap)
-                .collect::<Vec<_>>()
-                .await,
+                .await
+                .unwrap()
+                .users()
+                .unwrap(),
         );
         drop(plan);
 

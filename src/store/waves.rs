@@ -17,6 +17,8 @@ use crate::rules::{AddressOrigin, Finding};
 
 /// Members per multi-row insert: 12 parameters each, well under SQLite's limit.
 const MEMBERS_PER_STATEMENT: usize = 500;
+/// Members inserted per statement, as one JSON document.
+const MEMBERS_PER_DOCUMENT: usize = 5_000;
 
 /// What `plan` records when it creates a wave.
 #[derive(Clone, Debug, PartialEq)]
@@ -893,37 +895,44 @@ async fn insert_members(
     members: &[PlannedMember],
     at_text: &str,
 ) -> Result<()> {
-    // Multi-row statements: a wave of a million users is a few thousand statements.
-    for chunk in members.chunks(MEMBERS_PER_STATEMENT) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
+    // Each statement takes its members as one JSON document, which SQLite takes apart: a
+    // value to hand over per part rather than a dozen per member.
+    for chunk in members.chunks(MEMBERS_PER_DOCUMENT) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|member| {
+                let state = match member.decision {
+                    Decision::Eligible => UserState::Ready,
+                    Decision::Blocked => UserState::Excluded,
+                };
+                let codes: Vec<&str> = member.findings.iter().map(|f| f.reason.code()).collect();
+                (
+                    member.user_id,
+                    member.decision.code(),
+                    to_json(&codes),
+                    to_json(&member.findings),
+                    &member.chosen_address,
+                    member.address_origin,
+                    member.set_mail,
+                    &member.snapshot_fingerprint,
+                    state.code(),
+                )
+            })
+            .collect();
+        sqlx::query(
             "INSERT INTO wave_members (wave_id, user_id, decision, reasons, findings,
                     chosen_address, address_origin, set_mail, snapshot_fingerprint, state,
-                    planned_at, state_changed_at) ",
-        );
-        insert.push_values(chunk, |mut row, member| {
-            let state = match member.decision {
-                Decision::Eligible => UserState::Ready,
-                Decision::Blocked => UserState::Excluded,
-            };
-            let codes: Vec<&str> = member.findings.iter().map(|f| f.reason.code()).collect();
-            row.push_bind(id.0)
-                .push_bind(member.user_id.to_string())
-                .push_bind(member.decision.code())
-                .push_bind(to_json(&codes))
-                .push_bind(to_json(&member.findings))
-                .push_bind(member.chosen_address.clone())
-                .push_bind(
-                    member
-                        .address_origin
-                        .map(|o| to_json(&o).trim_matches('"').to_owned()),
-                )
-                .push_bind(member.set_mail)
-                .push_bind(member.snapshot_fingerprint.clone())
-                .push_bind(state.code())
-                .push_bind(at_text.to_owned())
-                .push_bind(at_text.to_owned());
-        });
-        insert.build().execute(&mut **tx).await?;
+                    planned_at, state_changed_at)
+             SELECT ?, m ->> 0, m ->> 1, m ->> 2, m ->> 3, m ->> 4, m ->> 5, m ->> 6, m ->> 7,
+                    m ->> 8, ?, ?
+             FROM (SELECT value AS m FROM jsonb_each(?) ORDER BY key)",
+        )
+        .bind(id.0)
+        .bind(at_text)
+        .bind(at_text)
+        .bind(to_json(&rows))
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(())
 }
