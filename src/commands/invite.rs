@@ -20,7 +20,7 @@ use crate::execute::{InvitationTemplate, RunLock};
 use crate::graph::{GraphClient, LookupKey};
 use crate::output;
 use crate::rules::{self, Candidate, Collision, Evaluation, Policy, TenantView, WaveSettings};
-use crate::store::{NewWave, PlannedMember, Store};
+use crate::store::{NewWave, Store};
 
 impl InviteArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {
@@ -172,13 +172,11 @@ impl InviteArgs {
         let first = rules::evaluate(candidate(), &tenant, &policy, &HashMap::new());
         let mut owners: HashMap<String, Vec<Collision>> = HashMap::new();
         if let Some(chosen) = &first.address {
-            let key = chosen.address.to_lowercase();
-            for owner in store.address_owners(&key).await? {
-                owners.entry(key.clone()).or_default().push(Collision {
-                    object_id: owner.object_id,
-                    property: owner.source.to_string(),
-                });
-            }
+            owners = super::plan::as_collisions(
+                store
+                    .address_owners_of_many(std::slice::from_ref(&chosen.address))
+                    .await?,
+            );
             if policy.mode(Rule::HomeRealmNotEntra) != RuleMode::Off
                 && !user.is_synced()
                 && let Some(domain) = rules::address::domain_of(&chosen.address)
@@ -291,15 +289,7 @@ async fn record_wave(
         n += 1;
         name = format!("{base}-{n}");
     }
-    let member = PlannedMember {
-        user_id: user.id,
-        decision: evaluation.decision,
-        findings: evaluation.findings.clone(),
-        chosen_address: evaluation.address.as_ref().map(|a| a.address.clone()),
-        address_origin: evaluation.address.as_ref().map(|a| a.origin),
-        set_mail: evaluation.set_mail,
-        snapshot_fingerprint: rules::fingerprint(user),
-    };
+    let member = super::plan::planned_member(evaluation.clone(), user);
     let wave = NewWave {
         name,
         selector: serde_json::json!({ "users": { "kind": "invite", "user": user.id } }),

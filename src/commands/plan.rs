@@ -39,7 +39,8 @@ use crate::rules::{
     TenantView, WaveSettings,
 };
 use crate::store::{
-    AddressFields, NewWave, PlanTransaction, PlannedMember, Replaced, StoragePosition, Store, Wave,
+    AddressFields, AddressOwner, NewWave, PlanTransaction, PlannedMember, Replaced,
+    StoragePosition, Store, Wave,
 };
 
 /// Users read, decided and stored at a time in the second pass: memory holds one chunk of
@@ -625,15 +626,21 @@ impl SecondPass<'_> {
         let eval = self.decider.decide(user);
         self.hasher.push(&eval);
         self.tally.count(&eval);
-        PlannedMember {
-            user_id: eval.user,
-            decision: eval.decision,
-            chosen_address: eval.address.as_ref().map(|a| a.address.clone()),
-            address_origin: eval.address.as_ref().map(|a| a.origin),
-            set_mail: eval.set_mail,
-            findings: eval.findings,
-            snapshot_fingerprint: rules::fingerprint(user),
-        }
+        planned_member(eval, user)
+    }
+}
+
+/// A user's evaluation as a plan stores it, with the fingerprint of the rule inputs it was
+/// made from (`run` skips the user if they changed).
+pub(super) fn planned_member(eval: Evaluation, user: &UserSnapshot) -> PlannedMember {
+    PlannedMember {
+        user_id: eval.user,
+        decision: eval.decision,
+        chosen_address: eval.address.as_ref().map(|a| a.address.clone()),
+        address_origin: eval.address.as_ref().map(|a| a.origin),
+        set_mail: eval.set_mail,
+        findings: eval.findings,
+        snapshot_fingerprint: rules::fingerprint(user),
     }
 }
 
@@ -818,9 +825,14 @@ async fn exclusions(
 async fn owners_of(store: &Store, chosen: &[Chosen]) -> anyhow::Result<StoredOwners> {
     let pairs: Vec<(&str, UserId)> = chosen.iter().map(|c| (&*c.address, c.user)).collect();
     let colliding = store.addresses_owned_by_others(&pairs).await?;
-    let book = store
-        .address_owners_of_many(&colliding)
-        .await?
+    Ok(as_collisions(
+        store.address_owners_of_many(&colliding).await?,
+    ))
+}
+
+/// Stored address owners as the rules see them: collisions, by lower-cased address.
+pub(super) fn as_collisions(owners: HashMap<String, Vec<AddressOwner>>) -> StoredOwners {
+    owners
         .into_iter()
         .map(|(address, owners)| {
             let collisions = owners
@@ -832,8 +844,7 @@ async fn owners_of(store: &Store, chosen: &[Chosen]) -> anyhow::Result<StoredOwn
                 .collect();
             (address, collisions)
         })
-        .collect();
-    Ok(book)
+        .collect()
 }
 
 fn rules_modes(settings: &Settings) -> BTreeMap<Rule, RuleMode> {
@@ -1090,37 +1101,14 @@ mod tests {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let book: StoredOwners = store
-            .address_owners_of_many(&addresses)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(address, owners)| {
-                let owners = owners
-                    .into_iter()
-                    .map(|o| Collision {
-                        object_id: o.object_id,
-                        property: o.source.to_string(),
-                    })
-                    .collect();
-                (address, owners)
-            })
-            .collect();
+        let book = as_collisions(store.address_owners_of_many(&addresses).await.unwrap());
         let mut evaluations = evaluate_all(&book);
         rules::mark_duplicates(&mut evaluations);
         rules::apply_wave_findings(&mut evaluations, &wave_findings());
         let members = evaluations
             .iter()
             .zip(users)
-            .map(|(eval, user)| PlannedMember {
-                user_id: eval.user,
-                decision: eval.decision,
-                findings: eval.findings.clone(),
-                chosen_address: eval.address.as_ref().map(|a| a.address.clone()),
-                address_origin: eval.address.as_ref().map(|a| a.origin),
-                set_mail: eval.set_mail,
-                snapshot_fingerprint: rules::fingerprint(user),
-            })
+            .map(|(eval, user)| planned_member(eval.clone(), user))
             .collect();
         (members, rules::plan_hash(&evaluations))
     }

@@ -273,21 +273,9 @@ impl Store {
         plan_hash: &str,
         at: OffsetDateTime,
     ) -> Result<Wave> {
-        let mut tx = self.pool.begin().await?;
-        let id = insert_wave(&mut tx, wave, at).await?;
-        write_plan(
-            &mut tx,
-            id,
-            &wave.name,
-            wave.cap,
-            &wave.settings,
-            members,
-            plan_hash,
-            at,
-        )
-        .await?;
-        tx.commit().await?;
-        self.stored_wave(&wave.name).await
+        let mut plan = self.begin_plan(wave, at).await?;
+        plan.write(&in_user_order(members)).await?;
+        Ok(plan.commit(wave.cap, &wave.settings, plan_hash).await?.0)
     }
 
     async fn stored_wave(&self, name: &str) -> Result<Wave> {
@@ -334,19 +322,9 @@ impl Store {
         plan_hash: &str,
         at: OffsetDateTime,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        write_plan(
-            &mut tx,
-            wave.id,
-            &wave.name,
-            wave.cap,
-            &wave.settings,
-            members,
-            plan_hash,
-            at,
-        )
-        .await?;
-        tx.commit().await?;
+        let mut plan = self.begin_replan(wave, at).await?;
+        plan.write(&in_user_order(members)).await?;
+        plan.commit(wave.cap, &wave.settings, plan_hash).await?;
         Ok(())
     }
 
@@ -848,27 +826,11 @@ async fn insert_wave(tx: &mut Tx, wave: &NewWave, at: OffsetDateTime) -> Result<
     }
 }
 
-/// Replaces a wave's members with a plan and records its hash, cap and settings. Refused once
-/// any member has started converting.
-#[allow(clippy::too_many_arguments)] // the parts of one plan, written together
-async fn write_plan(
-    tx: &mut Tx,
-    id: WaveId,
-    name: &str,
-    cap: Option<u32>,
-    settings: &serde_json::Value,
-    members: &[PlannedMember],
-    plan_hash: &str,
-    at: OffsetDateTime,
-) -> Result<()> {
-    ensure_not_started(tx, id, name).await?;
-    sqlx::query("DELETE FROM wave_members WHERE wave_id = ?")
-        .bind(id.0)
-        .execute(&mut **tx)
-        .await?;
-    let at_text = timestamp(at);
-    insert_members(tx, id, members, &at_text).await?;
-    finish_plan(tx, id, cap, settings, plan_hash, &at_text).await
+/// A whole plan's members as [`PlanTransaction::write`] takes them: in ascending user order.
+fn in_user_order(members: &[PlannedMember]) -> Vec<PlannedMember> {
+    let mut sorted = members.to_vec();
+    sorted.sort_by_key(|m| m.user_id);
+    sorted
 }
 
 /// Refuses to replace the plan of a wave any member of which has started converting.
