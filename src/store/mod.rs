@@ -24,7 +24,9 @@ use time::macros::format_description;
 
 pub use events::{Event, NewEvent};
 pub use runs::{Run, RunStatus};
-pub use users::{AddressFields, AddressOwner, AddressSource, RuleInputs, StoragePosition};
+pub use users::{
+    AddressFields, AddressOwner, AddressSource, RuleInputs, SnapshotRead, StoragePosition,
+};
 pub use waves::{
     MemberNames, NewWave, PlanTransaction, PlannedMember, PreviousDecision, Replaced, Transition,
     Wave, WaveMember,
@@ -78,7 +80,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// The opened, migrated database.
 #[derive(Clone, Debug)]
 pub struct Store {
+    /// The one connection that writes (one writer: no waiting on each other's locks).
     pool: SqlitePool,
+    /// A second, read-only connection, opened on first use, for a [`SnapshotRead`]: in WAL
+    /// mode it reads while the first writes, each on its own thread.
+    readers: SqlitePool,
     path: PathBuf,
 }
 
@@ -98,13 +104,22 @@ impl Store {
             // touch index pages all over the file, and re-reading them costs more than memory.
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory")
-            // Read the file through a memory map (up to SQLite's default ceiling of 2 GiB)
-            // rather than a system call per page: planning reads a million snapshots in id
-            // order, all over the file. The mapped pages are the OS page cache, shared and
-            // reclaimable, though they count in the process's resident size.
-            .pragma("mmap_size", "2147418112")
             // Reading a whole snapshot takes seconds by design; that is not worth a warning.
             .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
+        let readers = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_lazy_with(
+                options
+                    .clone()
+                    .pragma("query_only", "true")
+                    // Read the file through a memory map (up to SQLite's default ceiling of
+                    // 2 GiB) rather than a system call per page: planning reads a million
+                    // snapshots in id order, all over the file. The mapped pages are the OS
+                    // page cache, shared and reclaimable, though they count in the process's
+                    // resident size.
+                    .pragma("mmap_size", "2147418112"),
+            );
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
@@ -124,6 +139,7 @@ impl Store {
         tracing::debug!("database open, schema up to date");
         Ok(Self {
             pool,
+            readers,
             path: path.to_path_buf(),
         })
     }
@@ -141,8 +157,10 @@ impl Store {
         Ok(version.unwrap_or(0))
     }
 
-    /// Waits for pending writes and closes every connection.
+    /// Waits for pending writes and closes every connection, the writer last: the last
+    /// connection to close folds the write-ahead log into the database file.
     pub async fn close(self) {
+        self.readers.close().await;
         self.pool.close().await;
     }
 }

@@ -1,14 +1,14 @@
 //! User snapshots, the address index used for collision checks, and discovery runs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 use time::OffsetDateTime;
 
 use super::{
-    Error, PlanTransaction, Result, Store, parse_code, parse_json, parse_optional_timestamp,
-    parse_timestamp, timestamp, to_json,
+    Error, Result, Store, parse_code, parse_json, parse_optional_timestamp, parse_timestamp,
+    timestamp, to_json,
 };
 use crate::domain::{
     AssignedLicense, AssignedPlan, ObjectIdentity, OnPremisesProperties, RunId, UserId,
@@ -137,7 +137,7 @@ pub struct AddressFields {
     pub other_mails: Vec<String>,
 }
 
-/// One user's [`AddressFields`] as [`Store::active_address_fields`] reads them: id, the sync
+/// One user's [`AddressFields`] as [`SnapshotRead::active_address_fields`] reads them: id, the sync
 /// flag, mail, and otherMails as the stored JSON text.
 #[derive(Deserialize)]
 struct AddressFieldsJson(String, Option<u8>, Option<String>, String);
@@ -307,39 +307,6 @@ impl Store {
         .collect()
     }
 
-    /// The address fields of up to `limit` users that are not retired, the next ones after
-    /// `after` in the order they are stored (sequential reads: a million users read in id order
-    /// would read the table's pages out of order), and where the next read goes on. No users
-    /// means the end.
-    ///
-    /// SQLite gathers the part into one JSON document, so a part is one value to hand over
-    /// rather than four per user.
-    pub async fn active_address_fields(
-        &self,
-        after: StoragePosition,
-        limit: usize,
-    ) -> Result<(Vec<AddressFields>, StoragePosition)> {
-        let (last, part): (Option<i64>, Option<String>) = sqlx::query_as(
-            "SELECT max(rowid), json_group_array(json_array(id, on_premises_sync_enabled, mail,
-                    other_mails))
-             FROM (SELECT rowid, * FROM user_snapshots
-                   WHERE retired_at IS NULL AND rowid > ? ORDER BY rowid LIMIT ?)",
-        )
-        .bind(after.0)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_one(&self.pool)
-        .await?;
-        let rows: Vec<AddressFieldsJson> = parse_json(
-            "user_snapshots (address fields)",
-            part.as_deref().unwrap_or("[]"),
-        )?;
-        let fields = rows
-            .into_iter()
-            .map(AddressFields::try_from)
-            .collect::<Result<_>>()?;
-        Ok((fields, last.map_or(after, StoragePosition)))
-    }
-
     /// Looks a user up by UPN, ignoring case as Entra ID does.
     pub async fn user_by_upn(&self, upn: &str) -> Result<Option<UserSnapshot>> {
         sqlx::query_as::<_, UserRow>(
@@ -420,6 +387,23 @@ impl Store {
         Ok(found)
     }
 
+    /// The addresses (lower-cased) that two objects or more answer to: one pass over the
+    /// address index, in address order. For a whole snapshot's chosen addresses this is
+    /// cheaper than looking each up, as most are their chooser's alone.
+    pub async fn shared_addresses(&self) -> Result<HashSet<String>> {
+        let shared: Option<String> = sqlx::query_scalar(
+            "SELECT json_group_array(address) FROM (
+                 SELECT address FROM directory_addresses
+                 GROUP BY address HAVING min(object_id) <> max(object_id))",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        parse_json(
+            "directory_addresses (shared)",
+            shared.as_deref().unwrap_or("[]"),
+        )
+    }
+
     /// Every object that answers to `address` (case-insensitive), through which property.
     pub async fn address_owners(&self, address: &str) -> Result<Vec<AddressOwner>> {
         let rows: Vec<(String, String)> = sqlx::query_as(
@@ -439,7 +423,7 @@ impl Store {
     }
 }
 
-/// One user's rule inputs as [`PlanTransaction::rule_inputs_after`] reads them: the columns of a snapshot the
+/// One user's rule inputs as [`SnapshotRead::rule_inputs_after`] reads them: the columns of a snapshot the
 /// eligibility rules and the rule-input fingerprint read
 /// ([`rules::fingerprint`](crate::rules::fingerprint) names them all), in this order.
 #[derive(Deserialize)]
@@ -554,15 +538,65 @@ impl TryFrom<RuleInputsJson> for UserSnapshot {
     }
 }
 
-impl PlanTransaction {
+/// The stored snapshot as one moment saw it, however long it takes to read: a read
+/// transaction on the store's read-only connection, which goes on reading while the store's
+/// other connection writes (a plan reads its users while it stores their members). Dropped,
+/// the transaction ends.
+#[derive(Debug)]
+pub struct SnapshotRead {
+    tx: Transaction<'static, Sqlite>,
+}
+
+impl Store {
+    /// Starts reading the snapshot; the moment is taken at the first read.
+    pub async fn read_snapshot(&self) -> Result<SnapshotRead> {
+        Ok(SnapshotRead {
+            tx: self.readers.begin().await?,
+        })
+    }
+}
+
+impl SnapshotRead {
+    /// The address fields of up to `limit` users that are not retired, the next ones after
+    /// `after` in the order they are stored (sequential reads: a million users read in id order
+    /// would read the table's pages out of order), and where the next read goes on. No users
+    /// means the end.
+    ///
+    /// SQLite gathers the part into one JSON document, so a part is one value to hand over
+    /// rather than four per user.
+    pub async fn active_address_fields(
+        &mut self,
+        after: StoragePosition,
+        limit: usize,
+    ) -> Result<(Vec<AddressFields>, StoragePosition)> {
+        let (last, part): (Option<i64>, Option<String>) = sqlx::query_as(
+            "SELECT max(rowid), json_group_array(json_array(id, on_premises_sync_enabled, mail,
+                    other_mails))
+             FROM (SELECT rowid, * FROM user_snapshots
+                   WHERE retired_at IS NULL AND rowid > ? ORDER BY rowid LIMIT ?)",
+        )
+        .bind(after.0)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let rows: Vec<AddressFieldsJson> = parse_json(
+            "user_snapshots (address fields)",
+            part.as_deref().unwrap_or("[]"),
+        )?;
+        let fields = rows
+            .into_iter()
+            .map(AddressFields::try_from)
+            .collect::<Result<_>>()?;
+        Ok((fields, last.map_or(after, StoragePosition)))
+    }
+
     /// Up to `limit` users that are not retired, the next ones after `after` in id order,
     /// with the properties the rules read and no others (names, dates, directory paths are
     /// left empty: a planner reads a million of them).
     ///
     /// SQLite gathers the part into one JSON document, so a part is one value to hand over
     /// rather than fourteen per user; [`RuleInputs::users`] takes it apart, which a caller can
-    /// do while the store goes on with its next statement. Read inside the plan's transaction:
-    /// the store has one connection, and the transaction holds it.
+    /// do while the store goes on with its next statement.
     pub async fn rule_inputs_after(
         &mut self,
         after: Option<UserId>,
@@ -587,7 +621,7 @@ impl PlanTransaction {
     }
 }
 
-/// A part of the snapshot as [`PlanTransaction::rule_inputs_after`] read it, not taken apart.
+/// A part of the snapshot as [`SnapshotRead::rule_inputs_after`] read it, not taken apart.
 #[derive(Debug)]
 pub struct RuleInputs(Option<String>);
 
@@ -1021,6 +1055,20 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn shared_addresses_are_those_of_two_objects_or_more() {
+        let (_dir, store) = temp_store().await;
+        let mut two = sample_user(2);
+        // User 1's mail, as user 2's other address; and an address user 2 has twice.
+        two.other_mails = vec![
+            "PARTNER1@fabrikam.com".into(),
+            "partner2@fabrikam.com".into(),
+        ];
+        store.store_users(&[sample_user(1), two]).await.unwrap();
+        let shared = store.shared_addresses().await.unwrap();
+        assert_eq!(shared, HashSet::from(["partner1@fabrikam.com".to_owned()]));
+    }
+
+    #[tokio::test]
     async fn address_fields_of_every_active_user_are_read_part_by_part() {
         let (_dir, store) = temp_store().await;
         let at = time::macros::datetime!(2026-11-21 08:00 UTC);
@@ -1034,14 +1082,15 @@ pub(crate) mod tests {
             .await
             .unwrap();
         store.retire_unseen_users(discovery, at).await.unwrap();
-        let (mut fields, after) = store
+        let mut read = store.read_snapshot().await.unwrap();
+        let (mut fields, after) = read
             .active_address_fields(StoragePosition::default(), 2)
             .await
             .unwrap();
         assert_eq!(fields.len(), 2, "a part at a time");
-        let (rest, end) = store.active_address_fields(after, 2).await.unwrap();
+        let (rest, end) = read.active_address_fields(after, 2).await.unwrap();
         fields.extend(rest);
-        let (none, _) = store.active_address_fields(end, 2).await.unwrap();
+        let (none, _) = read.active_address_fields(end, 2).await.unwrap();
         assert!(none.is_empty(), "then the end");
         fields.sort_by_key(|f| f.id);
         let user = sample_user(1);
@@ -1058,6 +1107,57 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn a_snapshot_read_sees_one_moment_while_the_store_writes() {
+        let (_dir, store) = temp_store().await;
+        store
+            .store_users(&[sample_user(1), sample_user(2)])
+            .await
+            .unwrap();
+        let mut snapshot = store.read_snapshot().await.unwrap();
+        let first = snapshot.rule_inputs_after(None, 1).await.unwrap();
+        let first = first.users().unwrap();
+
+        // A plan's transaction holds the writing connection; a discovery changed user 2.
+        let mut changed = sample_user(2);
+        changed.mail = Some("moved@adatum.com".into());
+        store.store_users(&[changed]).await.unwrap();
+        let wave = crate::store::NewWave {
+            name: "w".into(),
+            selector: serde_json::json!({}),
+            cap: None,
+            settings: serde_json::json!({}),
+        };
+        let plan = store
+            .begin_plan(&wave, time::macros::datetime!(2026-11-21 08:00 UTC))
+            .await
+            .unwrap();
+        let rest = snapshot
+            .rule_inputs_after(first.last().map(|u| u.id), 10)
+            .await
+            .unwrap()
+            .users()
+            .unwrap();
+        drop(plan);
+        assert_eq!(rest.len(), 1);
+        assert_eq!(
+            rest[0].mail,
+            sample_user(2).mail,
+            "read as it was when the read began"
+        );
+        drop(snapshot);
+        let now = store
+            .read_snapshot()
+            .await
+            .unwrap()
+            .rule_inputs_after(None, 10)
+            .await;
+        assert_eq!(
+            now.unwrap().users().unwrap()[1].mail.as_deref(),
+            Some("moved@adatum.com")
+        );
+    }
+
+    #[tokio::test]
     async fn the_rule_inputs_read_to_plan_decide_as_the_whole_snapshot_does() {
         let (_dir, store) = temp_store().await;
         let mut users: Vec<UserSnapshot> = (1..=5).map(sample_user).collect();
@@ -1069,17 +1169,8 @@ pub(crate) mod tests {
         users[4].assigned_licenses[0].disabled_plans = vec![crate::rules::MAILBOX_PLANS[0]];
         store.store_users(&users).await.unwrap();
 
-        let wave = crate::store::NewWave {
-            name: "w".into(),
-            selector: serde_json::json!({}),
-            cap: None,
-            settings: serde_json::json!({}),
-        };
-        let mut plan = store
-            .begin_plan(&wave, time::macros::datetime!(2026-11-21 08:00 UTC))
-            .await
-            .unwrap();
-        let mut read = plan
+        let mut snapshot = store.read_snapshot().await.unwrap();
+        let mut read = snapshot
             .rule_inputs_after(None, 2)
             .await
             .unwrap()
@@ -1088,13 +1179,13 @@ pub(crate) mod tests {
         assert_eq!(read.len(), 2, "a part at a time");
         let after = read.last().map(|u| u.id);
         read.extend(
-            plan.rule_inputs_after(after, 10)
+            snapshot
+                .rule_inputs_after(after, 10)
                 .await
                 .unwrap()
                 .users()
                 .unwrap(),
         );
-        drop(plan);
 
         let tenant = crate::rules::TenantView {
             verified_domains: crate::rules::DomainSet::new(["contoso.com"]),

@@ -624,9 +624,9 @@ type Tx = sqlx::Transaction<'static, Sqlite>;
 /// decided, in ascending user order, so a planner holds one part of a large wave at a time.
 /// Until [`commit`](Self::commit), nothing of it is visible; dropped, it is rolled back.
 ///
-/// The transaction holds the store's only connection: while it is open, the planner reads
-/// through it ([`rule_inputs_after`](Self::rule_inputs_after)) and must not use the
-/// [`Store`] itself.
+/// The transaction holds the store's writing connection: while it is open, the planner reads
+/// the snapshot through a [`SnapshotRead`](super::SnapshotRead) and must not use the
+/// [`Store`] itself (it would wait for the transaction).
 #[derive(Debug)]
 pub struct PlanTransaction {
     pub(super) tx: Tx,
