@@ -858,7 +858,9 @@ async fn insert_members(
     at_text: &str,
 ) -> Result<()> {
     // Each statement takes its members as one JSON document, which SQLite takes apart: a
-    // value to hand over per part rather than a dozen per member.
+    // value to hand over per part rather than a dozen per member. The reasons and findings
+    // are nested in it as JSON, not as strings of JSON, and come out as their JSON text
+    // (`->`): what `to_json` of them would store, without escaping them twice.
     for chunk in members.chunks(MEMBERS_PER_DOCUMENT) {
         let rows: Vec<_> = chunk
             .iter()
@@ -871,8 +873,8 @@ async fn insert_members(
                 (
                     member.user_id,
                     member.decision.code(),
-                    to_json(&codes),
-                    to_json(&member.findings),
+                    codes,
+                    &member.findings,
                     &member.chosen_address,
                     member.address_origin,
                     member.set_mail,
@@ -885,7 +887,7 @@ async fn insert_members(
             "INSERT INTO wave_members (wave_id, user_id, decision, reasons, findings,
                     chosen_address, address_origin, set_mail, snapshot_fingerprint, state,
                     planned_at, state_changed_at)
-             SELECT ?, m ->> 0, m ->> 1, m ->> 2, m ->> 3, m ->> 4, m ->> 5, m ->> 6, m ->> 7,
+             SELECT ?, m ->> 0, m ->> 1, m -> 2, m -> 3, m ->> 4, m ->> 5, m ->> 6, m ->> 7,
                     m ->> 8, ?, ?
              FROM (SELECT value AS m FROM jsonb_each(?) ORDER BY key)",
         )
@@ -991,6 +993,33 @@ mod tests {
     ) -> Result<()> {
         let transition = Transition::new(UserState::Ready, UserState::Inviting, at);
         store.transition(wave.id, user, &transition).await
+    }
+
+    #[tokio::test]
+    async fn findings_are_stored_as_their_json_text_whatever_the_detail() {
+        let (_dir, store) = temp_store().await;
+        store.store_users(&[sample_user(1)]).await.unwrap();
+        let mut member = planned(1, Decision::Blocked);
+        member.findings[0].detail =
+            "«Zoë» said \"no\" \\ tab\there, bell\u{7}, emoji 🙂, slash / and <b>".into();
+        store
+            .create_planned_wave(
+                &new_wave("pilot"),
+                std::slice::from_ref(&member),
+                "hash-1",
+                datetime!(2026-11-21 08:00 UTC),
+            )
+            .await
+            .unwrap();
+        let (reasons, findings): (String, String) =
+            sqlx::query_as("SELECT reasons, findings FROM wave_members")
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+        assert_eq!(reasons, r#"["exchange-mailbox"]"#);
+        assert_eq!(findings, to_json(&member.findings));
+        let wave = store.wave_by_name("pilot").await.unwrap().unwrap();
+        assert_eq!(store.members(wave.id).await.unwrap()[0].plan, member);
     }
 
     #[tokio::test]
