@@ -288,6 +288,7 @@ struct Chosen {
 /// The first pass: reads what the address choice needs for every user, finds the addresses
 /// chosen twice and the chosen addresses' other owners. Returns those, and the domains of
 /// cloud-only users' chosen addresses (whose realms the rules ask about), first seen first.
+/// A wave of the whole snapshot is read from `snapshot`, which the second pass reads again.
 async fn first_pass(
     store: &Store,
     snapshot: &mut SnapshotRead,
