@@ -11,8 +11,9 @@
 //! addresses' other owners, the addresses chosen twice, the domains whose realms to ask. The
 //! second reads the users in chunks in id order, decides them for good and stores each chunk
 //! in the plan's transaction, hashing the plan as it goes. Both passes read the snapshot in
-//! one read transaction ([`SnapshotRead`]), so they see the same users even if a discovery
-//! stores new ones meanwhile; the reads go on while the plan's transaction writes.
+//! one read transaction ([`SnapshotRead`]), so they see the same users; the reads go on while
+//! the plan's transaction writes. The address index is read on the writing connection: if
+//! another process commits before the first pass is over, the plan stops.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -270,7 +271,7 @@ struct FirstPass {
     /// Users whose address other users of the wave chose too: the lower-cased address and
     /// those others, in the wave's order.
     duplicates: HashMap<UserId, (String, Vec<UserId>)>,
-    /// The wave's users.
+    /// How many users the wave has.
     users: u64,
 }
 
@@ -280,8 +281,9 @@ struct Chosen {
     address: Box<str>,
     place: usize,
     user: UserId,
-    /// The address is the user's `mail` or an `otherMails` entry as stored: the address
-    /// index has it for the user.
+    /// The address is the user's `mail` or an `otherMails` entry as stored: for a user of
+    /// the active snapshot, the address index has it for the user (not so for a listed user
+    /// who is retired).
     own: bool,
 }
 
@@ -369,23 +371,16 @@ async fn first_pass(
     // In address order, the index is read in order; each address's choosers in wave order.
     chosen
         .sort_unstable_by(|a, b| (&a.address, a.place, a.user).cmp(&(&b.address, b.place, b.user)));
-    let mut duplicates = HashMap::new();
-    for run in chosen.chunk_by(|a, b| a.address == b.address) {
-        if run.len() < 2 {
-            continue;
-        }
-        for (i, one) in run.iter().enumerate() {
-            let others = run
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(_, other)| other.user)
-                .collect();
-            duplicates.insert(one.user, (one.address.to_string(), others));
-        }
-    }
+    let duplicates = duplicates_of(&chosen);
     let book = owners_of(store, &chosen, shared.as_ref()).await?;
     drop(chosen);
+    // The owners were read on the writing connection, the users in the snapshot: they agree
+    // unless another process stored something in between.
+    if !store.agrees_with(snapshot).await? {
+        anyhow::bail!(
+            "the stored users changed while the plan was made (is `discover` running?); nothing was stored: plan again"
+        );
+    }
     tracing::debug!(
         duplicates = duplicates.len(),
         colliding = book.len(),
@@ -401,6 +396,27 @@ async fn first_pass(
         },
         domains,
     ))
+}
+
+/// The users whose address other users of the wave chose too, with the address and those
+/// others. `chosen` is sorted by address, each address's choosers in the wave's order.
+fn duplicates_of(chosen: &[Chosen]) -> HashMap<UserId, (String, Vec<UserId>)> {
+    let mut duplicates = HashMap::new();
+    for run in chosen.chunk_by(|a, b| a.address == b.address) {
+        if run.len() < 2 {
+            continue;
+        }
+        for (i, one) in run.iter().enumerate() {
+            let others = run
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, other)| other.user)
+                .collect();
+            duplicates.insert(one.user, (one.address.to_string(), others));
+        }
+    }
+    duplicates
 }
 
 /// Calls `f` with the address fields of every user of the snapshot that is not retired, in
@@ -508,7 +524,7 @@ async fn store_plan(
     .context("storing the plan")?;
     let (mut tally, hash) = decide_and_store(&mut plan, &mut snapshot, decider, chunk).await?;
     // Read to the end; no need to keep the write-ahead log for it.
-    drop(snapshot);
+    snapshot.end().await.context("reading the stored users")?;
     let started = Instant::now();
     let (stored, removed) = plan
         .commit(wave.cap, &wave.settings, &hash)
@@ -825,7 +841,8 @@ async fn exclusions(
 }
 
 /// The stored owners of the chosen addresses that some object other than the user choosing
-/// them answers to. `chosen` is sorted by address.
+/// them answers to. `chosen` is sorted by address. `shared` (the addresses of two objects or
+/// more) only for users of the active snapshot, whose own addresses are in the index.
 async fn owners_of(
     store: &Store,
     chosen: &[Chosen],
@@ -1317,6 +1334,34 @@ mod tests {
             (60, 1, 2, changed)
         );
         assert!(changed >= 1, "user 3's address changed");
+    }
+
+    #[tokio::test]
+    async fn another_process_storing_users_during_the_first_pass_stops_the_plan() {
+        let (_dir, store) = temp_store().await;
+        snapshot(&store).await;
+        let wave = wave(Roster::Snapshot);
+        let (tenant, policy) = (tenant(), policy());
+        let mut snapshot = store.read_snapshot().await.unwrap();
+        // Another process (another connection) moves user 5 onto an address user 61 has.
+        let other = Store::open(store.path()).await.unwrap();
+        let mut moved = user(5);
+        moved.mail = Some("alias12@fabrikam.com".into());
+        other.store_users(&[moved, user(61)]).await.unwrap();
+        other.close().await;
+
+        let err = first_pass(
+            &store,
+            &mut snapshot,
+            &wave.users,
+            &wave.overrides,
+            &tenant.verified_domains,
+            &policy,
+        )
+        .await
+        .err()
+        .expect("the plan stops");
+        assert!(format!("{err:#}").contains("changed while"), "{err:#}");
     }
 
     #[tokio::test]

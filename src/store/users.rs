@@ -545,18 +545,41 @@ impl TryFrom<RuleInputsJson> for UserSnapshot {
 #[derive(Debug)]
 pub struct SnapshotRead {
     tx: Transaction<'static, Sqlite>,
+    /// The writing connection's `PRAGMA data_version` before the read began.
+    writer_version: i64,
 }
 
 impl Store {
     /// Starts reading the snapshot; the moment is taken at the first read.
     pub async fn read_snapshot(&self) -> Result<SnapshotRead> {
+        let writer_version = self.data_version().await?;
         Ok(SnapshotRead {
             tx: self.readers.begin().await?,
+            writer_version,
         })
+    }
+
+    /// Whether what the writing connection reads now is what `snapshot` reads: no other
+    /// connection (another process: a `discover`, an `invite`) committed since the snapshot
+    /// began. What the writing connection itself committed does not count.
+    pub async fn agrees_with(&self, snapshot: &SnapshotRead) -> Result<bool> {
+        Ok(self.data_version().await? == snapshot.writer_version)
+    }
+
+    async fn data_version(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("PRAGMA data_version")
+            .fetch_one(&self.pool)
+            .await?)
     }
 }
 
 impl SnapshotRead {
+    /// Ends the read transaction now (dropped, it ends soon after), so that the write-ahead
+    /// log can be folded into the database past it.
+    pub async fn end(self) -> Result<()> {
+        Ok(self.tx.rollback().await?)
+    }
+
     /// The address fields of up to `limit` users that are not retired, the next ones after
     /// `after` in the order they are stored (sequential reads: a million users read in id order
     /// would read the table's pages out of order), and where the next read goes on. No users
