@@ -1102,6 +1102,24 @@ mod tests {
         rules::wave_findings(&settings, &Policy::default())
     }
 
+    /// The first pass over `wave` with the tests' tenant and policy.
+    async fn test_first_pass(
+        store: &Store,
+        snapshot: &mut SnapshotRead,
+        wave: &WaveUsers,
+    ) -> anyhow::Result<FirstPass> {
+        let (first, _domains) = first_pass(
+            store,
+            snapshot,
+            &wave.users,
+            &wave.overrides,
+            &tenant().verified_domains,
+            &policy(),
+        )
+        .await?;
+        Ok(first)
+    }
+
     /// Plans `wave` the streamed way, in chunks of [`CHUNK`].
     async fn plan_streamed(
         store: &Store,
@@ -1110,15 +1128,7 @@ mod tests {
     ) -> anyhow::Result<(Wave, Tally, String)> {
         let (tenant, policy, findings) = (tenant(), policy(), wave_findings());
         let mut snapshot = store.read_snapshot().await?;
-        let (first, _domains) = first_pass(
-            store,
-            &mut snapshot,
-            &wave.users,
-            &wave.overrides,
-            &tenant.verified_domains,
-            &policy,
-        )
-        .await?;
+        let first = test_first_pass(store, &mut snapshot, wave).await?;
         let decider = Decider {
             wave,
             first: &first,
@@ -1341,7 +1351,6 @@ mod tests {
         let (_dir, store) = temp_store().await;
         snapshot(&store).await;
         let wave = wave(Roster::Snapshot);
-        let (tenant, policy) = (tenant(), policy());
         let mut snapshot = store.read_snapshot().await.unwrap();
         // Another process (another connection) moves user 5 onto an address user 61 has.
         let other = Store::open(store.path()).await.unwrap();
@@ -1350,17 +1359,10 @@ mod tests {
         other.store_users(&[moved, user(61)]).await.unwrap();
         other.close().await;
 
-        let err = first_pass(
-            &store,
-            &mut snapshot,
-            &wave.users,
-            &wave.overrides,
-            &tenant.verified_domains,
-            &policy,
-        )
-        .await
-        .err()
-        .expect("the plan stops");
+        let err = test_first_pass(&store, &mut snapshot, &wave)
+            .await
+            .err()
+            .expect("the plan stops");
         assert!(format!("{err:#}").contains("changed while"), "{err:#}");
     }
 
@@ -1371,16 +1373,7 @@ mod tests {
         let wave = wave(Roster::Snapshot);
         let (tenant, policy, findings) = (tenant(), policy(), wave_findings());
         let mut snapshot = store.read_snapshot().await.unwrap();
-        let (first, _) = first_pass(
-            &store,
-            &mut snapshot,
-            &wave.users,
-            &wave.overrides,
-            &tenant.verified_domains,
-            &policy,
-        )
-        .await
-        .unwrap();
+        let first = test_first_pass(&store, &mut snapshot, &wave).await.unwrap();
         // A discovery stores a changed user and a new one between the passes.
         let mut changed = user(30);
         changed.other_mails = vec!["moved@adatum.com".into()];
