@@ -4,11 +4,22 @@
 //! The only module with SQL. It opens the database (WAL, foreign keys, busy timeout, mode 0600),
 //! applies the migrations in `migrations/`, and offers one typed function per query. It must not
 //! call Graph, evaluate rules, or hold secrets: nothing secret is ever written here.
+//!
+//! One file per idea: `tenant` (facts, domains, realm cache), `users` (snapshot upserts and
+//! discovery runs), `addresses` (the address index and its look-ups), `snapshot` (the read
+//! transaction a plan reads through), `waves` (wave rows), `members` (member rows and their
+//! queries), `plan_transaction` (a plan being written), `transitions` (compare-and-set state
+//! changes with their event), `runs`, `baselines`, `events`.
 
+mod addresses;
 mod baselines;
 mod events;
+mod members;
+mod plan_transaction;
 mod runs;
+mod snapshot;
 mod tenant;
+mod transitions;
 mod users;
 mod waves;
 
@@ -22,15 +33,14 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
+pub use addresses::{AddressOwner, AddressSource};
 pub use events::{Event, NewEvent};
+pub use members::{MemberNames, PlannedMember, WaveMember};
+pub use plan_transaction::{PlanTransaction, PreviousDecision, Replaced};
 pub use runs::{Run, RunStatus};
-pub use users::{
-    AddressFields, AddressOwner, AddressSource, RuleInputs, SnapshotRead, StoragePosition,
-};
-pub use waves::{
-    MemberNames, NewWave, PlanTransaction, PlannedMember, PreviousDecision, Replaced, Transition,
-    Wave, WaveMember,
-};
+pub use snapshot::{AddressFields, RuleInputs, SnapshotRead, StoragePosition};
+pub use transitions::Transition;
+pub use waves::{NewWave, Wave};
 
 /// A failure in the state database. Variants a caller branches on are typed; the rest wrap sqlx.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +86,9 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A transaction on the writing connection.
+type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
 
 /// The opened, migrated database.
 #[derive(Clone, Debug)]
