@@ -561,7 +561,16 @@ async fn ctrl_c_stops_after_the_requests_in_flight_are_recorded() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let child = cmd.spawn().unwrap();
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    // Interrupt once the run has converted someone, however long the start took on a busy
+    // machine: the signal must land part-way, not before the first invitation.
+    let started = std::time::Instant::now();
+    while sim.counters().invitations_created == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the run converted nobody in two minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let interrupt = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
