@@ -100,6 +100,7 @@ pub enum Command {
     Invite(InviteArgs),
     Status(StatusArgs),
     ExportLinks(ExportLinksArgs),
+    Backup(BackupArgs),
     Demo(DemoArgs),
     Verify(VerifyArgs),
     Scramble(ScrambleArgs),
@@ -452,6 +453,28 @@ pub struct ExportLinksArgs {
     pub wave: String,
 
     /// The CSV file to write (atomically, mode 0600)
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+
+    /// Replace an existing file
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Write a consistent copy of the state database, to keep or to move.
+///
+/// Copies the whole database with SQLite's own mechanism (`VACUUM INTO`): one moment of it,
+/// even while a run writes beside it, compact and complete without its `-wal` file, checked
+/// with SQLite's integrity check, written atomically with mode 0600. Copying the `.db` file
+/// by hand while a command runs can miss the last changes. The copy is a database like any
+/// other: use it with --db.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  b2b-convert backup --out backups/contoso-2026-12-06.db
+  b2b-convert --db backups/contoso-2026-12-06.db status --wave pilot")]
+pub struct BackupArgs {
+    /// The copy to write (atomically, mode 0600)
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
 

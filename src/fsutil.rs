@@ -15,7 +15,7 @@ pub enum Overwrite {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{} already exists", .0.display())]
+    #[error("{} already exists; it was left as it is (--force replaces it)", .0.display())]
     Exists(PathBuf),
     #[error("cannot write {}: {source}", path.display())]
     Io {
@@ -27,27 +27,75 @@ pub enum Error {
 /// Writes `contents` to `path` with mode 0600, atomically. With [`Overwrite::No`] an existing
 /// file is left untouched and [`Error::Exists`] returned.
 pub fn write_private(path: &Path, contents: &[u8], overwrite: Overwrite) -> Result<(), Error> {
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    // tempfile creates the file with mode 0600 on Unix.
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-    file.write_all(contents).map_err(io)?;
-    file.as_file().sync_all().map_err(io)?;
-    match overwrite {
-        Overwrite::Yes => file.persist(path).map(drop).map_err(|e| io(e.error)),
-        Overwrite::No => file.persist_noclobber(path).map(drop).map_err(|e| {
-            if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-                Error::Exists(path.to_path_buf())
-            } else {
-                io(e.error)
-            }
-        }),
+    let mut file = PendingFile::new(path)?;
+    file.write_all(contents)?;
+    file.persist(overwrite)
+}
+
+/// A private (0600) file being prepared beside its destination, empty at first, for content
+/// that something else writes by path (SQLite's `VACUUM INTO`): it takes the destination's
+/// name only when [`persist`](Self::persist)ed, and disappears if dropped before.
+#[derive(Debug)]
+pub struct PendingFile {
+    file: tempfile::NamedTempFile,
+    destination: PathBuf,
+}
+
+impl PendingFile {
+    pub fn new(destination: &Path) -> Result<Self, Error> {
+        let dir = match destination.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        // tempfile creates the file with mode 0600 on Unix.
+        let file = tempfile::NamedTempFile::new_in(dir).map_err(|source| Error::Io {
+            path: destination.to_path_buf(),
+            source,
+        })?;
+        Ok(Self {
+            file,
+            destination: destination.to_path_buf(),
+        })
+    }
+
+    /// Where the content goes until it is persisted.
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    fn io(&self, source: std::io::Error) -> Error {
+        Error::Io {
+            path: self.destination.clone(),
+            source,
+        }
+    }
+
+    fn write_all(&mut self, contents: &[u8]) -> Result<(), Error> {
+        self.file.write_all(contents).map_err(|e| self.io(e))
+    }
+
+    /// Flushes the file to disk and gives it the destination's name. With [`Overwrite::No`]
+    /// an existing file is left untouched and [`Error::Exists`] returned.
+    pub fn persist(self, overwrite: Overwrite) -> Result<(), Error> {
+        self.file.as_file().sync_all().map_err(|e| self.io(e))?;
+        let Self { file, destination } = self;
+        let io = |source| Error::Io {
+            path: destination.clone(),
+            source,
+        };
+        match overwrite {
+            Overwrite::Yes => file
+                .persist(&destination)
+                .map(drop)
+                .map_err(|e| io(e.error)),
+            Overwrite::No => file.persist_noclobber(&destination).map(drop).map_err(|e| {
+                if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                    Error::Exists(destination.clone())
+                } else {
+                    io(e.error)
+                }
+            }),
+        }
     }
 }
 

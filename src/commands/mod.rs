@@ -4,6 +4,7 @@
 //! This layer (with `main.rs`) is the `anyhow` boundary: module errors arrive typed and leave
 //! with context. It decides exit codes and must not contain SQL, HTTP or rule logic.
 
+mod backup;
 mod check;
 mod config;
 mod demo;
@@ -74,6 +75,10 @@ pub fn exit_code(result: &anyhow::Result<Outcome>) -> u8 {
 /// A refusal to act because acting could do harm.
 fn is_refusal(err: &(dyn std::error::Error + 'static)) -> bool {
     err.is::<Refused>()
+        || matches!(
+            err.downcast_ref::<crate::fsutil::Error>(),
+            Some(crate::fsutil::Error::Exists(_))
+        )
         || err.is::<crate::execute::LockError>()
         || matches!(
             err.downcast_ref::<crate::store::Error>(),
@@ -92,7 +97,7 @@ fn is_configuration_error(err: &(dyn std::error::Error + 'static)) -> bool {
             .is_some_and(crate::directory::Error::is_configuration)
         || matches!(
             err.downcast_ref::<crate::store::Error>(),
-            Some(crate::store::Error::TenantMismatch { .. })
+            Some(crate::store::Error::TenantMismatch { .. } | crate::store::Error::Missing { .. })
         )
         || matches!(
             err.downcast_ref::<crate::graph::auth::Error>(),
@@ -256,6 +261,7 @@ pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<Outcome> {
         Command::Invite(args) => args.run(&ctx).await,
         Command::Status(args) => args.run(&ctx).await,
         Command::ExportLinks(args) => args.run(&ctx).await,
+        Command::Backup(args) => args.run(&ctx).await,
         Command::Demo(args) => args.run().await,
         Command::Verify(args) => args.run(&ctx).await,
         Command::Scramble(args) => args.run(&ctx).await,

@@ -55,6 +55,13 @@ pub enum Error {
         path.display()
     )]
     HardLinked { path: PathBuf, links: u64 },
+    #[error(
+        "there is no database at {}; create it with `b2b-convert init` or `b2b-convert discover`, or name another with --db",
+        path.display()
+    )]
+    Missing { path: PathBuf },
+    #[error("cannot copy the database to {}: {reason}", path.display())]
+    Copy { path: PathBuf, reason: String },
     #[error("cannot open the database {}: {source}", path.display())]
     Open { path: PathBuf, source: sqlx::Error },
     #[error("cannot bring the database {} up to date: {source}", path.display())]
@@ -162,6 +169,17 @@ impl Store {
         })
     }
 
+    /// Opens the database at `path` like [`open`](Self::open), but only if it exists: for
+    /// commands that read the state and must not leave an empty database behind.
+    pub async fn open_existing(path: &Path) -> Result<Self> {
+        if !path.exists() {
+            return Err(Error::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        Self::open(path).await
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -181,6 +199,47 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         Ok(problems.join("\n"))
+    }
+
+    /// Writes a consistent copy of the whole database into `path`, an existing empty file:
+    /// SQLite's `VACUUM INTO`, which reads one moment of the database (a run writing beside
+    /// it is seen before or after a change, never half-way), then SQLite's integrity check of
+    /// the copy. The copy is compact and needs no `-wal` beside it.
+    #[tracing::instrument(skip_all, fields(path = %path.display()), err)]
+    pub async fn copy_into(&self, path: &Path) -> Result<()> {
+        let copy_error = |reason: String| Error::Copy {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let name = path
+            .to_str()
+            .ok_or_else(|| copy_error("the path is not valid UTF-8".into()))?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| copy_error(e.to_string()))?;
+        let mut copy = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .immutable(true)
+            .connect()
+            .await
+            .map_err(|e| copy_error(e.to_string()))?;
+        let problems: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_all(&mut copy)
+            .await
+            .map_err(|e| copy_error(e.to_string()))?;
+        sqlx::Connection::close(copy)
+            .await
+            .map_err(|e| copy_error(e.to_string()))?;
+        if problems != ["ok"] {
+            return Err(copy_error(format!(
+                "the copy fails SQLite's integrity check: {}",
+                problems.join("; ")
+            )));
+        }
+        Ok(())
     }
 
     /// Waits for pending writes and closes every connection, the writer last: the last
@@ -314,6 +373,41 @@ mod tests {
         }
         std::fs::remove_file(&other).unwrap();
         Store::open(&path).await.expect("one name again");
+    }
+
+    #[tokio::test]
+    async fn a_copy_holds_everything_and_opens_as_a_store_of_its_own() {
+        let (dir, store) = temp_store().await;
+        store
+            .store_users(&[users::tests::sample_user(1), users::tests::sample_user(2)])
+            .await
+            .unwrap();
+        let copy = dir.path().join("copy.db");
+        std::fs::write(&copy, b"").unwrap();
+        store.copy_into(&copy).await.unwrap();
+        store
+            .store_users(&[users::tests::sample_user(3)])
+            .await
+            .unwrap();
+        store.close().await;
+        let copied = Store::open(&copy).await.unwrap();
+        assert_eq!(
+            copied.count_users().await.unwrap(),
+            2,
+            "the moment of the copy"
+        );
+        assert_eq!(copied.integrity_check().await.unwrap(), "ok");
+        copied.close().await;
+        let err = Store::open(&dir.path().join("state.db"))
+            .await
+            .unwrap()
+            .copy_into(&copy)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Copy { .. }),
+            "a non-empty target is refused: {err}"
+        );
     }
 
     #[tokio::test]

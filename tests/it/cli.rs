@@ -277,3 +277,46 @@ fn sim_serve_refuses_a_bad_fault_spec() {
         .code(2)
         .stderr(predicate::str::contains("--faults"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backup_writes_a_private_checked_copy_and_never_creates_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    b2b_convert(dir.path()).arg("init").assert().success();
+    let copy = dir.path().join("backups").join("copy.db");
+    std::fs::create_dir(dir.path().join("backups")).unwrap();
+    b2b_convert(dir.path())
+        .args(["backup", "--out", "backups/copy.db"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("integrity check"));
+    #[cfg(unix)]
+    assert_eq!(mode(&copy), 0o600);
+    let store = b2b_convert::store::Store::open(&copy).await.unwrap();
+    assert_eq!(store.integrity_check().await.unwrap(), "ok");
+    assert!(store.schema_version().await.unwrap() > 0);
+    store.close().await;
+    let before = std::fs::read(&copy).unwrap();
+
+    b2b_convert(dir.path())
+        .args(["backup", "--out", "backups/copy.db"])
+        .assert()
+        .code(4)
+        .stderr(
+            predicate::str::contains("already exists").and(predicate::str::contains("--force")),
+        );
+    assert_eq!(std::fs::read(&copy).unwrap(), before, "left as it was");
+    b2b_convert(dir.path())
+        .args(["backup", "--out", "backups/copy.db", "--force"])
+        .assert()
+        .success();
+
+    b2b_convert(dir.path())
+        .args(["--db", "nowhere/state.db", "backup", "--out", "other.db"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "there is no database at nowhere/state.db",
+        ));
+    assert!(!dir.path().join("nowhere").exists(), "no folder created");
+    assert!(!dir.path().join("other.db").exists(), "no copy written");
+}
