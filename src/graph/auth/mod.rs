@@ -12,6 +12,7 @@ mod claims;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use bytes::Bytes;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tokio::sync::Mutex;
@@ -21,7 +22,7 @@ pub use certificate::AssertionSigner;
 pub use claims::TokenClaims;
 
 use crate::config::{AuthMethod, Settings};
-use crate::graph::retry::{AttemptFailure, Idempotency, RetryPolicy, Verdict};
+use crate::graph::retry::{self, Attempt, AttemptFailure, Idempotency, RetryPolicy, Stop};
 
 /// Refresh a cached token when it has less than this left (or a fifth of its life, if that is
 /// shorter, for short-lived test tokens).
@@ -400,50 +401,24 @@ impl TokenProvider {
     /// Posts to the token endpoint, retrying throttling and transient failures (a token
     /// request changes nothing, so repeating it is safe).
     async fn request_token(&self, form: &[(&str, &str)]) -> Result<Cached, Error> {
-        let url = self.token_url();
+        let url = &self.token_url();
         let started = Instant::now();
-        let mut attempt = 0;
-        let body = loop {
-            attempt += 1;
-            let (failure, retry_after, error) =
-                match self.http.post(url.clone()).form(form).send().await {
-                    Ok(response) => {
-                        let status = response.status();
-                        let wait =
-                            crate::graph::retry::retry_after(response.headers(), SystemTime::now());
-                        match response.bytes().await {
-                            Ok(body) if status.is_success() => break body,
-                            Ok(body) => (
-                                AttemptFailure::Status(status.as_u16()),
-                                wait,
-                                refused(status.as_u16(), &body),
-                            ),
-                            Err(err) => (AttemptFailure::NoAnswer, None, transport(&url, &err)),
-                        }
-                    }
-                    Err(err) if err.is_connect() => {
-                        (AttemptFailure::ConnectFailed, None, transport(&url, &err))
-                    }
-                    Err(err) => (AttemptFailure::NoAnswer, None, transport(&url, &err)),
-                };
-            match TOKEN_RETRY.verdict(
-                Idempotency::Read,
-                failure,
-                attempt,
-                retry_after,
-                rand::random(),
-            ) {
-                Verdict::RetryAfter(wait) => {
-                    tracing::warn!(
-                        attempt,
-                        wait_ms = wait.as_millis(),
-                        "token request retried: {error}"
-                    );
-                    tokio::time::sleep(wait).await;
-                }
-                Verdict::GiveUp | Verdict::OutcomeUnknown => return Err(error),
-            }
-        };
+        let body = retry::drive(
+            &TOKEN_RETRY,
+            Idempotency::Read,
+            move |_| self.token_attempt(url, form),
+            |retry| {
+                tracing::warn!(
+                    attempt = retry.attempt,
+                    wait_ms = retry.wait.as_millis(),
+                    "token request retried: {}",
+                    retry.error
+                );
+                Ok(())
+            },
+        )
+        .await
+        .map_err(Stop::into_error)?;
         let parsed: TokenResponse = serde_json::from_slice(&body)
             .map_err(|e| Error::Unexpected(format!("token response: {e}")))?;
         // A nonsensical lifetime must not overflow the clock arithmetic below.
@@ -459,6 +434,38 @@ impl TokenProvider {
             refresh_at: started + lifetime.saturating_sub(margin),
             refresh_token: parsed.refresh_token.map(SecretString::from),
         })
+    }
+
+    /// One post to the token endpoint; the answer's body when it is a success.
+    async fn token_attempt(&self, url: &Url, form: &[(&str, &str)]) -> Attempt<Bytes, Error> {
+        match self.http.post(url.clone()).form(form).send().await {
+            Ok(response) => {
+                let status = response.status();
+                let wait = crate::graph::retry::retry_after(response.headers(), SystemTime::now());
+                match response.bytes().await {
+                    Ok(body) if status.is_success() => Attempt::Done(Ok(body)),
+                    Ok(body) => Attempt::Failed {
+                        failure: AttemptFailure::Status(status.as_u16()),
+                        retry_after: wait,
+                        error: refused(status.as_u16(), &body),
+                    },
+                    Err(err) => Attempt::Failed {
+                        failure: AttemptFailure::NoAnswer,
+                        retry_after: None,
+                        error: transport(url, &err),
+                    },
+                }
+            }
+            Err(err) => Attempt::Failed {
+                failure: if err.is_connect() {
+                    AttemptFailure::ConnectFailed
+                } else {
+                    AttemptFailure::NoAnswer
+                },
+                retry_after: None,
+                error: transport(url, &err),
+            },
+        }
     }
 
     async fn device_code_flow(
