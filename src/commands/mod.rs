@@ -26,9 +26,8 @@ use anyhow::Context;
 
 use crate::cli::{Cli, Command};
 use crate::config::{AuthMethod, Environment, FlagOverride, Settings, Sources};
-use crate::graph::auth::{Credential, PromptFn, TokenProvider};
-use crate::graph::retry::RetryPolicy;
-use crate::graph::{ClientOptions, GraphClient};
+use crate::graph::GraphClient;
+use crate::graph::auth::{Auth, Credential, PromptFn};
 use crate::store::Store;
 
 /// How a command that ran to its end went.
@@ -197,30 +196,13 @@ fn connect(settings: &Settings) -> anyhow::Result<GraphClient> {
             hint: "set tenant.tenant_id or AZURE_TENANT_ID",
         })?,
     };
-    let throughput = &settings.throughput;
-    let http =
-        crate::graph::client::http_client(throughput.connect_timeout, throughput.request_timeout)
-            .context("building the HTTP client")?;
     let prompt: PromptFn = Box::new(|prompt| crate::output::notice(&prompt.message));
-    let credential = Credential::from_settings(settings, prompt)?;
-    let tokens = TokenProvider::new(
-        http.clone(),
-        credential,
-        &settings.tenant.login_url,
-        tenant,
-        settings.tenant.cloud.graph_resource(),
-    )?;
-    let options = ClientOptions {
-        graph_url: settings.tenant.graph_url.clone(),
-        connect_timeout: throughput.connect_timeout,
-        request_timeout: throughput.request_timeout,
-        retry: RetryPolicy {
-            max_attempts: throughput.max_attempts.get(),
-            ..RetryPolicy::default()
-        },
-        low_priority_reads: throughput.low_priority_reads,
+    let auth = Auth {
+        credential: Credential::from_settings(settings, prompt)?,
+        tenant: tenant.to_owned(),
+        resource: settings.tenant.cloud.graph_resource().to_owned(),
     };
-    Ok(GraphClient::new(http, tokens, &options))
+    Ok(settings.graph_connection().graph_client(auth)?)
 }
 
 /// Resolves when the operator presses Ctrl-C. The handler is installed by this call, not on

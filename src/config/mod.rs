@@ -6,6 +6,7 @@
 //! variables or from a file whose path the config names. Code outside this module receives
 //! [`Settings`] and never sees raw input.
 
+mod graph;
 pub mod raw;
 mod settings;
 

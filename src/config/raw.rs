@@ -199,8 +199,8 @@ impl Default for RawThroughput {
             max_invitations_per_second: 24.0,
             max_directory_writes_per_second: 16.0,
             low_priority_reads: true,
-            connect_timeout_seconds: 10,
-            request_timeout_seconds: 60,
+            connect_timeout_seconds: crate::graph::DEFAULT_CONNECT_TIMEOUT.as_secs(),
+            request_timeout_seconds: crate::graph::DEFAULT_REQUEST_TIMEOUT.as_secs(),
             max_attempts: 6,
         }
     }

@@ -75,17 +75,6 @@ pub struct RetryEvent {
     pub wait: Duration,
 }
 
-/// How to build a [`GraphClient`].
-#[derive(Clone, Debug)]
-pub struct ClientOptions {
-    /// The Graph root, for example `https://graph.microsoft.com/`; `v1.0/` is appended.
-    pub graph_url: Url,
-    pub connect_timeout: Duration,
-    pub request_timeout: Duration,
-    pub retry: RetryPolicy,
-    pub low_priority_reads: bool,
-}
-
 /// The Graph client. Cheap to share behind an `Arc`.
 pub struct GraphClient {
     http: reqwest::Client,
@@ -106,19 +95,6 @@ impl std::fmt::Debug for GraphClient {
     }
 }
 
-/// The HTTP client used for Graph and the token endpoint: our User-Agent, timeouts, gzip.
-pub fn http_client(
-    connect_timeout: Duration,
-    request_timeout: Duration,
-) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .user_agent(concat!("b2b-convert/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(connect_timeout)
-        .timeout(request_timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-}
-
 /// Adds a trailing slash so that `join` appends instead of replacing the last segment.
 pub(crate) fn as_base(url: &Url) -> Url {
     let mut url = url.clone();
@@ -130,15 +106,22 @@ pub(crate) fn as_base(url: &Url) -> Url {
 }
 
 impl GraphClient {
-    pub fn new(http: reqwest::Client, tokens: TokenProvider, options: &ClientOptions) -> Self {
-        let root = as_base(&options.graph_url);
+    /// Built by [`Connection::graph_client`](super::Connection::graph_client) only.
+    pub(super) fn new(
+        http: reqwest::Client,
+        tokens: TokenProvider,
+        graph_url: &Url,
+        retry: RetryPolicy,
+        low_priority_reads: bool,
+    ) -> Self {
+        let root = as_base(graph_url);
         Self {
             http,
             origin: root.origin(),
             api_base: root.join("v1.0/").expect("a constant relative path joins"),
             tokens,
-            retry: options.retry.clone(),
-            low_priority_reads: options.low_priority_reads,
+            retry,
+            low_priority_reads,
             observer: None,
         }
     }

@@ -69,10 +69,11 @@ pub struct RealmClient {
 }
 
 impl RealmClient {
-    /// `http` is the shared client (`graph::client::http_client`: our User-Agent, timeouts, no
-    /// redirects); `login_url` is `tenant.login_url`, for example
-    /// `https://login.microsoftonline.com` or the simulator's `http://127.0.0.1:P/login`.
-    pub fn new(http: reqwest::Client, login_url: &Url, retry: RetryPolicy) -> Self {
+    /// Built by [`Connection::realm_client`](super::Connection::realm_client): `http` is its
+    /// client (our User-Agent, timeouts, no redirects); `login_url` is the login host, for
+    /// example `https://login.microsoftonline.com` or the simulator's
+    /// `http://127.0.0.1:P/login`.
+    pub(super) fn new(http: reqwest::Client, login_url: &Url, retry: RetryPolicy) -> Self {
         let base = as_base(login_url)
             .join("common/userrealm/")
             .expect("a constant relative path joins");
@@ -324,7 +325,6 @@ mod tests {
 
     #[test]
     fn the_url_is_on_the_login_host_with_a_probe_address() {
-        let http = reqwest::Client::new();
         for (login, expected) in [
             (
                 "https://login.microsoftonline.com",
@@ -339,11 +339,10 @@ mod tests {
                 "http://127.0.0.1:8950/login/common/userrealm/realm-probe@fabrikam.com?api-version=1.0",
             ),
         ] {
-            let client = RealmClient::new(
-                http.clone(),
-                &Url::parse(login).unwrap(),
-                RetryPolicy::default(),
-            );
+            let login = Url::parse(login).unwrap();
+            let client = super::super::Connection::new(login.clone(), login)
+                .realm_client()
+                .unwrap();
             assert_eq!(client.url_for("fabrikam.com").as_str(), expected);
         }
     }

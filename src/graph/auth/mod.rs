@@ -21,6 +21,7 @@ use url::Url;
 pub use certificate::AssertionSigner;
 pub use claims::TokenClaims;
 
+use crate::clock::SharedClock;
 use crate::config::{AuthMethod, Settings};
 use crate::graph::retry::{self, Attempt, AttemptFailure, Idempotency, RetryPolicy, Stop};
 
@@ -200,6 +201,20 @@ impl Credential {
     }
 }
 
+/// Who signs in, in which tenant, for which resource: the typed description of sign-in that
+/// [`Connection::graph_client`](crate::graph::Connection::graph_client) takes. `config` builds
+/// it from the settings; tests build it by hand. `Debug` never shows a secret.
+#[derive(Debug)]
+pub struct Auth {
+    pub credential: Credential,
+    /// The tenant id or domain whose token endpoint is asked (`organizations` for a
+    /// pre-obtained token, which names its own tenant).
+    pub tenant: String,
+    /// The identifier of Graph in the tenant's cloud: the tokens' audience. It stays the same
+    /// when the Graph URL points at a proxy or the simulator.
+    pub resource: String,
+}
+
 /// A token in the cache.
 struct Cached {
     token: Arc<SecretString>,
@@ -216,6 +231,8 @@ pub struct TokenProvider {
     /// `{graph}/.default` for app-only flows.
     default_scope: String,
     cache: Mutex<Option<Cached>>,
+    /// When a cached token is due for refresh, and the time stamped into assertions.
+    clock: SharedClock,
 }
 
 impl std::fmt::Debug for TokenProvider {
@@ -253,25 +270,24 @@ struct DeviceCodeResponse {
 }
 
 impl TokenProvider {
-    /// `login_url` is the cloud's authority (or the simulator's), `tenant` the tenant id or
-    /// domain, `resource` the identifier of Graph in that cloud (the token's audience, which
-    /// stays the same when `graph_url` points at a proxy or the simulator).
-    pub fn new(
+    /// Built by [`Connection::graph_client`](crate::graph::Connection::graph_client) only:
+    /// `login_url` is the cloud's authority (or the simulator's).
+    pub(crate) fn new(
         http: reqwest::Client,
-        credential: Credential,
+        auth: Auth,
         login_url: &Url,
-        tenant: &str,
-        resource: &str,
+        clock: SharedClock,
     ) -> Result<Self, Error> {
         let endpoint_base = crate::graph::client::as_base(login_url)
-            .join(&format!("{tenant}/oauth2/v2.0/"))
+            .join(&format!("{}/oauth2/v2.0/", auth.tenant))
             .map_err(|e| Error::Unexpected(format!("bad login URL: {e}")))?;
         Ok(Self {
             http,
-            credential,
+            credential: auth.credential,
             endpoint_base,
-            default_scope: format!("{resource}/.default"),
+            default_scope: format!("{}/.default", auth.resource),
             cache: Mutex::new(None),
+            clock,
         })
     }
 
@@ -279,7 +295,7 @@ impl TokenProvider {
     pub async fn token(&self) -> Result<Arc<SecretString>, Error> {
         let mut cache = self.cache.lock().await;
         if let Some(cached) = cache.as_ref()
-            && Instant::now() < cached.refresh_at
+            && self.clock.now() < cached.refresh_at
         {
             return Ok(Arc::clone(&cached.token));
         }
@@ -307,7 +323,7 @@ impl TokenProvider {
         if let Some(cached) = cache.as_mut()
             && Arc::ptr_eq(&cached.token, rejected)
         {
-            cached.refresh_at = Instant::now();
+            cached.refresh_at = self.clock.now();
         }
         Ok(())
     }
@@ -316,10 +332,7 @@ impl TokenProvider {
         match &self.credential {
             Credential::Static { token, origin } => {
                 let claims = TokenClaims::decode(token.expose_secret());
-                let now = SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_secs();
+                let now = u64::try_from(self.clock.now_utc().unix_timestamp()).unwrap_or(0);
                 if let Some(exp) = claims.and_then(|c| c.exp)
                     && exp <= now
                 {
@@ -334,7 +347,7 @@ impl TokenProvider {
                 Ok(Cached {
                     token: Arc::clone(token),
                     // Never refreshed: re-checked only when Graph rejects it.
-                    refresh_at: Instant::now() + Duration::from_hours(365 * 24),
+                    refresh_at: self.clock.now() + Duration::from_hours(365 * 24),
                     refresh_token: None,
                 })
             }
@@ -348,8 +361,11 @@ impl TokenProvider {
                 .await
             }
             Credential::Certificate { client_id, signer } => {
-                let assertion =
-                    signer.assertion(client_id, self.token_url().as_str(), SystemTime::now())?;
+                let assertion = signer.assertion(
+                    client_id,
+                    self.token_url().as_str(),
+                    SystemTime::from(self.clock.now_utc()),
+                )?;
                 self.request_token(&[
                     ("grant_type", "client_credentials"),
                     ("client_id", client_id),
@@ -402,7 +418,7 @@ impl TokenProvider {
     /// request changes nothing, so repeating it is safe).
     async fn request_token(&self, form: &[(&str, &str)]) -> Result<Cached, Error> {
         let url = &self.token_url();
-        let started = Instant::now();
+        let started = self.clock.now();
         let body = retry::drive(
             &TOKEN_RETRY,
             Idempotency::Read,
@@ -427,7 +443,10 @@ impl TokenProvider {
         tracing::debug!(
             lifetime_s = lifetime.as_secs(),
             "token acquired in {} ms",
-            started.elapsed().as_millis()
+            self.clock
+                .now()
+                .saturating_duration_since(started)
+                .as_millis()
         );
         Ok(Cached {
             token: Arc::new(SecretString::from(parsed.access_token)),
@@ -502,11 +521,11 @@ impl TokenProvider {
             user_code: code.user_code,
             verification_uri: code.verification_uri,
         });
-        let deadline = Instant::now() + Duration::from_secs(code.expires_in);
+        let deadline = self.clock.now() + Duration::from_secs(code.expires_in);
         let mut interval = Duration::from_secs(code.interval.unwrap_or(5).max(1));
         loop {
             tokio::time::sleep(interval).await;
-            if Instant::now() >= deadline {
+            if self.clock.now() >= deadline {
                 return Err(Error::DeviceCodeExpired);
             }
             match self
