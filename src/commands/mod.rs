@@ -25,9 +25,9 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::cli::{Cli, Command};
-use crate::config::{AuthMethod, Environment, FlagOverride, Settings, Sources};
+use crate::config::{Environment, FlagOverride, Settings, Sources};
 use crate::graph::GraphClient;
-use crate::graph::auth::{Auth, Credential, PromptFn};
+use crate::graph::auth::PromptFn;
 use crate::store::Store;
 
 /// How a command that ran to its end went.
@@ -92,13 +92,6 @@ fn is_configuration_error(err: &(dyn std::error::Error + 'static)) -> bool {
         || matches!(
             err.downcast_ref::<crate::store::Error>(),
             Some(crate::store::Error::TenantMismatch { .. })
-        )
-        || matches!(
-            err.downcast_ref::<crate::graph::auth::Error>(),
-            Some(
-                crate::graph::auth::Error::Missing { .. }
-                    | crate::graph::auth::Error::Certificate { .. }
-            )
         )
 }
 
@@ -186,22 +179,8 @@ async fn same_tenant(store: &Store, settings: &Settings) -> anyhow::Result<()> {
 
 /// Builds the Graph client the settings describe (credential, hosts, timeouts, retries).
 fn connect(settings: &Settings) -> anyhow::Result<GraphClient> {
-    // A pre-obtained token already names its tenant; every other method asks the tenant's
-    // token endpoint.
-    let tenant = match (settings.tenant.tenant_id.as_deref(), settings.auth.method) {
-        (Some(tenant), _) => tenant,
-        (None, AuthMethod::AccessToken) => "organizations",
-        (None, _) => Err(crate::graph::auth::Error::Missing {
-            what: "the tenant id",
-            hint: "set tenant.tenant_id or AZURE_TENANT_ID",
-        })?,
-    };
     let prompt: PromptFn = Box::new(|prompt| crate::output::notice(&prompt.message));
-    let auth = Auth {
-        credential: Credential::from_settings(settings, prompt)?,
-        tenant: tenant.to_owned(),
-        resource: settings.tenant.cloud.graph_resource().to_owned(),
-    };
+    let auth = settings.graph_auth(prompt)?;
     Ok(settings.graph_connection().graph_client(auth)?)
 }
 
@@ -260,6 +239,15 @@ mod tests {
         })
         .context("loading settings");
         assert_eq!(exit_code(&Err(config)), 2);
+        let no_secret = anyhow::Error::new(crate::config::Error::Missing {
+            what: "the client secret",
+            key: "auth.client_secret",
+            hint: "export AZURE_CLIENT_SECRET",
+            method: "client-secret".into(),
+            origin: crate::config::Origin::Default,
+        })
+        .context("signing in");
+        assert_eq!(exit_code(&Err(no_secret)), 2, "a missing credential");
         assert_eq!(exit_code(&Err(anyhow::anyhow!("network down"))), 1);
     }
 }

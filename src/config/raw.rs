@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Rule, RuleMode};
+/// The signature of the client assertion in certificate auth (`auth.assertion_algorithm`).
+pub use crate::graph::auth::AssertionAlgorithm;
 
 /// The whole file. Every section and key may be left out.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -116,17 +118,6 @@ pub enum AuthMethod {
     AccessToken,
     /// Delegated: an administrator signs in on another device.
     DeviceCode,
-}
-
-/// The signature of the client assertion in certificate auth.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum AssertionAlgorithm {
-    /// RSA-PSS with `x5t#S256`: what Microsoft documents today.
-    #[serde(rename = "PS256")]
-    Ps256,
-    /// RSA PKCS#1 v1.5 with a SHA-1 `x5t`: the older, still common form.
-    #[serde(rename = "RS256")]
-    Rs256,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

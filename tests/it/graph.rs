@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use b2b_convert::clock::{ManualClock, SharedClock};
-use b2b_convert::config::AssertionAlgorithm;
-use b2b_convert::graph::auth::{AssertionSigner, Auth, Credential, Error as AuthError};
+use b2b_convert::graph::auth::{
+    AssertionAlgorithm, AssertionSigner, Auth, Credential, Error as AuthError,
+};
 use b2b_convert::graph::{Connection, Error, UserSelection};
 use b2b_convert::sim::{AuthConfig, Sim, SimSpec, ThrottleConfig, UserCase};
 use futures_util::TryStreamExt;
@@ -65,18 +66,12 @@ async fn reads_survive_injected_503s_and_504s() {
 async fn certificate_assertions_are_accepted_in_both_forms() {
     let sim = quiet_sim(10).await;
     let certificate = sim.certificate().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sim.pem");
-    std::fs::write(
-        &path,
-        format!(
-            "{}\n{}",
-            certificate.private_key_pem, certificate.certificate_pem
-        ),
-    )
-    .unwrap();
+    let pem = format!(
+        "{}\n{}",
+        certificate.private_key_pem, certificate.certificate_pem
+    );
     for algorithm in [AssertionAlgorithm::Ps256, AssertionAlgorithm::Rs256] {
-        let signer = AssertionSigner::load(&path, None, algorithm).unwrap();
+        let signer = AssertionSigner::from_file_bytes(pem.as_bytes(), None, algorithm).unwrap();
         let client = client_with(
             &sim,
             Credential::Certificate {
@@ -96,14 +91,13 @@ async fn certificate_assertions_are_accepted_in_both_forms() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_certificate_the_app_does_not_know_is_refused() {
     let sim = quiet_sim(10).await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("other.pem");
-    std::fs::write(&path, include_str!("../fixtures/certificate/test-cert.pem")).unwrap();
+    let other = include_bytes!("../fixtures/certificate/test-cert.pem");
     let client = client_with(
         &sim,
         Credential::Certificate {
             client_id: sim.client_id().to_owned(),
-            signer: AssertionSigner::load(&path, None, AssertionAlgorithm::Ps256).unwrap(),
+            signer: AssertionSigner::from_file_bytes(other, None, AssertionAlgorithm::Ps256)
+                .unwrap(),
         },
     );
     let err = client.organization().await.unwrap_err();

@@ -1,10 +1,13 @@
 //! Getting and keeping a Graph access token (NOTES.md §7): client secret, certificate
 //! assertion, a token obtained elsewhere, or the device-code flow for delegated use.
 //!
-//! Owns the token endpoint conversation and the token cache (refreshed a margin before expiry,
-//! and once after a 401). Tokens and secrets stay in `SecretString`s; nothing here logs,
-//! prints or returns them in an error. The device-code prompt is handed to a callback so the
-//! caller decides where it is shown.
+//! Owns the token endpoint conversation and the token cache (refreshed a margin before expiry
+//! by the connection's clock, and once after a 401). Tokens and secrets stay in
+//! `SecretString`s; nothing here logs, prints or returns them in an error. The device-code
+//! prompt is handed to a callback so the caller decides where it is shown.
+//!
+//! It must not read settings or files: the credential arrives typed, in an [`Auth`] that
+//! `config` builds (it reads the secrets and the certificate file).
 
 mod certificate;
 mod claims;
@@ -18,11 +21,10 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use url::Url;
 
-pub use certificate::AssertionSigner;
+pub use certificate::{AssertionAlgorithm, AssertionSigner};
 pub use claims::TokenClaims;
 
 use crate::clock::SharedClock;
-use crate::config::{AuthMethod, Settings};
 use crate::graph::retry::{self, Attempt, AttemptFailure, Idempotency, RetryPolicy, Stop};
 
 /// Refresh a cached token when it has less than this left (or a fifth of its life, if that is
@@ -39,11 +41,6 @@ const TOKEN_RETRY: RetryPolicy = RetryPolicy {
 /// A failure to obtain a token. Never contains the secret, the assertion or a token.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{what} is not configured: {hint}")]
-    Missing {
-        what: &'static str,
-        hint: &'static str,
-    },
     #[error(
         "the token endpoint refused: {error}: {description} (trace id {trace_id}, correlation id {correlation_id})"
     )]
@@ -58,11 +55,6 @@ pub enum Error {
     },
     #[error("cannot reach the token endpoint {host}: {reason}")]
     Transport { host: String, reason: String },
-    #[error("cannot use the certificate {}: {message}", path.display())]
-    Certificate {
-        path: std::path::PathBuf,
-        message: String,
-    },
     #[error("signing the client assertion failed")]
     Signing,
     #[error(
@@ -94,12 +86,14 @@ pub struct DeviceCodePrompt {
 /// Shows the device-code prompt to the operator.
 pub type PromptFn = Box<dyn Fn(&DeviceCodePrompt) + Send + Sync>;
 
-/// How to obtain tokens, built from the settings.
+/// How to obtain tokens: built by `config` from the settings (which reads every secret and
+/// the certificate file), or by tests.
 pub enum Credential {
     ClientSecret {
         client_id: String,
         secret: SecretString,
     },
+    /// The certificate's key, already read and checked.
     Certificate {
         client_id: String,
         signer: AssertionSigner,
@@ -107,6 +101,7 @@ pub enum Credential {
     /// A token obtained elsewhere; it cannot be refreshed.
     Static {
         token: Arc<SecretString>,
+        /// Where it came from, for messages (`environment variable B2BC_ACCESS_TOKEN`).
         origin: String,
     },
     DeviceCode {
@@ -126,77 +121,6 @@ impl std::fmt::Debug for Credential {
             }
             Self::Static { origin, .. } => write!(f, "Static(from {origin})"),
             Self::DeviceCode { client_id, .. } => write!(f, "DeviceCode({client_id})"),
-        }
-    }
-}
-
-impl Credential {
-    /// Builds the credential the settings ask for, checking that everything it needs is set.
-    pub fn from_settings(settings: &Settings, prompt: PromptFn) -> Result<Self, Error> {
-        let auth = &settings.auth;
-        let client_id = || {
-            settings
-                .tenant
-                .client_id
-                .map(|id| id.to_string())
-                .ok_or(Error::Missing {
-                    what: "the application (client) id",
-                    hint: "set tenant.client_id or AZURE_CLIENT_ID",
-                })
-        };
-        match auth.method {
-            AuthMethod::ClientSecret => Ok(Self::ClientSecret {
-                client_id: client_id()?,
-                secret: SecretString::from(
-                    auth.client_secret
-                        .as_ref()
-                        .ok_or(Error::Missing {
-                            what: "the client secret",
-                            hint: "export AZURE_CLIENT_SECRET or set auth.client_secret_file",
-                        })?
-                        .expose(),
-                ),
-            }),
-            AuthMethod::Certificate => {
-                let path = auth.certificate_path.as_deref().ok_or(Error::Missing {
-                    what: "the certificate",
-                    hint: "set auth.certificate_path or AZURE_CLIENT_CERTIFICATE_PATH",
-                })?;
-                Ok(Self::Certificate {
-                    client_id: client_id()?,
-                    signer: AssertionSigner::load(
-                        path,
-                        auth.certificate_password
-                            .as_ref()
-                            .map(crate::config::Secret::expose),
-                        auth.assertion_algorithm,
-                    )?,
-                })
-            }
-            AuthMethod::AccessToken => {
-                let token = auth.access_token.as_ref().ok_or(Error::Missing {
-                    what: "the access token",
-                    hint: "export B2BC_ACCESS_TOKEN or set auth.access_token_file",
-                })?;
-                Ok(Self::Static {
-                    token: Arc::new(SecretString::from(token.expose().trim())),
-                    origin: token.origin().to_string(),
-                })
-            }
-            AuthMethod::DeviceCode => {
-                let resource = settings.tenant.cloud.graph_resource();
-                let mut scopes: Vec<String> = auth
-                    .delegated_scopes
-                    .iter()
-                    .map(|s| format!("{resource}/{s}"))
-                    .collect();
-                scopes.push("offline_access".to_owned());
-                Ok(Self::DeviceCode {
-                    client_id: client_id()?,
-                    scopes,
-                    prompt,
-                })
-            }
         }
     }
 }
