@@ -3,6 +3,7 @@
 //!
 //! Module map (dependencies point one way: `commands` -> everything else; `domain` -> nothing):
 //! - [`cli`]: clap types only.
+//! - [`clock`]: "now", passed in (system or manual), for the token cache and the pacer.
 //! - [`commands`]: one file per subcommand; orchestration only.
 //! - [`config`]: file + environment + flags -> validated [`config::Settings`].
 //! - [`directory`]: on-premises AD for `scramble`: LDAPS client, password, PowerShell script.
@@ -19,6 +20,7 @@
 //! - [`verify`]: pure comparison of a converted user with its pre-conversion baseline.
 
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod directory;

@@ -26,10 +26,9 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::cli::{Cli, Command};
-use crate::config::{AuthMethod, Environment, FlagOverride, Settings, Sources};
-use crate::graph::auth::{Credential, PromptFn, TokenProvider};
-use crate::graph::retry::RetryPolicy;
-use crate::graph::{ClientOptions, GraphClient};
+use crate::config::{Environment, FlagOverride, Settings, Sources};
+use crate::graph::GraphClient;
+use crate::graph::auth::PromptFn;
 use crate::store::Store;
 
 /// How a command that ran to its end went.
@@ -98,13 +97,6 @@ fn is_configuration_error(err: &(dyn std::error::Error + 'static)) -> bool {
         || matches!(
             err.downcast_ref::<crate::store::Error>(),
             Some(crate::store::Error::TenantMismatch { .. } | crate::store::Error::Missing { .. })
-        )
-        || matches!(
-            err.downcast_ref::<crate::graph::auth::Error>(),
-            Some(
-                crate::graph::auth::Error::Missing { .. }
-                    | crate::graph::auth::Error::Certificate { .. }
-            )
         )
 }
 
@@ -192,40 +184,9 @@ async fn same_tenant(store: &Store, settings: &Settings) -> anyhow::Result<()> {
 
 /// Builds the Graph client the settings describe (credential, hosts, timeouts, retries).
 fn connect(settings: &Settings) -> anyhow::Result<GraphClient> {
-    // A pre-obtained token already names its tenant; every other method asks the tenant's
-    // token endpoint.
-    let tenant = match (settings.tenant.tenant_id.as_deref(), settings.auth.method) {
-        (Some(tenant), _) => tenant,
-        (None, AuthMethod::AccessToken) => "organizations",
-        (None, _) => Err(crate::graph::auth::Error::Missing {
-            what: "the tenant id",
-            hint: "set tenant.tenant_id or AZURE_TENANT_ID",
-        })?,
-    };
-    let throughput = &settings.throughput;
-    let http =
-        crate::graph::client::http_client(throughput.connect_timeout, throughput.request_timeout)
-            .context("building the HTTP client")?;
     let prompt: PromptFn = Box::new(|prompt| crate::output::notice(&prompt.message));
-    let credential = Credential::from_settings(settings, prompt)?;
-    let tokens = TokenProvider::new(
-        http.clone(),
-        credential,
-        &settings.tenant.login_url,
-        tenant,
-        settings.tenant.cloud.graph_resource(),
-    )?;
-    let options = ClientOptions {
-        graph_url: settings.tenant.graph_url.clone(),
-        connect_timeout: throughput.connect_timeout,
-        request_timeout: throughput.request_timeout,
-        retry: RetryPolicy {
-            max_attempts: throughput.max_attempts.get(),
-            ..RetryPolicy::default()
-        },
-        low_priority_reads: throughput.low_priority_reads,
-    };
-    Ok(GraphClient::new(http, tokens, &options))
+    let auth = settings.graph_auth(prompt)?;
+    Ok(settings.graph_connection().graph_client(auth)?)
 }
 
 /// Resolves when the operator presses Ctrl-C. The handler is installed by this call, not on
@@ -284,6 +245,15 @@ mod tests {
         })
         .context("loading settings");
         assert_eq!(exit_code(&Err(config)), 2);
+        let no_secret = anyhow::Error::new(crate::config::Error::Missing {
+            what: "the client secret",
+            key: "auth.client_secret",
+            hint: "export AZURE_CLIENT_SECRET",
+            method: "client-secret".into(),
+            origin: crate::config::Origin::Default,
+        })
+        .context("signing in");
+        assert_eq!(exit_code(&Err(no_secret)), 2, "a missing credential");
         assert_eq!(exit_code(&Err(anyhow::anyhow!("network down"))), 1);
     }
 }

@@ -10,14 +10,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use anyhow::Context;
 use futures_util::StreamExt;
 use time::OffsetDateTime;
 
 use crate::config::Settings;
 use crate::domain::{RealmKind, RealmRecord};
 use crate::graph::realm::{RealmClient, ascii_domain};
-use crate::graph::retry::RetryPolicy;
 use crate::store::{self, Store};
 
 /// How long an answer (Managed, Federated, Unknown) is used before it is asked again. Domains
@@ -90,21 +88,10 @@ impl RealmSummary {
     }
 }
 
-/// The realm client the settings describe: the login host, the shared HTTP client's timeouts,
-/// and the configured number of attempts.
+/// The realm client the settings describe: the login host, the timeouts and the configured
+/// number of attempts.
 pub fn realm_client(settings: &Settings) -> anyhow::Result<RealmClient> {
-    let throughput = &settings.throughput;
-    let http =
-        crate::graph::client::http_client(throughput.connect_timeout, throughput.request_timeout)
-            .context("building the HTTP client")?;
-    Ok(RealmClient::new(
-        http,
-        &settings.tenant.login_url,
-        RetryPolicy {
-            max_attempts: throughput.max_attempts.get(),
-            ..RetryPolicy::default()
-        },
-    ))
+    Ok(settings.graph_connection().realm_client()?)
 }
 
 /// Resolves the home realm of each distinct domain (case-insensitive) in `domains`, except

@@ -1,11 +1,14 @@
 //! Settings: the TOML file, then environment variables, then command-line flags, validated once
 //! into typed [`Settings`] that remember where every value came from.
 //!
-//! This is the only module that reads the process environment or the config file. Secrets are
-//! never taken from the TOML file: they come from the Azure SDK's conventional environment
-//! variables or from a file whose path the config names. Code outside this module receives
-//! [`Settings`] and never sees raw input.
+//! This is the only module that reads the process environment, the config file or a secret
+//! file (the certificate included). Secrets are never taken from the TOML file: they come from
+//! the Azure SDK's conventional environment variables or from a file whose path the config
+//! names. Code outside this module receives [`Settings`] and never sees raw input; `graph`
+//! receives what it needs in its own types ([`Settings::graph_connection`],
+//! [`Settings::graph_auth`]).
 
+mod graph;
 pub mod raw;
 mod settings;
 
@@ -106,6 +109,17 @@ pub enum Error {
         key: String,
         origin: Origin,
         message: String,
+    },
+    /// A value the chosen `auth.method` needs is not set.
+    #[error("{what} is not configured: {hint} (`auth.method` is {method}, {origin})")]
+    Missing {
+        what: &'static str,
+        /// The key that is not set, for example `auth.client_secret`.
+        key: &'static str,
+        hint: &'static str,
+        /// The `auth.method` that needs it, and where that was set.
+        method: String,
+        origin: Origin,
     },
     #[error("cannot read {what} from {} (set by `{key}`, {origin}): {source}", path.display())]
     SecretFile {

@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Rule, RuleMode};
+/// The signature of the client assertion in certificate auth (`auth.assertion_algorithm`).
+pub use crate::graph::auth::AssertionAlgorithm;
 
 /// The whole file. Every section and key may be left out.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -118,17 +120,6 @@ pub enum AuthMethod {
     DeviceCode,
 }
 
-/// The signature of the client assertion in certificate auth.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum AssertionAlgorithm {
-    /// RSA-PSS with `x5t#S256`: what Microsoft documents today.
-    #[serde(rename = "PS256")]
-    Ps256,
-    /// RSA PKCS#1 v1.5 with a SHA-1 `x5t`: the older, still common form.
-    #[serde(rename = "RS256")]
-    Rs256,
-}
-
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawStore {
@@ -199,8 +190,8 @@ impl Default for RawThroughput {
             max_invitations_per_second: 24.0,
             max_directory_writes_per_second: 16.0,
             low_priority_reads: true,
-            connect_timeout_seconds: 10,
-            request_timeout_seconds: 60,
+            connect_timeout_seconds: crate::graph::DEFAULT_CONNECT_TIMEOUT.as_secs(),
+            request_timeout_seconds: crate::graph::DEFAULT_REQUEST_TIMEOUT.as_secs(),
             max_attempts: 6,
         }
     }

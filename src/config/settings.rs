@@ -47,6 +47,11 @@ impl Settings {
     pub fn effective_values(&self) -> &[EffectiveValue] {
         &self.effective
     }
+
+    /// One key's effective value and origin.
+    pub(super) fn effective(&self, key: &str) -> Option<&EffectiveValue> {
+        self.effective.iter().find(|v| v.key == key)
+    }
 }
 
 #[derive(Debug)]

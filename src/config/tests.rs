@@ -412,3 +412,140 @@ fn every_key_appears_once_in_the_effective_view() {
         assert!(keys.contains(&key), "{key} missing from {keys:?}");
     }
 }
+
+const TENANT: &str = "11111111-2222-3333-4444-555555555555";
+const CLIENT: &str = "66666666-7777-8888-9999-000000000000";
+
+fn no_prompt() -> crate::graph::auth::PromptFn {
+    Box::new(|_| {})
+}
+
+#[test]
+fn the_auth_description_carries_the_secret_without_showing_it() {
+    let env = [
+        ("AZURE_TENANT_ID", TENANT),
+        ("AZURE_CLIENT_ID", CLIENT),
+        ("AZURE_CLIENT_SECRET", "s3cr3t-value"),
+        ("B2BC_CLOUD", "usgov"),
+    ];
+    let (_dir, settings) = load_text("", &env, vec![]);
+    let auth = settings.unwrap().graph_auth(no_prompt()).unwrap();
+    assert_eq!(auth.tenant, TENANT);
+    assert_eq!(
+        auth.resource, "https://graph.microsoft.us",
+        "the cloud's Graph"
+    );
+    let crate::graph::auth::Credential::ClientSecret { client_id, secret } = &auth.credential
+    else {
+        panic!("{auth:?}")
+    };
+    assert_eq!(client_id, CLIENT);
+    assert_eq!(secrecy::ExposeSecret::expose_secret(secret), "s3cr3t-value");
+    let debug = format!("{auth:?}");
+    assert!(!debug.contains("s3cr3t-value"), "{debug}");
+}
+
+#[rstest::rstest]
+#[case::tenant(&[("AZURE_CLIENT_ID", CLIENT), ("AZURE_CLIENT_SECRET", "s")], "tenant.tenant_id", "AZURE_TENANT_ID")]
+#[case::client(&[("AZURE_TENANT_ID", TENANT), ("AZURE_CLIENT_SECRET", "s")], "tenant.client_id", "AZURE_CLIENT_ID")]
+#[case::secret(&[("AZURE_TENANT_ID", TENANT), ("AZURE_CLIENT_ID", CLIENT)], "auth.client_secret", "AZURE_CLIENT_SECRET")]
+#[case::certificate(
+    &[("AZURE_TENANT_ID", TENANT), ("AZURE_CLIENT_ID", CLIENT), ("B2BC_AUTH_METHOD", "certificate")],
+    "auth.certificate_path",
+    "AZURE_CLIENT_CERTIFICATE_PATH"
+)]
+#[case::token(&[("B2BC_AUTH_METHOD", "access-token")], "auth.access_token", "B2BC_ACCESS_TOKEN")]
+fn what_the_method_needs_but_nobody_set_is_a_config_error(
+    #[case] env: &[(&str, &str)],
+    #[case] missing: &str,
+    #[case] hint: &str,
+) {
+    let (_dir, settings) = load_text("", env, vec![]);
+    let err = settings.unwrap().graph_auth(no_prompt()).unwrap_err();
+    assert!(
+        matches!(&err, Error::Missing { key, .. } if *key == missing),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains(hint), "{text}");
+    assert!(text.contains("`auth.method` is "), "{text}");
+}
+
+#[test]
+fn a_pre_obtained_token_needs_no_tenant_and_is_trimmed() {
+    let env = [
+        ("B2BC_AUTH_METHOD", "access-token"),
+        ("B2BC_ACCESS_TOKEN", "eyJtoken\n"),
+    ];
+    let (_dir, settings) = load_text("", &env, vec![]);
+    let auth = settings.unwrap().graph_auth(no_prompt()).unwrap();
+    assert_eq!(auth.tenant, "organizations");
+    let crate::graph::auth::Credential::Static { token, origin } = &auth.credential else {
+        panic!("{auth:?}")
+    };
+    assert_eq!(secrecy::ExposeSecret::expose_secret(&**token), "eyJtoken");
+    assert_eq!(origin, "environment variable B2BC_ACCESS_TOKEN");
+}
+
+#[test]
+fn the_certificate_is_read_here_and_its_failures_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("app.pem"),
+        include_str!("../../tests/fixtures/certificate/test-cert.pem"),
+    )
+    .unwrap();
+    let cert_only: String = include_str!("../../tests/fixtures/certificate/test-cert.pem")
+        .split_inclusive('\n')
+        .skip_while(|l| !l.contains("BEGIN CERTIFICATE"))
+        .collect();
+    std::fs::write(dir.path().join("cert-only.pem"), cert_only).unwrap();
+    let config = dir.path().join("b2b-convert.toml");
+    let auth_with = |file: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[tenant]\ntenant_id = \"{TENANT}\"\nclient_id = \"{CLIENT}\"\n\
+                 [auth]\nmethod = \"certificate\"\ncertificate_path = \"{file}\"\n"
+            ),
+        )
+        .unwrap();
+        load(&Sources {
+            config_path: Some(config.clone()),
+            ..Sources::default()
+        })
+        .expect("the certificate is read when signing in, not when loading")
+        .graph_auth(no_prompt())
+    };
+
+    let auth = auth_with("app.pem").unwrap();
+    assert!(
+        matches!(
+            auth.credential,
+            crate::graph::auth::Credential::Certificate { .. }
+        ),
+        "{auth:?}"
+    );
+    assert!(!format!("{auth:?}").contains("PRIVATE KEY"));
+
+    let absent = auth_with("absent.pem").unwrap_err();
+    assert!(
+        matches!(&absent, Error::Invalid { key, origin: Origin::File { line: 6, .. }, .. }
+            if key == "auth.certificate_path"),
+        "{absent:?}"
+    );
+    assert!(absent.to_string().contains("absent.pem"), "{absent}");
+
+    let unusable = auth_with("cert-only.pem").unwrap_err();
+    assert!(
+        matches!(&unusable, Error::Invalid { key, origin: Origin::File { line: 6, .. }, .. }
+            if key == "auth.certificate_path"),
+        "{unusable:?}"
+    );
+    let text = unusable.to_string();
+    assert!(text.contains("no private key"), "{text}");
+    assert!(
+        !text.contains("BEGIN"),
+        "nothing of the file is echoed: {text}"
+    );
+}

@@ -7,9 +7,9 @@
 //! budget, which is what the adaptation answers.
 
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::time::Instant;
+use crate::clock::{self, SharedClock};
 
 /// How long the service must stay quiet before the rate goes up again.
 const QUIET_BEFORE_INCREASE: Duration = Duration::from_secs(5);
@@ -24,6 +24,7 @@ const FLOOR: f64 = 0.05;
 #[derive(Debug)]
 pub struct Pacer {
     target: f64,
+    clock: SharedClock,
     state: Mutex<State>,
 }
 
@@ -38,12 +39,18 @@ struct State {
 }
 
 impl Pacer {
-    /// A pacer at `per_second` (must be positive).
+    /// A pacer at `per_second` (must be positive) on the system clock.
     pub fn new(per_second: f64) -> Self {
+        Self::with_clock(per_second, clock::system())
+    }
+
+    /// A pacer at `per_second` (must be positive) that reads the time from `clock`.
+    pub fn with_clock(per_second: f64, clock: SharedClock) -> Self {
         assert!(per_second > 0.0, "a pacer needs a positive rate");
-        let now = Instant::now();
+        let now = clock.now();
         Self {
             target: per_second,
+            clock,
             state: Mutex::new(State {
                 rate: per_second,
                 next_slot: now,
@@ -57,12 +64,13 @@ impl Pacer {
 
     /// Waits for the next free slot.
     pub async fn acquire(&self) {
-        let slot = self.reserve(Instant::now());
-        tokio::time::sleep_until(slot).await;
+        let (now, slot) = self.reserve();
+        tokio::time::sleep(slot.saturating_duration_since(now)).await;
     }
 
-    /// Reserves the next slot at or after `now` and returns it.
-    fn reserve(&self, now: Instant) -> Instant {
+    /// Reserves the next slot at or after now; returns now and the slot.
+    fn reserve(&self) -> (Instant, Instant) {
+        let now = self.clock.now();
         let mut state = self.state.lock().expect("pacer lock");
         if state.rate < self.target
             && now.duration_since(state.quiet_since) >= QUIET_BEFORE_INCREASE
@@ -72,15 +80,12 @@ impl Pacer {
         }
         let slot = state.next_slot.max(state.paused_until).max(now);
         state.next_slot = slot + spacing(state.rate);
-        slot
+        (now, slot)
     }
 
     /// The service throttled a request: halve the rate and pause everyone for `retry_after`.
     pub fn throttled(&self, retry_after: Duration) {
-        self.throttled_at(Instant::now(), retry_after);
-    }
-
-    fn throttled_at(&self, now: Instant, retry_after: Duration) {
+        let now = self.clock.now();
         let mut state = self.state.lock().expect("pacer lock");
         // Requests in flight when the service starts refusing all come back throttled: that is
         // one signal, so the rate is halved once per episode, not once per refusal.
@@ -113,13 +118,26 @@ fn spacing(rate: f64) -> Duration {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::clock::{Clock, ManualClock};
+
+    fn paced(per_second: f64) -> (Arc<ManualClock>, Pacer) {
+        let clock = Arc::new(ManualClock::new());
+        let pacer = Pacer::with_clock(per_second, Arc::clone(&clock) as SharedClock);
+        (clock, pacer)
+    }
+
+    fn slot(pacer: &Pacer) -> Instant {
+        pacer.reserve().1
+    }
 
     #[test]
     fn slots_are_evenly_spaced_at_the_target_rate() {
-        let pacer = Pacer::new(20.0);
-        let start = Instant::now();
-        let slots: Vec<_> = (0..5).map(|_| pacer.reserve(start)).collect();
+        let (clock, pacer) = paced(20.0);
+        let start = clock.now();
+        let slots: Vec<_> = (0..5).map(|_| slot(&pacer)).collect();
         for (i, slot) in slots.iter().enumerate() {
             let expected = Duration::from_millis(50 * i as u64);
             let got = slot.duration_since(start);
@@ -129,9 +147,8 @@ mod tests {
 
     #[test]
     fn no_window_of_five_seconds_gets_more_than_rate_times_five() {
-        let pacer = Pacer::new(30.0);
-        let start = Instant::now();
-        let slots: Vec<_> = (0..600).map(|_| pacer.reserve(start)).collect();
+        let (_clock, pacer) = paced(30.0);
+        let slots: Vec<_> = (0..600).map(|_| slot(&pacer)).collect();
         for (i, first) in slots.iter().enumerate() {
             let in_window = slots[i..]
                 .iter()
@@ -143,25 +160,24 @@ mod tests {
 
     #[test]
     fn throttling_pauses_halves_then_recovers_when_quiet() {
-        let pacer = Pacer::new(20.0);
-        let start = Instant::now();
-        pacer.reserve(start);
-        pacer.throttled_at(start, Duration::from_secs(2));
+        let (clock, pacer) = paced(20.0);
+        let start = clock.now();
+        slot(&pacer);
+        pacer.throttled(Duration::from_secs(2));
         assert!((pacer.rate() - 10.0).abs() < f64::EPSILON);
-        let next = pacer.reserve(start);
+        let next = slot(&pacer);
         assert!(
             next >= start + Duration::from_secs(2),
             "paused for Retry-After"
         );
 
         // Quiet for long enough: back up by a tenth of the target per quiet period.
-        let later = start + Duration::from_secs(2) + QUIET_BEFORE_INCREASE;
-        pacer.reserve(later);
+        clock.advance(Duration::from_secs(2) + QUIET_BEFORE_INCREASE);
+        slot(&pacer);
         assert!((pacer.rate() - 12.0).abs() < 1e-9, "{}", pacer.rate());
-        let mut t = later;
         for _ in 0..10 {
-            t += QUIET_BEFORE_INCREASE;
-            pacer.reserve(t);
+            clock.advance(QUIET_BEFORE_INCREASE);
+            slot(&pacer);
         }
         assert!((pacer.rate() - 20.0).abs() < 1e-9, "never above the target");
         assert_eq!(pacer.throttled_count(), 1);
@@ -169,10 +185,10 @@ mod tests {
 
     #[test]
     fn a_burst_of_refusals_halves_the_rate_once() {
-        let pacer = Pacer::new(20.0);
-        let now = Instant::now() + DECREASE_EPISODE;
+        let (clock, pacer) = paced(20.0);
+        clock.advance(DECREASE_EPISODE);
         for _ in 0..30 {
-            pacer.throttled_at(now, Duration::from_secs(1));
+            pacer.throttled(Duration::from_secs(1));
         }
         assert!((pacer.rate() - 10.0).abs() < 1e-9, "{}", pacer.rate());
         assert_eq!(pacer.throttled_count(), 30);
@@ -180,12 +196,23 @@ mod tests {
 
     #[test]
     fn the_rate_has_a_floor() {
-        let pacer = Pacer::new(20.0);
-        let mut now = Instant::now();
+        let (clock, pacer) = paced(20.0);
         for _ in 0..20 {
-            now += DECREASE_EPISODE;
-            pacer.throttled_at(now, Duration::ZERO);
+            clock.advance(DECREASE_EPISODE);
+            pacer.throttled(Duration::ZERO);
         }
         assert!((pacer.rate() - 1.0).abs() < 1e-9);
+    }
+
+    #[tokio::test]
+    async fn acquire_waits_only_as_long_as_the_clock_says() {
+        let (clock, pacer) = paced(0.001);
+        pacer.acquire().await; // the first slot is now
+        // The next slot is 1,000 s away on the pacer's clock; once the clock has moved there,
+        // acquiring does not wait.
+        clock.advance(Duration::from_secs(1_000));
+        tokio::time::timeout(Duration::from_secs(30), pacer.acquire())
+            .await
+            .expect("no real second is waited for");
     }
 }

@@ -8,6 +8,7 @@
 //! passes on to its own origin.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::Stream;
@@ -20,7 +21,9 @@ use url::Url;
 
 use super::auth::TokenProvider;
 use super::error::{Error, api_error};
-use super::retry::{AttemptFailure, Idempotency, RetryPolicy, Verdict, retry_after};
+use super::retry::{
+    self, Attempt, AttemptFailure, Idempotency, Progress, RetryPolicy, Stop, retry_after,
+};
 
 /// Fresh tokens tried per request after a 401. More than one: a request that waits (say, on a
 /// `Retry-After`) can see its refreshed token revoked too (continuous access evaluation).
@@ -72,17 +75,6 @@ pub struct RetryEvent {
     pub wait: Duration,
 }
 
-/// How to build a [`GraphClient`].
-#[derive(Clone, Debug)]
-pub struct ClientOptions {
-    /// The Graph root, for example `https://graph.microsoft.com/`; `v1.0/` is appended.
-    pub graph_url: Url,
-    pub connect_timeout: Duration,
-    pub request_timeout: Duration,
-    pub retry: RetryPolicy,
-    pub low_priority_reads: bool,
-}
-
 /// The Graph client. Cheap to share behind an `Arc`.
 pub struct GraphClient {
     http: reqwest::Client,
@@ -103,19 +95,6 @@ impl std::fmt::Debug for GraphClient {
     }
 }
 
-/// The HTTP client used for Graph and the token endpoint: our User-Agent, timeouts, gzip.
-pub fn http_client(
-    connect_timeout: Duration,
-    request_timeout: Duration,
-) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .user_agent(concat!("b2b-convert/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(connect_timeout)
-        .timeout(request_timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-}
-
 /// Adds a trailing slash so that `join` appends instead of replacing the last segment.
 pub(crate) fn as_base(url: &Url) -> Url {
     let mut url = url.clone();
@@ -127,15 +106,22 @@ pub(crate) fn as_base(url: &Url) -> Url {
 }
 
 impl GraphClient {
-    pub fn new(http: reqwest::Client, tokens: TokenProvider, options: &ClientOptions) -> Self {
-        let root = as_base(&options.graph_url);
+    /// Built by [`Connection::graph_client`](super::Connection::graph_client) only.
+    pub(super) fn new(
+        http: reqwest::Client,
+        tokens: TokenProvider,
+        graph_url: &Url,
+        retry: RetryPolicy,
+        low_priority_reads: bool,
+    ) -> Self {
+        let root = as_base(graph_url);
         Self {
             http,
             origin: root.origin(),
             api_base: root.join("v1.0/").expect("a constant relative path joins"),
             tokens,
-            retry: options.retry.clone(),
-            low_priority_reads: options.low_priority_reads,
+            retry,
+            low_priority_reads,
             observer: None,
         }
     }
@@ -277,77 +263,32 @@ impl GraphClient {
             priority,
             extra_headers,
             client_request_id: uuid::Uuid::new_v4().to_string(),
+            started: Instant::now(),
+            refreshes: AtomicU32::new(0),
         };
-        let started = Instant::now();
-        let mut waited = Duration::ZERO;
-        let mut refreshes = 0;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let failed = match self.attempt(&request).await? {
-                Attempt::Answered(status, headers, bytes) => {
-                    let meta = meta(
-                        status,
-                        &headers,
-                        &request.client_request_id,
-                        attempt,
-                        waited,
-                        started,
-                    );
-                    if status.is_success() {
-                        return Ok(Raw {
-                            method: request.method.to_string(),
-                            path: request.path,
-                            body: bytes,
-                            meta,
-                        });
-                    }
-                    if status == StatusCode::UNAUTHORIZED && refreshes < MAX_TOKEN_REFRESHES {
-                        refreshes += 1;
-                        attempt -= 1;
-                        continue;
-                    }
-                    log_throttle(&headers, status);
-                    let wait_hint = retry_after(&headers, SystemTime::now());
-                    let error = api_error(
-                        request.method.as_str(),
-                        &request.path,
-                        status,
-                        meta.request_id,
-                        &request.client_request_id,
-                        wait_hint,
-                        &bytes,
-                    );
-                    Failed {
-                        failure: AttemptFailure::Status(status.as_u16()),
-                        wait_hint,
-                        error: Error::Api(Box::new(error)),
-                    }
-                }
-                Attempt::Failed(failed) => failed,
-            };
-            let verdict = self.retry.verdict(
-                request.idempotency,
-                failed.failure,
-                attempt,
-                failed.wait_hint,
-                rand::random::<f64>(),
-            );
-            match verdict {
-                Verdict::RetryAfter(wait) => {
-                    self.announce_retry(&request, attempt, &failed.error, wait);
-                    tokio::time::sleep(wait).await;
-                    waited += wait;
-                }
-                Verdict::GiveUp => return Err(failed.error),
-                Verdict::OutcomeUnknown => return Err(request.outcome_unknown(&failed.error)),
-            }
-        }
+        let request = &request;
+        retry::drive(
+            &self.retry,
+            request.idempotency,
+            move |progress| self.attempt(request, progress),
+            |retry| {
+                self.announce_retry(request, retry.attempt, retry.error, retry.wait);
+                Ok(())
+            },
+        )
+        .await
+        .map_err(|stop| match stop {
+            Stop::Failed(error) => error,
+            Stop::OutcomeUnknown(error) => request.outcome_unknown(&error),
+        })
     }
 
     /// One attempt: a token (refreshed if the last answer was 401), the request, the answer.
-    async fn attempt(&self, request: &Request<'_>) -> Result<Attempt, Error> {
-        let token = self.tokens.token().await?;
+    async fn attempt(&self, request: &Request<'_>, progress: Progress) -> Attempt<Raw, Error> {
+        let token = match self.tokens.token().await {
+            Ok(token) => token,
+            Err(err) => return Attempt::Done(Err(err.into())),
+        };
         let mut builder = self
             .http
             .request(request.method.clone(), request.url.clone())
@@ -365,35 +306,68 @@ impl GraphClient {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body.clone());
         }
-        let transport = |err: &reqwest::Error, failure| {
-            Attempt::Failed(Failed {
-                failure,
-                wait_hint: None,
-                error: Error::Transport {
-                    method: request.method.to_string(),
-                    path: request.path.clone(),
-                    reason: super::auth::error_chain(err),
-                },
-            })
+        let transport = |err: &reqwest::Error, failure| Attempt::Failed {
+            failure,
+            retry_after: None,
+            error: Error::Transport {
+                method: request.method.to_string(),
+                path: request.path.clone(),
+                reason: super::auth::error_chain(err),
+            },
         };
         let response = match builder.send().await {
             Ok(response) => response,
-            Err(err) if err.is_connect() => {
-                return Ok(transport(&err, AttemptFailure::ConnectFailed));
-            }
-            Err(err) => return Ok(transport(&err, AttemptFailure::NoAnswer)),
+            Err(err) if err.is_connect() => return transport(&err, AttemptFailure::ConnectFailed),
+            Err(err) => return transport(&err, AttemptFailure::NoAnswer),
         };
         let status = response.status();
         let headers = response.headers().clone();
-        match response.bytes().await {
-            Ok(bytes) => {
-                if status == StatusCode::UNAUTHORIZED {
-                    tracing::info!(path = %request.path, "Graph answered 401; refreshing the token");
-                    self.tokens.invalidate(&token).await?;
-                }
-                Ok(Attempt::Answered(status, headers, bytes.to_vec()))
+        let bytes = match response.bytes().await {
+            Ok(bytes) => bytes.to_vec(),
+            Err(err) => return transport(&err, AttemptFailure::NoAnswer),
+        };
+        if status == StatusCode::UNAUTHORIZED {
+            tracing::info!(path = %request.path, "Graph answered 401; refreshing the token");
+            if let Err(err) = self.tokens.invalidate(&token).await {
+                return Attempt::Done(Err(err.into()));
             }
-            Err(err) => Ok(transport(&err, AttemptFailure::NoAnswer)),
+        }
+        let meta = meta(
+            status,
+            &headers,
+            &request.client_request_id,
+            progress.attempt,
+            progress.waited,
+            request.started,
+        );
+        if status.is_success() {
+            return Attempt::Done(Ok(Raw {
+                method: request.method.to_string(),
+                path: request.path.clone(),
+                body: bytes,
+                meta,
+            }));
+        }
+        if status == StatusCode::UNAUTHORIZED
+            && request.refreshes.fetch_add(1, Ordering::Relaxed) < MAX_TOKEN_REFRESHES
+        {
+            return Attempt::Again;
+        }
+        log_throttle(&headers, status);
+        let wait_hint = retry_after(&headers, SystemTime::now());
+        let error = api_error(
+            request.method.as_str(),
+            &request.path,
+            status,
+            meta.request_id,
+            &request.client_request_id,
+            wait_hint,
+            &bytes,
+        );
+        Attempt::Failed {
+            failure: AttemptFailure::Status(status.as_u16()),
+            retry_after: wait_hint,
+            error: Error::Api(Box::new(error)),
         }
     }
 
@@ -425,6 +399,9 @@ struct Request<'a> {
     extra_headers: &'a [(&'static str, &'static str)],
     idempotency: Idempotency,
     client_request_id: String,
+    started: Instant,
+    /// Fresh tokens tried so far after 401s.
+    refreshes: AtomicU32,
 }
 
 impl Request<'_> {
@@ -442,20 +419,6 @@ impl Request<'_> {
             client_request_id: self.client_request_id.clone(),
         }
     }
-}
-
-/// What one attempt came to.
-enum Attempt {
-    /// An answer, successful or not, with its whole body.
-    Answered(StatusCode, HeaderMap, Vec<u8>),
-    /// No usable answer.
-    Failed(Failed),
-}
-
-struct Failed {
-    failure: AttemptFailure,
-    wait_hint: Option<Duration>,
-    error: Error,
 }
 
 /// One page of a collection.

@@ -52,6 +52,9 @@ pub enum Error {
     },
     #[error(transparent)]
     Auth(#[from] auth::Error),
+    /// The HTTP client could not be built (its TLS back end did not start).
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(String),
 }
 
 impl Error {

@@ -1,9 +1,13 @@
 //! Microsoft Graph: the only module that speaks HTTP to the tenant. Everything it returns is a
 //! domain type or a typed [`Error`].
 //!
-//! - [`auth`]: tokens (client secret, certificate, pre-obtained token, device code).
-//! - [`client`]: the one client and response checker; retries, throttling, paging.
-//! - [`retry`]: the pure retry policy.
+//! - [`Connection`]: hosts, timeouts, retries and clock; the one builder of the Graph and
+//!   realm clients and of the HTTP client under them.
+//! - [`auth`]: tokens (client secret, certificate, pre-obtained token, device code), from the
+//!   [`auth::Auth`] description `config` builds.
+//! - [`client`]: the one client and response checker; throttling, paging.
+//! - [`retry`]: the pure retry policy, and the one retry loop (Graph calls, realm look-ups,
+//!   token requests).
 //! - [`realm`]: home-realm discovery on the login host (anonymous; never sends the token).
 //! - [`users`] and `tenant`: the resources the tool reads, as domain types.
 //! - [`invitations`]: the one conversion write, and the `mail` update before it.
@@ -16,6 +20,7 @@
 
 pub mod auth;
 pub mod client;
+mod connection;
 mod error;
 pub mod invitations;
 pub mod memberships;
@@ -25,7 +30,8 @@ pub mod retry;
 mod tenant;
 pub mod users;
 
-pub use client::{ClientOptions, GraphClient, Page, Priority, Response, ResponseMeta};
+pub use client::{GraphClient, Page, Priority, Response, ResponseMeta};
+pub use connection::{Connection, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 pub use error::{ApiError, Error};
 pub use memberships::{ConversionState, GroupMembership};
 pub use users::{LookupKey, UserSelection};

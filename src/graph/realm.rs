@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use url::Url;
 
 use super::client::as_base;
-use super::retry::{AttemptFailure, Idempotency, RetryPolicy, Verdict, retry_after};
+use super::retry::{self, Attempt, AttemptFailure, Idempotency, RetryPolicy, Stop, retry_after};
 use crate::domain::{RealmAnswer, RealmKind, RealmRecord};
 
 /// The local part of the address asked about: only the domain matters to the endpoint.
@@ -69,10 +69,11 @@ pub struct RealmClient {
 }
 
 impl RealmClient {
-    /// `http` is the shared client (`graph::client::http_client`: our User-Agent, timeouts, no
-    /// redirects); `login_url` is `tenant.login_url`, for example
-    /// `https://login.microsoftonline.com` or the simulator's `http://127.0.0.1:P/login`.
-    pub fn new(http: reqwest::Client, login_url: &Url, retry: RetryPolicy) -> Self {
+    /// Built by [`Connection::realm_client`](super::Connection::realm_client): `http` is its
+    /// client (our User-Agent, timeouts, no redirects); `login_url` is the login host, for
+    /// example `https://login.microsoftonline.com` or the simulator's
+    /// `http://127.0.0.1:P/login`.
+    pub(super) fn new(http: reqwest::Client, login_url: &Url, retry: RetryPolicy) -> Self {
         let base = as_base(login_url)
             .join("common/userrealm/")
             .expect("a constant relative path joins");
@@ -96,55 +97,29 @@ impl RealmClient {
     #[tracing::instrument(skip_all, fields(domain = %domain))]
     pub async fn lookup(&self, domain: &str) -> Result<RealmAnswer, RealmError> {
         let ascii = ascii_domain(domain)?;
-        let url = self.url_for(&ascii);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let (failure, wait_hint, error) = match self.attempt(&url).await {
-                Attempt::Answered(status, _, body) if status.is_success() => {
-                    return parse_answer(&body);
-                }
-                Attempt::Answered(StatusCode::NOT_FOUND, _, _) => return Err(RealmError::NotFound),
-                Attempt::Answered(status, headers, body) => (
-                    AttemptFailure::Status(status.as_u16()),
-                    retry_after(&headers, SystemTime::now()),
-                    RealmError::Status {
-                        status: status.as_u16(),
-                        code: error_code(&body),
-                        attempts: attempt,
-                    },
-                ),
-                Attempt::Failed(failure, reason) => (
-                    failure,
-                    None,
-                    RealmError::Transport {
-                        reason,
-                        attempts: attempt,
-                    },
-                ),
-            };
-            match self.retry.verdict(
-                Idempotency::Read,
-                failure,
-                attempt,
-                wait_hint,
-                rand::random::<f64>(),
-            ) {
+        let url = &self.url_for(&ascii);
+        retry::drive(
+            &self.retry,
+            Idempotency::Read,
+            move |progress| self.attempt(url, progress.attempt),
+            |retry| {
                 // Only the service's Retry-After can exceed the policy's longest wait.
-                Verdict::RetryAfter(wait) if wait > self.retry.max_delay => {
-                    let status = match failure {
+                if retry.wait > self.retry.max_delay {
+                    let status = match retry.failure {
                         AttemptFailure::Status(status) => status,
                         _ => 0,
                     };
-                    return Err(RealmError::WaitTooLong { status, wait });
+                    return Err(RealmError::WaitTooLong {
+                        status,
+                        wait: retry.wait,
+                    });
                 }
-                Verdict::RetryAfter(wait) => {
-                    tracing::debug!(attempt, failure = %error, wait_ms = wait.as_millis(), "retrying the user-realm lookup");
-                    tokio::time::sleep(wait).await;
-                }
-                Verdict::GiveUp | Verdict::OutcomeUnknown => return Err(error),
-            }
-        }
+                tracing::debug!(attempt = retry.attempt, failure = %retry.error, wait_ms = retry.wait.as_millis(), "retrying the user-realm lookup");
+                Ok(())
+            },
+        )
+        .await
+        .map_err(Stop::into_error)
     }
 
     /// [`lookup`](Self::lookup) as a record for the realm cache, dated `checked_at`.
@@ -156,7 +131,16 @@ impl RealmClient {
         }
     }
 
-    async fn attempt(&self, url: &Url) -> Attempt {
+    /// Attempt number `attempts` (which the failure texts show).
+    async fn attempt(&self, url: &Url, attempts: u32) -> Attempt<RealmAnswer, RealmError> {
+        let transport = |failure, err: &reqwest::Error| Attempt::Failed {
+            failure,
+            retry_after: None,
+            error: RealmError::Transport {
+                reason: super::auth::error_chain(err),
+                attempts,
+            },
+        };
         // Deliberately no `Authorization`: the endpoint is anonymous and the token is Graph's.
         let sent = self
             .http
@@ -167,28 +151,31 @@ impl RealmClient {
             .await;
         let response = match sent {
             Ok(response) => response,
-            Err(err) if err.is_connect() => {
-                return Attempt::Failed(
-                    AttemptFailure::ConnectFailed,
-                    super::auth::error_chain(&err),
-                );
-            }
-            Err(err) => {
-                return Attempt::Failed(AttemptFailure::NoAnswer, super::auth::error_chain(&err));
-            }
+            Err(err) if err.is_connect() => return transport(AttemptFailure::ConnectFailed, &err),
+            Err(err) => return transport(AttemptFailure::NoAnswer, &err),
         };
         let status = response.status();
-        let headers = response.headers().clone();
-        match response.bytes().await {
-            Ok(body) => Attempt::Answered(status, headers, body.to_vec()),
-            Err(err) => Attempt::Failed(AttemptFailure::NoAnswer, super::auth::error_chain(&err)),
+        let wait_hint = retry_after(response.headers(), SystemTime::now());
+        let body = match response.bytes().await {
+            Ok(body) => body,
+            Err(err) => return transport(AttemptFailure::NoAnswer, &err),
+        };
+        if status.is_success() {
+            return Attempt::Done(parse_answer(&body));
+        }
+        if status == StatusCode::NOT_FOUND {
+            return Attempt::Done(Err(RealmError::NotFound));
+        }
+        Attempt::Failed {
+            failure: AttemptFailure::Status(status.as_u16()),
+            retry_after: wait_hint,
+            error: RealmError::Status {
+                status: status.as_u16(),
+                code: error_code(&body),
+                attempts,
+            },
         }
     }
-}
-
-enum Attempt {
-    Answered(StatusCode, reqwest::header::HeaderMap, Vec<u8>),
-    Failed(AttemptFailure, String),
 }
 
 /// Checks that `domain` is a DNS name (letters, digits and hyphens in dot-separated labels, at
@@ -338,7 +325,6 @@ mod tests {
 
     #[test]
     fn the_url_is_on_the_login_host_with_a_probe_address() {
-        let http = reqwest::Client::new();
         for (login, expected) in [
             (
                 "https://login.microsoftonline.com",
@@ -353,11 +339,10 @@ mod tests {
                 "http://127.0.0.1:8950/login/common/userrealm/realm-probe@fabrikam.com?api-version=1.0",
             ),
         ] {
-            let client = RealmClient::new(
-                http.clone(),
-                &Url::parse(login).unwrap(),
-                RetryPolicy::default(),
-            );
+            let login = Url::parse(login).unwrap();
+            let client = super::super::Connection::new(login.clone(), login)
+                .realm_client()
+                .unwrap();
             assert_eq!(client.url_for("fabrikam.com").as_str(), expected);
         }
     }

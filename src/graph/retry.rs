@@ -1,11 +1,18 @@
-//! When to try a Graph request again, and how long to wait first (NOTES.md §8).
+//! When to try a Graph request again, and how long to wait first (NOTES.md §8); and the one
+//! loop that does it, for Graph calls, realm look-ups and token requests alike.
 //!
-//! Pure policy: no I/O, no clock, randomness passed in. Reads are retried on throttling (429)
-//! and transient failures (500, 502, 503, 504, connection errors) honouring `Retry-After`, else with
-//! capped exponential backoff and full jitter. Writes are retried only where the service
-//! cannot have acted (a 429, a connection that was never established); everything else is an
-//! unknown outcome that the caller must reconcile, never a blind resend.
+//! [`RetryPolicy::verdict`] is pure policy: no I/O, no clock, randomness passed in. Reads are
+//! retried on throttling (429) and transient failures (500, 502, 503, 504, connection errors)
+//! honouring `Retry-After`, else with capped exponential backoff and full jitter. Writes are
+//! retried only where the service cannot have acted (a 429, a connection that was never
+//! established); everything else is an unknown outcome that the caller must reconcile, never a
+//! blind resend.
+//!
+//! `drive` applies the policy: it runs the caller's attempts, asks the verdict after each
+//! failure, waits and draws the jitter. It does nothing else: sending, reading answers and
+//! logging each retry are the caller's.
 
+use std::future::Future;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
@@ -100,6 +107,118 @@ impl RetryPolicy {
             .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
             .min(self.max_delay);
         step.mul_f64(jitter.clamp(0.1, 1.0))
+    }
+}
+
+/// What one attempt came to, as the caller tells [`drive`].
+pub(crate) enum Attempt<T, E> {
+    /// Finished, well or not: returned as it is, without asking the policy.
+    Done(Result<T, E>),
+    /// Send again at once, and do not count this attempt (a 401, after the token it was sent
+    /// with has been dropped from the cache).
+    Again,
+    /// Failed: the policy decides whether to try again.
+    Failed {
+        failure: AttemptFailure,
+        /// The service's `Retry-After`, if it sent one.
+        retry_after: Option<Duration>,
+        error: E,
+    },
+}
+
+/// Where a request stands when one of its attempts starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Progress {
+    /// This attempt's number, 1-based (attempts sent [`Attempt::Again`] do not count).
+    pub attempt: u32,
+    /// Time waited between the attempts so far.
+    pub waited: Duration,
+}
+
+/// A retry about to happen, shown to the caller before the wait.
+#[derive(Debug)]
+pub(crate) struct Retry<'a, E> {
+    /// The number of the attempt that failed.
+    pub attempt: u32,
+    pub failure: AttemptFailure,
+    pub error: &'a E,
+    /// How long [`drive`] will wait before the next attempt.
+    pub wait: Duration,
+}
+
+/// Why [`drive`] ended without a value.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Stop<E> {
+    /// A final failure: the attempt said so, the policy gave up, or the caller refused the
+    /// retry.
+    Failed(E),
+    /// A write that may have landed ([`Verdict::OutcomeUnknown`]): the last attempt's error,
+    /// for the caller to turn into an unknown outcome. Never for a [`Idempotency::Read`].
+    OutcomeUnknown(E),
+}
+
+impl<E> Stop<E> {
+    /// The error, whichever way it ended (for reads, which never end in an unknown outcome).
+    pub fn into_error(self) -> E {
+        match self {
+            Self::Failed(error) | Self::OutcomeUnknown(error) => error,
+        }
+    }
+}
+
+/// Sends a request through `attempt` until it succeeds or `policy` says to stop, waiting
+/// between attempts as the verdict says. `before_retry` sees every retry before its wait
+/// (to log it, report it, or refuse it with an error, which ends the request).
+pub(crate) async fn drive<T, E, Fut>(
+    policy: &RetryPolicy,
+    idempotency: Idempotency,
+    mut attempt: impl FnMut(Progress) -> Fut,
+    mut before_retry: impl FnMut(&Retry<'_, E>) -> Result<(), E>,
+) -> Result<T, Stop<E>>
+where
+    Fut: Future<Output = Attempt<T, E>>,
+{
+    let mut progress = Progress {
+        attempt: 0,
+        waited: Duration::ZERO,
+    };
+    loop {
+        progress.attempt += 1;
+        let (failure, retry_after, error) = match attempt(progress).await {
+            Attempt::Done(Ok(value)) => return Ok(value),
+            Attempt::Done(Err(error)) => return Err(Stop::Failed(error)),
+            Attempt::Again => {
+                progress.attempt -= 1;
+                continue;
+            }
+            Attempt::Failed {
+                failure,
+                retry_after,
+                error,
+            } => (failure, retry_after, error),
+        };
+        let verdict = policy.verdict(
+            idempotency,
+            failure,
+            progress.attempt,
+            retry_after,
+            rand::random::<f64>(),
+        );
+        match verdict {
+            Verdict::RetryAfter(wait) => {
+                before_retry(&Retry {
+                    attempt: progress.attempt,
+                    failure,
+                    error: &error,
+                    wait,
+                })
+                .map_err(Stop::Failed)?;
+                tokio::time::sleep(wait).await;
+                progress.waited += wait;
+            }
+            Verdict::GiveUp => return Err(Stop::Failed(error)),
+            Verdict::OutcomeUnknown => return Err(Stop::OutcomeUnknown(error)),
+        }
     }
 }
 
@@ -250,6 +369,115 @@ mod tests {
             ),
             Verdict::RetryAfter(SECS(600))
         );
+    }
+
+    /// Runs `drive` over scripted attempts; returns its result and the attempts it made.
+    async fn driven(
+        idempotency: Idempotency,
+        script: Vec<Attempt<&'static str, String>>,
+        veto: Option<u32>,
+    ) -> (Result<&'static str, Stop<String>>, Vec<Progress>, Vec<u32>) {
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(2),
+        };
+        let script = std::sync::Mutex::new(script.into_iter());
+        let seen = std::sync::Mutex::new(Vec::new());
+        let mut retried = Vec::new();
+        let result = drive(
+            &policy,
+            idempotency,
+            |progress| {
+                seen.lock().unwrap().push(progress);
+                let next = script
+                    .lock()
+                    .unwrap()
+                    .next()
+                    .expect("no more attempts scripted");
+                async move { next }
+            },
+            |retry| {
+                retried.push(retry.attempt);
+                match veto {
+                    Some(at) if at == retry.attempt => Err(format!("vetoed: {}", retry.error)),
+                    _ => Ok(()),
+                }
+            },
+        )
+        .await;
+        (result, seen.into_inner().unwrap(), retried)
+    }
+
+    fn failed(status: u16) -> Attempt<&'static str, String> {
+        Attempt::Failed {
+            failure: AttemptFailure::Status(status),
+            retry_after: Some(Duration::ZERO),
+            error: format!("status {status}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_driver_retries_transient_failures_until_success() {
+        let (result, seen, retried) = driven(
+            Idempotency::Read,
+            vec![failed(503), failed(429), Attempt::Done(Ok("ok"))],
+            None,
+        )
+        .await;
+        assert_eq!(result, Ok("ok"));
+        assert_eq!(
+            seen.iter().map(|p| p.attempt).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        assert_eq!(retried, [1, 2], "every retry is shown before its wait");
+    }
+
+    #[tokio::test]
+    async fn an_again_is_not_counted_and_the_attempts_stay_bounded() {
+        let (result, seen, _) = driven(
+            Idempotency::Read,
+            vec![failed(503), Attempt::Again, failed(503), failed(503)],
+            None,
+        )
+        .await;
+        assert_eq!(result, Err(Stop::Failed("status 503".into())));
+        assert_eq!(
+            seen.iter().map(|p| p.attempt).collect::<Vec<_>>(),
+            [1, 2, 2, 3],
+            "the attempt after an Again keeps its number; three counted attempts in all"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_write_that_may_have_landed_is_not_sent_again() {
+        let (result, seen, retried) = driven(Idempotency::Write, vec![failed(503)], None).await;
+        assert_eq!(result, Err(Stop::OutcomeUnknown("status 503".into())));
+        assert_eq!(seen.len(), 1, "sent once");
+        assert!(retried.is_empty());
+        let (result, seen, _) = driven(
+            Idempotency::Write,
+            vec![failed(429), Attempt::Done(Ok("created"))],
+            None,
+        )
+        .await;
+        assert_eq!(result, Ok("created"), "a 429 was not acted on: sent again");
+        assert_eq!(seen.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn final_failures_and_vetoed_retries_stop_at_once() {
+        let (result, seen, _) = driven(
+            Idempotency::Read,
+            vec![Attempt::Done(Err("not found".into()))],
+            None,
+        )
+        .await;
+        assert_eq!(result, Err(Stop::Failed("not found".into())));
+        assert_eq!(seen.len(), 1);
+        let (result, seen, _) = driven(Idempotency::Read, vec![failed(503)], Some(1)).await;
+        assert_eq!(result, Err(Stop::Failed("vetoed: status 503".into())));
+        assert_eq!(seen.len(), 1);
     }
 
     #[test]

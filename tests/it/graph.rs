@@ -5,16 +5,21 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use b2b_convert::config::AssertionAlgorithm;
-use b2b_convert::graph::auth::{AssertionSigner, Credential, Error as AuthError};
-use b2b_convert::graph::{Error, UserSelection};
+use b2b_convert::clock::{ManualClock, SharedClock};
+use b2b_convert::graph::auth::{
+    AssertionAlgorithm, AssertionSigner, Auth, Credential, Error as AuthError,
+};
+use b2b_convert::graph::{Connection, Error, UserSelection};
 use b2b_convert::sim::{AuthConfig, Sim, SimSpec, ThrottleConfig, UserCase};
 use futures_util::TryStreamExt;
 use reqwest::Method;
 use secrecy::SecretString;
 use time::OffsetDateTime;
 
-use crate::support::{TinyServer, client_with, client_with_secret, faulty_sim, quiet_sim};
+use crate::support::{
+    TinyServer, client_with, client_with_secret, faulty_sim, quiet_sim, secret, sim_auth,
+    sim_connection,
+};
 
 async fn all_user_ids(client: &b2b_convert::graph::GraphClient) -> Vec<String> {
     let pages: Vec<_> = client
@@ -61,18 +66,12 @@ async fn reads_survive_injected_503s_and_504s() {
 async fn certificate_assertions_are_accepted_in_both_forms() {
     let sim = quiet_sim(10).await;
     let certificate = sim.certificate().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sim.pem");
-    std::fs::write(
-        &path,
-        format!(
-            "{}\n{}",
-            certificate.private_key_pem, certificate.certificate_pem
-        ),
-    )
-    .unwrap();
+    let pem = format!(
+        "{}\n{}",
+        certificate.private_key_pem, certificate.certificate_pem
+    );
     for algorithm in [AssertionAlgorithm::Ps256, AssertionAlgorithm::Rs256] {
-        let signer = AssertionSigner::load(&path, None, algorithm).unwrap();
+        let signer = AssertionSigner::from_file_bytes(pem.as_bytes(), None, algorithm).unwrap();
         let client = client_with(
             &sim,
             Credential::Certificate {
@@ -92,14 +91,13 @@ async fn certificate_assertions_are_accepted_in_both_forms() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_certificate_the_app_does_not_know_is_refused() {
     let sim = quiet_sim(10).await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("other.pem");
-    std::fs::write(&path, include_str!("../fixtures/certificate/test-cert.pem")).unwrap();
+    let other = include_bytes!("../fixtures/certificate/test-cert.pem");
     let client = client_with(
         &sim,
         Credential::Certificate {
             client_id: sim.client_id().to_owned(),
-            signer: AssertionSigner::load(&path, None, AssertionAlgorithm::Ps256).unwrap(),
+            signer: AssertionSigner::from_file_bytes(other, None, AssertionAlgorithm::Ps256)
+                .unwrap(),
         },
     );
     let err = client.organization().await.unwrap_err();
@@ -140,29 +138,52 @@ async fn a_rejected_token_is_refreshed_once_and_the_call_succeeds() {
     sim.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_token_is_refreshed_before_it_expires_without_a_401() {
+/// A client whose token cache reads `clock`, against a simulator issuing tokens that live
+/// `lifetime` on a frozen clock of its own; both clocks are moved together, so nothing sleeps.
+async fn refreshes_ahead_of_expiry(lifetime: Duration, still_cached: Duration, due: Duration) {
     let sim = Sim::start(
         SimSpec::generated(10, 7)
             .with_throttling(ThrottleConfig::disabled())
             .with_auth(AuthConfig {
-                token_lifetime: Duration::from_secs(3),
+                token_lifetime: lifetime,
                 ..AuthConfig::default()
             }),
     )
     .await
     .unwrap();
-    let client = client_with_secret(&sim, sim.client_id(), sim.client_secret());
+    sim.freeze_clock();
+    let clock = Arc::new(ManualClock::new());
+    let advance = |by| {
+        clock.advance(by);
+        sim.advance_clock(by);
+    };
+    let client = Connection {
+        clock: Arc::clone(&clock) as SharedClock,
+        ..sim_connection(&sim)
+    }
+    .graph_client(sim_auth(&sim, secret(sim.client_id(), sim.client_secret())))
+    .unwrap();
     client.organization().await.unwrap();
     let issued = sim.counters().tokens_issued;
-    // Refreshed a fifth of its life (0.6 s) before expiry, so at 2.4 s.
-    tokio::time::sleep(Duration::from_millis(2_600)).await;
+
+    advance(still_cached);
+    client.organization().await.unwrap();
+    assert_eq!(
+        sim.counters().tokens_issued,
+        issued,
+        "not yet within the margin: the cached token is used"
+    );
+    advance(due.saturating_sub(still_cached));
     client.organization().await.unwrap();
     assert_eq!(
         sim.counters().tokens_issued,
         issued + 1,
-        "a new token was fetched"
+        "within the margin: a new token was fetched"
     );
+    // Past the first token's expiry: the new one is in use, so the service refuses nothing.
+    advance(lifetime.saturating_sub(due));
+    client.organization().await.unwrap();
+    assert_eq!(sim.counters().tokens_issued, issued + 1);
     let organization = sim
         .counters()
         .endpoint(b2b_convert::sim::Endpoint::Organization);
@@ -171,6 +192,28 @@ async fn a_token_is_refreshed_before_it_expires_without_a_401() {
         "no request was sent with an expiring token"
     );
     sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_is_refreshed_five_minutes_before_it_expires_without_a_401() {
+    refreshes_ahead_of_expiry(
+        Duration::from_hours(1),
+        Duration::from_mins(54),
+        Duration::from_mins(55),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_short_lived_token_is_refreshed_a_fifth_of_its_life_before_it_expires() {
+    // A minute: refreshed 12 s before expiry, so at 48 s. (The simulator counts whole
+    // seconds, so a token it issues may expire up to a second early by our clock.)
+    refreshes_ahead_of_expiry(
+        Duration::from_mins(1),
+        Duration::from_secs(47),
+        Duration::from_secs(48),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -363,31 +406,21 @@ async fn a_next_link_to_another_host_is_refused_before_the_token_is_sent() {
     ))
     .await;
     let graph_url = graph.url();
-    let http =
-        b2b_convert::graph::client::http_client(Duration::from_secs(5), Duration::from_secs(5))
-            .unwrap();
-    let tokens = b2b_convert::graph::auth::TokenProvider::new(
-        http.clone(),
-        Credential::Static {
+    let client = Connection {
+        connect_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(5),
+        retry: crate::support::fast_retries(),
+        ..Connection::new(graph_url.clone(), graph_url)
+    }
+    .graph_client(Auth {
+        credential: Credential::Static {
             token: Arc::new(SecretString::from("token-value")),
             origin: "test".into(),
         },
-        &graph_url,
-        "tenant",
-        "https://graph.microsoft.com",
-    )
+        tenant: "tenant".into(),
+        resource: "https://graph.microsoft.com".into(),
+    })
     .unwrap();
-    let client = b2b_convert::graph::GraphClient::new(
-        http,
-        tokens,
-        &b2b_convert::graph::ClientOptions {
-            graph_url,
-            connect_timeout: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(5),
-            retry: crate::support::fast_retries(),
-            low_priority_reads: true,
-        },
-    );
     let result: Result<Vec<_>, _> = client
         .users(&UserSelection::All, OffsetDateTime::now_utc())
         .try_collect()

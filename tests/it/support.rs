@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use assert_cmd::Command;
 use b2b_convert::config::{ENV_KEYS, ENV_SECRETS, LOG_FILTER_VAR};
-use b2b_convert::graph::auth::{Credential, TokenProvider};
+use b2b_convert::graph::auth::{Auth, Credential};
 use b2b_convert::graph::retry::RetryPolicy;
-use b2b_convert::graph::{ClientOptions, GraphClient};
+use b2b_convert::graph::{Connection, GraphClient};
 use b2b_convert::sim::{Sim, SimSpec, ThrottleConfig};
 use secrecy::SecretString;
 use std::time::Duration;
@@ -67,43 +67,46 @@ pub fn fast_retries() -> RetryPolicy {
     }
 }
 
+/// How tests reach `sim`: its hosts, short timeouts, fast retries.
+pub fn sim_connection(sim: &Sim) -> Connection {
+    Connection {
+        connect_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(30),
+        retry: fast_retries(),
+        ..Connection::new(
+            Url::parse(sim.graph_url()).unwrap(),
+            Url::parse(sim.login_url()).unwrap(),
+        )
+    }
+}
+
+/// Signing in to `sim`'s tenant with `credential`.
+pub fn sim_auth(sim: &Sim, credential: Credential) -> Auth {
+    Auth {
+        credential,
+        tenant: sim.tenant_id().to_owned(),
+        resource: "https://graph.microsoft.com".to_owned(),
+    }
+}
+
+/// A client-secret credential.
+pub fn secret(client_id: &str, secret: &str) -> Credential {
+    Credential::ClientSecret {
+        client_id: client_id.to_owned(),
+        secret: SecretString::from(secret.to_owned()),
+    }
+}
+
 /// A Graph client for `sim` with a client-secret credential.
-pub fn client_with_secret(sim: &Sim, client_id: &str, secret: &str) -> GraphClient {
-    client_with(
-        sim,
-        Credential::ClientSecret {
-            client_id: client_id.to_owned(),
-            secret: SecretString::from(secret.to_owned()),
-        },
-    )
+pub fn client_with_secret(sim: &Sim, client_id: &str, client_secret: &str) -> GraphClient {
+    client_with(sim, secret(client_id, client_secret))
 }
 
 /// A Graph client for `sim` with any credential.
 pub fn client_with(sim: &Sim, credential: Credential) -> GraphClient {
-    let graph_url = Url::parse(sim.graph_url()).unwrap();
-    let login_url = Url::parse(sim.login_url()).unwrap();
-    let http =
-        b2b_convert::graph::client::http_client(Duration::from_secs(5), Duration::from_secs(30))
-            .unwrap();
-    let tokens = TokenProvider::new(
-        http.clone(),
-        credential,
-        &login_url,
-        sim.tenant_id(),
-        "https://graph.microsoft.com",
-    )
-    .unwrap();
-    GraphClient::new(
-        http,
-        tokens,
-        &ClientOptions {
-            graph_url,
-            connect_timeout: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(30),
-            retry: fast_retries(),
-            low_priority_reads: true,
-        },
-    )
+    sim_connection(sim)
+        .graph_client(sim_auth(sim, credential))
+        .unwrap()
 }
 
 /// Runs the binary in a blocking task (the simulator keeps serving on the runtime meanwhile).

@@ -1,10 +1,10 @@
-//! Certificate credentials: load an RSA key and its certificate (PEM or PKCS#12) and sign the
-//! client-assertion JWT the token endpoint expects (NOTES.md §7.1).
+//! Certificate credentials: read an RSA key and its certificate from the bytes of a PEM or
+//! PKCS#12 file (which `config` reads) and sign the client-assertion JWT the token endpoint
+//! expects (NOTES.md §7.1).
 //!
 //! PS256 with `x5t#S256` is what Microsoft documents today; RS256 with a SHA-1 `x5t` is the
 //! older form, kept as a setting. The key never leaves this module.
 
-use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::digest;
@@ -14,10 +14,22 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::Error;
-use crate::config::AssertionAlgorithm;
+
+/// The signature of the client assertion. Written as its JWT `alg` name, which is also how
+/// the setting `auth.assertion_algorithm` spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AssertionAlgorithm {
+    /// RSA-PSS with `x5t#S256`: what Microsoft documents today.
+    #[serde(rename = "PS256")]
+    Ps256,
+    /// RSA PKCS#1 v1.5 with a SHA-1 `x5t`: the older, still common form.
+    #[serde(rename = "RS256")]
+    Rs256,
+}
 
 /// How long a client assertion is valid; Microsoft suggests at most 5–10 minutes.
 const ASSERTION_LIFETIME: Duration = Duration::from_mins(10);
@@ -42,23 +54,20 @@ impl std::fmt::Debug for AssertionSigner {
 }
 
 impl AssertionSigner {
-    /// Loads a PEM file (certificate + private key) or a PKCS#12 file (`.pfx`/`.p12`).
-    pub fn load(
-        path: &Path,
+    /// Reads the contents of a PEM file (certificate + private key) or of a PKCS#12 file
+    /// (`.pfx`/`.p12`, opened with `password`). The error says what is wrong with the file,
+    /// never what is in it.
+    pub fn from_file_bytes(
+        bytes: &[u8],
         password: Option<&str>,
         algorithm: AssertionAlgorithm,
-    ) -> Result<Self, Error> {
-        let fail = |message: String| Error::Certificate {
-            path: path.to_path_buf(),
-            message,
-        };
-        let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-        let (key_der, cert_der) = if bytes.starts_with(b"-----") || is_pem(&bytes) {
-            from_pem(&bytes).map_err(fail)?
+    ) -> Result<Self, String> {
+        let (key_der, cert_der) = if bytes.starts_with(b"-----") || is_pem(bytes) {
+            from_pem(bytes)?
         } else {
-            from_pkcs12(&bytes, password.unwrap_or("")).map_err(fail)?
+            from_pkcs12(bytes, password.unwrap_or(""))?
         };
-        Self::from_der(&key_der, &cert_der, algorithm).map_err(fail)
+        Self::from_der(&key_der, &cert_der, algorithm)
     }
 
     /// Builds a signer from a DER private key (PKCS#8 or PKCS#1) and the DER certificate.
@@ -249,20 +258,14 @@ pub(crate) mod tests {
 
     #[test]
     fn pkcs12_files_load_with_their_password() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cert.pfx");
-        std::fs::write(
-            &path,
-            include_bytes!("../../../tests/fixtures/certificate/test-cert.pfx"),
-        )
-        .unwrap();
+        let pfx = include_bytes!("../../../tests/fixtures/certificate/test-cert.pfx");
         let signer =
-            AssertionSigner::load(&path, Some("test-password"), AssertionAlgorithm::Ps256).unwrap();
+            AssertionSigner::from_file_bytes(pfx, Some("test-password"), AssertionAlgorithm::Ps256)
+                .unwrap();
         let pem_signer = self::signer(AssertionAlgorithm::Ps256);
         assert_eq!(signer.thumbprint_sha256, pem_signer.thumbprint_sha256);
-        let wrong = AssertionSigner::load(&path, Some("wrong"), AssertionAlgorithm::Ps256)
-            .unwrap_err()
-            .to_string();
+        let wrong = AssertionSigner::from_file_bytes(pfx, Some("wrong"), AssertionAlgorithm::Ps256)
+            .unwrap_err();
         assert!(
             wrong.contains("AZURE_CLIENT_CERTIFICATE_PASSWORD"),
             "{wrong}"

@@ -1,10 +1,13 @@
 //! Getting and keeping a Graph access token (NOTES.md §7): client secret, certificate
 //! assertion, a token obtained elsewhere, or the device-code flow for delegated use.
 //!
-//! Owns the token endpoint conversation and the token cache (refreshed a margin before expiry,
-//! and once after a 401). Tokens and secrets stay in `SecretString`s; nothing here logs,
-//! prints or returns them in an error. The device-code prompt is handed to a callback so the
-//! caller decides where it is shown.
+//! Owns the token endpoint conversation and the token cache (refreshed a margin before expiry
+//! by the connection's clock, and once after a 401). Tokens and secrets stay in
+//! `SecretString`s; nothing here logs, prints or returns them in an error. The device-code
+//! prompt is handed to a callback so the caller decides where it is shown.
+//!
+//! It must not read settings or files: the credential arrives typed, in an [`Auth`] that
+//! `config` builds (it reads the secrets and the certificate file).
 
 mod certificate;
 mod claims;
@@ -12,16 +15,17 @@ mod claims;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use bytes::Bytes;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 use url::Url;
 
-pub use certificate::AssertionSigner;
+pub use certificate::{AssertionAlgorithm, AssertionSigner};
 pub use claims::TokenClaims;
 
-use crate::config::{AuthMethod, Settings};
-use crate::graph::retry::{AttemptFailure, Idempotency, RetryPolicy, Verdict};
+use crate::clock::SharedClock;
+use crate::graph::retry::{self, Attempt, AttemptFailure, Idempotency, RetryPolicy, Stop};
 
 /// Refresh a cached token when it has less than this left (or a fifth of its life, if that is
 /// shorter, for short-lived test tokens).
@@ -37,11 +41,6 @@ const TOKEN_RETRY: RetryPolicy = RetryPolicy {
 /// A failure to obtain a token. Never contains the secret, the assertion or a token.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{what} is not configured: {hint}")]
-    Missing {
-        what: &'static str,
-        hint: &'static str,
-    },
     #[error(
         "the token endpoint refused: {error}: {description} (trace id {trace_id}, correlation id {correlation_id})"
     )]
@@ -56,11 +55,6 @@ pub enum Error {
     },
     #[error("cannot reach the token endpoint {host}: {reason}")]
     Transport { host: String, reason: String },
-    #[error("cannot use the certificate {}: {message}", path.display())]
-    Certificate {
-        path: std::path::PathBuf,
-        message: String,
-    },
     #[error("signing the client assertion failed")]
     Signing,
     #[error(
@@ -92,12 +86,14 @@ pub struct DeviceCodePrompt {
 /// Shows the device-code prompt to the operator.
 pub type PromptFn = Box<dyn Fn(&DeviceCodePrompt) + Send + Sync>;
 
-/// How to obtain tokens, built from the settings.
+/// How to obtain tokens: built by `config` from the settings (which reads every secret and
+/// the certificate file), or by tests.
 pub enum Credential {
     ClientSecret {
         client_id: String,
         secret: SecretString,
     },
+    /// The certificate's key, already read and checked.
     Certificate {
         client_id: String,
         signer: AssertionSigner,
@@ -105,6 +101,7 @@ pub enum Credential {
     /// A token obtained elsewhere; it cannot be refreshed.
     Static {
         token: Arc<SecretString>,
+        /// Where it came from, for messages (`environment variable B2BC_ACCESS_TOKEN`).
         origin: String,
     },
     DeviceCode {
@@ -128,75 +125,18 @@ impl std::fmt::Debug for Credential {
     }
 }
 
-impl Credential {
-    /// Builds the credential the settings ask for, checking that everything it needs is set.
-    pub fn from_settings(settings: &Settings, prompt: PromptFn) -> Result<Self, Error> {
-        let auth = &settings.auth;
-        let client_id = || {
-            settings
-                .tenant
-                .client_id
-                .map(|id| id.to_string())
-                .ok_or(Error::Missing {
-                    what: "the application (client) id",
-                    hint: "set tenant.client_id or AZURE_CLIENT_ID",
-                })
-        };
-        match auth.method {
-            AuthMethod::ClientSecret => Ok(Self::ClientSecret {
-                client_id: client_id()?,
-                secret: SecretString::from(
-                    auth.client_secret
-                        .as_ref()
-                        .ok_or(Error::Missing {
-                            what: "the client secret",
-                            hint: "export AZURE_CLIENT_SECRET or set auth.client_secret_file",
-                        })?
-                        .expose(),
-                ),
-            }),
-            AuthMethod::Certificate => {
-                let path = auth.certificate_path.as_deref().ok_or(Error::Missing {
-                    what: "the certificate",
-                    hint: "set auth.certificate_path or AZURE_CLIENT_CERTIFICATE_PATH",
-                })?;
-                Ok(Self::Certificate {
-                    client_id: client_id()?,
-                    signer: AssertionSigner::load(
-                        path,
-                        auth.certificate_password
-                            .as_ref()
-                            .map(crate::config::Secret::expose),
-                        auth.assertion_algorithm,
-                    )?,
-                })
-            }
-            AuthMethod::AccessToken => {
-                let token = auth.access_token.as_ref().ok_or(Error::Missing {
-                    what: "the access token",
-                    hint: "export B2BC_ACCESS_TOKEN or set auth.access_token_file",
-                })?;
-                Ok(Self::Static {
-                    token: Arc::new(SecretString::from(token.expose().trim())),
-                    origin: token.origin().to_string(),
-                })
-            }
-            AuthMethod::DeviceCode => {
-                let resource = settings.tenant.cloud.graph_resource();
-                let mut scopes: Vec<String> = auth
-                    .delegated_scopes
-                    .iter()
-                    .map(|s| format!("{resource}/{s}"))
-                    .collect();
-                scopes.push("offline_access".to_owned());
-                Ok(Self::DeviceCode {
-                    client_id: client_id()?,
-                    scopes,
-                    prompt,
-                })
-            }
-        }
-    }
+/// Who signs in, in which tenant, for which resource: the typed description of sign-in that
+/// [`Connection::graph_client`](crate::graph::Connection::graph_client) takes. `config` builds
+/// it from the settings; tests build it by hand. `Debug` never shows a secret.
+#[derive(Debug)]
+pub struct Auth {
+    pub credential: Credential,
+    /// The tenant id or domain whose token endpoint is asked (`organizations` for a
+    /// pre-obtained token, which names its own tenant).
+    pub tenant: String,
+    /// The identifier of Graph in the tenant's cloud: the tokens' audience. It stays the same
+    /// when the Graph URL points at a proxy or the simulator.
+    pub resource: String,
 }
 
 /// A token in the cache.
@@ -215,6 +155,8 @@ pub struct TokenProvider {
     /// `{graph}/.default` for app-only flows.
     default_scope: String,
     cache: Mutex<Option<Cached>>,
+    /// When a cached token is due for refresh, and the time stamped into assertions.
+    clock: SharedClock,
 }
 
 impl std::fmt::Debug for TokenProvider {
@@ -252,25 +194,24 @@ struct DeviceCodeResponse {
 }
 
 impl TokenProvider {
-    /// `login_url` is the cloud's authority (or the simulator's), `tenant` the tenant id or
-    /// domain, `resource` the identifier of Graph in that cloud (the token's audience, which
-    /// stays the same when `graph_url` points at a proxy or the simulator).
-    pub fn new(
+    /// Built by [`Connection::graph_client`](crate::graph::Connection::graph_client) only:
+    /// `login_url` is the cloud's authority (or the simulator's).
+    pub(crate) fn new(
         http: reqwest::Client,
-        credential: Credential,
+        auth: Auth,
         login_url: &Url,
-        tenant: &str,
-        resource: &str,
+        clock: SharedClock,
     ) -> Result<Self, Error> {
         let endpoint_base = crate::graph::client::as_base(login_url)
-            .join(&format!("{tenant}/oauth2/v2.0/"))
+            .join(&format!("{}/oauth2/v2.0/", auth.tenant))
             .map_err(|e| Error::Unexpected(format!("bad login URL: {e}")))?;
         Ok(Self {
             http,
-            credential,
+            credential: auth.credential,
             endpoint_base,
-            default_scope: format!("{resource}/.default"),
+            default_scope: format!("{}/.default", auth.resource),
             cache: Mutex::new(None),
+            clock,
         })
     }
 
@@ -278,7 +219,7 @@ impl TokenProvider {
     pub async fn token(&self) -> Result<Arc<SecretString>, Error> {
         let mut cache = self.cache.lock().await;
         if let Some(cached) = cache.as_ref()
-            && Instant::now() < cached.refresh_at
+            && self.clock.now() < cached.refresh_at
         {
             return Ok(Arc::clone(&cached.token));
         }
@@ -306,7 +247,7 @@ impl TokenProvider {
         if let Some(cached) = cache.as_mut()
             && Arc::ptr_eq(&cached.token, rejected)
         {
-            cached.refresh_at = Instant::now();
+            cached.refresh_at = self.clock.now();
         }
         Ok(())
     }
@@ -315,10 +256,7 @@ impl TokenProvider {
         match &self.credential {
             Credential::Static { token, origin } => {
                 let claims = TokenClaims::decode(token.expose_secret());
-                let now = SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_secs();
+                let now = u64::try_from(self.clock.now_utc().unix_timestamp()).unwrap_or(0);
                 if let Some(exp) = claims.and_then(|c| c.exp)
                     && exp <= now
                 {
@@ -333,7 +271,7 @@ impl TokenProvider {
                 Ok(Cached {
                     token: Arc::clone(token),
                     // Never refreshed: re-checked only when Graph rejects it.
-                    refresh_at: Instant::now() + Duration::from_hours(365 * 24),
+                    refresh_at: self.clock.now() + Duration::from_hours(365 * 24),
                     refresh_token: None,
                 })
             }
@@ -347,8 +285,11 @@ impl TokenProvider {
                 .await
             }
             Credential::Certificate { client_id, signer } => {
-                let assertion =
-                    signer.assertion(client_id, self.token_url().as_str(), SystemTime::now())?;
+                let assertion = signer.assertion(
+                    client_id,
+                    self.token_url().as_str(),
+                    SystemTime::from(self.clock.now_utc()),
+                )?;
                 self.request_token(&[
                     ("grant_type", "client_credentials"),
                     ("client_id", client_id),
@@ -400,50 +341,24 @@ impl TokenProvider {
     /// Posts to the token endpoint, retrying throttling and transient failures (a token
     /// request changes nothing, so repeating it is safe).
     async fn request_token(&self, form: &[(&str, &str)]) -> Result<Cached, Error> {
-        let url = self.token_url();
-        let started = Instant::now();
-        let mut attempt = 0;
-        let body = loop {
-            attempt += 1;
-            let (failure, retry_after, error) =
-                match self.http.post(url.clone()).form(form).send().await {
-                    Ok(response) => {
-                        let status = response.status();
-                        let wait =
-                            crate::graph::retry::retry_after(response.headers(), SystemTime::now());
-                        match response.bytes().await {
-                            Ok(body) if status.is_success() => break body,
-                            Ok(body) => (
-                                AttemptFailure::Status(status.as_u16()),
-                                wait,
-                                refused(status.as_u16(), &body),
-                            ),
-                            Err(err) => (AttemptFailure::NoAnswer, None, transport(&url, &err)),
-                        }
-                    }
-                    Err(err) if err.is_connect() => {
-                        (AttemptFailure::ConnectFailed, None, transport(&url, &err))
-                    }
-                    Err(err) => (AttemptFailure::NoAnswer, None, transport(&url, &err)),
-                };
-            match TOKEN_RETRY.verdict(
-                Idempotency::Read,
-                failure,
-                attempt,
-                retry_after,
-                rand::random(),
-            ) {
-                Verdict::RetryAfter(wait) => {
-                    tracing::warn!(
-                        attempt,
-                        wait_ms = wait.as_millis(),
-                        "token request retried: {error}"
-                    );
-                    tokio::time::sleep(wait).await;
-                }
-                Verdict::GiveUp | Verdict::OutcomeUnknown => return Err(error),
-            }
-        };
+        let url = &self.token_url();
+        let started = self.clock.now();
+        let body = retry::drive(
+            &TOKEN_RETRY,
+            Idempotency::Read,
+            move |_| self.token_attempt(url, form),
+            |retry| {
+                tracing::warn!(
+                    attempt = retry.attempt,
+                    wait_ms = retry.wait.as_millis(),
+                    "token request retried: {}",
+                    retry.error
+                );
+                Ok(())
+            },
+        )
+        .await
+        .map_err(Stop::into_error)?;
         let parsed: TokenResponse = serde_json::from_slice(&body)
             .map_err(|e| Error::Unexpected(format!("token response: {e}")))?;
         // A nonsensical lifetime must not overflow the clock arithmetic below.
@@ -452,13 +367,48 @@ impl TokenProvider {
         tracing::debug!(
             lifetime_s = lifetime.as_secs(),
             "token acquired in {} ms",
-            started.elapsed().as_millis()
+            self.clock
+                .now()
+                .saturating_duration_since(started)
+                .as_millis()
         );
         Ok(Cached {
             token: Arc::new(SecretString::from(parsed.access_token)),
             refresh_at: started + lifetime.saturating_sub(margin),
             refresh_token: parsed.refresh_token.map(SecretString::from),
         })
+    }
+
+    /// One post to the token endpoint; the answer's body when it is a success.
+    async fn token_attempt(&self, url: &Url, form: &[(&str, &str)]) -> Attempt<Bytes, Error> {
+        match self.http.post(url.clone()).form(form).send().await {
+            Ok(response) => {
+                let status = response.status();
+                let wait = crate::graph::retry::retry_after(response.headers(), SystemTime::now());
+                match response.bytes().await {
+                    Ok(body) if status.is_success() => Attempt::Done(Ok(body)),
+                    Ok(body) => Attempt::Failed {
+                        failure: AttemptFailure::Status(status.as_u16()),
+                        retry_after: wait,
+                        error: refused(status.as_u16(), &body),
+                    },
+                    Err(err) => Attempt::Failed {
+                        failure: AttemptFailure::NoAnswer,
+                        retry_after: None,
+                        error: transport(url, &err),
+                    },
+                }
+            }
+            Err(err) => Attempt::Failed {
+                failure: if err.is_connect() {
+                    AttemptFailure::ConnectFailed
+                } else {
+                    AttemptFailure::NoAnswer
+                },
+                retry_after: None,
+                error: transport(url, &err),
+            },
+        }
     }
 
     async fn device_code_flow(
@@ -495,11 +445,11 @@ impl TokenProvider {
             user_code: code.user_code,
             verification_uri: code.verification_uri,
         });
-        let deadline = Instant::now() + Duration::from_secs(code.expires_in);
+        let deadline = self.clock.now() + Duration::from_secs(code.expires_in);
         let mut interval = Duration::from_secs(code.interval.unwrap_or(5).max(1));
         loop {
             tokio::time::sleep(interval).await;
-            if Instant::now() >= deadline {
+            if self.clock.now() >= deadline {
                 return Err(Error::DeviceCodeExpired);
             }
             match self
