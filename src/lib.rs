@@ -13,6 +13,8 @@
 //! - [`input`]: operator files (CSV user lists), validated row by row.
 //! - [`store`]: the SQLite state database; the only place with SQL.
 //! - [`output`]: what the tool writes to stdout, and the logging set-up on stderr.
+//! - [`plan`]: the planning engine (the passes over a wave, decisions, the realm cache), shared
+//!   by `plan` and `invite`.
 //! - [`report`]: pure renderers of a wave's report (table, JSON, CSV, HTML).
 //! - [`rules`]: pure eligibility rules and address selection.
 //! - [`sim`]: the simulated Entra tenant that speaks Graph (tests, benchmarks, `demo`).
@@ -28,6 +30,7 @@ pub mod fsutil;
 pub mod graph;
 pub mod input;
 pub mod output;
+pub mod plan;
 pub mod report;
 pub mod rules;
 pub mod sim;

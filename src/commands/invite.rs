@@ -1,8 +1,8 @@
 //! `invite`: convert one user now. Orchestration only: the user is read from Graph and judged
-//! by the same rules as `plan`, recorded as a one-user wave, and converted by the same executor
-//! as `run` (with its lock, drift check, baseline, intent record and reconciliation).
+//! through the planning engine's decision path ([`crate::plan::decision`], the same as `plan`'s),
+//! recorded as a one-user wave, and converted by the same executor as `run` (with its lock,
+//! drift check, baseline, intent record and reconciliation).
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{BufRead as _, IsTerminal as _};
 use std::time::Duration;
@@ -10,16 +10,16 @@ use std::time::Duration;
 use anyhow::Context;
 use time::OffsetDateTime;
 
-use super::realms::{RealmOptions, realm_client, resolve_realms};
 use super::run::{Pace, execute, render_summary};
-use super::{Ctx, Outcome, Refused, UsageError, connect, open_store};
+use super::{Ctx, Outcome, Refused, UsageError, connect, open_store, realm_client};
 use crate::cli::InviteArgs;
-use crate::config::{AuthMethod, Settings};
+use crate::config::Settings;
 use crate::domain::{Decision, Rule, RuleMode, UserId, UserSnapshot};
 use crate::execute::{InvitationTemplate, RunLock};
 use crate::graph::{GraphClient, LookupKey};
 use crate::output;
-use crate::rules::{self, Candidate, Collision, Evaluation, Policy, TenantView, WaveSettings};
+use crate::plan::{self, Alone, Basis};
+use crate::rules::{self, Candidate, Evaluation};
 use crate::store::{NewWave, Store};
 
 impl InviteArgs {
@@ -152,74 +152,22 @@ impl InviteArgs {
             store.save_tenant_facts(&facts).await?;
             facts
         };
-        let mut tenant = TenantView::from_facts(&facts);
-        let policy = Policy {
-            modes: Rule::ALL
-                .iter()
-                .map(|rule| (*rule, settings.rules.mode(*rule)))
-                .collect(),
-            set_mail_before_invite: settings.invitation.set_mail_before_invite,
-            allow_new_address: self.allow_new_address,
-        };
+        let mut basis = Basis::new(settings, &facts, self.allow_new_address);
         let other_waves = store.pending_in_other_waves(None).await?;
-        let other = other_waves.get(&user.id).map_or(&[][..], Vec::as_slice);
-        let candidate = || Candidate {
+        let candidate = Candidate {
             user,
             override_address: self.address.as_deref(),
             excluded: None,
-            other_waves: other,
+            other_waves: other_waves.get(&user.id).map_or(&[][..], Vec::as_slice),
         };
-        let first = rules::evaluate(candidate(), &tenant, &policy, &HashMap::new());
-        let mut owners: HashMap<String, Vec<Collision>> = HashMap::new();
-        if let Some(chosen) = &first.address {
-            owners = super::plan::as_collisions(
-                store
-                    .address_owners_of_many(std::slice::from_ref(&chosen.address))
-                    .await?,
-            );
-            if policy.mode(Rule::HomeRealmNotEntra) != RuleMode::Off
-                && !user.is_synced()
-                && let Some(domain) = rules::address::domain_of(&chosen.address)
-            {
-                let verified: Vec<String> = facts
-                    .domains
-                    .iter()
-                    .filter(|d| d.is_verified)
-                    .map(|d| d.name.clone())
-                    .collect();
-                let summary = resolve_realms(
-                    &realm_client(settings)?,
-                    store,
-                    [domain],
-                    &verified,
-                    now,
-                    &RealmOptions::default(),
-                )
+        let alone = Alone::choose(store, &basis, candidate).await?;
+        if let Some(domain) = alone.realm_to_ask(&basis) {
+            basis
+                .add_realms(&realm_client(settings)?, store, vec![domain], now)
                 .await?;
-                tenant.realms = summary
-                    .records
-                    .iter()
-                    .filter_map(|(d, r)| r.outcome.as_ref().ok().map(|a| (d.clone(), a.kind)))
-                    .collect();
-            }
         }
-        let mut evaluation = rules::evaluate(candidate(), &tenant, &policy, &owners);
-        let wave_settings = WaveSettings {
-            custom_message: template.custom_message.is_some(),
-            app_only: matches!(
-                settings.auth.method,
-                AuthMethod::ClientSecret | AuthMethod::Certificate
-            ),
-            send_message: template.send_message,
-            redirect_url: Some(template.redirect_url.clone()),
-        };
-        rules::apply_wave_findings(
-            std::slice::from_mut(&mut evaluation),
-            &rules::wave_findings(&wave_settings, &policy),
-        );
-        if self.reset_redemption {
-            rules::allow_redemption_reset(&mut evaluation);
-        }
+        let wave_findings = basis.wave_findings(&plan::wave_settings(settings, Some(template)));
+        let evaluation = alone.decide(&basis, &wave_findings, self.reset_redemption);
         Ok(evaluation)
     }
 
@@ -289,7 +237,7 @@ async fn record_wave(
         n += 1;
         name = format!("{base}-{n}");
     }
-    let member = super::plan::planned_member(evaluation.clone(), user);
+    let member = plan::planned_member(evaluation.clone(), user);
     let wave = NewWave {
         name,
         selector: serde_json::json!({ "users": { "kind": "invite", "user": user.id } }),

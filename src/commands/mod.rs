@@ -12,7 +12,6 @@ mod export_links;
 mod init;
 mod invite;
 mod plan;
-pub mod realms;
 mod report;
 mod run;
 mod scramble;
@@ -27,6 +26,7 @@ use anyhow::Context;
 use crate::cli::{Cli, Command};
 use crate::config::{AuthMethod, Environment, FlagOverride, Settings, Sources};
 use crate::graph::auth::{Credential, PromptFn, TokenProvider};
+use crate::graph::realm::RealmClient;
 use crate::graph::retry::RetryPolicy;
 use crate::graph::{ClientOptions, GraphClient};
 use crate::store::Store;
@@ -221,6 +221,23 @@ fn connect(settings: &Settings) -> anyhow::Result<GraphClient> {
         low_priority_reads: throughput.low_priority_reads,
     };
     Ok(GraphClient::new(http, tokens, &options))
+}
+
+/// The realm client the settings describe: the login host, the shared HTTP client's timeouts,
+/// and the configured number of attempts.
+fn realm_client(settings: &Settings) -> anyhow::Result<RealmClient> {
+    let throughput = &settings.throughput;
+    let http =
+        crate::graph::client::http_client(throughput.connect_timeout, throughput.request_timeout)
+            .context("building the HTTP client")?;
+    Ok(RealmClient::new(
+        http,
+        &settings.tenant.login_url,
+        RetryPolicy {
+            max_attempts: throughput.max_attempts.get(),
+            ..RetryPolicy::default()
+        },
+    ))
 }
 
 /// Resolves when the operator presses Ctrl-C. The handler is installed by this call, not on

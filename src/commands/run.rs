@@ -187,7 +187,7 @@ fn runnable(settings: &Settings, wave: &Wave) -> anyhow::Result<InvitationTempla
         ))
         .into());
     }
-    let now = super::plan::invitation_json(settings);
+    let now = crate::plan::invitation_json(settings);
     let planned = &wave.settings["invitation"];
     let changed: Vec<&str> = now
         .as_object()
