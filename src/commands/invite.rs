@@ -10,12 +10,11 @@ use std::time::Duration;
 use anyhow::Context;
 use time::OffsetDateTime;
 
-use super::run::{Pace, execute, render_summary};
-use super::{Ctx, Outcome, Refused, UsageError, connect, open_store, realm_client};
+use super::{Ctx, Outcome, Refused, UsageError, connect, convert, open_store, realm_client};
 use crate::cli::InviteArgs;
 use crate::config::Settings;
 use crate::domain::{Decision, Rule, RuleMode, UserId, UserSnapshot};
-use crate::execute::{InvitationTemplate, RunLock};
+use crate::execute::{InvitationTemplate, Pace, RunLock};
 use crate::graph::{GraphClient, LookupKey};
 use crate::output;
 use crate::plan::{self, Alone, Basis};
@@ -80,14 +79,9 @@ impl InviteArgs {
             concurrency: 1,
             limit: None,
             reconcile_delay: Duration::from_secs(5),
+            directory_writes_per_second: settings.throughput.max_directory_writes_per_second,
         };
-        let summary = execute(&settings, &store, &wave, template, &pace, 1, "invite").await?;
-        output::write_stdout(&render_summary(&wave, &summary, &store).await?)?;
-        Ok(if summary.failed() > 0 {
-            Outcome::SomeUsersFailed
-        } else {
-            Outcome::Done
-        })
+        convert(&settings, &store, &wave, template, &pace, 1, "invite").await
     }
 
     /// The configured invitation settings with this command's options on top.

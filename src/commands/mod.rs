@@ -20,16 +20,21 @@ mod status;
 mod verify;
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 
 use crate::cli::{Cli, Command};
 use crate::config::{AuthMethod, Environment, FlagOverride, Settings, Sources};
+use crate::domain::{UserId, UserState};
+use crate::execute::{InvitationTemplate, Pace, RunError, RunObserver, UserOutcome};
 use crate::graph::auth::{Credential, PromptFn, TokenProvider};
 use crate::graph::realm::RealmClient;
 use crate::graph::retry::RetryPolicy;
 use crate::graph::{ClientOptions, GraphClient};
-use crate::store::Store;
+use crate::output::{self, Progress};
+use crate::store::{Store, Wave};
 
 /// How a command that ran to its end went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -256,6 +261,91 @@ fn interruption() -> anyhow::Result<impl Future<Output = ()>> {
         Ok(async {
             let _ = tokio::signal::ctrl_c().await;
         })
+    }
+}
+
+/// Converts `wave`'s `ready` members with the executor (the caller holds the lock), with a
+/// progress bar for `ready` users on stderr, and prints the run's summary: `run` and `invite`.
+async fn convert(
+    settings: &Settings,
+    store: &Store,
+    wave: &Wave,
+    template: InvitationTemplate,
+    pace: &Pace,
+    ready: u64,
+    command: &str,
+) -> anyhow::Result<Outcome> {
+    let client = connect(settings)?;
+    let progress = Arc::new(ProgressObserver::new(
+        ready.min(pace.limit.map_or(u64::MAX, |l| l as u64)),
+    ));
+    let stop = interruption()?;
+    let summary =
+        crate::execute::run_wave(client, store, wave, template, pace, command, progress, stop)
+            .await?
+            .map_err(|err| match err {
+                RunError::Graph(err) => anyhow::Error::new(err).context(format!(
+                    "run of wave {} stopped; members in flight were recorded, run again to resume",
+                    wave.name
+                )),
+                RunError::Store(err) => anyhow::Error::new(err).context("run stopped"),
+            })?;
+    let not_converted = store
+        .members_in_states(wave.id, &[UserState::Failed, UserState::Drifted])
+        .await?;
+    output::write_stdout(&crate::report::run::run_summary(
+        &wave.name,
+        &summary,
+        &not_converted,
+    ))?;
+    Ok(if summary.failed() > 0 {
+        Outcome::SomeUsersFailed
+    } else {
+        Outcome::Done
+    })
+}
+
+/// The progress bar on stderr (hidden when stderr is not a terminal).
+struct ProgressObserver {
+    bar: Progress,
+    invited: AtomicU64,
+    failed: AtomicU64,
+    skipped: AtomicU64,
+    started: std::time::Instant,
+}
+
+impl ProgressObserver {
+    fn new(total: u64) -> Self {
+        Self {
+            bar: Progress::bar(total),
+            invited: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+impl RunObserver for ProgressObserver {
+    fn run_ended(&self) {
+        self.bar.finish();
+    }
+
+    fn user_done(&self, _user: UserId, outcome: &UserOutcome) {
+        let counter = match outcome {
+            UserOutcome::Invited | UserOutcome::Reconciled => &self.invited,
+            UserOutcome::Drifted(_) => &self.skipped,
+            UserOutcome::Failed { .. } | UserOutcome::Unresolved(_) => &self.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let invited = self.invited.load(Ordering::Relaxed);
+        self.bar.inc();
+        self.bar.set_message(format!(
+            "invited {invited}, failed {}, skipped {}, {:.1}/s",
+            self.failed.load(Ordering::Relaxed),
+            self.skipped.load(Ordering::Relaxed),
+            output::rate(invited, self.started.elapsed()),
+        ));
     }
 }
 

@@ -21,6 +21,8 @@
 mod failures;
 mod lock;
 mod pacer;
+mod record;
+mod run;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -36,6 +38,8 @@ use time::OffsetDateTime;
 pub use failures::fix_hint;
 pub use lock::{LockError, RunLock};
 pub use pacer::Pacer;
+pub use record::RunRecord;
+pub use run::{Pace, run_wave};
 
 use crate::config::InvitationSettings;
 use crate::domain::{FailureKind, RunId, UserId, UserSnapshot, UserState, WaveId};
@@ -171,6 +175,9 @@ pub enum UserOutcome {
 /// Receives progress; a test may also park at a [`Step`] to simulate a crash there.
 pub trait RunObserver: Send + Sync {
     fn user_done(&self, _user: UserId, _outcome: &UserOutcome) {}
+
+    /// The run is over (done, interrupted or stopped); called before its end is recorded.
+    fn run_ended(&self) {}
 
     /// Awaited at each step of each user.
     fn at_step(&self, _user: UserId, _step: Step) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
