@@ -228,8 +228,8 @@ Examples:
   b2b-convert plan --wave pilot                 (re-plan with the same selection)
   b2b-convert plan --wave all-partners --all --exclude-csv keep-internal.csv")]
 pub struct PlanArgs {
-    /// The wave's name (new, or one to re-plan)
-    #[arg(long, value_name = "NAME")]
+    /// The wave's name (new, or one to re-plan): up to 128 printable characters
+    #[arg(long, value_name = "NAME", value_parser = wave_name)]
     pub wave: String,
 
     #[command(flatten)]
@@ -625,6 +625,14 @@ pub struct SimServeArgs {
     /// Write the app's throwaway certificate and key (PEM) here, for certificate auth
     #[arg(long, value_name = "DIR")]
     pub credentials_dir: Option<PathBuf>,
+}
+
+/// A wave name as `plan` takes it: the rule is [`crate::domain::wave_name_problem`].
+fn wave_name(text: &str) -> Result<String, String> {
+    match crate::domain::wave_name_problem(text) {
+        None => Ok(text.to_owned()),
+        Some(problem) => Err(problem),
+    }
 }
 
 #[cfg(test)]

@@ -255,6 +255,39 @@ pub struct ConversionBaseline {
     pub taken_at: OffsetDateTime,
 }
 
+/// The longest wave name, in characters: room for `invite-` and the longest UPN (113).
+pub const WAVE_NAME_MAX_CHARS: usize = 128;
+
+/// Why `name` cannot name a new wave, if it cannot: it must be 1 to
+/// [`WAVE_NAME_MAX_CHARS`] printable characters without surrounding spaces. Names are shown
+/// in terminals, reports, CSV files and generated scripts; control characters (a newline, an
+/// escape sequence) and the invisible characters that reorder text (bidirectional controls)
+/// would make them lie there.
+pub fn wave_name_problem(name: &str) -> Option<String> {
+    let chars = name.chars().count();
+    if chars == 0 {
+        return Some("a wave name cannot be empty".into());
+    }
+    if chars > WAVE_NAME_MAX_CHARS {
+        return Some(format!(
+            "a wave name has at most {WAVE_NAME_MAX_CHARS} characters; this one has {chars}"
+        ));
+    }
+    if name.trim() != name {
+        return Some("a wave name cannot begin or end with a space".into());
+    }
+    let invisible = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+    };
+    name.chars().find(|c| invisible(*c)).map(|c| {
+        format!(
+            "a wave name cannot hold control or invisible characters (found U+{:04X}); use letters, digits, spaces and punctuation",
+            u32::from(c)
+        )
+    })
+}
+
 /// A light syntax check of an email address: one `@`, something before it, a dotted domain
 /// after it, no spaces. The service's own rules (forbidden characters) belong to `rules`.
 pub fn is_plausible_email(text: &str) -> bool {
@@ -418,6 +451,31 @@ coded_enum!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wave_names_are_printable_and_bounded() {
+        for good in [
+            "pilot",
+            "Wave 2 – EMEA (Fabrikam)",
+            "invite-o'brien@contoso.com",
+            "波",
+        ] {
+            assert_eq!(wave_name_problem(good), None, "{good}");
+        }
+        for (bad, why) in [
+            ("", "empty"),
+            (" pilot", "begin or end"),
+            ("pilot\n#> Remove-Item C:\\", "U+000A"),
+            ("pi\u{1b}[31mlot", "U+001B"),
+            ("pilot\u{202e}txt", "U+202E"),
+        ] {
+            let problem = wave_name_problem(bad).unwrap_or_default();
+            assert!(problem.contains(why), "{bad:?}: {problem}");
+        }
+        let long = "w".repeat(WAVE_NAME_MAX_CHARS + 1);
+        assert!(wave_name_problem(&long).unwrap().contains("at most 128"));
+        assert_eq!(wave_name_problem(&long[1..]), None);
+    }
 
     #[test]
     fn user_id_round_trips_through_its_display_form() {

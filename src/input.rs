@@ -38,6 +38,11 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "{} names no user: list one per line under its header (a `user` column of object ids or UPNs)",
+        path.display()
+    )]
+    Empty { path: PathBuf },
     #[error("{}, line {line}: {message}", path.display())]
     Malformed {
         path: PathBuf,
@@ -62,24 +67,51 @@ pub fn read_user_list(path: &Path) -> Result<Vec<UserListEntry>, Error> {
     parse_user_list(path, &bytes)
 }
 
-/// The 1-based line of a record. The csv crate's own line numbers skip blank lines; count from
-/// the byte offset instead.
-fn line_at(bytes: &[u8], position: Option<&csv::Position>) -> u64 {
-    position.map_or(0, |p| {
-        let mut offset = usize::try_from(p.byte())
+/// The 1-based lines of records read in file order. The csv crate's own line numbers skip
+/// blank lines, so lines are counted from the byte offsets instead — from where the previous
+/// record was, so a file is counted through once, whatever its size.
+struct Lines<'a> {
+    bytes: &'a [u8],
+    /// Newlines before `offset` are counted in `line`.
+    offset: usize,
+    line: u64,
+}
+
+impl<'a> Lines<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self {
+            bytes,
+            offset: 0,
+            line: 1,
+        }
+    }
+
+    /// The line of the record at `position` (0 when the csv crate has no position).
+    fn at(&mut self, position: Option<&csv::Position>) -> u64 {
+        let Some(position) = position else {
+            return 0;
+        };
+        let bytes = self.bytes;
+        let mut offset = usize::try_from(position.byte())
             .unwrap_or(usize::MAX)
             .min(bytes.len());
         // A record's position is where reading began, before any blank lines it skipped.
         while offset < bytes.len() && matches!(bytes[offset], b'\n' | b'\r') {
             offset += 1;
         }
-        let newlines = bytes[..offset].split(|b| *b == b'\n').count() - 1;
-        newlines as u64 + 1
-    })
+        if offset < self.offset {
+            // Not in file order (never seen from the csv crate): count from the start.
+            (self.offset, self.line) = (0, 1);
+        }
+        let newlines = memchr::memchr_iter(b'\n', &bytes[self.offset..offset]).count();
+        self.line += newlines as u64;
+        self.offset = offset;
+        self.line
+    }
 }
 
 fn parse_user_list(path: &Path, bytes: &[u8]) -> Result<Vec<UserListEntry>, Error> {
-    let line_at = |position: Option<&csv::Position>| line_at(bytes, position);
+    let mut lines = Lines::new(bytes);
     let malformed = |line: u64, message: String| Error::Malformed {
         path: path.to_path_buf(),
         line,
@@ -115,8 +147,8 @@ fn parse_user_list(path: &Path, bytes: &[u8]) -> Result<Vec<UserListEntry>, Erro
     let mut seen: HashSet<UserKey> = HashSet::new();
     for record in csv.records() {
         let record =
-            record.map_err(|e| malformed(line_at(e.position()), describe_csv_error(&e)))?;
-        let line = line_at(record.position());
+            record.map_err(|e| malformed(lines.at(e.position()), describe_csv_error(&e)))?;
+        let line = lines.at(record.position());
         if record.iter().all(str::is_empty) {
             continue;
         }
@@ -141,6 +173,11 @@ fn parse_user_list(path: &Path, bytes: &[u8]) -> Result<Vec<UserListEntry>, Erro
             return Err(malformed(line, format!("`{cell}` is listed twice")));
         }
         entries.push(UserListEntry { line, key, address });
+    }
+    if entries.is_empty() {
+        return Err(Error::Empty {
+            path: path.to_path_buf(),
+        });
     }
     Ok(entries)
 }
@@ -328,10 +365,11 @@ fn parse_scramble_results(path: &Path, bytes: &[u8]) -> Result<Vec<ScrambleResul
     }
     let mut rows = Vec::new();
     let mut seen = HashSet::new();
+    let mut lines = Lines::new(bytes);
     for record in csv.records() {
         let record =
-            record.map_err(|e| malformed(line_at(bytes, e.position()), describe_csv_error(&e)))?;
-        let line = line_at(bytes, record.position());
+            record.map_err(|e| malformed(lines.at(e.position()), describe_csv_error(&e)))?;
+        let line = lines.at(record.position());
         if record.iter().all(str::is_empty) {
             continue;
         }
@@ -402,6 +440,37 @@ mod tests {
         );
         let err = parse("name\nx\n").unwrap_err();
         assert!(err.to_string().contains("no user column"), "{err}");
+    }
+
+    #[test]
+    fn a_list_with_only_a_header_or_blank_rows_is_refused() {
+        for text in ["user\n", "user", "user,address\r\n\r\n,\r\n"] {
+            let err = parse(text).unwrap_err();
+            assert!(matches!(err, Error::Empty { .. }), "{text:?}: {err}");
+            assert!(err.to_string().contains("names no user"), "{err}");
+        }
+    }
+
+    #[test]
+    fn lines_are_counted_through_blank_lines_and_line_ends_of_every_kind() {
+        let mut text = String::from("user\r\n");
+        let mut expected = Vec::new();
+        for n in 0..2_000u32 {
+            match n % 3 {
+                0 => text.push('\n'),
+                1 => text.push_str("\r\n\r\n"),
+                _ => {}
+            }
+            expected.push(text.matches('\n').count() as u64 + 1);
+            text.push('u');
+            text.push_str(&n.to_string());
+            text.push_str("@contoso.com\r\n");
+        }
+        let lines: Vec<u64> = parse(&text).unwrap().iter().map(|e| e.line).collect();
+        assert_eq!(lines, expected);
+        let err = parse(&format!("{text}not a user\n")).unwrap_err();
+        let last = text.matches('\n').count() + 1;
+        assert!(err.to_string().contains(&format!("line {last}:")), "{err}");
     }
 
     fn results(text: &str) -> Result<Vec<ScrambleResultRow>, Error> {

@@ -82,7 +82,7 @@ fn is_refusal(err: &(dyn std::error::Error + 'static)) -> bool {
         || err.is::<crate::execute::LockError>()
         || matches!(
             err.downcast_ref::<crate::store::Error>(),
-            Some(crate::store::Error::WaveStarted { .. })
+            Some(crate::store::Error::WaveStarted { .. } | crate::store::Error::HardLinked { .. })
         )
 }
 

@@ -60,6 +60,18 @@ pub fn quote(text: &str) -> String {
     out
 }
 
+/// `text` quoted for a line of the script's comment-based help: [`quote`]d, on one line (line
+/// breaks and other control characters shown as `?`), and unable to end the comment block
+/// (`#>` written `# >`). A wave name is validated when it is planned; this keeps the script
+/// sound whatever a database holds.
+fn quote_in_comment(text: &str) -> String {
+    let one_line: String = text
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    quote(&one_line).replace("#>", "# >")
+}
+
 /// The script for `targets`, UTF-8 with a byte order mark (Windows PowerShell 5.1 reads a
 /// script without one in the system's ANSI code page).
 pub fn script(spec: &ScriptSpec<'_>, targets: &[Target]) -> String {
@@ -132,9 +144,9 @@ $Wave = {wave_literal}
 # One entry per user: its Entra object id, its AD objectGUID, and the account as Entra ID shows it.
 $Users = @(
 "#,
-        wave_comment = quote(wave),
+        wave_comment = quote_in_comment(wave),
         version = spec.tool_version,
-        wave_arg = quote(wave),
+        wave_arg = quote_in_comment(wave),
         server = quote(spec.server.unwrap_or_default()),
         results_literal = quote(&results),
         wave_literal = quote(wave),
@@ -352,6 +364,38 @@ mod tests {
             "entries are separated by commas, the last one is not"
         );
         assert!(text.contains("UserPrincipalName = 'pat@contoso.com' }\n)"));
+    }
+
+    #[test]
+    fn a_wave_name_cannot_end_the_comment_block_or_break_its_lines() {
+        let wave = "pilot#>\nRemove-Item C:\\ -Recurse <#";
+        let text = script(
+            &ScriptSpec {
+                wave,
+                ..spec(NewPasswordKind::Guid)
+            },
+            &[target(1, "alice", "CN=Alice,DC=corp", "alice@contoso.com")],
+        );
+        let block_end = text
+            .find("\n#>\n")
+            .expect("the help block ends on its own line");
+        let help = &text[..block_end];
+        assert!(
+            !help.contains("#>"),
+            "nothing ends the block early:\n{help}"
+        );
+        assert!(
+            !help.lines().any(|l| l.starts_with("Remove-Item")),
+            "the name stays on its line:\n{help}"
+        );
+        assert!(
+            help.contains("'pilot# >?Remove-Item C:\\ -Recurse <#'"),
+            "{help}"
+        );
+        assert!(
+            text.contains("$Wave = 'pilot#>\nRemove-Item C:\\ -Recurse <#'"),
+            "in code, the single-quoted literal holds the name as it is"
+        );
     }
 
     #[test]

@@ -4,11 +4,22 @@
 //! The only module with SQL. It opens the database (WAL, foreign keys, busy timeout, mode 0600),
 //! applies the migrations in `migrations/`, and offers one typed function per query. It must not
 //! call Graph, evaluate rules, or hold secrets: nothing secret is ever written here.
+//!
+//! One file per idea: `tenant` (facts, domains, realm cache), `users` (snapshot upserts and
+//! discovery runs), `addresses` (the address index and its look-ups), `snapshot` (the read
+//! transaction a plan reads through), `waves` (wave rows), `members` (member rows and their
+//! queries), `plan_transaction` (a plan being written), `transitions` (compare-and-set state
+//! changes with their event), `runs`, `baselines`, `events`.
 
+mod addresses;
 mod baselines;
 mod events;
+mod members;
+mod plan_transaction;
 mod runs;
+mod snapshot;
 mod tenant;
+mod transitions;
 mod users;
 mod waves;
 
@@ -22,15 +33,14 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
+pub use addresses::{AddressOwner, AddressSource};
 pub use events::{Event, NewEvent};
+pub use members::{MemberNames, PlannedMember, WaveMember};
+pub use plan_transaction::{PlanTransaction, PreviousDecision, Replaced};
 pub use runs::{Run, RunStatus};
-pub use users::{
-    AddressFields, AddressOwner, AddressSource, RuleInputs, SnapshotRead, StoragePosition,
-};
-pub use waves::{
-    MemberNames, NewWave, PlanTransaction, PlannedMember, PreviousDecision, Replaced, Transition,
-    Wave, WaveMember,
-};
+pub use snapshot::{AddressFields, RuleInputs, SnapshotRead, StoragePosition};
+pub use transitions::Transition;
+pub use waves::{NewWave, Wave};
 
 /// A failure in the state database. Variants a caller branches on are typed; the rest wrap sqlx.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +50,11 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "the database file {} has {links} names (hard links): SQLite keeps its write-ahead log beside the name it was opened by, so two names can corrupt it; remove the other links (keep one name, or copy the file with `cp`) and use that one path",
+        path.display()
+    )]
+    HardLinked { path: PathBuf, links: u64 },
     #[error("cannot open the database {}: {source}", path.display())]
     Open { path: PathBuf, source: sqlx::Error },
     #[error("cannot bring the database {} up to date: {source}", path.display())]
@@ -76,6 +91,9 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A transaction on the writing connection.
+type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
 
 /// The opened, migrated database.
 #[derive(Clone, Debug)]
@@ -157,6 +175,14 @@ impl Store {
         Ok(version.unwrap_or(0))
     }
 
+    /// SQLite's own check of the whole file: `ok`, or the problems it found, one per line.
+    pub async fn integrity_check(&self) -> Result<String> {
+        let problems: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(problems.join("\n"))
+    }
+
     /// Waits for pending writes and closes every connection, the writer last: the last
     /// connection to close folds the write-ahead log into the database file.
     pub async fn close(self) {
@@ -179,10 +205,20 @@ fn create_private_file(path: &Path) -> Result<()> {
     options.write(true).create(true).truncate(false);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
         options.mode(0o600);
         let file = options.open(path).map_err(fail)?;
-        let mode = file.metadata().map_err(fail)?.permissions().mode();
+        let metadata = file.metadata().map_err(fail)?;
+        // SQLite names the write-ahead log and shared memory after the path it opens
+        // (symbolic links resolved): through a second hard link, two processes would keep two
+        // logs of one database.
+        if metadata.nlink() > 1 {
+            return Err(Error::HardLinked {
+                path: path.to_path_buf(),
+                links: metadata.nlink(),
+            });
+        }
+        let mode = metadata.permissions().mode();
         if mode & 0o077 != 0 {
             tracing::warn!(
                 path = %path.display(),
@@ -261,6 +297,26 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn a_database_with_a_second_hard_link_is_refused_by_either_name() {
+        let (dir, store) = temp_store().await;
+        let path = store.path().to_path_buf();
+        store.close().await;
+        let other = dir.path().join("other.db");
+        std::fs::hard_link(&path, &other).unwrap();
+        for name in [&path, &other] {
+            let err = Store::open(name).await.unwrap_err();
+            assert!(
+                matches!(err, Error::HardLinked { links: 2, .. }),
+                "{}: {err}",
+                name.display()
+            );
+            assert!(err.to_string().contains("remove the other links"), "{err}");
+        }
+        std::fs::remove_file(&other).unwrap();
+        Store::open(&path).await.expect("one name again");
+    }
+
+    #[tokio::test]
     async fn open_creates_a_private_migrated_database() {
         let (dir, store) = temp_store().await;
         assert!(store.schema_version().await.unwrap() >= 20_261_121_000_000);
@@ -297,6 +353,7 @@ mod tests {
         }
         let store = Store::open(&path).await.unwrap();
         assert!(store.schema_version().await.unwrap() > 0);
+        assert_eq!(store.integrity_check().await.unwrap(), "ok");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

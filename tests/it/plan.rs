@@ -257,3 +257,37 @@ async fn a_user_in_two_waves_is_flagged() {
     }
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_list_without_users_or_a_wave_name_that_would_lie_is_refused_before_anything_is_stored() {
+    let (sim, dir) = discovered().await;
+    std::fs::write(dir.path().join("empty.csv"), "user,address\r\n\r\n").unwrap();
+    let output = cli(
+        dir.path(),
+        &sim,
+        &["plan", "--wave", "pilot", "--csv", "empty.csv"],
+    )
+    .await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("empty.csv names no user"), "{stderr}");
+
+    std::fs::write(dir.path().join("one.csv"), "user\nnobody@contoso.com\n").unwrap();
+    for name in ["pilot\n#> Remove-Item C:\\", "pi\u{1b}[31mlot", ""] {
+        let output = cli(
+            dir.path(),
+            &sim,
+            &["plan", "--wave", name, "--csv", "one.csv"],
+        )
+        .await;
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name:?}: {stderr}");
+        assert!(stderr.contains("wave name"), "{stderr}");
+    }
+    let store = store(dir.path()).await;
+    assert!(
+        store.waves().await.unwrap().is_empty(),
+        "no wave was created"
+    );
+    store.close().await;
+}

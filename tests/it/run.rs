@@ -545,6 +545,68 @@ async fn a_crash_at_any_step_resumes_without_a_second_invitation() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_second_run_through_a_symbolic_or_a_hard_link_is_refused() {
+    let sim = Sim::start(
+        SimSpec::generated(120, 7)
+            .with_throttling(ThrottleConfig::disabled())
+            .with_faults(FaultPlan::parse("invitations:latency=100-200ms").unwrap()),
+    )
+    .await
+    .unwrap();
+    let dir = planned(&sim).await;
+    let database = dir.path().join("b2b-convert.db");
+    let mut first = std::process::Command::new(assert_cmd::cargo::cargo_bin!("b2b-convert"));
+    first
+        .current_dir(dir.path())
+        .args(["run", "--wave", "pilot", "--yes", "--rate", "20"])
+        .envs(sim_env(&sim))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let first = first.spawn().unwrap();
+    let started = std::time::Instant::now();
+    while sim.counters().invitations_created == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no invitation"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let symbolic = elsewhere.path().join("symbolic.db");
+    std::os::unix::fs::symlink(&database, &symbolic).unwrap();
+    let hard = elsewhere.path().join("hard.db");
+    for (link, refusal) in [
+        (&symbolic, "another b2b-convert process is working on"),
+        (&hard, "has 2 names (hard links)"),
+    ] {
+        if link == &hard {
+            std::fs::hard_link(&database, &hard).unwrap();
+        }
+        let db = link.to_str().unwrap();
+        let second = run_wave(elsewhere.path(), &sim, &["--db", db]).await;
+        let stderr = text(&second.stderr);
+        assert_eq!(
+            second.status.code(),
+            Some(4),
+            "{}: {stderr}",
+            link.display()
+        );
+        assert!(stderr.contains(refusal), "{stderr}");
+    }
+    std::fs::remove_file(&hard).unwrap();
+
+    let output = tokio::task::spawn_blocking(move || first.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_each_invited_once(&sim, dir.path()).await;
+    let store = store(dir.path()).await;
+    assert_eq!(store.integrity_check().await.unwrap(), "ok");
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_stops_after_the_requests_in_flight_are_recorded() {
     let sim = Sim::start(
         SimSpec::generated(400, 7)
@@ -561,7 +623,16 @@ async fn ctrl_c_stops_after_the_requests_in_flight_are_recorded() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let child = cmd.spawn().unwrap();
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    // Interrupt once the run has converted someone, however long the start took on a busy
+    // machine: the signal must land part-way, not before the first invitation.
+    let started = std::time::Instant::now();
+    while sim.counters().invitations_created == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the run converted nobody in two minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let interrupt = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

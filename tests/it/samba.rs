@@ -345,7 +345,7 @@ fn require_tools() {
     assert!(
         found("samba") && found("samba-tool"),
         "these tests need a Samba AD DC: `apt-get install --no-install-recommends samba-ad-dc samba-ad-provision` \
-         (.ci/run does), or leave them out with `cargo nextest run -E 'not test(/samba/)'`"
+         (scripts/test does), or leave them out with `cargo nextest run -E 'not test(/samba/)'`"
     );
     let uid = Command::new("id").arg("-u").output().expect("id -u");
     assert_eq!(
