@@ -24,6 +24,7 @@ mod pacer;
 mod record;
 pub mod redemptions;
 mod run;
+pub mod scramble;
 
 use std::future::Future;
 use std::pin::Pin;
