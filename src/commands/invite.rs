@@ -4,13 +4,15 @@
 //! drift check, baseline, intent record and reconciliation).
 
 use std::fmt::Write as _;
-use std::io::{BufRead as _, IsTerminal as _};
 use std::time::Duration;
 
 use anyhow::Context;
 use time::OffsetDateTime;
 
-use super::{Ctx, Outcome, Refused, UsageError, connect, convert, open_store, realm_client};
+use super::{
+    Confirmation, Ctx, Outcome, Refused, UsageError, confirm, connect, convert, open_store,
+    realm_client,
+};
 use crate::cli::InviteArgs;
 use crate::config::Settings;
 use crate::domain::{Decision, Rule, RuleMode, UserId, UserSnapshot};
@@ -167,33 +169,17 @@ impl InviteArgs {
 
     /// `--yes`, or the user's UPN typed at the terminal.
     fn confirm(&self, user: &UserSnapshot) -> anyhow::Result<()> {
-        if self.yes {
-            return Ok(());
-        }
-        let stdin = std::io::stdin();
-        if !stdin.is_terminal() {
-            return Err(Refused(
-                "invite changes the tenant and stdin is not a terminal: pass --yes to confirm"
-                    .into(),
-            )
-            .into());
-        }
-        output::notice(&format!(
-            "About to convert {} into a B2B user. Type its user principal name to go ahead:",
-            user.user_principal_name
-        ));
-        let mut answer = String::new();
-        stdin
-            .lock()
-            .read_line(&mut answer)
-            .context("reading the confirmation")?;
-        if !answer
-            .trim()
-            .eq_ignore_ascii_case(&user.user_principal_name)
-        {
-            return Err(Refused("not confirmed; nothing was sent".into()).into());
-        }
-        Ok(())
+        confirm(&Confirmation {
+            yes: self.yes,
+            changes: "invite changes the tenant",
+            prompt: format!(
+                "About to convert {} into a B2B user. Type its user principal name to go ahead:",
+                user.user_principal_name
+            ),
+            expected: &user.user_principal_name,
+            ignore_case: true,
+            not_done: "sent",
+        })
     }
 }
 

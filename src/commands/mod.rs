@@ -19,6 +19,7 @@ mod sim;
 mod status;
 mod verify;
 
+use std::io::{BufRead as _, IsTerminal as _};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -264,6 +265,73 @@ fn interruption() -> anyhow::Result<impl Future<Output = ()>> {
     }
 }
 
+/// What the operator confirms before a command changes what cannot simply be undone: `run`,
+/// `invite` and `scramble` ask for the same thing, typed at the terminal.
+struct Confirmation<'a> {
+    /// `--yes` was given.
+    yes: bool,
+    /// What the command changes, for the refusal without a terminal: `run changes the tenant`.
+    changes: &'a str,
+    /// What is about to happen, ending with what to type.
+    prompt: String,
+    /// What the operator types to go ahead (the wave's name, or a user's UPN).
+    expected: &'a str,
+    /// The answer may differ from `expected` in ASCII case.
+    ignore_case: bool,
+    /// What did not happen when the answer is something else: `sent`, `changed`.
+    not_done: &'a str,
+}
+
+/// The operator said yes: `--yes`, or what `confirmation` expects typed at the terminal.
+/// Without `--yes`, a stdin that is not a terminal is a refusal.
+fn confirm(confirmation: &Confirmation<'_>) -> anyhow::Result<()> {
+    let stdin = std::io::stdin();
+    confirmed(confirmation, stdin.is_terminal(), || {
+        output::notice(&confirmation.prompt);
+        let mut answer = String::new();
+        stdin
+            .lock()
+            .read_line(&mut answer)
+            .context("reading the confirmation")?;
+        Ok(answer)
+    })
+}
+
+/// [`confirm`] with the terminal's part given: whether stdin is one, and how the answer is
+/// asked and read.
+fn confirmed(
+    confirmation: &Confirmation<'_>,
+    terminal: bool,
+    ask: impl FnOnce() -> anyhow::Result<String>,
+) -> anyhow::Result<()> {
+    if confirmation.yes {
+        return Ok(());
+    }
+    if !terminal {
+        return Err(Refused(format!(
+            "{} and stdin is not a terminal: pass --yes to confirm",
+            confirmation.changes
+        ))
+        .into());
+    }
+    let answer = ask()?;
+    let answer = answer.trim();
+    let expected = confirmation.expected;
+    let matches = if confirmation.ignore_case {
+        answer.eq_ignore_ascii_case(expected)
+    } else {
+        answer == expected
+    };
+    if !matches {
+        return Err(Refused(format!(
+            "not confirmed; nothing was {}",
+            confirmation.not_done
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 /// Converts `wave`'s `ready` members with the executor (the caller holds the lock), with a
 /// progress bar for `ready` users on stderr, and prints the run's summary: `run` and `invite`.
 async fn convert(
@@ -386,5 +454,43 @@ mod tests {
         .context("loading settings");
         assert_eq!(exit_code(&Err(config)), 2);
         assert_eq!(exit_code(&Err(anyhow::anyhow!("network down"))), 1);
+    }
+
+    #[test]
+    fn a_confirmation_takes_yes_or_the_typed_name_and_refuses_anything_else() {
+        let confirmation = |yes, ignore_case| Confirmation {
+            yes,
+            changes: "run changes the tenant",
+            prompt: "Type the wave name to go ahead:".into(),
+            expected: "Pilot",
+            ignore_case,
+            not_done: "sent",
+        };
+        let typed = |text: &'static str| move || Ok(text.to_owned());
+        let refusal = |result: anyhow::Result<()>| {
+            let err = result.unwrap_err();
+            let text = err.to_string();
+            assert_eq!(exit_code(&Err(err)), exit::REFUSED, "{text}");
+            text
+        };
+        assert!(confirmed(&confirmation(true, false), false, || unreachable!()).is_ok());
+        assert_eq!(
+            refusal(confirmed(
+                &confirmation(false, false),
+                false,
+                || unreachable!()
+            )),
+            "run changes the tenant and stdin is not a terminal: pass --yes to confirm"
+        );
+        assert!(confirmed(&confirmation(false, false), true, typed(" Pilot\n")).is_ok());
+        assert_eq!(
+            refusal(confirmed(
+                &confirmation(false, false),
+                true,
+                typed("pilot\n")
+            )),
+            "not confirmed; nothing was sent"
+        );
+        assert!(confirmed(&confirmation(false, true), true, typed("PILOT\n")).is_ok());
     }
 }

@@ -4,12 +4,11 @@
 //! `convert`, shared with `invite`) and its summary is printed.
 
 use std::fmt::Write as _;
-use std::io::{BufRead as _, IsTerminal as _};
 use std::time::Duration;
 
-use anyhow::Context;
-
-use super::{Ctx, Outcome, Refused, UsageError, convert, open_store, stored_wave};
+use super::{
+    Confirmation, Ctx, Outcome, Refused, UsageError, confirm, convert, open_store, stored_wave,
+};
 use crate::cli::RunArgs;
 use crate::config::{INVITATIONS_PER_SECOND_CEILING, Settings};
 use crate::domain::{FailureKind, UserState};
@@ -66,7 +65,7 @@ impl RunArgs {
             ))
             .into());
         }
-        confirm(&self, &settings, &wave, count(UserState::Ready))?;
+        confirm_run(&self, &settings, &wave, count(UserState::Ready))?;
         let _lock = RunLock::acquire(&settings.store.path, &format!("run --wave {}", wave.name))?;
         let pace = Pace {
             rate,
@@ -120,45 +119,33 @@ fn runnable(settings: &Settings, wave: &Wave) -> anyhow::Result<InvitationTempla
 }
 
 /// The operator said yes: `--yes`, or the wave name typed at the terminal.
-fn confirm(args: &RunArgs, settings: &Settings, wave: &Wave, ready: u64) -> anyhow::Result<()> {
-    if args.yes {
-        return Ok(());
-    }
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(Refused(
-            "run changes the tenant and stdin is not a terminal: pass --yes to confirm".into(),
-        )
-        .into());
-    }
+fn confirm_run(args: &RunArgs, settings: &Settings, wave: &Wave, ready: u64) -> anyhow::Result<()> {
     let limit = args
         .limit
         .map_or(String::new(), |l| format!(" (at most {l} now)"));
-    output::notice(&format!(
-        "About to convert {ready} user(s){limit} of wave {} into B2B users in tenant {}.\n\
-         Microsoft {} the invitation emails. This cannot simply be undone.\n\
-         Type the wave name to go ahead:",
-        wave.name,
-        settings
-            .tenant
-            .tenant_id
-            .as_deref()
-            .unwrap_or("(from the token)"),
-        if settings.invitation.send_message {
-            "sends"
-        } else {
-            "does not send"
-        },
-    ));
-    let mut answer = String::new();
-    stdin
-        .lock()
-        .read_line(&mut answer)
-        .context("reading the confirmation")?;
-    if answer.trim() != wave.name {
-        return Err(Refused("not confirmed; nothing was sent".into()).into());
-    }
-    Ok(())
+    confirm(&Confirmation {
+        yes: args.yes,
+        changes: "run changes the tenant",
+        prompt: format!(
+            "About to convert {ready} user(s){limit} of wave {} into B2B users in tenant {}.\n\
+             Microsoft {} the invitation emails. This cannot simply be undone.\n\
+             Type the wave name to go ahead:",
+            wave.name,
+            settings
+                .tenant
+                .tenant_id
+                .as_deref()
+                .unwrap_or("(from the token)"),
+            if settings.invitation.send_message {
+                "sends"
+            } else {
+                "does not send"
+            },
+        ),
+        expected: &wave.name,
+        ignore_case: false,
+        not_done: "sent",
+    })
 }
 
 /// Prints each request the run would send, in order, without sending any.

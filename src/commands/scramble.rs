@@ -6,13 +6,14 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::{BufRead as _, IsTerminal as _};
 use std::path::Path;
 
 use anyhow::Context as _;
 use time::OffsetDateTime;
 
-use super::{Ctx, Outcome, Refused, UsageError, interruption, open_store, stored_wave};
+use super::{
+    Confirmation, Ctx, Outcome, UsageError, confirm, interruption, open_store, stored_wave,
+};
 use crate::cli::ScrambleArgs;
 use crate::config::{NewPasswordKind, Settings};
 use crate::directory::powershell::{self, ScriptSpec};
@@ -80,7 +81,7 @@ impl ScrambleArgs {
             return Ok(Outcome::Done);
         }
         let targets = limited(targets, self.limit);
-        confirm(&self, &settings, &wave, targets.len())?;
+        confirm_scramble(&self, &settings, &wave, targets.len())?;
         direct(&settings, &store, &wave, targets, &skipped, scope).await
     }
 }
@@ -112,42 +113,30 @@ fn limited<T>(mut targets: Vec<T>, limit: Option<u64>) -> Vec<T> {
 }
 
 /// The operator said yes: `--yes`, or the wave name typed at the terminal.
-fn confirm(
+fn confirm_scramble(
     args: &ScrambleArgs,
     settings: &Settings,
     wave: &Wave,
     count: usize,
 ) -> anyhow::Result<()> {
-    if args.yes {
-        return Ok(());
-    }
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(Refused(
-            "scramble changes on-premises passwords and stdin is not a terminal: pass --yes to confirm".into(),
-        )
-        .into());
-    }
-    output::notice(&format!(
-        "About to replace the on-premises AD passwords of {count} user(s) of wave {} ({}) with random values nobody will know.\n\
-         Their old internal passwords stop working on-prem; the accounts stay enabled.\n\
-         Type the wave name to go ahead:",
-        wave.name,
-        settings
-            .directory
-            .url
-            .as_ref()
-            .map_or_else(String::new, ToString::to_string),
-    ));
-    let mut answer = String::new();
-    stdin
-        .lock()
-        .read_line(&mut answer)
-        .context("reading the confirmation")?;
-    if answer.trim() != wave.name {
-        return Err(Refused("not confirmed; nothing was changed".into()).into());
-    }
-    Ok(())
+    confirm(&Confirmation {
+        yes: args.yes,
+        changes: "scramble changes on-premises passwords",
+        prompt: format!(
+            "About to replace the on-premises AD passwords of {count} user(s) of wave {} ({}) with random values nobody will know.\n\
+             Their old internal passwords stop working on-prem; the accounts stay enabled.\n\
+             Type the wave name to go ahead:",
+            wave.name,
+            settings
+                .directory
+                .url
+                .as_ref()
+                .map_or_else(String::new, ToString::to_string),
+        ),
+        expected: &wave.name,
+        ignore_case: false,
+        not_done: "changed",
+    })
 }
 
 /// Scrambles each target over LDAPS and records each outcome as it comes.
