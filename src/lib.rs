@@ -7,7 +7,8 @@
 //! - [`config`]: file + environment + flags -> validated [`config::Settings`].
 //! - [`directory`]: on-premises AD for `scramble`: LDAPS client, password, PowerShell script.
 //! - [`domain`]: ids, snapshots, tenant facts, rules and states shared by all modules.
-//! - [`execute`]: the wave executor: conversions, pacing, reconciliation, the run lock.
+//! - [`execute`]: every member state change: the wave executor (conversions, pacing,
+//!   reconciliation, the run lock), redemptions, scrambles, and the record of each run.
 //! - [`fsutil`]: atomic, private (0600) file writes.
 //! - [`graph`]: the only HTTP client: Microsoft Graph and its token endpoint.
 //! - [`input`]: operator files (CSV user lists), validated row by row.

@@ -2,7 +2,10 @@
 //! calls the modules that do the work, and formats the result through `output`.
 //!
 //! This layer (with `main.rs`) is the `anyhow` boundary: module errors arrive typed and leave
-//! with context. It decides exit codes and must not contain SQL, HTTP or rule logic.
+//! with context. It decides exit codes and must not contain SQL, HTTP, rule logic, a planning
+//! step (`plan`) or a member's state change (`execute`). A command never imports another: what
+//! several share (settings, store and clients, the confirmation prompt, Ctrl-C, the conversion
+//! `run` and `invite` both start) is in this file.
 
 mod check;
 mod config;

@@ -17,6 +17,13 @@
 //!
 //! The executor never recomputes a plan and never decides eligibility: it executes the stored
 //! decision, or skips the user when what the decision was based on has changed.
+//!
+//! Every other change of a member's state goes through this module too, so the state machine
+//! has one owner (the store applies each change compare-and-set, with its event):
+//! [`redemptions`] (`invited → accepted`, read from Graph) and [`scramble`] (`→ scrambled`,
+//! over LDAPS or from a script's results). [`run_wave`] runs the executor inside a
+//! [`RunRecord`], the record every `run`, `invite` and `scramble` is bracketed by. Nothing here
+//! prints: progress goes to an observer the command gives.
 
 mod failures;
 mod lock;
