@@ -8,12 +8,15 @@
 //! - [`config`]: file + environment + flags -> validated [`config::Settings`].
 //! - [`directory`]: on-premises AD for `scramble`: LDAPS client, password, PowerShell script.
 //! - [`domain`]: ids, snapshots, tenant facts, rules and states shared by all modules.
-//! - [`execute`]: the wave executor: conversions, pacing, reconciliation, the run lock.
+//! - [`execute`]: every member state change: the wave executor (conversions, pacing,
+//!   reconciliation, the run lock), redemptions, scrambles, and the record of each run.
 //! - [`fsutil`]: atomic, private (0600) file writes.
 //! - [`graph`]: the only HTTP client: Microsoft Graph and its token endpoint.
 //! - [`input`]: operator files (CSV user lists), validated row by row.
 //! - [`store`]: the SQLite state database; the only place with SQL.
 //! - [`output`]: what the tool writes to stdout, and the logging set-up on stderr.
+//! - [`plan`]: the planning engine (the passes over a wave, decisions, the realm cache), shared
+//!   by `plan` and `invite`.
 //! - [`report`]: pure renderers of a wave's report (table, JSON, CSV, HTML).
 //! - [`rules`]: pure eligibility rules and address selection.
 //! - [`sim`]: the simulated Entra tenant that speaks Graph (tests, benchmarks, `demo`).
@@ -30,6 +33,7 @@ pub mod fsutil;
 pub mod graph;
 pub mod input;
 pub mod output;
+pub mod plan;
 pub mod report;
 pub mod rules;
 pub mod sim;

@@ -1,25 +1,26 @@
 //! `invite`: convert one user now. Orchestration only: the user is read from Graph and judged
-//! by the same rules as `plan`, recorded as a one-user wave, and converted by the same executor
-//! as `run` (with its lock, drift check, baseline, intent record and reconciliation).
+//! through the planning engine's decision path ([`crate::plan::decision`], the same as `plan`'s),
+//! recorded as a one-user wave, and converted by the same executor as `run` (with its lock,
+//! drift check, baseline, intent record and reconciliation).
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::{BufRead as _, IsTerminal as _};
 use std::time::Duration;
 
 use anyhow::Context;
 use time::OffsetDateTime;
 
-use super::realms::{RealmOptions, realm_client, resolve_realms};
-use super::run::{Pace, execute, render_summary};
-use super::{Ctx, Outcome, Refused, UsageError, connect, open_store};
+use super::{
+    Confirmation, Ctx, Outcome, Refused, UsageError, confirm, connect, convert, open_store,
+    realm_client,
+};
 use crate::cli::InviteArgs;
-use crate::config::{AuthMethod, Settings};
+use crate::config::Settings;
 use crate::domain::{Decision, Rule, RuleMode, UserId, UserSnapshot};
-use crate::execute::{InvitationTemplate, RunLock};
+use crate::execute::{InvitationTemplate, Pace, RunLock};
 use crate::graph::{GraphClient, LookupKey};
 use crate::output;
-use crate::rules::{self, Candidate, Collision, Evaluation, Policy, TenantView, WaveSettings};
+use crate::plan::{self, Alone, Basis};
+use crate::rules::{self, Candidate, Evaluation};
 use crate::store::{NewWave, Store};
 
 impl InviteArgs {
@@ -80,14 +81,9 @@ impl InviteArgs {
             concurrency: 1,
             limit: None,
             reconcile_delay: Duration::from_secs(5),
+            directory_writes_per_second: settings.throughput.max_directory_writes_per_second,
         };
-        let summary = execute(&settings, &store, &wave, template, &pace, 1, "invite").await?;
-        output::write_stdout(&render_summary(&wave, &summary, &store).await?)?;
-        Ok(if summary.failed() > 0 {
-            Outcome::SomeUsersFailed
-        } else {
-            Outcome::Done
-        })
+        convert(&settings, &store, &wave, template, &pace, 1, "invite").await
     }
 
     /// The configured invitation settings with this command's options on top.
@@ -152,106 +148,38 @@ impl InviteArgs {
             store.save_tenant_facts(&facts).await?;
             facts
         };
-        let mut tenant = TenantView::from_facts(&facts);
-        let policy = Policy {
-            modes: Rule::ALL
-                .iter()
-                .map(|rule| (*rule, settings.rules.mode(*rule)))
-                .collect(),
-            set_mail_before_invite: settings.invitation.set_mail_before_invite,
-            allow_new_address: self.allow_new_address,
-        };
+        let mut basis = Basis::new(settings, &facts, self.allow_new_address);
         let other_waves = store.pending_in_other_waves(None).await?;
-        let other = other_waves.get(&user.id).map_or(&[][..], Vec::as_slice);
-        let candidate = || Candidate {
+        let candidate = Candidate {
             user,
             override_address: self.address.as_deref(),
             excluded: None,
-            other_waves: other,
+            other_waves: other_waves.get(&user.id).map_or(&[][..], Vec::as_slice),
         };
-        let first = rules::evaluate(candidate(), &tenant, &policy, &HashMap::new());
-        let mut owners: HashMap<String, Vec<Collision>> = HashMap::new();
-        if let Some(chosen) = &first.address {
-            owners = super::plan::as_collisions(
-                store
-                    .address_owners_of_many(std::slice::from_ref(&chosen.address))
-                    .await?,
-            );
-            if policy.mode(Rule::HomeRealmNotEntra) != RuleMode::Off
-                && !user.is_synced()
-                && let Some(domain) = rules::address::domain_of(&chosen.address)
-            {
-                let verified: Vec<String> = facts
-                    .domains
-                    .iter()
-                    .filter(|d| d.is_verified)
-                    .map(|d| d.name.clone())
-                    .collect();
-                let summary = resolve_realms(
-                    &realm_client(settings)?,
-                    store,
-                    [domain],
-                    &verified,
-                    now,
-                    &RealmOptions::default(),
-                )
+        let alone = Alone::choose(store, &basis, candidate).await?;
+        if let Some(domain) = alone.realm_to_ask(&basis) {
+            basis
+                .add_realms(&realm_client(settings)?, store, vec![domain], now)
                 .await?;
-                tenant.realms = summary
-                    .records
-                    .iter()
-                    .filter_map(|(d, r)| r.outcome.as_ref().ok().map(|a| (d.clone(), a.kind)))
-                    .collect();
-            }
         }
-        let mut evaluation = rules::evaluate(candidate(), &tenant, &policy, &owners);
-        let wave_settings = WaveSettings {
-            custom_message: template.custom_message.is_some(),
-            app_only: matches!(
-                settings.auth.method,
-                AuthMethod::ClientSecret | AuthMethod::Certificate
-            ),
-            send_message: template.send_message,
-            redirect_url: Some(template.redirect_url.clone()),
-        };
-        rules::apply_wave_findings(
-            std::slice::from_mut(&mut evaluation),
-            &rules::wave_findings(&wave_settings, &policy),
-        );
-        if self.reset_redemption {
-            rules::allow_redemption_reset(&mut evaluation);
-        }
+        let wave_findings = basis.wave_findings(&plan::wave_settings(settings, Some(template)));
+        let evaluation = alone.decide(&basis, &wave_findings, self.reset_redemption);
         Ok(evaluation)
     }
 
     /// `--yes`, or the user's UPN typed at the terminal.
     fn confirm(&self, user: &UserSnapshot) -> anyhow::Result<()> {
-        if self.yes {
-            return Ok(());
-        }
-        let stdin = std::io::stdin();
-        if !stdin.is_terminal() {
-            return Err(Refused(
-                "invite changes the tenant and stdin is not a terminal: pass --yes to confirm"
-                    .into(),
-            )
-            .into());
-        }
-        output::notice(&format!(
-            "About to convert {} into a B2B user. Type its user principal name to go ahead:",
-            user.user_principal_name
-        ));
-        let mut answer = String::new();
-        stdin
-            .lock()
-            .read_line(&mut answer)
-            .context("reading the confirmation")?;
-        if !answer
-            .trim()
-            .eq_ignore_ascii_case(&user.user_principal_name)
-        {
-            return Err(Refused("not confirmed; nothing was sent".into()).into());
-        }
-        Ok(())
+        confirm(&Confirmation {
+            yes: self.yes,
+            changes: "invite changes the tenant",
+            prompt: format!(
+                "About to convert {} into a B2B user. Type its user principal name to go ahead:",
+                user.user_principal_name
+            ),
+            expected: &user.user_principal_name,
+            ignore_case: true,
+            not_done: "sent",
+        })
     }
 }
 
@@ -289,7 +217,7 @@ async fn record_wave(
         n += 1;
         name = format!("{base}-{n}");
     }
-    let member = super::plan::planned_member(evaluation.clone(), user);
+    let member = plan::planned_member(evaluation.clone(), user);
     let wave = NewWave {
         name,
         selector: serde_json::json!({ "users": { "kind": "invite", "user": user.id } }),

@@ -2,7 +2,10 @@
 //! calls the modules that do the work, and formats the result through `output`.
 //!
 //! This layer (with `main.rs`) is the `anyhow` boundary: module errors arrive typed and leave
-//! with context. It decides exit codes and must not contain SQL, HTTP or rule logic.
+//! with context. It decides exit codes and must not contain SQL, HTTP, rule logic, a planning
+//! step (`plan`) or a member's state change (`execute`). A command never imports another: what
+//! several share (settings, store and clients, the confirmation prompt, Ctrl-C, the conversion
+//! `run` and `invite` both start) is in this file.
 
 mod backup;
 mod check;
@@ -13,7 +16,6 @@ mod export_links;
 mod init;
 mod invite;
 mod plan;
-pub mod realms;
 mod report;
 mod run;
 mod scramble;
@@ -21,15 +23,22 @@ mod sim;
 mod status;
 mod verify;
 
+use std::io::{BufRead as _, IsTerminal as _};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 
 use crate::cli::{Cli, Command};
 use crate::config::{Environment, FlagOverride, Settings, Sources};
+use crate::domain::{UserId, UserState};
+use crate::execute::{InvitationTemplate, Pace, RunError, RunObserver, UserOutcome};
 use crate::graph::GraphClient;
 use crate::graph::auth::PromptFn;
-use crate::store::Store;
+use crate::graph::realm::RealmClient;
+use crate::output::{self, Progress};
+use crate::store::{Store, Wave};
 
 /// How a command that ran to its end went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,6 +198,12 @@ fn connect(settings: &Settings) -> anyhow::Result<GraphClient> {
     Ok(settings.graph_connection().graph_client(auth)?)
 }
 
+/// The realm client the settings describe: the login host, the timeouts and the configured
+/// number of attempts.
+fn realm_client(settings: &Settings) -> anyhow::Result<RealmClient> {
+    Ok(settings.graph_connection().realm_client()?)
+}
+
 /// Resolves when the operator presses Ctrl-C. The handler is installed by this call, not on
 /// first poll, so a Ctrl-C that comes right after (say, right after a banner) is not lost.
 fn interruption() -> anyhow::Result<impl Future<Output = ()>> {
@@ -205,6 +220,158 @@ fn interruption() -> anyhow::Result<impl Future<Output = ()>> {
         Ok(async {
             let _ = tokio::signal::ctrl_c().await;
         })
+    }
+}
+
+/// What the operator confirms before a command changes what cannot simply be undone: `run`,
+/// `invite` and `scramble` ask for the same thing, typed at the terminal.
+struct Confirmation<'a> {
+    /// `--yes` was given.
+    yes: bool,
+    /// What the command changes, for the refusal without a terminal: `run changes the tenant`.
+    changes: &'a str,
+    /// What is about to happen, ending with what to type.
+    prompt: String,
+    /// What the operator types to go ahead (the wave's name, or a user's UPN).
+    expected: &'a str,
+    /// The answer may differ from `expected` in ASCII case.
+    ignore_case: bool,
+    /// What did not happen when the answer is something else: `sent`, `changed`.
+    not_done: &'a str,
+}
+
+/// The operator said yes: `--yes`, or what `confirmation` expects typed at the terminal.
+/// Without `--yes`, a stdin that is not a terminal is a refusal.
+fn confirm(confirmation: &Confirmation<'_>) -> anyhow::Result<()> {
+    let stdin = std::io::stdin();
+    confirmed(confirmation, stdin.is_terminal(), || {
+        output::notice(&confirmation.prompt);
+        let mut answer = String::new();
+        stdin
+            .lock()
+            .read_line(&mut answer)
+            .context("reading the confirmation")?;
+        Ok(answer)
+    })
+}
+
+/// [`confirm`] with the terminal's part given: whether stdin is one, and how the answer is
+/// asked and read.
+fn confirmed(
+    confirmation: &Confirmation<'_>,
+    terminal: bool,
+    ask: impl FnOnce() -> anyhow::Result<String>,
+) -> anyhow::Result<()> {
+    if confirmation.yes {
+        return Ok(());
+    }
+    if !terminal {
+        return Err(Refused(format!(
+            "{} and stdin is not a terminal: pass --yes to confirm",
+            confirmation.changes
+        ))
+        .into());
+    }
+    let answer = ask()?;
+    let answer = answer.trim();
+    let expected = confirmation.expected;
+    let matches = if confirmation.ignore_case {
+        answer.eq_ignore_ascii_case(expected)
+    } else {
+        answer == expected
+    };
+    if !matches {
+        return Err(Refused(format!(
+            "not confirmed; nothing was {}",
+            confirmation.not_done
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Converts `wave`'s `ready` members with the executor (the caller holds the lock), with a
+/// progress bar for `ready` users on stderr, and prints the run's summary: `run` and `invite`.
+async fn convert(
+    settings: &Settings,
+    store: &Store,
+    wave: &Wave,
+    template: InvitationTemplate,
+    pace: &Pace,
+    ready: u64,
+    command: &str,
+) -> anyhow::Result<Outcome> {
+    let client = connect(settings)?;
+    let progress = Arc::new(ProgressObserver::new(
+        ready.min(pace.limit.map_or(u64::MAX, |l| l as u64)),
+    ));
+    let stop = interruption()?;
+    let summary =
+        crate::execute::run_wave(client, store, wave, template, pace, command, progress, stop)
+            .await?
+            .map_err(|err| match err {
+                RunError::Graph(err) => anyhow::Error::new(err).context(format!(
+                    "run of wave {} stopped; members in flight were recorded, run again to resume",
+                    wave.name
+                )),
+                RunError::Store(err) => anyhow::Error::new(err).context("run stopped"),
+            })?;
+    let not_converted = store
+        .members_in_states(wave.id, &[UserState::Failed, UserState::Drifted])
+        .await?;
+    output::write_stdout(&crate::report::run::run_summary(
+        &wave.name,
+        &summary,
+        &not_converted,
+    ))?;
+    Ok(if summary.failed() > 0 {
+        Outcome::SomeUsersFailed
+    } else {
+        Outcome::Done
+    })
+}
+
+/// The progress bar on stderr (hidden when stderr is not a terminal).
+struct ProgressObserver {
+    bar: Progress,
+    invited: AtomicU64,
+    failed: AtomicU64,
+    skipped: AtomicU64,
+    started: std::time::Instant,
+}
+
+impl ProgressObserver {
+    fn new(total: u64) -> Self {
+        Self {
+            bar: Progress::bar(total),
+            invited: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+impl RunObserver for ProgressObserver {
+    fn run_ended(&self) {
+        self.bar.finish();
+    }
+
+    fn user_done(&self, _user: UserId, outcome: &UserOutcome) {
+        let counter = match outcome {
+            UserOutcome::Invited | UserOutcome::Reconciled => &self.invited,
+            UserOutcome::Drifted(_) => &self.skipped,
+            UserOutcome::Failed { .. } | UserOutcome::Unresolved(_) => &self.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let invited = self.invited.load(Ordering::Relaxed);
+        self.bar.inc();
+        self.bar.set_message(format!(
+            "invited {invited}, failed {}, skipped {}, {:.1}/s",
+            self.failed.load(Ordering::Relaxed),
+            self.skipped.load(Ordering::Relaxed),
+            output::rate(invited, self.started.elapsed()),
+        ));
     }
 }
 
@@ -255,5 +422,43 @@ mod tests {
         .context("signing in");
         assert_eq!(exit_code(&Err(no_secret)), 2, "a missing credential");
         assert_eq!(exit_code(&Err(anyhow::anyhow!("network down"))), 1);
+    }
+
+    #[test]
+    fn a_confirmation_takes_yes_or_the_typed_name_and_refuses_anything_else() {
+        let confirmation = |yes, ignore_case| Confirmation {
+            yes,
+            changes: "run changes the tenant",
+            prompt: "Type the wave name to go ahead:".into(),
+            expected: "Pilot",
+            ignore_case,
+            not_done: "sent",
+        };
+        let typed = |text: &'static str| move || Ok(text.to_owned());
+        let refusal = |result: anyhow::Result<()>| {
+            let err = result.unwrap_err();
+            let text = err.to_string();
+            assert_eq!(exit_code(&Err(err)), exit::REFUSED, "{text}");
+            text
+        };
+        assert!(confirmed(&confirmation(true, false), false, || unreachable!()).is_ok());
+        assert_eq!(
+            refusal(confirmed(
+                &confirmation(false, false),
+                false,
+                || unreachable!()
+            )),
+            "run changes the tenant and stdin is not a terminal: pass --yes to confirm"
+        );
+        assert!(confirmed(&confirmation(false, false), true, typed(" Pilot\n")).is_ok());
+        assert_eq!(
+            refusal(confirmed(
+                &confirmation(false, false),
+                true,
+                typed("pilot\n")
+            )),
+            "not confirmed; nothing was sent"
+        );
+        assert!(confirmed(&confirmation(false, true), true, typed("PILOT\n")).is_ok());
     }
 }

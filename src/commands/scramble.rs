@@ -1,34 +1,33 @@
 //! `scramble`: replace the on-premises AD passwords of a wave's converted synced users with
 //! random values nobody knows. Orchestration only: which members (`directory::select`), the
-//! confirmation and the lock, then per user the directory client's work and the store's
-//! record; or the PowerShell script instead, and the import of its results.
+//! confirmation and the lock, then the pass over LDAPS or the import of a script's results
+//! ([`crate::execute::scramble`]: each outcome recorded, the run around it); or the
+//! PowerShell script instead.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::{BufRead as _, IsTerminal as _};
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
-use serde::Serialize;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
-use super::{Ctx, Outcome, Refused, UsageError, interruption, open_store, stored_wave};
+use super::{
+    Confirmation, Ctx, Outcome, UsageError, confirm, interruption, open_store, stored_wave,
+};
 use crate::cli::ScrambleArgs;
 use crate::config::{NewPasswordKind, Settings};
 use crate::directory::powershell::{self, ScriptSpec};
-use crate::directory::select::{judge_result, select};
-use crate::directory::{
-    Directory, Member, NewPassword, ResultAction, Scope, Skipped, Target, Timeouts, UserFailure,
-};
-use crate::domain::{RunId, UserId, UserState, WaveId};
+use crate::directory::select::select;
+use crate::directory::{Directory, Scope, Skipped, Target, Timeouts, UserFailure};
+use crate::domain::{UserId, UserState};
 use crate::execute::RunLock;
+use crate::execute::scramble::{
+    self as scrambling, ScrambleError, ScrambleObserver, ScrambleSummary, ScrambledOverLdap,
+};
 use crate::fsutil::{self, Overwrite};
-use crate::input::{self, ScrambleOutcome, ScrambleResultRow};
-use crate::output;
-use crate::store::{NewEvent, RunStatus, Store, Transition, Wave};
+use crate::input;
+use crate::output::{self, Progress};
+use crate::store::{NewEvent, Store, Wave};
 
 impl ScrambleArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {
@@ -82,7 +81,7 @@ impl ScrambleArgs {
             return Ok(Outcome::Done);
         }
         let targets = limited(targets, self.limit);
-        confirm(&self, &settings, &wave, targets.len())?;
+        confirm_scramble(&self, &settings, &wave, targets.len())?;
         direct(&settings, &store, &wave, targets, &skipped, scope).await
     }
 }
@@ -93,7 +92,7 @@ async fn selection(
     wave: &Wave,
     scope: Scope,
 ) -> anyhow::Result<(Vec<(Target, UserState)>, Vec<Skipped>)> {
-    let members = members(store, wave.id).await?;
+    let members = scrambling::members(store, wave.id).await?;
     let states: HashMap<UserId, UserState> = members.iter().map(|m| (m.user_id, m.state)).collect();
     let (targets, skipped) = select(&members, scope);
     let targets = targets
@@ -106,22 +105,6 @@ async fn selection(
     Ok((targets, skipped))
 }
 
-async fn members(store: &Store, wave: WaveId) -> anyhow::Result<Vec<Member>> {
-    Ok(store
-        .members_with_on_premises(wave)
-        .await?
-        .into_iter()
-        .map(|(member, names, on_premises)| Member {
-            user_id: member.plan.user_id,
-            user_principal_name: names.user_principal_name,
-            state: member.state,
-            scrambled_at: member.scrambled_at,
-            scrambled_on: member.scrambled_on,
-            on_premises,
-        })
-        .collect())
-}
-
 fn limited<T>(mut targets: Vec<T>, limit: Option<u64>) -> Vec<T> {
     if let Some(limit) = limit {
         targets.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
@@ -130,52 +113,30 @@ fn limited<T>(mut targets: Vec<T>, limit: Option<u64>) -> Vec<T> {
 }
 
 /// The operator said yes: `--yes`, or the wave name typed at the terminal.
-fn confirm(
+fn confirm_scramble(
     args: &ScrambleArgs,
     settings: &Settings,
     wave: &Wave,
     count: usize,
 ) -> anyhow::Result<()> {
-    if args.yes {
-        return Ok(());
-    }
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(Refused(
-            "scramble changes on-premises passwords and stdin is not a terminal: pass --yes to confirm".into(),
-        )
-        .into());
-    }
-    output::notice(&format!(
-        "About to replace the on-premises AD passwords of {count} user(s) of wave {} ({}) with random values nobody will know.\n\
-         Their old internal passwords stop working on-prem; the accounts stay enabled.\n\
-         Type the wave name to go ahead:",
-        wave.name,
-        settings
-            .directory
-            .url
-            .as_ref()
-            .map_or_else(String::new, ToString::to_string),
-    ));
-    let mut answer = String::new();
-    stdin
-        .lock()
-        .read_line(&mut answer)
-        .context("reading the confirmation")?;
-    if answer.trim() != wave.name {
-        return Err(Refused("not confirmed; nothing was changed".into()).into());
-    }
-    Ok(())
-}
-
-/// What a direct scramble did (stored with its run, printed at the end).
-#[derive(Debug, Default, Serialize)]
-struct Summary {
-    scrambled: u64,
-    failed: u64,
-    skipped: u64,
-    not_started: u64,
-    interrupted: bool,
+    confirm(&Confirmation {
+        yes: args.yes,
+        changes: "scramble changes on-premises passwords",
+        prompt: format!(
+            "About to replace the on-premises AD passwords of {count} user(s) of wave {} ({}) with random values nobody will know.\n\
+             Their old internal passwords stop working on-prem; the accounts stay enabled.\n\
+             Type the wave name to go ahead:",
+            wave.name,
+            settings
+                .directory
+                .url
+                .as_ref()
+                .map_or_else(String::new, ToString::to_string),
+        ),
+        expected: &wave.name,
+        ignore_case: false,
+        not_done: "changed",
+    })
 }
 
 /// Scrambles each target over LDAPS and records each outcome as it comes.
@@ -191,54 +152,37 @@ async fn direct(
         connect: settings.throughput.connect_timeout,
         operation: settings.throughput.request_timeout,
     };
-    let mut directory = Directory::connect(&settings.directory, timeouts)
+    let directory = Directory::connect(&settings.directory, timeouts)
         .await
         .context("connecting to the domain controller; nothing was changed")?;
     let dc = directory.domain_controller().to_owned();
-    let run_id = RunId::new();
-    store
-        .start_run(
-            run_id,
-            wave.id,
-            "scramble",
-            &serde_json::json!({
-                "mode": "ldap",
-                "url": settings.directory.url.as_ref().map(ToString::to_string),
-                "domain_controller": dc,
-                "base_dn": directory.base_dn(),
-                "bind_dn": directory.bind_dn(),
-                "new_password": password_kind(settings.directory.new_password),
-                "include_invited": scope == Scope::Invited,
-            }),
-            OffsetDateTime::now_utc(),
-        )
-        .await?;
-    let pass = Pass {
-        settings,
+    let run_settings = serde_json::json!({
+        "mode": "ldap",
+        "url": settings.directory.url.as_ref().map(ToString::to_string),
+        "domain_controller": dc,
+        "base_dn": directory.base_dn(),
+        "bind_dn": directory.bind_dn(),
+        "new_password": password_kind(settings.directory.new_password),
+        "include_invited": scope == Scope::Invited,
+    });
+    let progress = ScrambleProgress(Progress::bar(targets.len() as u64));
+    let ScrambledOverLdap {
+        summary,
+        failures,
+        fatal,
+    } = scrambling::scramble_over_ldap(
+        directory,
         store,
         wave,
-        run_id,
-    };
-    let mut summary = Summary {
-        skipped: skipped.len() as u64,
-        ..Summary::default()
-    };
-    let (failures, fatal) = pass
-        .scramble_each(&mut directory, targets, &mut summary)
-        .await?;
-    directory.close().await;
-    let status = match (&fatal, summary.interrupted) {
-        (Some(_), _) => RunStatus::Failed,
-        (None, true) => RunStatus::Interrupted,
-        (None, false) => RunStatus::Completed,
-    };
-    let mut summary_json = serde_json::to_value(&summary)?;
-    if let Some(err) = &fatal {
-        summary_json["error"] = err.to_string().into();
-    }
-    store
-        .finish_run(run_id, status, &summary_json, OffsetDateTime::now_utc())
-        .await?;
+        targets,
+        skipped.len() as u64,
+        &settings.directory,
+        &run_settings,
+        interruption()?,
+        &progress,
+    )
+    .await
+    .map_err(scramble_error)?;
     if let Some(err) = fatal {
         return Err(anyhow::Error::new(err).context(format!(
             "scramble of wave {} stopped after {} scrambled and {} failed user(s), which are recorded; run it again to continue",
@@ -253,181 +197,30 @@ async fn direct(
     })
 }
 
-/// One direct scramble of a wave, recorded as one run.
-struct Pass<'a> {
-    settings: &'a Settings,
-    store: &'a Store,
-    wave: &'a Wave,
-    run_id: RunId,
-}
-
-impl Pass<'_> {
-    /// Scrambles the targets one after the other, recording each outcome as it comes, until
-    /// done, Ctrl-C, or an error of the connection (returned, not raised: the run is recorded
-    /// first).
-    async fn scramble_each(
-        &self,
-        directory: &mut Directory,
-        targets: Vec<(Target, UserState)>,
-        summary: &mut Summary,
-    ) -> anyhow::Result<(Vec<(Target, UserFailure)>, Option<crate::directory::Error>)> {
-        let stop = Arc::new(AtomicBool::new(false));
-        {
-            let stop = Arc::clone(&stop);
-            let interrupted = interruption()?;
-            tokio::spawn(async move {
-                interrupted.await;
-                stop.store(true, Ordering::SeqCst);
-            });
-        }
-        let dc = directory.domain_controller().to_owned();
-        let progress = output::Progress::bar(targets.len() as u64);
-        let mut failures = Vec::new();
-        let total = targets.len();
-        for (done, (target, state)) in targets.into_iter().enumerate() {
-            if stop.load(Ordering::SeqCst) {
-                summary.interrupted = true;
-                summary.not_started = (total - done) as u64;
-                break;
-            }
-            let password = NewPassword::generate(
-                self.settings.directory.new_password,
-                self.settings.directory.random_password_length,
-            );
-            match directory.scramble(&target, password).await {
-                Ok(Ok(scrambled)) => {
-                    let detail = serde_json::json!({
-                        "method": "ldap",
-                        "domain_controller": dc,
-                        "by": directory.bind_dn(),
-                        "dn": scrambled.dn,
-                        "pwd_last_set_before": scrambled.pwd_last_set_before.map(rfc3339),
-                        "pwd_last_set": rfc3339(scrambled.pwd_last_set),
-                    });
-                    let at = OffsetDateTime::now_utc();
-                    record_scrambled(
-                        self.store,
-                        self.wave,
-                        self.run_id,
-                        &target.user_id,
-                        state,
-                        at,
-                        &dc,
-                        detail,
-                    )
-                    .await?;
-                    summary.scrambled += 1;
-                }
-                Ok(Err(failure)) => {
-                    record_failure(
-                        self.store,
-                        self.wave,
-                        Some(self.run_id),
-                        target.user_id,
-                        &failure,
-                        "ldap",
-                        Some(&dc),
-                    )
-                    .await?;
-                    tracing::warn!(user = %target.user_principal_name, code = failure.code, "{}", failure.message);
-                    summary.failed += 1;
-                    failures.push((target, failure));
-                }
-                Err(err) => {
-                    summary.not_started = (total - done) as u64;
-                    progress.finish();
-                    return Ok((failures, Some(err)));
-                }
-            }
-            progress.inc();
-            progress.set_message(format!(
-                "scrambled {}, failed {}",
-                summary.scrambled, summary.failed
-            ));
-        }
-        progress.finish();
-        Ok((failures, None))
+/// A scramble's error with the store's own error kept as itself (its kind decides the exit
+/// code).
+fn scramble_error(err: ScrambleError) -> anyhow::Error {
+    match err {
+        ScrambleError::Store(err) => err.into(),
+        other @ ScrambleError::StateChanged { .. } => other.into(),
     }
 }
 
-/// Records a scramble: the state and its event in one transaction. If the member moved on
-/// meanwhile (a `status --refresh` recorded its redemption), the scramble is recorded from its
-/// new state.
-#[allow(clippy::too_many_arguments)] // the parts of one record
-async fn record_scrambled(
-    store: &Store,
-    wave: &Wave,
-    run_id: RunId,
-    user: &UserId,
-    state: UserState,
-    at: OffsetDateTime,
-    dc: &str,
-    detail: serde_json::Value,
-) -> anyhow::Result<()> {
-    let event = NewEvent {
-        run_id: Some(run_id),
-        wave_id: Some(wave.id),
-        user_id: Some(*user),
-        kind: "scramble.done".into(),
-        detail,
-        ..NewEvent::default()
-    };
-    let mut transition = Transition::new(state, UserState::Scrambled, at);
-    transition.scrambled_on = Some(dc.to_owned());
-    match store
-        .record(wave.id, *user, &transition, Some(&event))
-        .await
-    {
-        Err(crate::store::Error::StateConflict { .. }) => {
-            let now = store
-                .member(wave.id, *user)
-                .await?
-                .map(|m| m.state)
-                .filter(|s| matches!(s, UserState::Invited | UserState::Accepted));
-            let Some(now) = now else {
-                anyhow::bail!(
-                    "user {user} of wave {} changed state during its scramble; its password was scrambled but the state could not be recorded",
-                    wave.name
-                );
-            };
-            transition.from = now;
-            store
-                .record(wave.id, *user, &transition, Some(&event))
-                .await?;
-            Ok(())
-        }
-        other => Ok(other?),
-    }
-}
+/// The progress bar of a scramble over LDAPS, on stderr.
+struct ScrambleProgress(Progress);
 
-/// Records a user's failure in the event log (its state does not change: it stays converted).
-async fn record_failure(
-    store: &Store,
-    wave: &Wave,
-    run_id: Option<RunId>,
-    user: UserId,
-    failure: &UserFailure,
-    method: &str,
-    dc: Option<&str>,
-) -> anyhow::Result<()> {
-    let event = NewEvent {
-        run_id,
-        wave_id: Some(wave.id),
-        user_id: Some(user),
-        kind: "scramble.failed".into(),
-        detail: serde_json::json!({
-            "method": method,
-            "domain_controller": dc,
-            "code": failure.code,
-            "message": failure.message,
-            "fix": failure.fix,
-        }),
-        ..NewEvent::default()
-    };
-    store
-        .append_event(&event, OffsetDateTime::now_utc())
-        .await?;
-    Ok(())
+impl ScrambleObserver for ScrambleProgress {
+    fn user_done(&self, summary: &ScrambleSummary) {
+        self.0.inc();
+        self.0.set_message(format!(
+            "scrambled {}, failed {}",
+            summary.scrambled, summary.failed
+        ));
+    }
+
+    fn ended(&self) {
+        self.0.finish();
+    }
 }
 
 /// Writes the PowerShell script for the targets (atomically, mode 0600) and logs that it did.
@@ -503,68 +296,15 @@ async fn emit(
     Ok(Outcome::Done)
 }
 
-/// What an import did.
-#[derive(Debug, Default, Serialize)]
-struct ImportSummary {
-    recorded: u64,
-    already_recorded: u64,
-    failed: u64,
-}
-
 /// Records a script's results file: every row is checked first (a bad row stops the import,
 /// with its line, before anything is recorded).
 async fn import(store: &Store, wave: &Wave, path: &Path) -> anyhow::Result<Outcome> {
     let rows = input::read_scramble_results(path)?;
-    let members = members(store, wave.id).await?;
-    let by_id: HashMap<UserId, &Member> = members.iter().map(|m| (m.user_id, m)).collect();
-    let mut actions = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let member = by_id.get(&row.user_id).copied();
-        let action =
-            judge_result(row, &wave.name, member).map_err(|message| input::Error::Malformed {
-                path: path.to_path_buf(),
-                line: row.line,
-                message,
-            })?;
-        if action == ResultAction::Record {
-            let state = member.expect("a row to record has a member").state;
-            actions.push((row, Some(state)));
-        } else {
-            actions.push((row, None));
-        }
-    }
-    let run_id = RunId::new();
-    store
-        .start_run(
-            run_id,
-            wave.id,
-            "scramble",
-            &serde_json::json!({ "mode": "powershell-import", "file": path.display().to_string() }),
-            OffsetDateTime::now_utc(),
-        )
-        .await?;
-    let mut summary = ImportSummary::default();
-    let mut failures: Vec<(&ScrambleResultRow, String)> = Vec::new();
-    for (row, state) in actions {
-        let Some(state) = state else {
-            summary.already_recorded += 1;
-            continue;
-        };
-        if let Some(error) = record_row(store, wave, run_id, path, row, state).await? {
-            summary.failed += 1;
-            failures.push((row, error));
-        } else {
-            summary.recorded += 1;
-        }
-    }
-    store
-        .finish_run(
-            run_id,
-            RunStatus::Completed,
-            &serde_json::to_value(&summary)?,
-            OffsetDateTime::now_utc(),
-        )
-        .await?;
+    let members = scrambling::members(store, wave.id).await?;
+    let checked = scrambling::check_results(&wave.name, path, &rows, &members)?;
+    let (summary, failures) = scrambling::import_results(store, wave, path, checked)
+        .await
+        .map_err(scramble_error)?;
     let mut text = format!(
         "Imported {} into wave {}: {} scramble(s) recorded, {} already recorded, {} failed.\n",
         path.display(),
@@ -590,72 +330,11 @@ async fn import(store: &Store, wave: &Wave, path: &Path) -> anyhow::Result<Outco
     })
 }
 
-/// Records one checked row; `Some(error)` when the script reported a failure.
-async fn record_row(
-    store: &Store,
-    wave: &Wave,
-    run_id: RunId,
-    path: &Path,
-    row: &ScrambleResultRow,
-    state: UserState,
-) -> anyhow::Result<Option<String>> {
-    match &row.outcome {
-        ScrambleOutcome::Scrambled {
-            domain_controller,
-            pwd_last_set,
-            completed_at,
-        } => {
-            let detail = serde_json::json!({
-                "method": "powershell",
-                "domain_controller": domain_controller,
-                "sam_account_name": row.sam_account_name,
-                "pwd_last_set": rfc3339(*pwd_last_set),
-                "results_file": path.display().to_string(),
-                "line": row.line,
-            });
-            record_scrambled(
-                store,
-                wave,
-                run_id,
-                &row.user_id,
-                state,
-                *completed_at,
-                domain_controller,
-                detail,
-            )
-            .await?;
-            Ok(None)
-        }
-        ScrambleOutcome::Failed { error, .. } => {
-            let failure = UserFailure {
-                code: UserFailure::SCRIPT_FAILED,
-                message: error.clone(),
-                fix: "fix the cause on-prem, then emit and run a new script (it takes the users not yet scrambled)".into(),
-            };
-            record_failure(
-                store,
-                wave,
-                Some(run_id),
-                row.user_id,
-                &failure,
-                "powershell",
-                None,
-            )
-            .await?;
-            Ok(Some(error.clone()))
-        }
-    }
-}
-
 fn password_kind(kind: NewPasswordKind) -> &'static str {
     match kind {
         NewPasswordKind::Guid => "guid",
         NewPasswordKind::Random => "random",
     }
-}
-
-fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&Rfc3339).unwrap_or_default()
 }
 
 fn describe_value(settings: &Settings) -> String {
@@ -738,7 +417,7 @@ fn render_skips(skipped: &[Skipped]) -> String {
 fn render_summary(
     wave: &Wave,
     dc: &str,
-    summary: &Summary,
+    summary: &ScrambleSummary,
     failures: &[(Target, UserFailure)],
     skipped: &[Skipped],
 ) -> String {

@@ -1,21 +1,20 @@
 //! `status`: a wave's funnel (planned → invited → accepted …) and the age of pending
 //! invitations, from the store; with `--refresh`, redemption states are read from Graph first
-//! (read-only on the tenant) and newly accepted users recorded.
+//! (read-only on the tenant) and newly accepted users recorded by
+//! [`crate::execute::redemptions`].
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
 use super::{Ctx, Outcome, connect, open_store, stored_wave};
 use crate::cli::StatusArgs;
-use crate::domain::{FailureKind, UserId, UserState};
-use crate::graph::LookupKey;
-use crate::graph::users::IN_CLAUSE_LIMIT;
+use crate::domain::{FailureKind, UserState};
+use crate::execute::redemptions::{Invited, Refresh};
 use crate::output;
-use crate::store::{NewEvent, Store, Transition, Wave};
+use crate::store::{Store, Wave};
 
 /// What `status --json` prints (stable: scripts read it).
 #[derive(Debug, Serialize)]
@@ -41,18 +40,6 @@ struct Pending {
     from_7_to_30_days: u64,
     over_30_days: u64,
     oldest_invited_at: Option<String>,
-}
-
-/// What a refresh found in Graph.
-#[derive(Debug, Default, Serialize)]
-struct Refresh {
-    checked: u64,
-    newly_accepted: u64,
-    still_pending: u64,
-    /// Invited by us, but Graph shows no invitation state (reset by someone, or replication).
-    not_invited_in_graph: u64,
-    /// Invited by us, but the user no longer exists.
-    missing: u64,
 }
 
 impl StatusArgs {
@@ -94,55 +81,12 @@ async fn refresh(
     wave: &Wave,
     concurrency: usize,
 ) -> anyhow::Result<Refresh> {
-    let invited = store
-        .members_in_states(wave.id, &[UserState::Invited])
-        .await?;
-    let ids: Vec<String> = invited
-        .iter()
-        .map(|(m, _)| m.plan.user_id.to_string())
-        .collect();
+    let invited = Invited::of(store, wave.id).await?;
     let now = OffsetDateTime::now_utc();
-    let progress = output::Progress::spinner(&format!("reading {} invited user(s)", ids.len()));
-    let answers: Vec<_> = futures_util::stream::iter(ids.chunks(IN_CLAUSE_LIMIT))
-        .map(|chunk| client.users_by_key(LookupKey::Id, chunk, now))
-        .buffer_unordered(concurrency)
-        .try_collect()
-        .await?;
+    let progress = output::Progress::spinner(&format!("reading {} invited user(s)", invited.len()));
+    let redemptions = invited.read(client, concurrency, now).await?;
     progress.finish();
-    let mut seen: BTreeMap<UserId, _> = BTreeMap::new();
-    for user in answers.into_iter().flatten() {
-        seen.insert(user.id, user);
-    }
-    let mut result = Refresh {
-        checked: ids.len() as u64,
-        ..Refresh::default()
-    };
-    for (member, _) in &invited {
-        let id = member.plan.user_id;
-        let Some(user) = seen.get(&id) else {
-            result.missing += 1;
-            continue;
-        };
-        match user.external_user_state.as_deref() {
-            Some("Accepted") => {
-                let at = user.external_user_state_changed_at.unwrap_or(now);
-                let mut transition = Transition::new(UserState::Invited, UserState::Accepted, at);
-                transition.external_state_changed_at = user.external_user_state_changed_at;
-                let event = NewEvent {
-                    wave_id: Some(wave.id),
-                    user_id: Some(id),
-                    kind: "invitation.accepted".into(),
-                    detail: serde_json::json!({ "external_user_state_changed_at": user.external_user_state_changed_at.map(|t| t.to_string()) }),
-                    ..NewEvent::default()
-                };
-                store.record(wave.id, id, &transition, Some(&event)).await?;
-                result.newly_accepted += 1;
-            }
-            Some(_) => result.still_pending += 1,
-            None => result.not_invited_in_graph += 1,
-        }
-    }
-    Ok(result)
+    Ok(redemptions.record_accepted(store, wave.id, now).await?)
 }
 
 async fn status(

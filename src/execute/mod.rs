@@ -17,10 +17,21 @@
 //!
 //! The executor never recomputes a plan and never decides eligibility: it executes the stored
 //! decision, or skips the user when what the decision was based on has changed.
+//!
+//! Every other change of a member's state goes through this module too, so the state machine
+//! has one owner (the store applies each change compare-and-set, with its event):
+//! [`redemptions`] (`invited → accepted`, read from Graph) and [`scramble`] (`→ scrambled`,
+//! over LDAPS or from a script's results). [`run_wave`] runs the executor inside a
+//! [`RunRecord`], the record every `run`, `invite` and `scramble` is bracketed by. Nothing here
+//! prints: progress goes to an observer the command gives.
 
 mod failures;
 mod lock;
 mod pacer;
+mod record;
+pub mod redemptions;
+mod run;
+pub mod scramble;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -36,6 +47,8 @@ use time::OffsetDateTime;
 pub use failures::fix_hint;
 pub use lock::{LockError, RunLock};
 pub use pacer::Pacer;
+pub use record::RunRecord;
+pub use run::{Pace, run_wave};
 
 use crate::config::InvitationSettings;
 use crate::domain::{FailureKind, RunId, UserId, UserSnapshot, UserState, WaveId};
@@ -171,6 +184,9 @@ pub enum UserOutcome {
 /// Receives progress; a test may also park at a [`Step`] to simulate a crash there.
 pub trait RunObserver: Send + Sync {
     fn user_done(&self, _user: UserId, _outcome: &UserOutcome) {}
+
+    /// The run is over (done, interrupted or stopped); called before its end is recorded.
+    fn run_ended(&self) {}
 
     /// Awaited at each step of each user.
     fn at_step(&self, _user: UserId, _step: Step) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
@@ -954,6 +970,101 @@ fn millis(elapsed: Duration) -> u64 {
 
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
+}
+
+/// What the executor's unit tests start from.
+#[cfg(test)]
+pub(crate) mod testing {
+    use base64::Engine as _;
+    use time::macros::datetime;
+    use uuid::Uuid;
+
+    use crate::domain::{Decision, OnPremisesProperties, UserId, UserSnapshot, UserState};
+    use crate::store::{NewWave, PlannedMember, Store, Transition, Wave};
+
+    pub fn id(n: u128) -> UserId {
+        UserId::from_uuid(Uuid::from_u128(n))
+    }
+
+    /// The `objectGUID` of user `n`'s AD account.
+    pub fn object_guid(n: u128) -> Uuid {
+        Uuid::from_u128(0xAD00 + n)
+    }
+
+    /// User `n`: a synced partner whose source anchor is [`object_guid`]`(n)`.
+    pub fn user(n: u128) -> UserSnapshot {
+        let anchor = base64::engine::general_purpose::STANDARD.encode(object_guid(n).to_bytes_le());
+        UserSnapshot {
+            id: id(n),
+            user_principal_name: format!("u{n}@contoso.com"),
+            display_name: Some(format!("User {n}")),
+            mail: Some(format!("p{n}@fabrikam.com")),
+            other_mails: vec![],
+            proxy_addresses: vec![],
+            user_type: Some("Member".into()),
+            account_enabled: Some(true),
+            creation_type: None,
+            external_user_state: None,
+            external_user_state_changed_at: None,
+            on_premises: OnPremisesProperties {
+                sync_enabled: Some(true),
+                immutable_id: Some(anchor),
+                sam_account_name: Some(format!("u{n}")),
+                distinguished_name: Some(format!("CN=User {n},OU=Partners,DC=corp")),
+                domain_name: Some("corp.contoso.com".into()),
+                user_principal_name: None,
+            },
+            assigned_plans: vec![],
+            assigned_licenses: vec![],
+            identities: vec![],
+            snapshot_at: datetime!(2026-11-21 08:00 UTC),
+        }
+    }
+
+    /// Wave `pilot` of users 1..=`n`, every one invited.
+    pub async fn invited_wave(store: &Store, n: u128) -> Wave {
+        let users: Vec<UserSnapshot> = (1..=n).map(user).collect();
+        store.store_users(&users).await.unwrap();
+        let members: Vec<PlannedMember> = users
+            .iter()
+            .map(|u| PlannedMember {
+                user_id: u.id,
+                decision: Decision::Eligible,
+                findings: vec![],
+                chosen_address: u.mail.clone(),
+                address_origin: None,
+                set_mail: false,
+                snapshot_fingerprint: crate::rules::fingerprint(u),
+            })
+            .collect();
+        let at = datetime!(2026-11-21 09:00 UTC);
+        let wave = store
+            .create_planned_wave(
+                &NewWave {
+                    name: "pilot".into(),
+                    selector: serde_json::json!({}),
+                    cap: None,
+                    settings: serde_json::json!({}),
+                },
+                &members,
+                "hash",
+                at,
+            )
+            .await
+            .unwrap();
+        for user in &users {
+            for (from, to) in [
+                (UserState::Ready, UserState::Inviting),
+                (UserState::Inviting, UserState::Invited),
+            ] {
+                store
+                    .transition(wave.id, user.id, &Transition::new(from, to, at))
+                    .await
+                    .unwrap();
+            }
+        }
+        wave
+    }
 }
 
 #[cfg(test)]

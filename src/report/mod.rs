@@ -1,7 +1,8 @@
 //! Reports: a wave's plan (and, after a run, its progress) rendered from stored data only, as a
 //! terminal table, JSON, CSV or one self-contained HTML file.
 //!
-//! Pure renderers: [`ReportData`] in, text out. This module must not read the store, call
+//! Pure renderers: [`ReportData`] (or, for [`run`], a run's summary) in, text out. This
+//! module must not read the store, call
 //! Graph, read a clock or write files: the `report` command gathers the data (with the time)
 //! and writes the result atomically.
 //!
@@ -9,11 +10,13 @@
 //! - [`json`]: the whole [`ReportData`], schema in `docs/reports.md`;
 //! - [`csv`]: one row per user, for Excel, guarded against formula injection;
 //! - [`html`]: one self-contained page with inline SVG charts and a paged user table;
-//! - [`summary`]: the counts the renderers share.
+//! - [`summary`]: the counts the renderers share;
+//! - [`run`]: the terminal summary of a run of the executor (`run`, `invite`).
 
 pub mod csv;
 pub mod html;
 pub mod json;
+pub mod run;
 pub mod summary;
 pub mod table;
 mod text;

@@ -446,6 +446,34 @@ pub fn mark_duplicates(evaluations: &mut [Evaluation]) {
     }
 }
 
+/// The users whose address other users of the wave chose too, each with the address and
+/// those others: [`mark_duplicates`]'s finding for a planner that sees the wave in parts, which
+/// passes the result to [`mark_duplicate`] as it decides each user. `chosen` holds one entry
+/// per chosen address, sorted by `address` (lower-cased), each address's choosers in the
+/// wave's order; `address` and `user` read an entry.
+pub fn duplicates_in_wave<T>(
+    chosen: &[T],
+    address: impl Fn(&T) -> &str,
+    user: impl Fn(&T) -> UserId,
+) -> HashMap<UserId, (String, Vec<UserId>)> {
+    let mut duplicates = HashMap::new();
+    for run in chosen.chunk_by(|a, b| address(a) == address(b)) {
+        if run.len() < 2 {
+            continue;
+        }
+        for (i, one) in run.iter().enumerate() {
+            let others = run
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, other)| user(other))
+                .collect();
+            duplicates.insert(user(one), (address(one).to_owned(), others));
+        }
+    }
+    duplicates
+}
+
 /// Blocks one user whose (lower-cased) `address` the `others` of the same wave, in wave order,
 /// would also be invited at: [`mark_duplicates`] for a planner that sees the wave in parts.
 pub fn mark_duplicate(eval: &mut Evaluation, address: &str, others: &[UserId]) {

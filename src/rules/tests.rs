@@ -314,6 +314,25 @@ fn users_sharing_an_address_in_a_wave_are_all_blocked() {
 }
 
 #[test]
+fn duplicates_in_a_wave_name_the_others_in_wave_order() {
+    let id = |n: u128| UserId::from_uuid(Uuid::from_u128(n));
+    // Sorted by address, each address's choosers in the wave's order (here 5 before 2).
+    let chosen = [
+        ("a@fabrikam.com", id(1)),
+        ("pat@fabrikam.com", id(5)),
+        ("pat@fabrikam.com", id(2)),
+        ("pat@fabrikam.com", id(9)),
+        ("sam@fabrikam.com", id(3)),
+    ];
+    let duplicates = duplicates_in_wave(&chosen, |c| c.0, |c| c.1);
+    assert_eq!(duplicates.len(), 3, "only the three sharing pat@");
+    let pat = |others: &[UserId]| ("pat@fabrikam.com".to_owned(), others.to_vec());
+    assert_eq!(duplicates[&id(5)], pat(&[id(2), id(9)]));
+    assert_eq!(duplicates[&id(2)], pat(&[id(5), id(9)]));
+    assert_eq!(duplicates[&id(9)], pat(&[id(5), id(2)]));
+}
+
+#[test]
 fn wave_settings_warn_by_default_and_can_block_everyone() {
     let settings = WaveSettings {
         custom_message: true,

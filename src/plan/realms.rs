@@ -1,11 +1,12 @@
 //! Home-realm discovery for a set of external email domains, with the realm cache: the
 //! orchestration between [`graph::realm`](crate::graph::realm) (the question) and the store
-//! (the dated answers). Used by `plan` to feed the `home-realm-not-entra` rule.
+//! (the dated answers). Used by the planning engine to feed the `home-realm-not-entra` rule.
 //!
 //! It owns which domains are asked (distinct, not the tenant's own, not freshly cached), how
 //! many at once, and how long answers stay fresh ([`RealmOptions`]). Lookups are advisory: a
 //! failed lookup is recorded and counted, never an error; only the store failing is. It must
-//! not contain SQL or HTTP, nor decide what a realm means for a user (that is the rule's).
+//! not contain SQL or HTTP, build its own client (the caller hands it a [`RealmClient`]), nor
+//! decide what a realm means for a user (that is the rule's).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -13,7 +14,6 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use time::OffsetDateTime;
 
-use crate::config::Settings;
 use crate::domain::{RealmKind, RealmRecord};
 use crate::graph::realm::{RealmClient, ascii_domain};
 use crate::store::{self, Store};
@@ -86,12 +86,6 @@ impl RealmSummary {
         }
         self.records.insert(record.domain.clone(), record);
     }
-}
-
-/// The realm client the settings describe: the login host, the timeouts and the configured
-/// number of attempts.
-pub fn realm_client(settings: &Settings) -> anyhow::Result<RealmClient> {
-    Ok(settings.graph_connection().realm_client()?)
 }
 
 /// Resolves the home realm of each distinct domain (case-insensitive) in `domains`, except

@@ -1,0 +1,87 @@
+//! A run of the executor over a wave's stored plan, as `run` and `invite` start it: the pacing,
+//! the client reporting throttling to the invitation pacer, the [`Executor`] bracketed by the
+//! run's [`RunRecord`]. The caller holds the [`RunLock`](super::RunLock), builds the client and
+//! shows progress through its [`RunObserver`]; this must not print or decide anything the plan
+//! did not.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{
+    Executor, InvitationTemplate, Pacer, RunError, RunObserver, RunOptions, RunRecord, RunSummary,
+    throttle_reporter,
+};
+use crate::graph::GraphClient;
+use crate::store::{self, Store, Wave};
+
+/// How fast and how much a run goes.
+#[derive(Clone, Debug)]
+pub struct Pace {
+    /// Invitations per second.
+    pub rate: f64,
+    /// Users converted at once.
+    pub concurrency: usize,
+    /// Convert at most this many users in this run.
+    pub limit: Option<usize>,
+    /// How long to wait before reading a user whose invitation outcome is unknown.
+    pub reconcile_delay: Duration,
+    /// Directory writes (`PATCH mail`) per second.
+    pub directory_writes_per_second: f64,
+}
+
+/// Runs the executor over `wave` until done or `stop` resolves, recorded as one run of
+/// `command` from start to end. The outer error is the run's record failing (its start or its
+/// end); the inner result is how the run went, as recorded.
+#[allow(clippy::too_many_arguments)] // the parts of a run, given once (as `Executor::new`)
+pub async fn run_wave(
+    client: GraphClient,
+    store: &Store,
+    wave: &Wave,
+    template: InvitationTemplate,
+    pace: &Pace,
+    command: &str,
+    observer: Arc<dyn RunObserver>,
+    stop: impl Future<Output = ()>,
+) -> Result<Result<RunSummary, RunError>, store::Error> {
+    let invitations = Arc::new(Pacer::new(pace.rate));
+    let client = Arc::new(client.with_retry_observer(throttle_reporter(Arc::clone(&invitations))));
+    let options = RunOptions {
+        concurrency: pace.concurrency,
+        invitations_per_second: pace.rate,
+        directory_writes_per_second: pace.directory_writes_per_second,
+        reconcile_delay: pace.reconcile_delay,
+        limit: pace.limit,
+        attempts_per_run: 5,
+    };
+    let record = RunRecord::start(
+        store,
+        wave.id,
+        command,
+        &serde_json::to_value(&template).expect("an invitation template is plain JSON"),
+    )
+    .await?;
+    let executor = Executor::new(
+        client,
+        store.clone(),
+        wave.id,
+        record.id(),
+        template,
+        invitations,
+        options,
+        Arc::clone(&observer),
+    );
+    tracing::info!(run = %record.id(), wave = %wave.name, rate = pace.rate, "run started");
+    let result = executor.run(stop).await;
+    observer.run_ended();
+    let (summary, interrupted, error) = match &result {
+        Ok(summary) => (
+            serde_json::to_value(summary).expect("a run summary is plain JSON"),
+            summary.interrupted,
+            None,
+        ),
+        Err(err) => (serde_json::json!({}), false, Some(err.to_string())),
+    };
+    record.finish(store, summary, interrupted, error).await?;
+    Ok(result)
+}

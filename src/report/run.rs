@@ -1,0 +1,151 @@
+//! The terminal summary of a run of the executor (`run`, `invite`): its outcomes, its pace,
+//! and the members it did not convert with why. Pure: the caller reads the members from the
+//! store.
+
+use std::fmt::Write as _;
+
+use crate::execute::RunSummary;
+use crate::output::table;
+use crate::store::{MemberNames, WaveMember};
+
+/// The summary of a run of wave `wave`; `not_converted` are its failed and drifted members (the
+/// first 50 are listed).
+pub fn run_summary(
+    wave: &str,
+    summary: &RunSummary,
+    not_converted: &[(WaveMember, MemberNames)],
+) -> String {
+    let mut text = String::new();
+    let headline = if summary.interrupted {
+        "interrupted (run the same command again to continue)"
+    } else {
+        "finished"
+    };
+    let _ = writeln!(text, "Run of wave {wave} {headline}.");
+    let rows = [
+        ("invited", summary.invited),
+        (
+            "already invited (read back from Graph)",
+            summary.reconciled + summary.reconciled_at_start,
+        ),
+        (
+            "drifted (changed since the plan; not converted)",
+            summary.drifted,
+        ),
+        ("failed, retryable (run again)", summary.failed_retryable),
+        ("failed, permanent (see the fix)", summary.failed_permanent),
+        (
+            "outcome unknown (the next run reconciles)",
+            summary.unresolved,
+        ),
+        ("not started", summary.not_started),
+    ];
+    text.push_str(&table(
+        ["outcome", "users"],
+        rows.iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(label, n)| [(*label).to_owned(), n.to_string()]),
+    ));
+    let _ = writeln!(
+        text,
+        "{:.1} s, {:.1} invitations/s, throttled {} time(s).",
+        summary.elapsed_seconds, summary.invitations_per_second, summary.throttled
+    );
+    let failed = not_converted;
+    if !failed.is_empty() {
+        let _ = writeln!(text, "\nUsers not converted:");
+        text.push_str(&table(
+            ["user", "state", "why"],
+            failed.iter().take(50).map(|(member, names)| {
+                [
+                    names.user_principal_name.clone(),
+                    member.state.to_string(),
+                    member.last_error_message.clone().unwrap_or_default(),
+                ]
+            }),
+        ));
+        if failed.len() > 50 {
+            let _ = writeln!(
+                text,
+                "… and {} more: `b2b-convert report --wave {wave}` lists them all.",
+                failed.len() - 50,
+            );
+        }
+    }
+    let _ = writeln!(
+        text,
+        "Next: `b2b-convert status --wave {wave} --refresh` to follow redemptions."
+    );
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::domain::{Decision, FailureKind, UserId, UserState};
+    use crate::store::PlannedMember;
+
+    fn failed(n: u128) -> (WaveMember, MemberNames) {
+        let at = datetime!(2026-11-21 08:00 UTC);
+        let member = WaveMember {
+            plan: PlannedMember {
+                user_id: UserId::from_uuid(Uuid::from_u128(n)),
+                decision: Decision::Eligible,
+                findings: vec![],
+                chosen_address: Some(format!("p{n}@fabrikam.com")),
+                address_origin: None,
+                set_mail: false,
+                snapshot_fingerprint: String::new(),
+            },
+            state: UserState::Failed,
+            failure_kind: Some(FailureKind::Permanent),
+            attempts: 1,
+            last_error_code: Some("BadRequest".into()),
+            last_error_message: Some("the service said no".into()),
+            invitation_id: None,
+            invite_redeem_url: None,
+            planned_at: at,
+            state_changed_at: at,
+            invited_at: None,
+            accepted_at: None,
+            scrambled_at: None,
+            scrambled_on: None,
+            mail_set_fingerprint: None,
+            external_state_changed_at: None,
+        };
+        let names = MemberNames {
+            user_principal_name: format!("u{n}@contoso.com"),
+            display_name: None,
+            synced: false,
+        };
+        (member, names)
+    }
+
+    #[test]
+    fn the_summary_shows_only_outcomes_that_happened_and_lists_the_first_fifty_left_over() {
+        let summary = RunSummary {
+            invited: 3,
+            reconciled: 1,
+            reconciled_at_start: 1,
+            failed_permanent: 52,
+            elapsed_seconds: 2.0,
+            invitations_per_second: 1.5,
+            ..RunSummary::default()
+        };
+        let left: Vec<_> = (1..=52).map(failed).collect();
+        let text = run_summary("pilot", &summary, &left);
+        assert!(text.starts_with("Run of wave pilot finished.\noutcome "));
+        assert!(text.contains("\nalready invited (read back from Graph)  2\n"));
+        assert!(!text.contains("drifted"), "no drifted users, no row");
+        assert!(text.contains("2.0 s, 1.5 invitations/s, throttled 0 time(s)."));
+        assert!(text.contains("u50@contoso.com  failed  the service said no\n"));
+        assert!(!text.contains("u51@contoso.com"));
+        assert!(text.contains("… and 2 more: `b2b-convert report --wave pilot` lists them all."));
+        assert!(text.ends_with(
+            "Next: `b2b-convert status --wave pilot --refresh` to follow redemptions.\n"
+        ));
+    }
+}
