@@ -8,7 +8,7 @@ use std::time::Duration;
 use b2b_convert::config::AssertionAlgorithm;
 use b2b_convert::graph::auth::{AssertionSigner, Credential, Error as AuthError};
 use b2b_convert::graph::{Error, UserSelection};
-use b2b_convert::sim::{AuthConfig, Sim, SimSpec, ThrottleConfig, UserCase};
+use b2b_convert_sim::{AuthConfig, Sim, SimSpec, ThrottleConfig, UserCase};
 use futures_util::TryStreamExt;
 use reqwest::Method;
 use secrecy::SecretString;
@@ -51,7 +51,7 @@ async fn reads_survive_injected_503s_and_504s() {
     );
     let injected = sim
         .counters()
-        .endpoint(b2b_convert::sim::Endpoint::ListUsers)
+        .endpoint(b2b_convert_sim::Endpoint::ListUsers)
         .injected_status;
     assert!(injected > 0, "the faults were really injected");
     sim.shutdown().await;
@@ -165,7 +165,7 @@ async fn a_token_is_refreshed_before_it_expires_without_a_401() {
     );
     let organization = sim
         .counters()
-        .endpoint(b2b_convert::sim::Endpoint::Organization);
+        .endpoint(b2b_convert_sim::Endpoint::Organization);
     assert_eq!(
         organization.client_errors, 0,
         "no request was sent with an expiring token"
@@ -277,7 +277,7 @@ async fn a_dropped_write_is_an_unknown_outcome_and_is_not_resent() {
     sim.shutdown().await;
 }
 
-fn invitation_for(user: &b2b_convert::sim::User) -> serde_json::Value {
+fn invitation_for(user: &b2b_convert_sim::User) -> serde_json::Value {
     serde_json::json!({
         "invitedUserEmailAddress": user.mail,
         "inviteRedirectUrl": "https://myapps.microsoft.com",
@@ -289,7 +289,7 @@ fn invitation_for(user: &b2b_convert::sim::User) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_throttled_write_is_retried_after_retry_after_and_happens_once() {
     let sim = Sim::start(SimSpec::generated(200, 7).with_throttling(ThrottleConfig {
-        invitations: b2b_convert::sim::WindowLimit::new(1, Duration::from_secs(1)),
+        invitations: b2b_convert_sim::WindowLimit::new(1, Duration::from_secs(1)),
         ..ThrottleConfig::default()
     }))
     .await
