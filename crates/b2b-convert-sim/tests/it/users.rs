@@ -278,9 +278,10 @@ async fn patch_mail_updates_the_user_and_follows_the_service_rules() {
     assert_graph_error(&body, "Request_BadRequest", "read-only");
 }
 
+/// The answers of a million-user tenant. That it starts without per-user work is a claim about
+/// speed, for the benchmarks (`USERS=1000000 bench/plan.sh` starts one), not for a test.
 #[tokio::test]
-async fn a_million_user_tenant_starts_at_once_and_serves_any_user() {
-    let started = std::time::Instant::now();
+async fn a_million_user_tenant_serves_any_user() {
     let h = Harness::generated(1_000_000).await;
     let last = h.sim.user_at(999_999).expect("the last user exists");
     assert!(h.sim.user_at(1_000_000).is_none());
@@ -295,9 +296,4 @@ async fn a_million_user_tenant_starts_at_once_and_serves_any_user() {
     let (status, page) = h.get_json("/v1.0/users?$select=id&$top=999").await;
     assert_eq!(status, 200);
     assert_eq!(page["value"].as_array().expect("value").len(), 999);
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(10),
-        "no per-user work at start: {:?}",
-        started.elapsed()
-    );
 }
