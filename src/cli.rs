@@ -618,7 +618,7 @@ pub enum SimCommand {
 #[command(after_help = "\
 Examples:
   b2b-convert sim serve --users 100000 --seed 7
-  b2b-convert sim serve --tenant tests/fixtures/sim/tenant.json --port 9000
+  b2b-convert sim serve --tenant crates/b2b-convert-sim/tests/fixtures/tenant.json --port 9000
   b2b-convert sim serve --faults \"invitations:latency=150-600ms,503=0.02;list-users:504=0.01\"")]
 pub struct SimServeArgs {
     /// Number of generated users

@@ -19,8 +19,10 @@
 //!   by `plan` and `invite`.
 //! - [`report`]: pure renderers of a wave's report (table, JSON, CSV, HTML).
 //! - [`rules`]: pure eligibility rules and address selection.
-//! - [`sim`]: the simulated Entra tenant that speaks Graph (tests, benchmarks, `demo`).
 //! - [`verify`]: pure comparison of a converted user with its pre-conversion baseline.
+//!
+//! The simulated Entra tenant that `demo`, `sim serve` and the tests run against is a crate of
+//! its own, [`b2b_convert_sim`] (`crates/b2b-convert-sim`), which depends on nothing here.
 
 pub mod cli;
 pub mod clock;
@@ -36,6 +38,5 @@ pub mod output;
 pub mod plan;
 pub mod report;
 pub mod rules;
-pub mod sim;
 pub mod store;
 pub mod verify;

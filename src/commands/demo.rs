@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
+use b2b_convert_sim::{FaultPlan, RedemptionConfig, Sim, SimSpec};
 use clap::Parser as _;
 
 use super::{Outcome, UsageError};
 use crate::cli::{Cli, DemoArgs};
 use crate::config::Environment;
 use crate::output;
-use crate::sim::{FaultPlan, RedemptionConfig, Sim, SimSpec};
 
 /// Marks a folder as a demo's, so a later demo may replace it.
 const MARKER: &str = ".b2b-convert-demo";

@@ -1,11 +1,11 @@
 //! `sim serve`: run the simulated tenant in the foreground until Ctrl-C.
 
 use anyhow::Context;
+use b2b_convert_sim::{FaultPlan, ServeOptions};
 
 use super::Outcome;
 use crate::cli::{SimArgs, SimCommand};
 use crate::output;
-use crate::sim::{FaultPlan, ServeOptions};
 
 /// A `--faults` value that does not parse (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +32,7 @@ impl SimArgs {
         };
         let interrupted = super::interruption()?;
         let mut out = output::stdout_unbuffered();
-        crate::sim::serve(options, &mut out, interrupted)
+        b2b_convert_sim::serve(options, &mut out, interrupted)
             .await
             .context("running the simulated tenant")?;
         Ok(Outcome::Done)

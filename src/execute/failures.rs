@@ -52,8 +52,9 @@ pub fn fix_hint(status: u16, code: &str, message: &str) -> Option<&'static str> 
 
 #[cfg(test)]
 mod tests {
+    use b2b_convert_sim::directory::messages;
+
     use super::*;
-    use crate::sim::directory::messages;
 
     #[test]
     fn every_refusal_the_simulator_models_has_a_hint() {

@@ -1,6 +1,6 @@
 //! `check` against the simulated tenant: readiness by permission, and no secret in the logs.
 
-use b2b_convert::sim::Sim;
+use b2b_convert_sim::Sim;
 
 use crate::support::{b2b_convert, quiet_sim, run, sim_env};
 

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use b2b_convert::sim::{FaultPlan, GeneratedTenant, Sim, SimSpec, ThrottleConfig, UserCase};
 use b2b_convert::store::Store;
+use b2b_convert_sim::{FaultPlan, GeneratedTenant, Sim, SimSpec, ThrottleConfig, UserCase};
 
 use crate::support::{cli, quiet_sim, text};
 
@@ -175,7 +175,7 @@ async fn a_hundred_thousand_users_under_throttling_and_503s_are_each_stored_once
     assert_eq!(stored_users(dir.path()).await, 100_000);
     let injected = sim
         .counters()
-        .endpoint(b2b_convert::sim::Endpoint::ListUsers)
+        .endpoint(b2b_convert_sim::Endpoint::ListUsers)
         .injected_status;
     assert!(injected > 0, "503s were injected and retried");
     sim.shutdown().await;

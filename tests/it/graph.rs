@@ -10,7 +10,7 @@ use b2b_convert::graph::auth::{
     AssertionAlgorithm, AssertionSigner, Auth, Credential, Error as AuthError,
 };
 use b2b_convert::graph::{Connection, Error, UserSelection};
-use b2b_convert::sim::{AuthConfig, Sim, SimSpec, ThrottleConfig, UserCase};
+use b2b_convert_sim::{AuthConfig, Sim, SimSpec, ThrottleConfig, UserCase};
 use futures_util::TryStreamExt;
 use reqwest::Method;
 use secrecy::SecretString;
@@ -56,7 +56,7 @@ async fn reads_survive_injected_503s_and_504s() {
     );
     let injected = sim
         .counters()
-        .endpoint(b2b_convert::sim::Endpoint::ListUsers)
+        .endpoint(b2b_convert_sim::Endpoint::ListUsers)
         .injected_status;
     assert!(injected > 0, "the faults were really injected");
     sim.shutdown().await;
@@ -186,7 +186,7 @@ async fn refreshes_ahead_of_expiry(lifetime: Duration, still_cached: Duration, d
     assert_eq!(sim.counters().tokens_issued, issued + 1);
     let organization = sim
         .counters()
-        .endpoint(b2b_convert::sim::Endpoint::Organization);
+        .endpoint(b2b_convert_sim::Endpoint::Organization);
     assert_eq!(
         organization.client_errors, 0,
         "no request was sent with an expiring token"
@@ -320,7 +320,7 @@ async fn a_dropped_write_is_an_unknown_outcome_and_is_not_resent() {
     sim.shutdown().await;
 }
 
-fn invitation_for(user: &b2b_convert::sim::User) -> serde_json::Value {
+fn invitation_for(user: &b2b_convert_sim::User) -> serde_json::Value {
     serde_json::json!({
         "invitedUserEmailAddress": user.mail,
         "inviteRedirectUrl": "https://myapps.microsoft.com",
@@ -332,7 +332,7 @@ fn invitation_for(user: &b2b_convert::sim::User) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_throttled_write_is_retried_after_retry_after_and_happens_once() {
     let sim = Sim::start(SimSpec::generated(200, 7).with_throttling(ThrottleConfig {
-        invitations: b2b_convert::sim::WindowLimit::new(1, Duration::from_secs(1)),
+        invitations: b2b_convert_sim::WindowLimit::new(1, Duration::from_secs(1)),
         ..ThrottleConfig::default()
     }))
     .await

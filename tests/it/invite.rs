@@ -1,8 +1,8 @@
 //! `invite`: one user, through the same rules and executor as a wave.
 
 use b2b_convert::domain::UserState;
-use b2b_convert::sim::UserCase;
 use b2b_convert::store::Store;
+use b2b_convert_sim::UserCase;
 
 use crate::support::{b2b_convert, cli, quiet_sim, run, sim_env, text};
 

@@ -14,6 +14,5 @@ mod rules_oracle;
 mod run;
 mod samba;
 mod scramble;
-mod sim;
 mod support;
 mod verify;

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use b2b_convert::domain::{Decision, UserState};
-use b2b_convert::sim::{GeneratedTenant, Sim, UserCase};
 use b2b_convert::store::{Store, Transition};
+use b2b_convert_sim::{GeneratedTenant, Sim, UserCase};
 
 use crate::support::{cli, quiet_sim, text};
 

@@ -1,5 +1,5 @@
-//! Promises about the repository itself: the README's test command is what CI runs, and the
-//! documented exit codes match the code.
+//! Promises about the repository itself: the README's test command is what CI runs, the
+//! documented exit codes match the code, and the simulator depends on nothing of the product.
 
 use std::path::Path;
 
@@ -50,5 +50,49 @@ fn exit_codes_are_documented_as_implemented() {
             .find(|l| l.starts_with(&row))
             .unwrap_or_else(|| panic!("docs/operations.md has no row for exit code {code}"));
         assert!(line.to_lowercase().contains(words), "{line}");
+    }
+}
+
+/// The simulator's crate has no dependency on the product, by name or by path, in any dependency
+/// table: cargo refuses a cycle through `[dependencies]`, but not through `[dev-dependencies]`,
+/// which would let the simulator's tests lean on the product.
+#[test]
+fn the_simulator_depends_on_nothing_of_the_product() {
+    let manifest: toml::Table = read("crates/b2b-convert-sim/Cargo.toml")
+        .parse()
+        .expect("the simulator's Cargo.toml parses");
+    let mut tables = Vec::new();
+    for section in ["dependencies", "dev-dependencies", "build-dependencies"] {
+        tables.extend(manifest.get(section).and_then(toml::Value::as_table));
+    }
+    for target in manifest
+        .get("target")
+        .and_then(toml::Value::as_table)
+        .into_iter()
+        .flat_map(toml::Table::values)
+    {
+        for section in ["dependencies", "dev-dependencies", "build-dependencies"] {
+            tables.extend(target.get(section).and_then(toml::Value::as_table));
+        }
+    }
+    assert!(!tables.is_empty(), "the simulator has dependencies");
+    for (name, spec) in tables.into_iter().flatten() {
+        let package = spec
+            .get("package")
+            .and_then(toml::Value::as_str)
+            .unwrap_or(name);
+        assert_ne!(
+            package, "b2b-convert",
+            "the simulator depends on the product"
+        );
+        if let Some(path) = spec.get("path").and_then(toml::Value::as_str) {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let target = root.join("crates/b2b-convert-sim").join(path);
+            assert_ne!(
+                target.canonicalize().ok(),
+                root.canonicalize().ok(),
+                "the simulator's dependency {name} is the product ({path})"
+            );
+        }
     }
 }

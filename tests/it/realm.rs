@@ -9,8 +9,8 @@ use b2b_convert::graph::Connection;
 use b2b_convert::graph::realm::{RealmClient, RealmError};
 use b2b_convert::graph::retry::RetryPolicy;
 use b2b_convert::plan::realms::{RealmOptions, RealmSummary, resolve_realms};
-use b2b_convert::sim::{Endpoint, FaultPlan, Sim};
 use b2b_convert::store::Store;
+use b2b_convert_sim::{Endpoint, FaultPlan, Sim};
 use time::OffsetDateTime;
 use url::Url;
 

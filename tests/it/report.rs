@@ -1,6 +1,6 @@
 //! `report` from the stored plan: every format, files written privately, unknown waves named.
 
-use b2b_convert::sim::{Sim, UserCase};
+use b2b_convert_sim::{Sim, UserCase};
 
 use crate::support::{cli, quiet_sim, text};
 

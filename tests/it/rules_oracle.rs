@@ -10,8 +10,8 @@ use b2b_convert::graph::{Error, UserSelection};
 use b2b_convert::rules::{
     self, Candidate, Collision, DomainSet, Policy, Reason, Severity, TenantView,
 };
-use b2b_convert::sim::{InvitationRules, Sim, SimSpec, ThrottleConfig, UserCase};
 use b2b_convert::store::Store;
+use b2b_convert_sim::{InvitationRules, Sim, SimSpec, ThrottleConfig, UserCase};
 use futures_util::TryStreamExt;
 use reqwest::Method;
 use time::OffsetDateTime;

@@ -14,10 +14,8 @@ use b2b_convert::domain::{Decision, RunId, UserId, UserState};
 use b2b_convert::execute::{
     Executor, InvitationTemplate, Pacer, Quiet, RunObserver, RunOptions, Step,
 };
-use b2b_convert::sim::{
-    AuthConfig, FaultPlan, Sim, SimSpec, ThrottleConfig, UserCase, WindowLimit,
-};
 use b2b_convert::store::{Store, Wave};
+use b2b_convert_sim::{AuthConfig, FaultPlan, Sim, SimSpec, ThrottleConfig, UserCase, WindowLimit};
 use rand::{RngExt as _, SeedableRng as _};
 
 use crate::support::{b2b_convert, cli, client_with_secret, quiet_sim, run, sim_env, text};

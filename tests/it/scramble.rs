@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use b2b_convert::config::{DirectorySettings, DirectoryTls, NewPasswordKind, Origin, Secret};
 use b2b_convert::directory::{Directory, NewPassword, ObjectGuid, Target, Timeouts, UserFailure};
 use b2b_convert::domain::{UserId, UserState};
-use b2b_convert::sim::{Sim, SimSpec, ThrottleConfig};
 use b2b_convert::store::Store;
+use b2b_convert_sim::{Sim, SimSpec, ThrottleConfig};
 use serde_json::json;
 use uuid::Uuid;
 

@@ -11,7 +11,7 @@ use b2b_convert::config::{ENV_KEYS, ENV_SECRETS, LOG_FILTER_VAR};
 use b2b_convert::graph::auth::{Auth, Credential};
 use b2b_convert::graph::retry::RetryPolicy;
 use b2b_convert::graph::{Connection, GraphClient};
-use b2b_convert::sim::{Sim, SimSpec, ThrottleConfig};
+use b2b_convert_sim::{Sim, SimSpec, ThrottleConfig};
 use secrecy::SecretString;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -52,7 +52,7 @@ pub async fn faulty_sim(users: u64, faults: &str) -> Sim {
     Sim::start(
         SimSpec::generated(users, 7)
             .with_throttling(ThrottleConfig::disabled())
-            .with_faults(b2b_convert::sim::FaultPlan::parse(faults).expect("a valid fault plan")),
+            .with_faults(b2b_convert_sim::FaultPlan::parse(faults).expect("a valid fault plan")),
     )
     .await
     .expect("the simulator starts")

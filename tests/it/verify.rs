@@ -6,8 +6,8 @@ use std::path::Path;
 
 use b2b_convert::domain::{UserId, UserState, WaveId};
 use b2b_convert::graph::GraphClient;
-use b2b_convert::sim::{GeneratedTenant, Sim};
 use b2b_convert::store::{Store, Transition};
+use b2b_convert_sim::{GeneratedTenant, Sim};
 use serde_json::Value;
 use time::OffsetDateTime;
 

@@ -1,0 +1,218 @@
+//! Groups for wave selection: `/groups` (looked up by `displayName` or `id`), `/groups/{id}`,
+//! and `/groups/{id}/members` and `/transitiveMembers`, with the `microsoft.graph.user` cast.
+
+use hyper::StatusCode;
+use serde_json::{Map, Value, json};
+
+use super::super::{Reply, RequestContext};
+use super::{context_url, directory_error, next_link, query_error, users_context};
+use crate::Shared;
+use crate::directory::DirectoryError;
+use crate::odata::{CollectionQuery, Filter};
+
+/// A group's JSON (the properties the simulator models).
+pub(super) fn group_json(group: &crate::directory::Group) -> Value {
+    json!({
+        "id": group.id,
+        "displayName": group.display_name,
+        "description": null,
+        "groupTypes": [],
+        "mail": null,
+        "mailEnabled": false,
+        "securityEnabled": true,
+    })
+}
+
+/// `GET /groups/{id}`.
+pub(super) fn group(shared: &Shared, ctx: &RequestContext, id: &str) -> Reply {
+    let Some(position) = shared.directory.facts.group_position(id) else {
+        return directory_error(shared, ctx, &DirectoryError::NotFound(id.to_owned()));
+    };
+    let mut body = Map::new();
+    body.insert(
+        "@odata.context".to_owned(),
+        json!(context_url(shared, "groups/$entity")),
+    );
+    if let Value::Object(fields) = group_json(&shared.directory.facts.groups[position]) {
+        body.extend(fields);
+    }
+    Reply::json(StatusCode::OK, &Value::Object(body))
+}
+
+/// `GET /groups`, with `$filter` on `displayName` or `id` only (how the tool finds a wave's group).
+pub(super) fn list_groups(shared: &Shared, ctx: &RequestContext) -> Reply {
+    let filter = match ctx.query.iter().find(|(k, _)| k == "$filter") {
+        None => None,
+        Some((_, text)) => match Filter::parse(text, false) {
+            Err(error) => return query_error(shared, ctx, &error),
+            Ok(filter) => {
+                if let Some(other) = filter
+                    .properties()
+                    .into_iter()
+                    .find(|p| *p != "id" && *p != "displayName")
+                {
+                    return Reply::graph_error(
+                        ctx,
+                        shared,
+                        StatusCode::BAD_REQUEST,
+                        "Request_UnsupportedQuery",
+                        &format!(
+                            "The b2b-convert simulator filters groups only on id and displayName, not '{other}'."
+                        ),
+                    );
+                }
+                Some(filter)
+            }
+        },
+    };
+    if let Some((key, _)) = ctx
+        .query
+        .iter()
+        .find(|(k, _)| k.starts_with('$') && k != "$filter" && k != "$top")
+    {
+        return Reply::graph_error(
+            ctx,
+            shared,
+            StatusCode::BAD_REQUEST,
+            "Request_UnsupportedQuery",
+            &format!("{key} on /groups is not modelled by the b2b-convert simulator."),
+        );
+    }
+    let top = match ctx.query.iter().find(|(k, _)| k == "$top") {
+        None => usize::MAX,
+        Some((_, value)) => match value.parse::<usize>() {
+            Ok(n @ 1..=999) => n,
+            _ => {
+                return Reply::graph_error(
+                    ctx,
+                    shared,
+                    StatusCode::BAD_REQUEST,
+                    "Request_BadRequest",
+                    &format!(
+                        "Invalid page size specified: '{value}'. Must be between 1 and 999 inclusive."
+                    ),
+                );
+            }
+        },
+    };
+    let groups: Vec<Value> = shared
+        .directory
+        .facts
+        .groups
+        .iter()
+        .filter(|g| {
+            filter.as_ref().is_none_or(|f| {
+                // Evaluate id/displayName filters with the user evaluator on a stand-in object.
+                let stand_in = crate::model::User::named(&g.id, &g.display_name);
+                f.matches(&stand_in)
+            })
+        })
+        .take(top)
+        .map(group_json)
+        .collect();
+    Reply::json(
+        StatusCode::OK,
+        &json!({"@odata.context": context_url(shared, "groups"), "value": groups}),
+    )
+}
+
+pub(super) fn members(
+    shared: &Shared,
+    ctx: &RequestContext,
+    group: &str,
+    transitive: bool,
+    users_only: bool,
+    user_details: bool,
+    query: &CollectionQuery,
+) -> Reply {
+    let Some(position) = shared.directory.facts.group_position(group) else {
+        return directory_error(shared, ctx, &DirectoryError::NotFound(group.to_owned()));
+    };
+    if query.filter.is_some() && !users_only {
+        return Reply::graph_error(
+            ctx,
+            shared,
+            StatusCode::BAD_REQUEST,
+            "Request_UnsupportedQuery",
+            "The b2b-convert simulator supports $filter on group members only with the microsoft.graph.user cast.",
+        );
+    }
+    let start = match query.start_position() {
+        Ok(s) => s,
+        Err(error) => return query_error(shared, ctx, &error),
+    };
+    let (ranges, groups) = shared.directory.members(position, transitive);
+    let size = usize::try_from(query.page_size()).unwrap_or(100);
+    let user_count: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+    let group_count = if users_only || query.filter.is_some() {
+        0
+    } else {
+        groups.len() as u64
+    };
+    let total = user_count + group_count;
+    let mut items = Vec::new();
+    let mut next = None;
+    let mut cursor = start;
+    while cursor < total {
+        if cursor < user_count {
+            let mut offset = cursor;
+            let index = ranges
+                .iter()
+                .find_map(|r| {
+                    let len = r.end - r.start;
+                    if offset < len {
+                        Some(r.start + offset)
+                    } else {
+                        offset -= len;
+                        None
+                    }
+                })
+                .unwrap_or(0);
+            if let Some(user) = shared.directory.user(index, &shared.clock)
+                && query.filter.as_ref().is_none_or(|f| f.matches(&user))
+            {
+                if items.len() == size {
+                    next = Some(cursor);
+                    break;
+                }
+                let mut item = Map::new();
+                if !users_only {
+                    item.insert("@odata.type".to_owned(), json!("#microsoft.graph.user"));
+                }
+                if user_details {
+                    item.extend(query.project(&user));
+                } else {
+                    item.insert("id".to_owned(), json!(user.id));
+                }
+                items.push(Value::Object(item));
+            }
+        } else {
+            if items.len() == size {
+                next = Some(cursor);
+                break;
+            }
+            let g = &shared.directory.facts.groups
+                [groups[usize::try_from(cursor - user_count).unwrap_or(0)]];
+            items.push(json!({"@odata.type": "#microsoft.graph.group", "id": g.id, "displayName": g.display_name}));
+        }
+        cursor += 1;
+    }
+    let mut body = Map::new();
+    let context = if users_only {
+        users_context(shared, query)
+    } else {
+        context_url(shared, "directoryObjects")
+    };
+    body.insert("@odata.context".to_owned(), json!(context));
+    if query.wants_count() {
+        body.insert("@odata.count".to_owned(), json!(total));
+    }
+    if let Some(position) = next {
+        body.insert(
+            "@odata.nextLink".to_owned(),
+            json!(next_link(shared, ctx, query, position)),
+        );
+    }
+    body.insert("value".to_owned(), Value::Array(items));
+    Reply::json(StatusCode::OK, &Value::Object(body))
+}

@@ -1,0 +1,140 @@
+//! `POST /invitations`: body validation and the invitation response shape.
+
+use hyper::StatusCode;
+use serde_json::{Value, json};
+
+use super::super::{Reply, RequestContext};
+use super::{context_url, directory_error, invalid_payload};
+use crate::Shared;
+use crate::directory::InvitationRequest;
+
+const INVITATION_PROPERTIES: &[&str] = &[
+    "id",
+    "invitedUserDisplayName",
+    "invitedUserEmailAddress",
+    "invitedUserMessageInfo",
+    "invitedUserType",
+    "inviteRedeemUrl",
+    "inviteRedirectUrl",
+    "resetRedemption",
+    "sendInvitationMessage",
+    "status",
+    "invitedUser",
+    "invitedUserSponsors",
+    "@odata.type",
+];
+
+#[allow(clippy::too_many_lines)] // one linear sequence of checks in the order the service makes them
+pub(super) fn invite(shared: &Shared, ctx: &RequestContext, body: Option<Value>) -> Reply {
+    let Some(Value::Object(body)) = body else {
+        return invalid_payload(shared, ctx);
+    };
+    let bad = |message: String| {
+        Reply::graph_error(ctx, shared, StatusCode::BAD_REQUEST, "BadRequest", &message)
+    };
+    if let Some(unknown) = body
+        .keys()
+        .find(|k| !INVITATION_PROPERTIES.contains(&k.as_str()))
+    {
+        return bad(format!(
+            "The property '{unknown}' does not exist on type 'microsoft.graph.invitation'. Make sure to only use property names that are defined by the type or mark the type as open type."
+        ));
+    }
+    let text = |name: &str| -> Result<Option<String>, Reply> {
+        match body.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(bad(format!(
+                "Invalid value specified for property '{name}' of resource 'Invitation'."
+            ))),
+        }
+    };
+    let flag = |name: &str| -> Result<bool, Reply> {
+        match body.get(name) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(bad(format!(
+                "Invalid value specified for property '{name}' of resource 'Invitation'."
+            ))),
+        }
+    };
+    let parsed = (|| -> Result<InvitationRequest, Reply> {
+        let invited_user_id = match body.get("invitedUser") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(user)) => match user.get("id") {
+                Some(Value::String(id)) => Some(id.clone()),
+                _ => return Err(bad(
+                    "Invalid value specified for property 'invitedUser' of resource 'Invitation'."
+                        .to_owned(),
+                )),
+            },
+            Some(_) => {
+                return Err(bad(
+                    "Invalid value specified for property 'invitedUser' of resource 'Invitation'."
+                        .to_owned(),
+                ));
+            }
+        };
+        let reset_redemption = flag("resetRedemption")?;
+        if reset_redemption && invited_user_id.is_none() {
+            return Err(bad(
+                "invitedUser.id is required when resetRedemption is true.".to_owned(),
+            ));
+        }
+        Ok(InvitationRequest {
+            email: text("invitedUserEmailAddress")?.unwrap_or_default(),
+            redirect_url: text("inviteRedirectUrl")?.unwrap_or_default(),
+            display_name: text("invitedUserDisplayName")?,
+            user_type: text("invitedUserType")?,
+            send_message: flag("sendInvitationMessage")?,
+            reset_redemption,
+            invited_user_id,
+        })
+    })();
+    let request = match parsed {
+        Ok(r) => r,
+        Err(reply) => return reply,
+    };
+    let invitation = match shared.directory.invite(&request, &shared.clock) {
+        Ok(i) => i,
+        Err(error) => return directory_error(shared, ctx, &error),
+    };
+    let facts = &shared.directory.facts;
+    let ticket = invitation.id.replace('-', "");
+    let inner = format!(
+        "https://invitations.microsoft.com/redeem/?tenant={}&user={}&ticket={ticket}&ver=2.0",
+        facts.tenant_id, invitation.user.id
+    );
+    let redeem_url = format!(
+        "{}/redeem?rd={}",
+        shared.login_url,
+        url::form_urlencoded::byte_serialize(inner.as_bytes()).collect::<String>()
+    );
+    let message_info = match body.get("invitedUserMessageInfo") {
+        Some(Value::Object(info)) => json!({
+            "messageLanguage": info.get("messageLanguage").cloned().unwrap_or(Value::Null),
+            "ccRecipients": info.get("ccRecipients").cloned().filter(Value::is_array).unwrap_or_else(|| json!([{"emailAddress": {"name": null, "address": null}}])),
+            "customizedMessageBody": info.get("customizedMessageBody").cloned().unwrap_or(Value::Null),
+        }),
+        _ => {
+            json!({"messageLanguage": null, "ccRecipients": [{"emailAddress": {"name": null, "address": null}}], "customizedMessageBody": null})
+        }
+    };
+    let response = json!({
+        "@odata.context": context_url(shared, "invitations/$entity"),
+        "id": invitation.id,
+        "inviteRedeemUrl": redeem_url,
+        "invitedUserDisplayName": request.display_name.clone().or_else(|| invitation.user.display_name.clone()),
+        "invitedUserType": request.user_type.clone().unwrap_or_else(|| "Guest".to_owned()),
+        "invitedUserEmailAddress": request.email,
+        "sendInvitationMessage": request.send_message,
+        "resetRedemption": request.reset_redemption,
+        "inviteRedirectUrl": request.redirect_url,
+        "status": invitation.status,
+        "invitedUserMessageInfo": message_info,
+        "invitedUser": {"id": invitation.user.id},
+    });
+    let mut reply = Reply::json(StatusCode::CREATED, &response);
+    reply.droppable = true;
+    reply
+}

@@ -1,0 +1,348 @@
+//! `POST /invitations`: the service's validation (NOTES §1.1, §1.6), its effect on the user,
+//! redemption, and per-user POST counts.
+
+use std::time::Duration;
+
+use b2b_convert_sim::{
+    AddressRule, InvitationRules, RedemptionConfig, SimSpec, ThrottleConfig, UserCase,
+};
+use serde_json::json;
+
+use super::{Harness, assert_graph_error};
+
+async fn harness() -> Harness {
+    Harness::generated(3000).await
+}
+
+#[tokio::test]
+async fn conversion_marks_the_user_pending_and_counts_the_post() {
+    let h = harness().await;
+    let user = h.sim.find_user(UserCase::CloudMailExternal).expect("case");
+    assert_eq!(user.external_user_state, None);
+    let (status, body) = h
+        .post_json(
+            "/v1.0/invitations",
+            &Harness::invitation(&user.id, user.mail.as_deref().expect("mail")),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let after = h.sim.user(&user.id).expect("user");
+    assert_eq!(
+        after.external_user_state.as_deref(),
+        Some("PendingAcceptance")
+    );
+    assert!(after.external_user_state_change_date_time.is_some());
+    assert_eq!(
+        after.user_type, user.user_type,
+        "conversion does not change userType"
+    );
+    assert_eq!(h.sim.invitation_posts(&user.id), 1);
+    let (_, seen) = h
+        .get_json(&format!(
+            "/v1.0/users/{}?$select=externalUserState",
+            user.id
+        ))
+        .await;
+    assert_eq!(seen["externalUserState"], "PendingAcceptance");
+    assert_eq!(h.sim.counters().invitations_created, 1);
+}
+
+#[tokio::test]
+#[allow(clippy::too_many_lines)] // one scenario, step by step
+async fn each_documented_refusal_has_its_message() {
+    let h = harness().await;
+    let find = |case| h.sim.find_user(case).expect("case present");
+    let synced = find(UserCase::SyncedOnPremisesUpn);
+    let internal = find(UserCase::CloudInternalOnly);
+    let other_only = find(UserCase::CloudOtherMailOnly);
+    let collision = find(UserCase::ProxyAddressCollision);
+    let plus = find(UserCase::CloudPlusAddressed);
+    let forbidden = find(UserCase::CloudForbiddenCharacters);
+    let redeemed = find(UserCase::AlreadyRedeemed);
+    let cases = [
+        (
+            synced.id.clone(),
+            synced.mail.clone().expect("mail"),
+            400,
+            "BadRequest",
+            "User invitation failed. Invalid request input.",
+        ),
+        (
+            internal.id.clone(),
+            internal.mail.clone().expect("mail"),
+            400,
+            "BadRequest",
+            "cannot be in a verified domain",
+        ),
+        (
+            internal.id.clone(),
+            internal.other_mails[0].clone(),
+            400,
+            "BadRequest",
+            "cannot be in a verified domain",
+        ),
+        (
+            other_only.id.clone(),
+            other_only.other_mails[0].clone(),
+            400,
+            "BadRequest",
+            "must match the mail property",
+        ),
+        (
+            other_only.id.clone(),
+            "someone.else@fabrikam.com".to_owned(),
+            400,
+            "BadRequest",
+            "must match the mail property",
+        ),
+        (
+            collision.id.clone(),
+            collision.mail.clone().expect("mail"),
+            400,
+            "BadRequest",
+            "proxyAddresses already exists",
+        ),
+        (
+            plus.id.clone(),
+            plus.other_mails[0].clone(),
+            400,
+            "BadRequest",
+            "is invalid",
+        ),
+        (
+            forbidden.id.clone(),
+            forbidden.other_mails[0].clone(),
+            400,
+            "BadRequest",
+            "is invalid",
+        ),
+        (
+            "00000000-0000-4000-8000-00000000abcd".to_owned(),
+            "a.b@fabrikam.com".to_owned(),
+            404,
+            "Request_ResourceNotFound",
+            "does not exist",
+        ),
+        (
+            redeemed.id.clone(),
+            redeemed.mail.clone().expect("mail"),
+            400,
+            "BadRequest",
+            "already redeemed",
+        ),
+    ];
+    for (id, address, status, code, message) in cases {
+        let (got, body) = h
+            .post_json("/v1.0/invitations", &Harness::invitation(&id, &address))
+            .await;
+        assert_eq!(got, status, "{address}: {body}");
+        assert_graph_error(&body, code, message);
+    }
+    assert_eq!(
+        h.sim.user(&synced.id).expect("user").external_user_state,
+        None,
+        "refused invitations change nothing"
+    );
+    assert_eq!(h.sim.counters().invitations_created, 0);
+    let (status, body) = h
+        .post_json(
+            "/v1.0/invitations",
+            &json!({"invitedUserEmailAddress": "a.b@fabrikam.com"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_graph_error(&body, "BadRequest", "inviteRedirectUrl");
+    let (status, body) = h.post_json("/v1.0/invitations", &json!({"invitedUserEmailAddress": "a.b@fabrikam.com", "inviteRedirectUrl": "https://x", "bogus": 1})).await;
+    assert_eq!(status, 400);
+    assert_graph_error(&body, "BadRequest", "'bogus' does not exist");
+}
+
+#[tokio::test]
+async fn reinviting_a_pending_user_resends_and_reset_redemption_reopens_an_accepted_one() {
+    let h = harness().await;
+    let user = h.sim.find_user(UserCase::AlreadyInvited).expect("case");
+    let body = Harness::invitation(&user.id, user.mail.as_deref().expect("mail"));
+    let (status, _) = h.post_json("/v1.0/invitations", &body).await;
+    assert_eq!(status, 201, "pending users get a resend by default");
+    let redeemed = h.sim.find_user(UserCase::AlreadyRedeemed).expect("case");
+    let mut body = Harness::invitation(&redeemed.id, redeemed.mail.as_deref().expect("mail"));
+    body["resetRedemption"] = json!(true);
+    let (status, response) = h.post_json("/v1.0/invitations", &body).await;
+    assert_eq!(status, 201, "{response}");
+    assert_eq!(response["resetRedemption"], true);
+    assert_eq!(
+        h.sim
+            .user(&redeemed.id)
+            .expect("user")
+            .external_user_state
+            .as_deref(),
+        Some("PendingAcceptance")
+    );
+}
+
+#[tokio::test]
+async fn admin_redeem_and_automatic_redemption_accept_the_invitation() {
+    let spec = SimSpec::generated(3000, 7)
+        .with_throttling(ThrottleConfig::disabled())
+        .with_redemption(RedemptionConfig {
+            fraction: 1.0,
+            after: Duration::from_mins(10),
+        });
+    let h = Harness::start(spec).await;
+    let a = h.sim.find_user(UserCase::CloudMailExternal).expect("case");
+    let b = h
+        .sim
+        .find_user(UserCase::ExchangeFoundationOnly)
+        .expect("case");
+    for user in [&a, &b] {
+        let (status, body) = h
+            .post_json(
+                "/v1.0/invitations",
+                &Harness::invitation(&user.id, user.mail.as_deref().expect("mail")),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    // Explicit admin call over HTTP.
+    let response = h
+        .http
+        .post(format!("{}/users/{}/redeem", h.sim.admin_url(), a.id))
+        .send()
+        .await
+        .expect("admin");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        h.sim
+            .user(&a.id)
+            .expect("user")
+            .external_user_state
+            .as_deref(),
+        Some("Accepted")
+    );
+    // Automatic: nothing before the delay, Accepted after it.
+    assert_eq!(
+        h.sim
+            .user(&b.id)
+            .expect("user")
+            .external_user_state
+            .as_deref(),
+        Some("PendingAcceptance")
+    );
+    h.sim.advance_clock(Duration::from_secs(601));
+    let (_, seen) = h
+        .get_json(&format!(
+            "/v1.0/users/{}?$select=externalUserState,externalUserStateChangeDateTime,identities",
+            b.id
+        ))
+        .await;
+    assert_eq!(seen["externalUserState"], "Accepted", "{seen}");
+    assert!(
+        seen["identities"]
+            .as_array()
+            .expect("identities")
+            .iter()
+            .any(|i| i["signInType"] == "federated")
+    );
+    assert!(h.sim.redeem(&b.id).is_err(), "nothing left to redeem");
+    // A guest created by an invitation redeems the same way, and later updates keep that state.
+    let (status, body) = h
+        .post_json(
+            "/v1.0/invitations",
+            &json!({"invitedUserEmailAddress": "late.partner@fabrikam.com", "inviteRedirectUrl": "https://myapps.microsoft.com"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let guest = body["invitedUser"]["id"].as_str().expect("id").to_owned();
+    h.sim.advance_clock(Duration::from_secs(601));
+    assert_eq!(
+        h.sim
+            .user(&guest)
+            .expect("guest")
+            .external_user_state
+            .as_deref(),
+        Some("Accepted")
+    );
+    let (status, _) = h
+        .patch_json(
+            &format!("/v1.0/users/{guest}"),
+            &json!({"displayName": "Late Partner"}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let after = h.sim.user(&guest).expect("guest");
+    assert_eq!(after.display_name.as_deref(), Some("Late Partner"));
+    assert_eq!(after.external_user_state.as_deref(), Some("Accepted"));
+}
+
+#[tokio::test]
+async fn a_new_address_without_invited_user_creates_a_guest() {
+    let h = harness().await;
+    let (status, body) = h
+        .post_json("/v1.0/invitations", &json!({"invitedUserEmailAddress": "new.partner@fabrikam.com", "inviteRedirectUrl": "https://myapps.microsoft.com"}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["invitedUser"]["id"].as_str().expect("id");
+    let guest = h.sim.user(id).expect("created");
+    assert_eq!(guest.user_type.as_deref(), Some("Guest"));
+    assert_eq!(guest.creation_type.as_deref(), Some("Invitation"));
+    assert_eq!(h.sim.user_count(), 3001);
+    let member = h.sim.find_user(UserCase::CloudMailExternal).expect("case");
+    let (status, body) = h
+        .post_json("/v1.0/invitations", &json!({"invitedUserEmailAddress": member.mail, "inviteRedirectUrl": "https://myapps.microsoft.com"}))
+        .await;
+    assert_eq!(status, 400);
+    assert_graph_error(
+        &body,
+        "BadRequest",
+        &format!("already exists in the directory as objectID: {}", member.id),
+    );
+}
+
+#[tokio::test]
+async fn the_2021_limitations_can_be_switched_on() {
+    let rules = InvitationRules {
+        address_must_be: AddressRule::Any,
+        reject_direct_federation_domains: true,
+        reject_mailbox_users: true,
+        ..InvitationRules::default()
+    };
+    let strict = Harness::start(
+        SimSpec::generated(3000, 7)
+            .with_throttling(ThrottleConfig::disabled())
+            .with_invitation_rules(rules.clone()),
+    )
+    .await;
+    let lenient = Harness::start(
+        SimSpec::generated(3000, 7)
+            .with_throttling(ThrottleConfig::disabled())
+            .with_invitation_rules(InvitationRules {
+                address_must_be: AddressRule::Any,
+                ..InvitationRules::default()
+            }),
+    )
+    .await;
+    let federated = strict
+        .sim
+        .find_user(UserCase::DirectFederationDomain)
+        .expect("case");
+    let mailbox = strict
+        .sim
+        .find_user(UserCase::ExchangeMailbox)
+        .expect("case");
+    let cases = [
+        (
+            &federated,
+            federated.mail.clone().expect("mail"),
+            "direct federation",
+        ),
+        (&mailbox, mailbox.other_mails[0].clone(), "mailbox"),
+    ];
+    for (user, address, message) in cases {
+        let body = Harness::invitation(&user.id, &address);
+        let (status, refused) = strict.post_json("/v1.0/invitations", &body).await;
+        assert_eq!(status, 400, "{refused}");
+        assert_graph_error(&refused, "BadRequest", message);
+        let (status, created) = lenient.post_json("/v1.0/invitations", &body).await;
+        assert_eq!(status, 201, "off by default: {created}");
+    }
+}
