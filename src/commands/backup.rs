@@ -7,16 +7,13 @@ use super::{Ctx, Outcome};
 use crate::cli::BackupArgs;
 use crate::fsutil::{Overwrite, PendingFile};
 use crate::output;
-use crate::store::Store;
 
 impl BackupArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {
         let settings = ctx.settings()?;
-        let store = Store::open_existing(&settings.store.path).await?;
+        let store = ctx.existing_store(&settings).await?;
         let copy = PendingFile::new(&self.out)?;
-        let result = store.copy_into(copy.path()).await;
-        store.close().await;
-        result?;
+        store.copy_into(copy.path()).await?;
         copy.persist(if self.force {
             Overwrite::Yes
         } else {

@@ -14,7 +14,7 @@ use anyhow::Context;
 use futures_util::{StreamExt, TryStreamExt};
 use time::OffsetDateTime;
 
-use super::{Ctx, Outcome, connect, open_store};
+use super::{Ctx, Outcome, connect};
 use crate::cli::DiscoverArgs;
 use crate::domain::{Rule, RuleMode, RunId, UserSnapshot};
 use crate::graph::users::IN_CLAUSE_LIMIT;
@@ -49,7 +49,7 @@ impl DiscoverArgs {
         let client = connect(&settings)?.with_retry_observer(Arc::new(move |_| {
             observed.retries.fetch_add(1, Ordering::Relaxed);
         }));
-        let store = open_store(&settings).await?;
+        let store = ctx.store(&settings).await?;
 
         let with_federation = settings.rules.mode(Rule::DirectFederation) != RuleMode::Off;
         let facts = client

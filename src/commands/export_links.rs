@@ -1,7 +1,7 @@
 //! `export-links`: the redemption URLs of a wave run in own-distribution mode, as a private CSV
 //! for the operator's mail merge. The only place redemption URLs leave the database.
 
-use super::{Ctx, Outcome, UsageError, open_store, stored_wave};
+use super::{Ctx, Outcome, UsageError, stored_wave};
 use crate::cli::ExportLinksArgs;
 use crate::domain::UserState;
 use crate::fsutil::{self, Overwrite};
@@ -10,7 +10,7 @@ use crate::output;
 impl ExportLinksArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {
         let settings = ctx.settings()?;
-        let store = open_store(&settings).await?;
+        let store = ctx.existing_store(&settings).await?;
         let wave = stored_wave(&store, &self.wave).await?;
         let members = store
             .members_in_states(

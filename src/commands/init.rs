@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 
-use super::{Ctx, Outcome, Refused, open_store};
+use super::{Ctx, Outcome, Refused};
 use crate::cli::InitArgs;
 use crate::config::EXAMPLE_CONFIG;
 use crate::fsutil::{self, Overwrite};
@@ -37,7 +37,7 @@ impl InitArgs {
         let settings = ctx
             .settings()
             .context("loading the configuration just written")?;
-        let store = open_store(&settings).await?;
+        let store = ctx.store(&settings).await?;
         let version = store.schema_version().await?;
         store.close().await;
 

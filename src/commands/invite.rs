@@ -10,8 +10,7 @@ use anyhow::Context;
 use time::OffsetDateTime;
 
 use super::{
-    Confirmation, Ctx, Outcome, Refused, UsageError, confirm, connect, convert, open_store,
-    realm_client,
+    Confirmation, Ctx, Outcome, Refused, UsageError, confirm, connect, convert, realm_client,
 };
 use crate::cli::InviteArgs;
 use crate::config::Settings;
@@ -26,7 +25,7 @@ use crate::store::{NewWave, Store};
 impl InviteArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {
         let settings = ctx.settings()?;
-        let store = open_store(&settings).await?;
+        let store = ctx.store(&settings).await?;
         super::same_tenant(&store, &settings).await?;
         let client = connect(&settings)?;
         let now = OffsetDateTime::now_utc();

@@ -113,6 +113,10 @@ fn is_configuration_error(err: &(dyn std::error::Error + 'static)) -> bool {
 #[derive(Debug)]
 pub struct Ctx {
     pub sources: Sources,
+    /// The state database once the command opened it, closed when the command ends
+    /// ([`run`]): the last connection to close folds the write-ahead log into the database
+    /// file, so the `.db` file is complete when the process exits.
+    store: std::sync::Mutex<Option<Store>>,
 }
 
 impl Ctx {
@@ -131,6 +135,40 @@ impl Ctx {
                 env,
                 flags,
             },
+            store: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The state database, created if it is missing: for the commands that start the state
+    /// (`init`, `discover`) or may be the first to write it (`invite`).
+    async fn store(&self, settings: &Settings) -> anyhow::Result<Store> {
+        Ok(self.keep(Store::open(&settings.store.path).await?))
+    }
+
+    /// The state database, which must exist: for commands that work on what earlier commands
+    /// stored. A missing database is a usage error, and nothing is created.
+    async fn existing_store(&self, settings: &Settings) -> anyhow::Result<Store> {
+        Ok(self.keep(Store::open_existing(&settings.store.path).await?))
+    }
+
+    fn keep(&self, store: Store) -> Store {
+        let mut kept = self
+            .store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *kept = Some(store.clone());
+        store
+    }
+
+    /// Closes the state database if the command opened it.
+    async fn close(&self) {
+        let store = self
+            .store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(store) = store {
+            store.close().await;
         }
     }
 
@@ -143,11 +181,6 @@ impl Ctx {
     pub fn config_path(&self) -> &Path {
         self.sources.config_path()
     }
-}
-
-/// Opens the state database named by the settings.
-async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
-    Ok(Store::open(&settings.store.path).await?)
 }
 
 /// The wave named `name`, or an error naming the waves there are.
@@ -378,21 +411,27 @@ impl RunObserver for ProgressObserver {
 /// Runs the parsed command line.
 pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<Outcome> {
     let ctx = Ctx::new(&cli, env);
-    match cli.command {
-        Command::Init(args) => args.run(&ctx).await,
-        Command::Config(args) => args.run(&ctx),
-        Command::Check(args) => args.run(&ctx).await,
-        Command::Discover(args) => args.run(&ctx).await,
-        Command::Plan(args) => args.run(&ctx).await,
-        Command::Report(args) => args.run(&ctx).await,
-        Command::Run(args) => args.run(&ctx).await,
-        Command::Invite(args) => args.run(&ctx).await,
-        Command::Status(args) => args.run(&ctx).await,
-        Command::ExportLinks(args) => args.run(&ctx).await,
-        Command::Backup(args) => args.run(&ctx).await,
+    let outcome = dispatch(cli.command, &ctx).await;
+    ctx.close().await;
+    outcome
+}
+
+async fn dispatch(command: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
+    match command {
+        Command::Init(args) => args.run(ctx).await,
+        Command::Config(args) => args.run(ctx),
+        Command::Check(args) => args.run(ctx).await,
+        Command::Discover(args) => args.run(ctx).await,
+        Command::Plan(args) => args.run(ctx).await,
+        Command::Report(args) => args.run(ctx).await,
+        Command::Run(args) => args.run(ctx).await,
+        Command::Invite(args) => args.run(ctx).await,
+        Command::Status(args) => args.run(ctx).await,
+        Command::ExportLinks(args) => args.run(ctx).await,
+        Command::Backup(args) => args.run(ctx).await,
         Command::Demo(args) => args.run().await,
-        Command::Verify(args) => args.run(&ctx).await,
-        Command::Scramble(args) => args.run(&ctx).await,
+        Command::Verify(args) => args.run(ctx).await,
+        Command::Scramble(args) => args.run(ctx).await,
         Command::Sim(args) => args.run().await,
     }
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Ctx, Outcome, Refused, UsageError, connect, open_store, realm_client};
+use super::{Ctx, Outcome, Refused, UsageError, connect, realm_client};
 use crate::cli::PlanArgs;
 use crate::config::Settings;
 use crate::domain::{UserId, UserSnapshot};
@@ -49,7 +49,7 @@ enum Users {
 impl PlanArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {
         let settings = ctx.settings()?;
-        let store = open_store(&settings).await?;
+        let store = ctx.existing_store(&settings).await?;
         let facts = store.tenant_facts().await?.ok_or_else(|| {
             UsageError(
                 "the database has no tenant facts yet; run `b2b-convert discover` first".into(),

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use anyhow::Context;
 use time::OffsetDateTime;
 
-use super::{Ctx, Outcome, open_store};
+use super::{Ctx, Outcome};
 use crate::cli::{ReportArgs, ReportFormat};
 use crate::domain::{RealmKind, UserState, WaveId};
 use crate::fsutil::{self, Overwrite};
@@ -21,7 +21,7 @@ const WAVE_REASONS: [Reason; 2] = [Reason::CustomMessageDropped, Reason::Redirec
 impl ReportArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {
         let settings = ctx.settings()?;
-        let store = open_store(&settings).await?;
+        let store = ctx.existing_store(&settings).await?;
         let data = gather(&store, &self.wave, OffsetDateTime::now_utc()).await?;
         let format = match self.format {
             ReportFormat::Table => Format::Table,

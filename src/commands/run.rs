@@ -6,9 +6,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::{
-    Confirmation, Ctx, Outcome, Refused, UsageError, confirm, convert, open_store, stored_wave,
-};
+use super::{Confirmation, Ctx, Outcome, Refused, UsageError, confirm, convert, stored_wave};
 use crate::cli::RunArgs;
 use crate::config::{INVITATIONS_PER_SECOND_CEILING, Settings};
 use crate::domain::{FailureKind, UserState};
@@ -19,7 +17,7 @@ use crate::store::{Store, Wave};
 impl RunArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {
         let settings = ctx.settings()?;
-        let store = open_store(&settings).await?;
+        let store = ctx.existing_store(&settings).await?;
         let wave = stored_wave(&store, &self.wave).await?;
         super::same_tenant(&store, &settings).await?;
         let template = runnable(&settings, &wave)?;

@@ -11,9 +11,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use time::OffsetDateTime;
 
-use super::{
-    Confirmation, Ctx, Outcome, UsageError, confirm, interruption, open_store, stored_wave,
-};
+use super::{Confirmation, Ctx, Outcome, UsageError, confirm, interruption, stored_wave};
 use crate::cli::ScrambleArgs;
 use crate::config::{NewPasswordKind, Settings};
 use crate::directory::powershell::{self, ScriptSpec};
@@ -32,7 +30,7 @@ use crate::store::{NewEvent, Store, Wave};
 impl ScrambleArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {
         let settings = ctx.settings()?;
-        let store = open_store(&settings).await?;
+        let store = ctx.existing_store(&settings).await?;
         let wave = stored_wave(&store, &self.wave).await?;
         if let Some(path) = &self.import_results {
             let _lock = RunLock::acquire(

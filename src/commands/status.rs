@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
-use super::{Ctx, Outcome, connect, open_store, stored_wave};
+use super::{Ctx, Outcome, connect, stored_wave};
 use crate::cli::StatusArgs;
 use crate::domain::{FailureKind, UserState};
 use crate::execute::redemptions::{Invited, Refresh};
@@ -45,7 +45,7 @@ struct Pending {
 impl StatusArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {
         let settings = ctx.settings()?;
-        let store = open_store(&settings).await?;
+        let store = ctx.existing_store(&settings).await?;
         let wave = stored_wave(&store, &self.wave).await?;
         let refresh = if self.refresh {
             let client = connect(&settings)?;

@@ -13,7 +13,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Ctx, Outcome, connect, open_store};
+use super::{Ctx, Outcome, connect};
 use crate::cli::VerifyArgs;
 use crate::domain::{ConversionBaseline, RunId, UserId, UserState};
 use crate::graph::{ConversionState, GraphClient};
@@ -71,7 +71,7 @@ struct Report {
 impl VerifyArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {
         let settings = ctx.settings()?;
-        let store = open_store(&settings).await?;
+        let store = ctx.existing_store(&settings).await?;
         let wave = super::stored_wave(&store, &self.wave).await?;
         let members = store.members_with_names(wave.id).await?;
         let total = members.len();

@@ -320,3 +320,31 @@ async fn backup_writes_a_private_checked_copy_and_never_creates_a_database() {
     assert!(!dir.path().join("nowhere").exists(), "no folder created");
     assert!(!dir.path().join("other.db").exists(), "no copy written");
 }
+
+#[test]
+fn commands_that_read_the_state_never_create_a_database_or_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["status", "--wave", "pilot"][..],
+        &["report", "--wave", "pilot"],
+        &["export-links", "--wave", "pilot", "--out", "links.csv"],
+        &["run", "--wave", "pilot", "--dry-run"],
+        &["plan", "--wave", "pilot", "--all"],
+        &["backup", "--out", "copy.db"],
+    ] {
+        b2b_convert(dir.path())
+            .args(["--db", "nowhere/dir/state.db"])
+            .args(args)
+            .env("AZURE_TENANT_ID", "00000000-0000-0000-0000-000000000001")
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(
+                "there is no database at nowhere/dir/state.db",
+            ));
+        let created: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(created.is_empty(), "{args:?} created {created:?}");
+    }
+}

@@ -25,6 +25,12 @@ async fn all_users_and_the_tenant_facts_are_stored() {
     let dir = tempfile::tempdir().unwrap();
     let output = discover(dir.path(), &sim, &[]).await;
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    for leftover in ["b2b-convert.db-wal", "b2b-convert.db-shm"] {
+        assert!(
+            !dir.path().join(leftover).exists(),
+            "{leftover}: the database file is complete when the command exits"
+        );
+    }
     assert_eq!(stored_users(dir.path()).await, sim.user_count());
     let store = Store::open(&dir.path().join("b2b-convert.db"))
         .await
