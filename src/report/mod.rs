@@ -11,11 +11,13 @@
 //! - [`csv`]: one row per user, for Excel, guarded against formula injection;
 //! - [`html`]: one self-contained page with inline SVG charts and a paged user table;
 //! - [`summary`]: the counts the renderers share;
+//! - [`links`]: the redemption links of an own-distribution wave, and who has none;
 //! - [`run`]: the terminal summary of a run of the executor (`run`, `invite`).
 
 pub mod csv;
 pub mod html;
 pub mod json;
+pub mod links;
 pub mod run;
 pub mod summary;
 pub mod table;

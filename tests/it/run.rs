@@ -329,11 +329,68 @@ async fn own_distribution_keeps_redemption_links_for_export_only() {
         ],
     )
     .await;
-    assert_ne!(
+    assert_eq!(
         again.status.code(),
-        Some(0),
+        Some(4),
         "an existing file is not replaced without --force"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn export_links_names_every_pending_user_whose_link_was_lost_and_exits_3() {
+    let sim = Sim::start(
+        SimSpec::generated(80, 7)
+            .with_throttling(ThrottleConfig::disabled())
+            .with_faults(FaultPlan::parse("invitations:drop=0.3").unwrap()),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("b2b-convert.toml"),
+        "[invitation]\nsend_message = false\n",
+    )
+    .unwrap();
+    for args in [&["discover"][..], &["plan", "--wave", "pilot", "--all"]] {
+        let output = cli(dir.path(), &sim, args).await;
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    }
+    let output = run_wave(dir.path(), &sim, &[]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+
+    let store = store(dir.path()).await;
+    let wave = store.wave_by_name("pilot").await.unwrap().unwrap();
+    let lost: Vec<_> = store
+        .members_with_names(wave.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(m, _)| m.state == UserState::Invited && m.invite_redeem_url.is_none())
+        .map(|(_, names)| names.user_principal_name)
+        .collect();
+    store.close().await;
+    assert!(!lost.is_empty(), "some answers were lost");
+
+    let output = cli(
+        dir.path(),
+        &sim,
+        &["export-links", "--wave", "pilot", "--out", "links.csv"],
+    )
+    .await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{} invited user(s) have no redemption link",
+            lost.len()
+        )),
+        "{stderr}"
+    );
+    for upn in &lost {
+        assert!(stderr.contains(upn.as_str()), "{upn} is named: {stderr}");
+        let csv = std::fs::read_to_string(dir.path().join("links.csv")).unwrap();
+        assert!(!csv.contains(upn.as_str()), "{upn} has no row");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
