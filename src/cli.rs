@@ -237,7 +237,7 @@ pub struct PlanArgs {
     pub users: UserSelectionArgs,
 
     /// Refuse to plan more users than this (a safety cap, kept with the wave)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = positive::<u32>)]
     pub max: Option<u32>,
 
     /// Users never to convert in this wave (CSV with a `user` column)
@@ -323,7 +323,7 @@ pub struct RunArgs {
     pub dry_run: bool,
 
     /// Convert at most this many users now; the rest stay ready for a later run
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = positive::<usize>)]
     pub limit: Option<usize>,
 
     /// Requests in flight at once (default: `throughput.max_concurrency`)
@@ -334,8 +334,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "RATE")]
     pub rate: Option<f64>,
 
-    /// Seconds to wait before reading a user whose invitation got no clear answer
-    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    /// Seconds to wait before reading a user whose invitation got no clear answer (0 to 3600)
+    #[arg(long, value_name = "SECONDS", default_value_t = 5, allow_negative_numbers = true, value_parser = reconcile_seconds)]
     pub reconcile_delay: u64,
 }
 
@@ -587,7 +587,7 @@ pub struct ScrambleArgs {
     pub import_results: Option<PathBuf>,
 
     /// Scramble at most this many users now
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "import_results")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = positive::<u64>, conflicts_with = "import_results")]
     pub limit: Option<u64>,
 
     /// Do not ask for confirmation (required when stdin is not a terminal)
@@ -648,6 +648,30 @@ pub struct SimServeArgs {
     /// Write the app's throwaway certificate and key (PEM) here, for certificate auth
     #[arg(long, value_name = "DIR")]
     pub credentials_dir: Option<PathBuf>,
+}
+
+/// A count that must be at least 1 (`--limit`, `--max`): the message says so for 0, a
+/// negative number or a word, instead of clap's "unexpected argument '-1'".
+fn positive<N: std::str::FromStr + TryFrom<u64>>(text: &str) -> Result<N, String> {
+    let problem = || format!("the value must be a positive whole number (1 or more), not `{text}`");
+    match text.trim().parse::<u64>() {
+        Ok(0) | Err(_) => Err(problem()),
+        Ok(n) => N::try_from(n).map_err(|_| format!("`{text}` is too large")),
+    }
+}
+
+/// `--reconcile-delay`: whole seconds from 0 to an hour (an answer still unknown after that
+/// is better reconciled by the next run).
+fn reconcile_seconds(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(seconds) if seconds <= 3_600 => Ok(seconds),
+        Ok(_) => Err(format!(
+            "the delay is at most 3600 seconds (an hour), not {text}"
+        )),
+        Err(_) => Err(format!(
+            "the value must be a whole number of seconds from 0 to 3600, not `{text}`"
+        )),
+    }
 }
 
 /// A wave name as `plan` takes it: the rule is [`crate::domain::wave_name_problem`].

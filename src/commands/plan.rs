@@ -198,6 +198,9 @@ async fn select_users(
             let entries = input::read_user_list(path)?;
             let mut users = Vec::with_capacity(entries.len());
             let mut missing = Vec::new();
+            // The list refuses a user written twice the same way; by id on one line and by
+            // UPN on another is found once both name a stored user.
+            let mut lines_of: HashMap<UserId, u64> = HashMap::with_capacity(entries.len());
             for entry in entries {
                 let found = match &entry.key {
                     UserKey::Id(id) => store.user(*id).await?,
@@ -205,6 +208,16 @@ async fn select_users(
                 };
                 match found {
                     Some(user) => {
+                        if let Some(first) = lines_of.insert(user.id, entry.line) {
+                            return Err(UsageError(format!(
+                                "{}, lines {first} and {}: both name the user {} ({}); keep one of them",
+                                path.display(),
+                                entry.line,
+                                user.user_principal_name,
+                                user.id
+                            ))
+                            .into());
+                        }
                         if let Some(address) = entry.address {
                             overrides.insert(user.id, address);
                         }

@@ -197,6 +197,42 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn counts_and_delays_out_of_range_say_what_the_value_must_be() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, says) in [
+        (
+            &["run", "--wave", "w", "--limit", "0"][..],
+            "positive whole number (1 or more), not `0`",
+        ),
+        (
+            &["run", "--wave", "w", "--limit", "-1"],
+            "positive whole number (1 or more), not `-1`",
+        ),
+        (&["plan", "--wave", "w", "--all", "--max", "-5"], "not `-5`"),
+        (&["scramble", "--wave", "w", "--limit", "x"], "not `x`"),
+        (
+            &["run", "--wave", "w", "--reconcile-delay", "-1"],
+            "from 0 to 3600, not `-1`",
+        ),
+        (
+            &["run", "--wave", "w", "--reconcile-delay", "86400"],
+            "at most 3600 seconds",
+        ),
+    ] {
+        b2b_convert(dir.path())
+            .args(args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(says));
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing created"
+    );
+}
+
+#[test]
 fn every_command_explains_itself_with_an_example() {
     let dir = tempfile::tempdir().unwrap();
     b2b_convert(dir.path())

@@ -284,6 +284,31 @@ async fn a_list_without_users_or_a_wave_name_that_would_lie_is_refused_before_an
         assert_eq!(output.status.code(), Some(2), "{name:?}: {stderr}");
         assert!(stderr.contains("wave name"), "{stderr}");
     }
+
+    let user = sim.find_user(UserCase::CloudOtherMailOnly).unwrap();
+    std::fs::write(
+        dir.path().join("twice.csv"),
+        format!(
+            "user\n{}\n{}\n\n{}\n",
+            user.id,
+            sim.find_user(UserCase::ExchangeMailbox).unwrap().id,
+            user.user_principal_name.to_uppercase()
+        ),
+    )
+    .unwrap();
+    let output = cli(
+        dir.path(),
+        &sim,
+        &["plan", "--wave", "pilot", "--csv", "twice.csv"],
+    )
+    .await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("twice.csv, lines 2 and 5: both name the user"),
+        "{stderr}"
+    );
+
     let store = store(dir.path()).await;
     assert!(
         store.waves().await.unwrap().is_empty(),
