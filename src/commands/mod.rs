@@ -87,7 +87,10 @@ fn is_refusal(err: &(dyn std::error::Error + 'static)) -> bool {
             err.downcast_ref::<crate::fsutil::Error>(),
             Some(crate::fsutil::Error::Exists(_))
         )
-        || err.is::<crate::execute::LockError>()
+        || matches!(
+            err.downcast_ref::<crate::execute::LockError>(),
+            Some(crate::execute::LockError::Held { .. })
+        )
         || matches!(
             err.downcast_ref::<crate::store::Error>(),
             Some(crate::store::Error::WaveStarted { .. } | crate::store::Error::HardLinked { .. })
@@ -105,7 +108,11 @@ fn is_configuration_error(err: &(dyn std::error::Error + 'static)) -> bool {
             .is_some_and(crate::directory::Error::is_configuration)
         || matches!(
             err.downcast_ref::<crate::store::Error>(),
-            Some(crate::store::Error::TenantMismatch { .. } | crate::store::Error::Missing { .. })
+            Some(
+                crate::store::Error::TenantMismatch { .. }
+                    | crate::store::Error::Missing { .. }
+                    | crate::store::Error::NotADatabase { .. }
+            )
         )
 }
 

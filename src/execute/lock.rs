@@ -28,7 +28,10 @@ pub enum LockError {
         "another b2b-convert process is working on {database} ({holder}); wait for it to finish or stop it, then try again"
     )]
     Held { database: String, holder: String },
-    #[error("cannot open the lock file {}: {source}", path.display())]
+    #[error(
+        "cannot create the lock file {}: {source}; the folder of the database must be writable for the user who runs b2b-convert",
+        path.display()
+    )]
     Io {
         path: PathBuf,
         source: std::io::Error,

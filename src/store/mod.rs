@@ -51,6 +51,19 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error(
+        "cannot read and write the database file {}: {source}; the tool keeps its state there, so it needs both (check the file's owner and mode, 0600 for the user who runs b2b-convert, and that its folder is writable)",
+        path.display()
+    )]
+    Access {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{} is not a b2b-convert database (it is not an SQLite file); check --db or store.path, or move that file away",
+        path.display()
+    )]
+    NotADatabase { path: PathBuf },
+    #[error(
         "the database file {} has {links} names (hard links): SQLite keeps its write-ahead log beside the name it was opened by, so two names can corrupt it; remove the other links (keep one name, or copy the file with `cp`) and use that one path",
         path.display()
     )]
@@ -253,21 +266,42 @@ impl Store {
 /// Creates the database file with mode 0600 if it is missing (SQLite gives its WAL and shared
 /// memory files the same mode), and tightens an existing file that others can read.
 fn create_private_file(path: &Path) -> Result<()> {
-    let fail = |source| Error::Create {
-        path: path.to_path_buf(),
-        source,
+    let exists = path.exists();
+    let fail = |source| {
+        if exists {
+            Error::Access {
+                path: path.to_path_buf(),
+                source,
+            }
+        } else {
+            Error::Create {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
     };
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(fail)?;
     }
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(false);
+    options.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]
     {
+        use std::io::Read as _;
         use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
         options.mode(0o600);
-        let file = options.open(path).map_err(fail)?;
+        let mut file = options.open(path).map_err(fail)?;
         let metadata = file.metadata().map_err(fail)?;
+        // An empty file becomes a database; anything else must already be one.
+        if metadata.len() > 0 {
+            let mut header = [0_u8; 16];
+            let read = file.read(&mut header).map_err(fail)?;
+            if read < header.len() || &header != b"SQLite format 3\0" {
+                return Err(Error::NotADatabase {
+                    path: path.to_path_buf(),
+                });
+            }
+        }
         // SQLite names the write-ahead log and shared memory after the path it opens
         // (symbolic links resolved): through a second hard link, two processes would keep two
         // logs of one database.
@@ -408,6 +442,28 @@ mod tests {
             matches!(err, Error::Copy { .. }),
             "a non-empty target is refused: {err}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_file_that_is_not_a_database_or_cannot_be_written_is_named_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("notes.db");
+        std::fs::write(&text, "user,address\nada@contoso.com,\n").unwrap();
+        let err = Store::open(&text).await.unwrap_err();
+        assert!(matches!(err, Error::NotADatabase { .. }), "{err}");
+        assert!(err.to_string().contains("not an SQLite file"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(&text).unwrap(),
+            "user,address\nada@contoso.com,\n",
+            "left as it was"
+        );
+
+        // What root cannot open for writing either: a folder where the file should be.
+        let folder = dir.path().join("folder.db");
+        std::fs::create_dir(&folder).unwrap();
+        let err = Store::open(&folder).await.unwrap_err();
+        assert!(matches!(err, Error::Access { .. }), "{err}");
+        assert!(err.to_string().contains("needs both"), "{err}");
     }
 
     #[tokio::test]
