@@ -95,46 +95,12 @@ impl Links {
 
 #[cfg(test)]
 mod tests {
-    use time::macros::datetime;
-    use uuid::Uuid;
-
     use super::*;
-    use crate::domain::Decision;
-    use crate::store::PlannedMember;
+    use crate::report::testdata;
 
     fn member(n: u128, state: UserState, url: Option<&str>) -> (WaveMember, MemberNames) {
-        let at = datetime!(2026-11-21 08:00 UTC);
-        let member = WaveMember {
-            plan: PlannedMember {
-                user_id: UserId::from_uuid(Uuid::from_u128(n)),
-                decision: Decision::Eligible,
-                findings: vec![],
-                chosen_address: Some(format!("p{n}@fabrikam.com")),
-                address_origin: None,
-                set_mail: false,
-                snapshot_fingerprint: String::new(),
-            },
-            state,
-            failure_kind: None,
-            attempts: 1,
-            last_error_code: None,
-            last_error_message: None,
-            invitation_id: None,
-            invite_redeem_url: url.map(str::to_owned),
-            planned_at: at,
-            state_changed_at: at,
-            invited_at: Some(at),
-            accepted_at: None,
-            scrambled_at: None,
-            scrambled_on: None,
-            mail_set_fingerprint: None,
-            external_state_changed_at: None,
-        };
-        let names = MemberNames {
-            user_principal_name: format!("partner{n}@contoso.com"),
-            display_name: Some(format!("Partner {n}")),
-            synced: false,
-        };
+        let (mut member, names) = testdata::stored_member(n, state);
+        member.invite_redeem_url = url.map(str::to_owned);
         (member, names)
     }
 
@@ -156,13 +122,13 @@ mod tests {
         ]);
         assert_eq!(links.links.len(), 2);
         assert_eq!(links.missing.len(), 1);
-        assert_eq!(links.missing[0].user_principal_name, "partner2@contoso.com");
+        assert_eq!(links.missing[0].user_principal_name, "u2@contoso.com");
         let text = links.missing_text();
         assert!(
             text.starts_with("1 invited user(s) have no redemption link"),
             "{text}"
         );
-        assert!(text.contains("partner2@contoso.com (00000000-0000-0000-0000-000000000002)"));
+        assert!(text.contains("u2@contoso.com (00000000-0000-0000-0000-000000000002)"));
         let csv = String::from_utf8(links.csv().unwrap()).unwrap();
         assert_eq!(csv.lines().count(), 3, "{csv}");
         assert!(csv.contains("https://login.example/redeem?4"));

@@ -81,46 +81,16 @@ pub fn run_summary(
 
 #[cfg(test)]
 mod tests {
-    use time::macros::datetime;
-    use uuid::Uuid;
-
     use super::*;
-    use crate::domain::{Decision, FailureKind, UserId, UserState};
-    use crate::store::PlannedMember;
+    use crate::domain::{FailureKind, UserState};
+    use crate::report::testdata;
 
     fn failed(n: u128) -> (WaveMember, MemberNames) {
-        let at = datetime!(2026-11-21 08:00 UTC);
-        let member = WaveMember {
-            plan: PlannedMember {
-                user_id: UserId::from_uuid(Uuid::from_u128(n)),
-                decision: Decision::Eligible,
-                findings: vec![],
-                chosen_address: Some(format!("p{n}@fabrikam.com")),
-                address_origin: None,
-                set_mail: false,
-                snapshot_fingerprint: String::new(),
-            },
-            state: UserState::Failed,
-            failure_kind: Some(FailureKind::Permanent),
-            attempts: 1,
-            last_error_code: Some("BadRequest".into()),
-            last_error_message: Some("the service said no".into()),
-            invitation_id: None,
-            invite_redeem_url: None,
-            planned_at: at,
-            state_changed_at: at,
-            invited_at: None,
-            accepted_at: None,
-            scrambled_at: None,
-            scrambled_on: None,
-            mail_set_fingerprint: None,
-            external_state_changed_at: None,
-        };
-        let names = MemberNames {
-            user_principal_name: format!("u{n}@contoso.com"),
-            display_name: None,
-            synced: false,
-        };
+        let (mut member, names) = testdata::stored_member(n, UserState::Failed);
+        member.failure_kind = Some(FailureKind::Permanent);
+        member.last_error_code = Some("BadRequest".into());
+        member.last_error_message = Some("the service said no".into());
+        member.invited_at = None;
         (member, names)
     }
 

@@ -232,3 +232,44 @@ fn synthetic_member(i: usize, started: bool) -> ReportMember {
     }
     user
 }
+
+/// A stored eligible member `n` in `state` (UPN `u{n}@contoso.com`, address
+/// `p{n}@fabrikam.com`), invited at a fixed time, for renderers of stored members.
+pub fn stored_member(
+    n: u128,
+    state: crate::domain::UserState,
+) -> (crate::store::WaveMember, crate::store::MemberNames) {
+    let at = time::macros::datetime!(2026-11-21 08:00 UTC);
+    let member = crate::store::WaveMember {
+        plan: crate::store::PlannedMember {
+            user_id: crate::domain::UserId::from_uuid(uuid::Uuid::from_u128(n)),
+            decision: crate::domain::Decision::Eligible,
+            findings: vec![],
+            chosen_address: Some(format!("p{n}@fabrikam.com")),
+            address_origin: None,
+            set_mail: false,
+            snapshot_fingerprint: String::new(),
+        },
+        state,
+        failure_kind: None,
+        attempts: 1,
+        last_error_code: None,
+        last_error_message: None,
+        invitation_id: None,
+        invite_redeem_url: None,
+        planned_at: at,
+        state_changed_at: at,
+        invited_at: Some(at),
+        accepted_at: None,
+        scrambled_at: None,
+        scrambled_on: None,
+        mail_set_fingerprint: None,
+        external_state_changed_at: None,
+    };
+    let names = crate::store::MemberNames {
+        user_principal_name: format!("u{n}@contoso.com"),
+        display_name: Some(format!("Partner {n}")),
+        synced: false,
+    };
+    (member, names)
+}
