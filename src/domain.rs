@@ -364,7 +364,8 @@ coded_enum!(
         DirectFederation => "direct-federation",
         /// A cloud-only user's address is not homed in any Entra ID tenant (realm discovery).
         HomeRealmNotEntra => "home-realm-not-entra",
-        /// A synced user has `onPremisesUserPrincipalName` set, which the service refuses.
+        /// The user has `onPremisesUserPrincipalName` set, which the service refuses, whether
+        /// or not directory sync is still on for the user.
         OnPremisesUpnSet => "on-premises-upn-set",
         /// The account is disabled: converting it invites someone who cannot sign in today.
         DisabledAccount => "disabled-account",

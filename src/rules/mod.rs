@@ -230,18 +230,22 @@ pub fn evaluate(
             format!("service plan {plan}"),
         );
     }
-    if user.is_synced()
-        && let Some(upn) = user
-            .on_premises
-            .user_principal_name
-            .as_deref()
-            .filter(|u| !u.trim().is_empty())
+    // The property itself, not the sync flag: it stays behind when directory sync is switched
+    // off, and the service still refuses the user (NOTES §2.x).
+    if let Some(upn) = user
+        .on_premises
+        .user_principal_name
+        .as_deref()
+        .filter(|u| !u.trim().is_empty())
     {
-        eval.apply(
-            policy,
-            Reason::OnPremisesUpnSet,
-            format!("onPremisesUserPrincipalName = {upn}"),
-        );
+        let detail = if user.is_synced() {
+            format!("onPremisesUserPrincipalName = {upn}")
+        } else {
+            format!(
+                "onPremisesUserPrincipalName = {upn}, left behind: directory sync is off for this user"
+            )
+        };
+        eval.apply(policy, Reason::OnPremisesUpnSet, detail);
     }
     if user.account_enabled == Some(false) {
         eval.apply(policy, Reason::DisabledAccount, "accountEnabled = false");

@@ -114,7 +114,7 @@ impl Reason {
                 "the cloud-only user's address is not homed in any Entra ID tenant"
             }
             Self::OnPremisesUpnSet => {
-                "the synced user has onPremisesUserPrincipalName set, which the service refuses"
+                "the user has onPremisesUserPrincipalName set (synced, or left over after sync was switched off), which the service refuses"
             }
             Self::DisabledAccount => "the account is disabled",
             Self::CustomMessageDropped => {
@@ -160,7 +160,7 @@ impl Reason {
                 "the partner redeems with a Microsoft account or one-time passcode; set [rules] home-realm-not-entra = \"warn\" to allow that"
             }
             Self::OnPremisesUpnSet => {
-                "change the Entra Connect sync rule so it does not write onPremisesUserPrincipalName, then sync and discover again"
+                "synced: change the Entra Connect sync rule so it does not write onPremisesUserPrincipalName, then sync; sync switched off: the property remains after sync was disabled, so clear it on the user; then discover again"
             }
             Self::DisabledAccount => {
                 "enable the account if the partner should sign in after conversion"

@@ -177,6 +177,54 @@ fn synced_users_are_invited_at_mail_and_blocked_by_an_on_premises_upn() {
     );
 }
 
+/// The service refuses a user with `onPremisesUserPrincipalName` whatever the sync flag says:
+/// the property stays behind when directory sync is switched off (NOTES §2.x).
+#[rstest]
+#[case::synced(Some(true), false)]
+#[case::sync_switched_off(Some(false), true)]
+#[case::never_synced_flag(None, true)]
+fn an_on_premises_upn_blocks_whatever_the_sync_flag(
+    #[case] sync_enabled: Option<bool>,
+    #[case] says_left_behind: bool,
+) {
+    let mut user = synced("pat@fabrikam.com");
+    user.on_premises.sync_enabled = sync_enabled;
+    user.on_premises.user_principal_name = Some("pat@corp.contoso.com".into());
+    let result = eval(&user);
+    assert_eq!(result.decision, Decision::Blocked, "{result:?}");
+    let finding = result
+        .findings
+        .iter()
+        .find(|f| f.reason == Reason::OnPremisesUpnSet)
+        .expect("on-premises-upn-set");
+    assert_eq!(finding.severity, Severity::Blocker);
+    assert_eq!(
+        finding.detail.contains("sync is off"),
+        says_left_behind,
+        "{finding:?}"
+    );
+
+    for (mode, decision) in [
+        (RuleMode::Warn, Decision::Eligible),
+        (RuleMode::Off, Decision::Eligible),
+    ] {
+        let policy = Policy {
+            modes: BTreeMap::from([(Rule::OnPremisesUpnSet, mode)]),
+            ..Policy::default()
+        };
+        assert_eq!(
+            eval_with(&user, &policy, &Owners::default()).decision,
+            decision
+        );
+    }
+    user.on_premises.user_principal_name = Some("  ".into());
+    assert_eq!(
+        eval(&user).decision,
+        Decision::Eligible,
+        "a blank value is no value"
+    );
+}
+
 #[test]
 fn a_disabled_account_is_a_warning_by_default() {
     let mut user = partner();

@@ -88,6 +88,7 @@ async fn eligible_users_are_accepted_and_service_side_blocks_are_refused() {
     for case in [
         UserCase::CloudPlusAddressed,
         UserCase::SyncedOnPremisesUpn,
+        UserCase::UnsyncedOnPremisesUpn,
         UserCase::ExchangeMailbox,
     ] {
         assert!(

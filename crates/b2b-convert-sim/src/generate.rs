@@ -46,6 +46,9 @@ pub enum UserCase {
     SyncedConvertible,
     /// Synced member with `onPremisesUserPrincipalName` set (blocked by the service).
     SyncedOnPremisesUpn,
+    /// Once-synced member whose directory sync was switched off (`onPremisesSyncEnabled`
+    /// false) but who kept `onPremisesUserPrincipalName`: the service still refuses it.
+    UnsyncedOnPremisesUpn,
     /// Cloud-only member with an Exchange Online mailbox plan (`EXCHANGE_S_ENTERPRISE`/`STANDARD`).
     ExchangeMailbox,
     /// Cloud-only member whose only Exchange plan is `EXCHANGE_S_FOUNDATION` (no mailbox).
@@ -80,7 +83,10 @@ pub const CASE_MIX: &[(UserCase, u64)] = &[
     (UserCase::CloudForbiddenCharacters, 20),
     (UserCase::CloudUnicodeName, 30),
     (UserCase::SyncedConvertible, 80),
-    (UserCase::SyncedOnPremisesUpn, 80),
+    (UserCase::SyncedOnPremisesUpn, 60),
+    // Carved out of `SyncedOnPremisesUpn`'s share, next to it, so every other case keeps its
+    // users for a given seed.
+    (UserCase::UnsyncedOnPremisesUpn, 20),
     (UserCase::ExchangeMailbox, 60),
     (UserCase::ExchangeFoundationOnly, 40),
     (UserCase::AlreadyInvited, 30),
@@ -436,9 +442,12 @@ impl GeneratedTenant {
                 );
                 user.other_mails = vec![format!("{local}@{}", base.external_domain)];
             }
-            UserCase::SyncedConvertible | UserCase::SyncedOnPremisesUpn => {
+            UserCase::SyncedConvertible
+            | UserCase::SyncedOnPremisesUpn
+            | UserCase::UnsyncedOnPremisesUpn => {
                 user.mail = Some(external.clone());
-                user.on_premises_sync_enabled = Some(true);
+                // Switching directory sync off leaves the on-premises attributes behind.
+                user.on_premises_sync_enabled = Some(case != UserCase::UnsyncedOnPremisesUpn);
                 user.on_premises_immutable_id = Some(immutable_id(self.seed, index));
                 let sam: String = format!("{}{}", ascii_fold(base.given), index)
                     .chars()
@@ -449,7 +458,7 @@ impl GeneratedTenant {
                     "CN={display_name},OU=Partners,DC=corp,DC=contoso,DC=com"
                 ));
                 user.on_premises_domain_name = Some("corp.contoso.com".to_owned());
-                if case == UserCase::SyncedOnPremisesUpn {
+                if case != UserCase::SyncedConvertible {
                     user.on_premises_user_principal_name = Some(upn.clone());
                 }
             }
