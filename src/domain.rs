@@ -113,6 +113,12 @@ pub struct UserSnapshot {
     pub external_user_state: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub external_user_state_changed_at: Option<OffsetDateTime>,
+    /// When the user was converted from external back to internal
+    /// (`convertExternalToInternalMemberUser`, NOTES §2.x): the service refuses to make such a
+    /// user external again. Graph beta's stamp, not a documented v1.0 property: `None` when the
+    /// service did not return it.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub converted_to_internal_at: Option<OffsetDateTime>,
     pub on_premises: OnPremisesProperties,
     pub assigned_plans: Vec<AssignedPlan>,
     pub assigned_licenses: Vec<AssignedLicense>,

@@ -220,36 +220,7 @@ pub fn evaluate(
             candidate.other_waves.join(", "),
         );
     }
-    if let Some(why) = already_external(user) {
-        eval.add(Reason::AlreadyExternal, Severity::Blocker, why);
-    }
-    if let Some(plan) = mailbox_plan(user) {
-        eval.apply(
-            policy,
-            Reason::ExchangeMailbox,
-            format!("service plan {plan}"),
-        );
-    }
-    // The property itself, not the sync flag: it stays behind when directory sync is switched
-    // off, and the service still refuses the user (NOTES §2.x).
-    if let Some(upn) = user
-        .on_premises
-        .user_principal_name
-        .as_deref()
-        .filter(|u| !u.trim().is_empty())
-    {
-        let detail = if user.is_synced() {
-            format!("onPremisesUserPrincipalName = {upn}")
-        } else {
-            format!(
-                "onPremisesUserPrincipalName = {upn}, left behind: directory sync is off for this user"
-            )
-        };
-        eval.apply(policy, Reason::OnPremisesUpnSet, detail);
-    }
-    if user.account_enabled == Some(false) {
-        eval.apply(policy, Reason::DisabledAccount, "accountEnabled = false");
-    }
+    check_account(&mut eval, user, policy);
 
     let inputs = AddressInputs {
         synced: user.is_synced(),
@@ -303,6 +274,47 @@ pub fn evaluate(
     }
     eval.settle();
     eval
+}
+
+/// The checks on the account itself, whatever the address.
+fn check_account(eval: &mut Evaluation, user: &UserSnapshot, policy: &Policy) {
+    if let Some(why) = already_external(user) {
+        eval.add(Reason::AlreadyExternal, Severity::Blocker, why);
+    }
+    if let Some(at) = user.converted_to_internal_at {
+        eval.add(
+            Reason::ConvertedBackToInternal,
+            Severity::Blocker,
+            format!("converted from external to internal on {}", at.date()),
+        );
+    }
+    if let Some(plan) = mailbox_plan(user) {
+        eval.apply(
+            policy,
+            Reason::ExchangeMailbox,
+            format!("service plan {plan}"),
+        );
+    }
+    // The property itself, not the sync flag: it stays behind when directory sync is switched
+    // off, and the service still refuses the user (NOTES §2.x).
+    if let Some(upn) = user
+        .on_premises
+        .user_principal_name
+        .as_deref()
+        .filter(|u| !u.trim().is_empty())
+    {
+        let detail = if user.is_synced() {
+            format!("onPremisesUserPrincipalName = {upn}")
+        } else {
+            format!(
+                "onPremisesUserPrincipalName = {upn}, left behind: directory sync is off for this user"
+            )
+        };
+        eval.apply(policy, Reason::OnPremisesUpnSet, detail);
+    }
+    if user.account_enabled == Some(false) {
+        eval.apply(policy, Reason::DisabledAccount, "accountEnabled = false");
+    }
 }
 
 /// The checks on the chosen address.
@@ -582,6 +594,10 @@ pub fn fingerprint(user: &UserSnapshot) -> String {
         account_enabled: Option<bool>,
         creation_type: &'a Option<String>,
         external_user_state: &'a Option<String>,
+        // Left out while unset, so the fingerprints of plans made before the rule existed
+        // still match the users they were made for.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        converted_to_internal_at: Option<String>,
         synced: Option<bool>,
         on_premises_upn: &'a Option<String>,
         plans: Vec<(Option<Uuid>, &'a Option<String>)>,
@@ -598,6 +614,10 @@ pub fn fingerprint(user: &UserSnapshot) -> String {
         account_enabled: user.account_enabled,
         creation_type: &user.creation_type,
         external_user_state: &user.external_user_state,
+        converted_to_internal_at: user.converted_to_internal_at.map(|at| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .expect("a snapshot's date-time formats")
+        }),
         synced: user.on_premises.sync_enabled,
         on_premises_upn: &user.on_premises.user_principal_name,
         plans: user

@@ -22,6 +22,7 @@ pub enum Reason {
     RedirectWithoutTenant,
     // Checks the service itself enforces, or without which there is nothing to invite.
     AlreadyExternal,
+    ConvertedBackToInternal,
     NoAddress,
     NoExternalAddress,
     AmbiguousAddress,
@@ -38,7 +39,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 21] = [
         Self::ExchangeMailbox,
         Self::DirectFederation,
         Self::HomeRealmNotEntra,
@@ -47,6 +48,7 @@ impl Reason {
         Self::CustomMessageDropped,
         Self::RedirectWithoutTenant,
         Self::AlreadyExternal,
+        Self::ConvertedBackToInternal,
         Self::NoAddress,
         Self::NoExternalAddress,
         Self::AmbiguousAddress,
@@ -72,6 +74,7 @@ impl Reason {
             Self::CustomMessageDropped => "custom-message-dropped",
             Self::RedirectWithoutTenant => "redirect-without-tenant",
             Self::AlreadyExternal => "already-external",
+            Self::ConvertedBackToInternal => "converted-back-to-internal",
             Self::NoAddress => "no-address",
             Self::NoExternalAddress => "no-external-address",
             Self::AmbiguousAddress => "ambiguous-address",
@@ -124,6 +127,9 @@ impl Reason {
                 "the redirect URL has no tenantId, so Teams may not offer this tenant"
             }
             Self::AlreadyExternal => "the user is already a B2B user (invited or redeemed)",
+            Self::ConvertedBackToInternal => {
+                "the user was converted from external back to internal, and the service refuses to make it external again"
+            }
             Self::NoAddress => "the user has no email address to invite",
             Self::NoExternalAddress => {
                 "every address the user has is in one of this tenant's verified domains"
@@ -173,6 +179,9 @@ impl Reason {
             }
             Self::AlreadyExternal => {
                 "nothing to do; use resetRedemption to let the partner redeem again"
+            }
+            Self::ConvertedBackToInternal => {
+                "invite the partner with a fresh guest account instead; this account cannot be converted again"
             }
             Self::NoAddress => {
                 "cloud-only: add the partner's address to otherMails; synced: set mail in on-prem AD"

@@ -24,6 +24,7 @@ pub(super) fn partner() -> UserSnapshot {
         creation_type: None,
         external_user_state: None,
         external_user_state_changed_at: None,
+        converted_to_internal_at: None,
         on_premises: OnPremisesProperties::default(),
         assigned_plans: vec![],
         assigned_licenses: vec![],
@@ -414,6 +415,34 @@ fn wave_settings_warn_by_default_and_can_block_everyone() {
         ..settings
     };
     assert!(wave_findings(&fine, &Policy::default()).is_empty());
+}
+
+#[test]
+fn a_user_converted_back_to_internal_is_blocked_with_its_own_reason() {
+    let mut user = partner();
+    user.converted_to_internal_at = Some(datetime!(2026-03-08 16:21 UTC));
+    let result = eval(&user);
+    assert_eq!(result.decision, Decision::Blocked);
+    assert_eq!(
+        codes(&result, Severity::Blocker),
+        vec!["converted-back-to-internal"]
+    );
+    assert!(
+        result.findings[0].detail.contains("2026-03-08"),
+        "{result:?}"
+    );
+    // Not switchable: the service refuses, whatever the policy says of the switchable rules.
+    assert_eq!(Reason::ConvertedBackToInternal.rule(), None);
+
+    let stamped = fingerprint(&user);
+    user.converted_to_internal_at = None;
+    assert_ne!(stamped, fingerprint(&user), "the stamp is a rule input");
+    let mut now = user.clone();
+    now.converted_to_internal_at = Some(datetime!(2026-03-08 16:21 UTC));
+    assert_eq!(
+        changed_rule_inputs(&user, &now),
+        vec!["externalUserConvertedOn"]
+    );
 }
 
 #[test]

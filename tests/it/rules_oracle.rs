@@ -21,13 +21,14 @@ use crate::support::client_with_secret;
 /// Reasons the service itself refuses (the simulator set to the 2021 limits the tool enforces
 /// by default). `already-external` is not among them: a pending user is re-sent, which the
 /// tool refuses on its own account.
-const SERVICE_REFUSES: [Reason; 6] = [
+const SERVICE_REFUSES: [Reason; 7] = [
     Reason::InvalidAddress,
     Reason::OnPremisesUpnSet,
     Reason::VerifiedDomainAddress,
     Reason::AddressCollision,
     Reason::ExchangeMailbox,
     Reason::DirectFederation,
+    Reason::ConvertedBackToInternal,
 ];
 
 #[tokio::test(flavor = "multi_thread")]
@@ -89,6 +90,7 @@ async fn eligible_users_are_accepted_and_service_side_blocks_are_refused() {
         UserCase::CloudPlusAddressed,
         UserCase::SyncedOnPremisesUpn,
         UserCase::UnsyncedOnPremisesUpn,
+        UserCase::ConvertedBackToInternal,
         UserCase::ExchangeMailbox,
     ] {
         assert!(

@@ -26,6 +26,9 @@ use super::rng::{SplitMix64, decode_indexed_guid, indexed_guid, keyed, stable_gu
 pub enum UserCase {
     /// Cloud-only member; `mail` external and equal to its single `otherMails` entry.
     CloudMailExternal,
+    /// Like `CloudMailExternal`, but once external and converted back to internal
+    /// (`externalUserConvertedOn` set): the service refuses to make it external again.
+    ConvertedBackToInternal,
     /// Cloud-only member; `mail` empty, one external `otherMails` entry.
     CloudOtherMailOnly,
     /// Cloud-only member; `mail` internal (verified domain), one external `otherMails` entry.
@@ -73,7 +76,10 @@ pub enum UserCase {
 
 /// `(case, weight per 1000)`: the generated mix. The weights sum to 1000.
 pub const CASE_MIX: &[(UserCase, u64)] = &[
-    (UserCase::CloudMailExternal, 140),
+    (UserCase::CloudMailExternal, 125),
+    // Carved out of `CloudMailExternal`'s share, next to it, so every other case keeps its
+    // users for a given seed.
+    (UserCase::ConvertedBackToInternal, 15),
     (UserCase::CloudOtherMailOnly, 150),
     (UserCase::CloudInternalMailOneExternal, 60),
     (UserCase::CloudSeveralExternal, 40),
@@ -370,6 +376,7 @@ impl GeneratedTenant {
             creation_type: None,
             external_user_state: None,
             external_user_state_change_date_time: None,
+            external_user_converted_on: None,
             on_premises_sync_enabled: None,
             on_premises_immutable_id: None,
             on_premises_sam_account_name: None,
@@ -392,6 +399,7 @@ impl GeneratedTenant {
         };
         match case {
             UserCase::CloudMailExternal
+            | UserCase::ConvertedBackToInternal
             | UserCase::Disabled
             | UserCase::ProxyAddressCollision
             | UserCase::DirectFederationDomain
@@ -401,6 +409,9 @@ impl GeneratedTenant {
                 user.other_mails = vec![external.clone()];
                 if case == UserCase::Disabled {
                     user.account_enabled = Some(false);
+                }
+                if case == UserCase::ConvertedBackToInternal {
+                    user.external_user_converted_on = Some(date_time(self.seed, index, 2));
                 }
             }
             UserCase::CloudOtherMailOnly => user.other_mails = vec![external],

@@ -54,6 +54,7 @@ async fn each_documented_refusal_has_its_message() {
     let find = |case| h.sim.find_user(case).expect("case present");
     let synced = find(UserCase::SyncedOnPremisesUpn);
     let unsynced = find(UserCase::UnsyncedOnPremisesUpn);
+    let converted_back = find(UserCase::ConvertedBackToInternal);
     assert_eq!(unsynced.on_premises_sync_enabled, Some(false));
     let internal = find(UserCase::CloudInternalOnly);
     let other_only = find(UserCase::CloudOtherMailOnly);
@@ -68,6 +69,13 @@ async fn each_documented_refusal_has_its_message() {
             400,
             "BadRequest",
             "User invitation failed. Invalid request input.",
+        ),
+        (
+            converted_back.id.clone(),
+            converted_back.mail.clone().expect("mail"),
+            412,
+            "PreconditionFailed",
+            "cannot be converted back to external",
         ),
         (
             unsynced.id.clone(),
