@@ -375,6 +375,9 @@ coded_enum!(
         OnPremisesUpnSet => "on-premises-upn-set",
         /// The account is disabled: converting it invites someone who cannot sign in today.
         DisabledAccount => "disabled-account",
+        /// The user holds a live non-mailbox Exchange-family plan, which may scrub the external
+        /// address the invitation needs (NOTES §4, "proxy scrubbing").
+        ExchangeAddOnPlan => "exchange-add-on-plan",
         /// A custom message is configured but Microsoft drops it for app-only senders.
         CustomMessageDropped => "custom-message-dropped",
         /// The redirect URL has no `tenantId` parameter (the Teams tenant-picker issue).
@@ -390,9 +393,10 @@ impl Rule {
             | Self::DirectFederation
             | Self::HomeRealmNotEntra
             | Self::OnPremisesUpnSet => RuleMode::Enforce,
-            Self::DisabledAccount | Self::CustomMessageDropped | Self::RedirectWithoutTenant => {
-                RuleMode::Warn
-            }
+            Self::DisabledAccount
+            | Self::ExchangeAddOnPlan
+            | Self::CustomMessageDropped
+            | Self::RedirectWithoutTenant => RuleMode::Warn,
         }
     }
 }

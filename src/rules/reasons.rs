@@ -18,6 +18,7 @@ pub enum Reason {
     HomeRealmNotEntra,
     OnPremisesUpnSet,
     DisabledAccount,
+    ExchangeAddOnPlan,
     CustomMessageDropped,
     RedirectWithoutTenant,
     // Checks the service itself enforces, or without which there is nothing to invite.
@@ -39,12 +40,13 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Self; 21] = [
+    pub const ALL: [Self; 22] = [
         Self::ExchangeMailbox,
         Self::DirectFederation,
         Self::HomeRealmNotEntra,
         Self::OnPremisesUpnSet,
         Self::DisabledAccount,
+        Self::ExchangeAddOnPlan,
         Self::CustomMessageDropped,
         Self::RedirectWithoutTenant,
         Self::AlreadyExternal,
@@ -71,6 +73,7 @@ impl Reason {
             Self::HomeRealmNotEntra => "home-realm-not-entra",
             Self::OnPremisesUpnSet => "on-premises-upn-set",
             Self::DisabledAccount => "disabled-account",
+            Self::ExchangeAddOnPlan => "exchange-add-on-plan",
             Self::CustomMessageDropped => "custom-message-dropped",
             Self::RedirectWithoutTenant => "redirect-without-tenant",
             Self::AlreadyExternal => "already-external",
@@ -98,6 +101,7 @@ impl Reason {
             Self::HomeRealmNotEntra => Some(Rule::HomeRealmNotEntra),
             Self::OnPremisesUpnSet => Some(Rule::OnPremisesUpnSet),
             Self::DisabledAccount => Some(Rule::DisabledAccount),
+            Self::ExchangeAddOnPlan => Some(Rule::ExchangeAddOnPlan),
             Self::CustomMessageDropped => Some(Rule::CustomMessageDropped),
             Self::RedirectWithoutTenant => Some(Rule::RedirectWithoutTenant),
             _ => None,
@@ -120,6 +124,9 @@ impl Reason {
                 "the user has onPremisesUserPrincipalName set (synced, or left over after sync was switched off), which the service refuses"
             }
             Self::DisabledAccount => "the account is disabled",
+            Self::ExchangeAddOnPlan => {
+                "the user has a non-mailbox Exchange-family plan, which may scrub the external address"
+            }
             Self::CustomMessageDropped => {
                 "the custom message is dropped when an app (not a user) sends the invitation"
             }
@@ -170,6 +177,9 @@ impl Reason {
             }
             Self::DisabledAccount => {
                 "enable the account if the partner should sign in after conversion"
+            }
+            Self::ExchangeAddOnPlan => {
+                "remove the named plans from the user's licence before converting (and do not re-license Exchange after), or set [rules] exchange-add-on-plan = \"enforce\" to block such users"
             }
             Self::CustomMessageDropped => {
                 "sign in delegated (auth.method = \"device-code\") or send your own message with send_message = false"

@@ -445,6 +445,88 @@ fn a_user_converted_back_to_internal_is_blocked_with_its_own_reason() {
     );
 }
 
+const EOP: Uuid = uuid::uuid!("326e2b78-9d27-42c9-8509-46c827743a17");
+
+#[test]
+fn a_live_exchange_add_on_plan_is_a_warning_naming_the_plans() {
+    let mut user = partner();
+    user.assigned_plans = vec![
+        plan(FOUNDATION, "Enabled"),
+        plan(EOP, "Enabled"),
+        plan(EOP, "Warning"),
+    ];
+    let result = eval(&user);
+    assert_eq!(result.decision, Decision::Eligible);
+    assert_eq!(
+        codes(&result, Severity::Warning),
+        vec!["exchange-add-on-plan"]
+    );
+    let finding = &result.findings[0];
+    assert_eq!(
+        finding.detail,
+        format!("service plans EOP_ENTERPRISE ({EOP})"),
+        "named once, foundation not counted"
+    );
+
+    // A deleted or licence-disabled plan does not count.
+    user.assigned_plans = vec![plan(EOP, "Deleted")];
+    assert!(
+        eval(&user)
+            .findings
+            .iter()
+            .all(|f| f.reason != Reason::ExchangeAddOnPlan)
+    );
+    user.assigned_plans = vec![plan(EOP, "Enabled")];
+    user.assigned_licenses = vec![AssignedLicense {
+        sku_id: None,
+        disabled_plans: vec![EOP],
+    }];
+    assert!(
+        eval(&user)
+            .findings
+            .iter()
+            .all(|f| f.reason != Reason::ExchangeAddOnPlan)
+    );
+}
+
+#[rstest]
+#[case::enforce(RuleMode::Enforce, Decision::Blocked)]
+#[case::warn(RuleMode::Warn, Decision::Eligible)]
+#[case::off(RuleMode::Off, Decision::Eligible)]
+fn configured_add_on_plans_extend_the_built_in_list(
+    #[case] mode: RuleMode,
+    #[case] decision: Decision,
+) {
+    let mut user = partner();
+    user.assigned_plans = vec![plan(FOUNDATION, "Enabled")];
+    assert_eq!(
+        eval(&user)
+            .findings
+            .iter()
+            .filter(|f| f.reason == Reason::ExchangeAddOnPlan)
+            .count(),
+        0
+    );
+    let policy = Policy {
+        modes: BTreeMap::from([(Rule::ExchangeAddOnPlan, mode)]),
+        exchange_add_on_plans: vec![FOUNDATION],
+        ..Policy::default()
+    };
+    let result = eval_with(&user, &policy, &Owners::default());
+    assert_eq!(result.decision, decision);
+    let details: Vec<&str> = result
+        .findings
+        .iter()
+        .filter(|f| f.reason == Reason::ExchangeAddOnPlan)
+        .map(|f| f.detail.as_str())
+        .collect();
+    if mode == RuleMode::Off {
+        assert!(details.is_empty());
+    } else {
+        assert_eq!(details, [format!("service plans {FOUNDATION}")]);
+    }
+}
+
 #[test]
 fn the_fingerprint_changes_with_rule_inputs_only() {
     let user = partner();
@@ -575,6 +657,7 @@ prop_compose! {
             modes: Rule::ALL.iter().copied().zip(modes).collect(),
             set_mail_before_invite: set_mail,
             allow_new_address: allow_new,
+            exchange_add_on_plans: vec![FOUNDATION],
         }
     }
 }

@@ -53,6 +53,7 @@ async fn eligible_users_are_accepted_and_service_side_blocks_are_refused() {
         .insert(b2b_convert::domain::Rule::HomeRealmNotEntra, RuleMode::Off);
 
     let mut checked = (0, 0);
+    let mut warned = 0;
     for user in &users {
         let Some((verdict, blockers)) = plan_user(user, &tenant, &policy, &store).await else {
             continue;
@@ -72,6 +73,21 @@ async fn eligible_users_are_accepted_and_service_side_blocks_are_refused() {
             verdict.decision,
             if accepted { "accepted" } else { "refused" }
         );
+        if case == "exchange-add-on-plan" {
+            // A warning, not a refusal: the service converts them (scrubbing is unmodelled).
+            assert!(
+                verdict
+                    .findings
+                    .iter()
+                    .any(|f| f.reason == Reason::ExchangeAddOnPlan
+                        && f.severity == Severity::Warning
+                        && f.detail.contains("EOP_ENTERPRISE")),
+                "user {} (case {case}): {:?}",
+                user.id,
+                verdict.findings
+            );
+            warned += 1;
+        }
         if expect_accept {
             checked.0 += 1;
         } else {
@@ -82,6 +98,7 @@ async fn eligible_users_are_accepted_and_service_side_blocks_are_refused() {
         checked.0 > 500,
         "many eligible users were tried: {checked:?}"
     );
+    assert!(warned > 5, "add-on plan users were planned: {warned}");
     assert!(
         checked.1 > 100,
         "many service-side blocks were tried: {checked:?}"
@@ -91,6 +108,7 @@ async fn eligible_users_are_accepted_and_service_side_blocks_are_refused() {
         UserCase::SyncedOnPremisesUpn,
         UserCase::UnsyncedOnPremisesUpn,
         UserCase::ConvertedBackToInternal,
+        UserCase::ExchangeAddOnPlan,
         UserCase::ExchangeMailbox,
     ] {
         assert!(

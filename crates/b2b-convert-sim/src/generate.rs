@@ -56,6 +56,9 @@ pub enum UserCase {
     ExchangeMailbox,
     /// Cloud-only member whose only Exchange plan is `EXCHANGE_S_FOUNDATION` (no mailbox).
     ExchangeFoundationOnly,
+    /// Like `ExchangeFoundationOnly`, plus a live non-mailbox Exchange-family add-on plan
+    /// (`EOP_ENTERPRISE`): convertible, but "proxy scrubbing" may strip its external address.
+    ExchangeAddOnPlan,
     /// Already converted, invitation pending (`externalUserState` = `PendingAcceptance`).
     AlreadyInvited,
     /// Already converted and redeemed (`Accepted`, external identity).
@@ -94,7 +97,9 @@ pub const CASE_MIX: &[(UserCase, u64)] = &[
     // users for a given seed.
     (UserCase::UnsyncedOnPremisesUpn, 20),
     (UserCase::ExchangeMailbox, 60),
-    (UserCase::ExchangeFoundationOnly, 40),
+    (UserCase::ExchangeFoundationOnly, 25),
+    // Carved out of `ExchangeFoundationOnly`'s share, next to it.
+    (UserCase::ExchangeAddOnPlan, 15),
     (UserCase::AlreadyInvited, 30),
     (UserCase::AlreadyRedeemed, 30),
     (UserCase::LocalGuest, 30),
@@ -147,6 +152,8 @@ pub const MAILBOX_PLAN_IDS: &[&str] = &[
 pub const EXCHANGE_S_FOUNDATION: &str = "113feb6c-3fe4-4440-bddc-54d774bf0318";
 const SHAREPOINT_S_ENTERPRISE: &str = "5dbe027f-2339-4123-9542-606e4d348a72";
 const INTUNE_A: &str = "c1ec4a95-1f05-45b3-a911-aa3fa01094f5";
+/// Exchange Online Protection, a non-mailbox Exchange-family plan (NOTES §4).
+pub const EOP_ENTERPRISE: &str = "326e2b78-9d27-42c9-8509-46c827743a17";
 /// SKU ids: Office 365 E3 (`ENTERPRISEPACK`), Exchange Online Plan 1, EMS E3.
 const SKU_ENTERPRISEPACK: &str = "6fd2c87f-b296-42f0-b197-1e91e994b900";
 const SKU_EXCHANGESTANDARD: &str = "4b9405b0-7788-4568-add1-99614e613b69";
@@ -509,7 +516,7 @@ impl GeneratedTenant {
                     service: Some("exchange".to_owned()),
                 }];
             }
-            UserCase::ExchangeFoundationOnly => {
+            UserCase::ExchangeFoundationOnly | UserCase::ExchangeAddOnPlan => {
                 user.mail = Some(external.clone());
                 user.other_mails = vec![external];
                 let when = date_time(self.seed, index, 0);
@@ -521,6 +528,14 @@ impl GeneratedTenant {
                     plan_item(&when, "Enabled", "exchange", EXCHANGE_S_FOUNDATION),
                     plan_item(&when, "Enabled", "SCO", INTUNE_A),
                 ];
+                if case == UserCase::ExchangeAddOnPlan {
+                    user.assigned_plans.push(plan_item(
+                        &when,
+                        "Enabled",
+                        "exchange",
+                        EOP_ENTERPRISE,
+                    ));
+                }
                 user.provisioned_plans = vec![ProvisionedPlan {
                     capability_status: Some("Enabled".to_owned()),
                     provisioning_status: Some("Success".to_owned()),
