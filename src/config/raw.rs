@@ -109,6 +109,9 @@ impl Default for RawAuth {
                 "Organization.Read.All",
                 "IdentityProvider.Read.All",
                 "GroupMember.Read.All",
+                // The app role assignments `run` reads for each user's baseline (delegated:
+                // AppRoleAssignment.ReadWrite.All or this; see graph::permissions).
+                "Directory.Read.All",
             ]
             .map(String::from)
             .to_vec(),
