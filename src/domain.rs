@@ -113,6 +113,12 @@ pub struct UserSnapshot {
     pub external_user_state: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub external_user_state_changed_at: Option<OffsetDateTime>,
+    /// When the user was converted from external back to internal
+    /// (`convertExternalToInternalMemberUser`, NOTES §2.x): the service refuses to make such a
+    /// user external again. Graph beta's stamp, not a documented v1.0 property: `None` when the
+    /// service did not return it.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub converted_to_internal_at: Option<OffsetDateTime>,
     pub on_premises: OnPremisesProperties,
     pub assigned_plans: Vec<AssignedPlan>,
     pub assigned_licenses: Vec<AssignedLicense>,
@@ -364,10 +370,14 @@ coded_enum!(
         DirectFederation => "direct-federation",
         /// A cloud-only user's address is not homed in any Entra ID tenant (realm discovery).
         HomeRealmNotEntra => "home-realm-not-entra",
-        /// A synced user has `onPremisesUserPrincipalName` set, which the service refuses.
+        /// The user has `onPremisesUserPrincipalName` set, which the service refuses, whether
+        /// or not directory sync is still on for the user.
         OnPremisesUpnSet => "on-premises-upn-set",
         /// The account is disabled: converting it invites someone who cannot sign in today.
         DisabledAccount => "disabled-account",
+        /// The user holds a live non-mailbox Exchange-family plan, which may scrub the external
+        /// address the invitation needs (NOTES §4, "proxy scrubbing").
+        ExchangeAddOnPlan => "exchange-add-on-plan",
         /// A custom message is configured but Microsoft drops it for app-only senders.
         CustomMessageDropped => "custom-message-dropped",
         /// The redirect URL has no `tenantId` parameter (the Teams tenant-picker issue).
@@ -383,9 +393,10 @@ impl Rule {
             | Self::DirectFederation
             | Self::HomeRealmNotEntra
             | Self::OnPremisesUpnSet => RuleMode::Enforce,
-            Self::DisabledAccount | Self::CustomMessageDropped | Self::RedirectWithoutTenant => {
-                RuleMode::Warn
-            }
+            Self::DisabledAccount
+            | Self::ExchangeAddOnPlan
+            | Self::CustomMessageDropped
+            | Self::RedirectWithoutTenant => RuleMode::Warn,
         }
     }
 }

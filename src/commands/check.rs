@@ -10,7 +10,7 @@ use super::{Ctx, Outcome, connect};
 use crate::cli::CheckArgs;
 use crate::domain::{Rule, RuleMode};
 use crate::graph::auth::TokenClaims;
-use crate::graph::permissions::Capability;
+use crate::graph::permissions::{Capability, Workflow};
 use crate::graph::{Error as GraphError, GraphClient, Priority};
 use crate::output;
 
@@ -73,20 +73,17 @@ impl CheckArgs {
             .unwrap_or_default();
 
         let (tenant, probes) = probe(&client).await;
-        let required = |capability: Capability| match capability {
-            // Group selections are optional; `run` takes its baselines (and `verify` compares)
-            // with the membership reads.
-            Capability::ReadGroupMembers => false,
-            Capability::UpdateUsers => settings.invitation.set_mail_before_invite,
-            Capability::ReadFederation => {
-                settings.rules.mode(Rule::DirectFederation) != RuleMode::Off
-            }
-            _ => true,
+        let workflow = Workflow {
+            set_mail_before_invite: settings.invitation.set_mail_before_invite,
+            checks_direct_federation: settings.rules.mode(Rule::DirectFederation) != RuleMode::Off,
         };
+        let delegated = claims.as_ref().is_some_and(TokenClaims::is_delegated);
         let capabilities: Vec<CapabilityReport> = Capability::ALL
             .into_iter()
             .map(|capability| {
-                let granted_by = capability.granted_by(&granted).map(str::to_owned);
+                let granted_by = capability
+                    .granted_to(&granted, delegated)
+                    .map(str::to_owned);
                 let probe = probes
                     .iter()
                     .find(|(c, _)| *c == capability)
@@ -102,7 +99,7 @@ impl CheckArgs {
                 CapabilityReport {
                     capability,
                     description: capability.describe(),
-                    required: required(capability),
+                    required: capability.required(&workflow),
                     granted_by,
                     probe,
                     satisfied,
@@ -227,9 +224,10 @@ fn render(report: &Report) -> String {
             }
             .to_owned(),
             c.description.to_owned(),
-            c.granted_by
-                .clone()
-                .unwrap_or_else(|| format!("needs {}", c.capability.permissions()[0])),
+            c.granted_by.clone().unwrap_or_else(|| {
+                let delegated = report.token.kind == "delegated";
+                format!("needs {}", c.capability.permissions_for(delegated)[0])
+            }),
             c.probe.clone().unwrap_or_else(|| {
                 match c.capability {
                     Capability::InviteUsers | Capability::UpdateUsers => "(not tried: a write)",

@@ -23,6 +23,7 @@ pub struct RawSettings {
     pub invitation: RawInvitation,
     /// Keyed by rule code (`exchange-mailbox = "warn"`); rules left out keep their default.
     pub rules: BTreeMap<Rule, RuleMode>,
+    pub exchange: RawExchange,
     pub throughput: RawThroughput,
     pub directory: RawDirectory,
 }
@@ -36,6 +37,15 @@ impl RawSettings {
                 .or_insert_with(|| rule.default_mode());
         }
     }
+}
+
+/// `[exchange]`: which service plans the `exchange-add-on-plan` rule looks for, beyond the
+/// built-in list (`rules::EXCHANGE_ADD_ON_PLANS`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawExchange {
+    /// More non-mailbox Exchange-family service plan ids (GUIDs).
+    pub add_on_plans: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -99,6 +109,9 @@ impl Default for RawAuth {
                 "Organization.Read.All",
                 "IdentityProvider.Read.All",
                 "GroupMember.Read.All",
+                // The app role assignments `run` reads for each user's baseline (delegated:
+                // AppRoleAssignment.ReadWrite.All or this; see graph::permissions).
+                "Directory.Read.All",
             ]
             .map(String::from)
             .to_vec(),

@@ -107,6 +107,8 @@ pub struct CcRecipient {
 #[derive(Debug)]
 pub struct RuleSettings {
     modes: BTreeMap<Rule, RuleMode>,
+    /// `exchange.add_on_plans`: plan ids added to the built-in Exchange add-on list.
+    pub exchange_add_on_plans: Vec<uuid::Uuid>,
 }
 
 impl RuleSettings {
@@ -267,6 +269,8 @@ pub(super) fn validate(
     let directory = check.directory(raw, &secrets)?;
     let rules = RuleSettings {
         modes: raw.rules.clone(),
+        exchange_add_on_plans: check
+            .plan_ids("exchange.add_on_plans", &raw.exchange.add_on_plans)?,
     };
 
     // Show what is really used where it is derived or resolved.
@@ -439,6 +443,19 @@ impl Checker<'_> {
             graph_url,
             login_url,
         })
+    }
+
+    fn plan_ids(&self, key: &str, ids: &[String]) -> Result<Vec<uuid::Uuid>, Error> {
+        ids.iter()
+            .map(|id| {
+                uuid::Uuid::parse_str(id.trim()).map_err(|_| {
+                    self.invalid(
+                        key,
+                        format!("`{id}` is not a service plan id (a GUID such as 326e2b78-9d27-42c9-8509-46c827743a17)"),
+                    )
+                })
+            })
+            .collect()
     }
 
     fn scopes(&self, scopes: &[String]) -> Result<Vec<String>, Error> {

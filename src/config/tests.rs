@@ -549,3 +549,22 @@ fn the_certificate_is_read_here_and_its_failures_name_the_key() {
         "nothing of the file is echoed: {text}"
     );
 }
+
+#[test]
+fn exchange_add_on_plans_are_guids() {
+    let (_dir, settings) = load_text(
+        "[exchange]\nadd_on_plans = [\"F20FEDF3-F3C3-43C3-8267-2BFDD51C0939\"]\n",
+        &[],
+        Vec::new(),
+    );
+    assert_eq!(
+        settings.unwrap().rules.exchange_add_on_plans,
+        [uuid::uuid!("f20fedf3-f3c3-43c3-8267-2bfdd51c0939")]
+    );
+    let (_dir, result) = load_text("[exchange]\nadd_on_plans = [\"ATP\"]\n", &[], Vec::new());
+    let err = result.unwrap_err().to_string();
+    assert!(
+        err.contains("exchange.add_on_plans") && err.contains("ATP"),
+        "{err}"
+    );
+}

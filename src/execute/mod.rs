@@ -1006,6 +1006,7 @@ pub(crate) mod testing {
             creation_type: None,
             external_user_state: None,
             external_user_state_changed_at: None,
+            converted_to_internal_at: None,
             on_premises: OnPremisesProperties {
                 sync_enabled: Some(true),
                 immutable_id: Some(anchor),

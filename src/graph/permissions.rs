@@ -1,6 +1,8 @@
 //! Which Graph permissions each thing the tool does needs (least privileged first), as
 //! documented for each API (NOTES.md §1.4, §3.1, §3.4, §5; `user-list-memberof` and
-//! `user-list-approleassignments` for the memberships `verify` compares).
+//! `user-list-approleassignments` for the memberships `verify` compares), and which of them the
+//! configured workflow requires: the one definition `check` reports (text and `--json`) and
+//! `docs/operations.md` describes.
 
 /// Something the tool does against Graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -45,7 +47,51 @@ impl Capability {
         }
     }
 
-    /// Permissions that allow it, any one suffices; the first is the least privileged.
+    /// Whether the configured workflow (`discover`, `plan`, `run`, `verify`) needs it. The
+    /// membership and app-role reads are required: `run` takes each user's baseline with them
+    /// right before inviting and stops when it cannot (`verify` compares with it).
+    pub fn required(self, workflow: &Workflow) -> bool {
+        match self {
+            // Only `discover --group` reads group members.
+            Self::ReadGroupMembers => false,
+            Self::UpdateUsers => workflow.set_mail_before_invite,
+            Self::ReadFederation => workflow.checks_direct_federation,
+            Self::ReadUsers
+            | Self::ReadOrganization
+            | Self::ReadDomains
+            | Self::InviteUsers
+            | Self::ReadMemberships
+            | Self::ReadAppRoleAssignments => true,
+        }
+    }
+
+    /// Permissions that allow it for a token of this kind, any one suffices; the first is the
+    /// least privileged. Delegated tokens differ where the documentation says so: another
+    /// user's `memberOf` is open to `User.Read.All` there (`user-list-memberof`).
+    pub fn permissions_for(self, delegated: bool) -> &'static [&'static str] {
+        match self {
+            Self::ReadMemberships if delegated => &[
+                "User.Read.All",
+                "GroupMember.Read.All",
+                "Directory.Read.All",
+                "Directory.ReadWrite.All",
+            ],
+            _ => self.permissions(),
+        }
+    }
+
+    /// The granted permission that allows it to a token of this kind, if any
+    /// (case-insensitive).
+    pub fn granted_to(self, granted: &[String], delegated: bool) -> Option<&str> {
+        self.permissions_for(delegated).iter().find_map(|needed| {
+            granted
+                .iter()
+                .find(|g| g.eq_ignore_ascii_case(needed))
+                .map(String::as_str)
+        })
+    }
+
+    /// App-only permissions that allow it, any one suffices; the first is the least privileged.
     pub fn permissions(self) -> &'static [&'static str] {
         match self {
             Self::ReadUsers => &[
@@ -104,9 +150,75 @@ impl Capability {
     }
 }
 
+/// What the configuration makes the workflow do, as far as permissions go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Workflow {
+    /// `invitation.set_mail_before_invite`: `run` may PATCH `mail`.
+    pub set_mail_before_invite: bool,
+    /// The `direct-federation` rule is not `off`: `discover` reads the federation domains.
+    pub checks_direct_federation: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const DEFAULT_WORKFLOW: Workflow = Workflow {
+        set_mail_before_invite: true,
+        checks_direct_federation: true,
+    };
+
+    #[test]
+    fn the_device_code_default_scopes_cover_every_required_capability() {
+        let scopes = crate::config::raw::RawAuth::default().delegated_scopes;
+        for capability in Capability::ALL {
+            if capability.required(&DEFAULT_WORKFLOW) {
+                assert!(
+                    capability.granted_to(&scopes, true).is_some(),
+                    "{capability:?} is required but not among the default scopes {scopes:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn what_is_required_follows_the_configured_workflow() {
+        let lean = Workflow {
+            set_mail_before_invite: false,
+            checks_direct_federation: false,
+        };
+        let required = |workflow| {
+            Capability::ALL
+                .into_iter()
+                .filter(|c| c.required(workflow))
+                .collect::<Vec<_>>()
+        };
+        assert!(!required(&DEFAULT_WORKFLOW).contains(&Capability::ReadGroupMembers));
+        assert!(required(&DEFAULT_WORKFLOW).contains(&Capability::ReadMemberships));
+        assert!(required(&DEFAULT_WORKFLOW).contains(&Capability::ReadAppRoleAssignments));
+        assert!(!required(&lean).contains(&Capability::UpdateUsers));
+        assert!(!required(&lean).contains(&Capability::ReadFederation));
+    }
+
+    #[test]
+    fn a_delegated_token_reads_memberships_with_user_read_all() {
+        let granted = vec!["User.Read.All".to_owned()];
+        assert!(
+            Capability::ReadMemberships
+                .granted_to(&granted, true)
+                .is_some()
+        );
+        assert!(
+            Capability::ReadMemberships
+                .granted_to(&granted, false)
+                .is_none()
+        );
+        assert!(
+            Capability::ReadAppRoleAssignments
+                .granted_to(&granted, true)
+                .is_none()
+        );
+    }
 
     #[test]
     fn a_higher_permission_satisfies_a_lower_need() {

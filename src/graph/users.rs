@@ -22,6 +22,13 @@ onPremisesSyncEnabled,onPremisesImmutableId,onPremisesSamAccountName,\
 onPremisesDistinguishedName,onPremisesDomainName,onPremisesUserPrincipalName,assignedPlans,\
 assignedLicenses,identities";
 
+/// The user's conversion stamp from external back to internal (NOTES §2.x), as Graph beta
+/// names it on the user object; the conversion's own answer calls it
+/// `convertedToInternalUserDateTime`, which the DTO accepts too. It is not a documented v1.0
+/// property, and v1.0 answers a `$select` of an unknown property with 400, so it is
+/// deliberately not in [`USER_SELECT`]: the snapshot carries it when the service returns it.
+pub const CONVERSION_STAMP_PROPERTY: &str = "externalUserConvertedOn";
+
 /// Graph's largest page for users and group members.
 pub const MAX_PAGE_SIZE: u32 = 999;
 
@@ -175,6 +182,9 @@ struct UserDto {
     creation_type: Option<String>,
     external_user_state: Option<String>,
     external_user_state_change_date_time: Option<String>,
+    /// [`CONVERSION_STAMP_PROPERTY`], read when the service returns it.
+    #[serde(alias = "convertedToInternalUserDateTime")]
+    external_user_converted_on: Option<String>,
     on_premises_sync_enabled: Option<bool>,
     on_premises_immutable_id: Option<String>,
     on_premises_sam_account_name: Option<String>,
@@ -296,6 +306,11 @@ impl UserDto {
                 "externalUserStateChangeDateTime",
                 self.external_user_state_change_date_time,
             ),
+            converted_to_internal_at: timestamp(
+                id,
+                CONVERSION_STAMP_PROPERTY,
+                self.external_user_converted_on,
+            ),
             on_premises: OnPremisesProperties {
                 sync_enabled: self.on_premises_sync_enabled,
                 immutable_id: self.on_premises_immutable_id,
@@ -377,6 +392,37 @@ mod tests {
             Some(datetime!(2026-11-20 10:00 UTC))
         );
         assert_eq!(user.snapshot_at, now);
+    }
+
+    #[test]
+    fn the_conversion_stamp_is_read_when_returned_and_never_selected() {
+        assert!(
+            !USER_SELECT.contains(CONVERSION_STAMP_PROPERTY)
+                && !USER_SELECT.contains("convertedToInternal"),
+            "v1.0 refuses a $select of a property it does not document"
+        );
+        let now = datetime!(2026-11-21 08:00 UTC);
+        for name in [CONVERSION_STAMP_PROPERTY, "convertedToInternalUserDateTime"] {
+            let dto: UserDto = serde_json::from_value(serde_json::json!({
+                "id": "5a9f3c1e-0b2d-4e6f-8a7b-9c0d1e2f3a4b",
+                name: "2026-03-08T16:21:33.4491323Z"
+            }))
+            .unwrap();
+            let user = dto.into_snapshot(now).unwrap();
+            assert_eq!(
+                user.converted_to_internal_at.map(OffsetDateTime::date),
+                Some(time::macros::date!(2026 - 03 - 08)),
+                "{name}"
+            );
+        }
+        let dto: UserDto = serde_json::from_value(
+            serde_json::json!({"id": "5a9f3c1e-0b2d-4e6f-8a7b-9c0d1e2f3a4b"}),
+        )
+        .unwrap();
+        assert_eq!(
+            dto.into_snapshot(now).unwrap().converted_to_internal_at,
+            None
+        );
     }
 
     #[test]

@@ -44,6 +44,7 @@ impl Basis {
             modes: rules_modes(settings),
             set_mail_before_invite: settings.invitation.set_mail_before_invite,
             allow_new_address,
+            exchange_add_on_plans: settings.rules.exchange_add_on_plans.clone(),
         };
         let (tenant, verified) = tenant_view(facts);
         Self {

@@ -508,6 +508,7 @@ mod tests {
             creation_type: None,
             external_user_state: None,
             external_user_state_changed_at: None,
+            converted_to_internal_at: None,
             on_premises: OnPremisesProperties::default(),
             assigned_plans: vec![],
             assigned_licenses: vec![],

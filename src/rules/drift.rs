@@ -35,6 +35,10 @@ pub fn changed_rule_inputs(planned: &UserSnapshot, now: &UserSnapshot) -> Vec<&'
         planned.external_user_state == now.external_user_state,
     );
     check(
+        "externalUserConvertedOn",
+        planned.converted_to_internal_at == now.converted_to_internal_at,
+    );
+    check(
         "onPremisesSyncEnabled",
         planned.on_premises.sync_enabled == now.on_premises.sync_enabled,
     );

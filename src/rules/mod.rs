@@ -36,6 +36,39 @@ pub const MAILBOX_PLANS: [Uuid; 7] = [
     uuid::uuid!("8c3069c0-ccdb-44be-ab77-986203a67df2"), // EXCHANGE_S_ENTERPRISE_GOV
 ];
 
+/// Non-mailbox Exchange-family service plans (NOTES §4, the licensing reference's ids): a
+/// practitioner report says Entra scrubs unverified-domain addresses — the external `mail` an
+/// invitation needs — from users holding any of them ("proxy scrubbing", unverified by
+/// Microsoft), so the `exchange-add-on-plan` rule warns about them. The one list of built-in
+/// ids; `exchange.add_on_plans` in the configuration adds more ([`Policy::exchange_add_on_plans`]).
+/// `EXCHANGE_S_FOUNDATION` is left out: it comes with many licences that have no mail at all.
+pub const EXCHANGE_ADD_ON_PLANS: [(Uuid, &str); 6] = [
+    (
+        uuid::uuid!("176a09a6-7ec5-4039-ac02-b2791c6ba793"),
+        "EXCHANGE_S_ARCHIVE_ADDON",
+    ),
+    (
+        uuid::uuid!("da040e0a-b393-4bea-bb76-928b3fa1cf5a"),
+        "EXCHANGE_S_ARCHIVE",
+    ),
+    (
+        uuid::uuid!("326e2b78-9d27-42c9-8509-46c827743a17"),
+        "EOP_ENTERPRISE",
+    ),
+    (
+        uuid::uuid!("75badc48-628e-4446-8460-41344d73abd6"),
+        "EOP_ENTERPRISE_PREMIUM",
+    ),
+    (
+        uuid::uuid!("34c0d7a0-a70f-4668-9238-47f9fc208882"),
+        "EXCHANGE_ANALYTICS",
+    ),
+    (
+        uuid::uuid!("cd31b152-6326-4d1b-ae1b-997b625182e6"),
+        "MIP_S_Exchange",
+    ),
+];
+
 /// Plan states in which the mailbox (and its data) still exists.
 const LIVE_PLAN_STATES: [&str; 4] = ["Enabled", "Warning", "Suspended", "LockedOut"];
 
@@ -50,6 +83,9 @@ pub struct Policy {
     pub set_mail_before_invite: bool,
     /// Accept a wave-list address that is not among the user's addresses.
     pub allow_new_address: bool,
+    /// Plan ids the `exchange-add-on-plan` rule looks for beyond [`EXCHANGE_ADD_ON_PLANS`]
+    /// (configuration `exchange.add_on_plans`).
+    pub exchange_add_on_plans: Vec<Uuid>,
 }
 
 impl Policy {
@@ -67,6 +103,7 @@ impl Default for Policy {
             modes: BTreeMap::new(),
             set_mail_before_invite: true,
             allow_new_address: false,
+            exchange_add_on_plans: Vec::new(),
         }
     }
 }
@@ -220,32 +257,7 @@ pub fn evaluate(
             candidate.other_waves.join(", "),
         );
     }
-    if let Some(why) = already_external(user) {
-        eval.add(Reason::AlreadyExternal, Severity::Blocker, why);
-    }
-    if let Some(plan) = mailbox_plan(user) {
-        eval.apply(
-            policy,
-            Reason::ExchangeMailbox,
-            format!("service plan {plan}"),
-        );
-    }
-    if user.is_synced()
-        && let Some(upn) = user
-            .on_premises
-            .user_principal_name
-            .as_deref()
-            .filter(|u| !u.trim().is_empty())
-    {
-        eval.apply(
-            policy,
-            Reason::OnPremisesUpnSet,
-            format!("onPremisesUserPrincipalName = {upn}"),
-        );
-    }
-    if user.account_enabled == Some(false) {
-        eval.apply(policy, Reason::DisabledAccount, "accountEnabled = false");
-    }
+    check_account(&mut eval, user, policy);
 
     let inputs = AddressInputs {
         synced: user.is_synced(),
@@ -299,6 +311,55 @@ pub fn evaluate(
     }
     eval.settle();
     eval
+}
+
+/// The checks on the account itself, whatever the address.
+fn check_account(eval: &mut Evaluation, user: &UserSnapshot, policy: &Policy) {
+    if let Some(why) = already_external(user) {
+        eval.add(Reason::AlreadyExternal, Severity::Blocker, why);
+    }
+    if let Some(at) = user.converted_to_internal_at {
+        eval.add(
+            Reason::ConvertedBackToInternal,
+            Severity::Blocker,
+            format!("converted from external to internal on {}", at.date()),
+        );
+    }
+    if let Some(plan) = mailbox_plan(user) {
+        eval.apply(
+            policy,
+            Reason::ExchangeMailbox,
+            format!("service plan {plan}"),
+        );
+    }
+    // The property itself, not the sync flag: it stays behind when directory sync is switched
+    // off, and the service still refuses the user (NOTES §2.x).
+    if let Some(upn) = user
+        .on_premises
+        .user_principal_name
+        .as_deref()
+        .filter(|u| !u.trim().is_empty())
+    {
+        let detail = if user.is_synced() {
+            format!("onPremisesUserPrincipalName = {upn}")
+        } else {
+            format!(
+                "onPremisesUserPrincipalName = {upn}, left behind: directory sync is off for this user"
+            )
+        };
+        eval.apply(policy, Reason::OnPremisesUpnSet, detail);
+    }
+    if user.account_enabled == Some(false) {
+        eval.apply(policy, Reason::DisabledAccount, "accountEnabled = false");
+    }
+    let add_ons = exchange_add_on_plans(user, policy);
+    if !add_ons.is_empty() {
+        eval.apply(
+            policy,
+            Reason::ExchangeAddOnPlan,
+            format!("service plans {}", add_ons.join(", ")),
+        );
+    }
 }
 
 /// The checks on the chosen address.
@@ -409,6 +470,41 @@ fn mailbox_plan(user: &UserSnapshot) -> Option<Uuid> {
             .is_some_and(|s| LIVE_PLAN_STATES.contains(&s));
         (live && MAILBOX_PLANS.contains(&id) && !disabled.contains(&id)).then_some(id)
     })
+}
+
+/// The live non-mailbox Exchange-family plans the user holds (built-in and configured), named
+/// when the built-in list knows them, in the user's order, ignoring plans the licence disables.
+fn exchange_add_on_plans(user: &UserSnapshot, policy: &Policy) -> Vec<String> {
+    if policy.mode(Rule::ExchangeAddOnPlan) == RuleMode::Off {
+        return Vec::new();
+    }
+    let disabled: Vec<Uuid> = user
+        .assigned_licenses
+        .iter()
+        .flat_map(|l| l.disabled_plans.iter().copied())
+        .collect();
+    let mut found = Vec::new();
+    for plan in &user.assigned_plans {
+        let Some(id) = plan.service_plan_id else {
+            continue;
+        };
+        let live = plan
+            .capability_status
+            .as_deref()
+            .is_some_and(|s| LIVE_PLAN_STATES.contains(&s));
+        if !live || disabled.contains(&id) {
+            continue;
+        }
+        let name = match EXCHANGE_ADD_ON_PLANS.iter().find(|(known, _)| *known == id) {
+            Some((_, name)) => format!("{name} ({id})"),
+            None if policy.exchange_add_on_plans.contains(&id) => id.to_string(),
+            None => continue,
+        };
+        if !found.contains(&name) {
+            found.push(name);
+        }
+    }
+    found
 }
 
 fn internal_addresses(user: &UserSnapshot) -> Vec<String> {
@@ -578,6 +674,10 @@ pub fn fingerprint(user: &UserSnapshot) -> String {
         account_enabled: Option<bool>,
         creation_type: &'a Option<String>,
         external_user_state: &'a Option<String>,
+        // Left out while unset, so the fingerprints of plans made before the rule existed
+        // still match the users they were made for.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        converted_to_internal_at: Option<String>,
         synced: Option<bool>,
         on_premises_upn: &'a Option<String>,
         plans: Vec<(Option<Uuid>, &'a Option<String>)>,
@@ -594,6 +694,10 @@ pub fn fingerprint(user: &UserSnapshot) -> String {
         account_enabled: user.account_enabled,
         creation_type: &user.creation_type,
         external_user_state: &user.external_user_state,
+        converted_to_internal_at: user.converted_to_internal_at.map(|at| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .expect("a snapshot's date-time formats")
+        }),
         synced: user.on_premises.sync_enabled,
         on_premises_upn: &user.on_premises.user_principal_name,
         plans: user

@@ -18,10 +18,12 @@ pub enum Reason {
     HomeRealmNotEntra,
     OnPremisesUpnSet,
     DisabledAccount,
+    ExchangeAddOnPlan,
     CustomMessageDropped,
     RedirectWithoutTenant,
     // Checks the service itself enforces, or without which there is nothing to invite.
     AlreadyExternal,
+    ConvertedBackToInternal,
     NoAddress,
     NoExternalAddress,
     AmbiguousAddress,
@@ -38,15 +40,17 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 22] = [
         Self::ExchangeMailbox,
         Self::DirectFederation,
         Self::HomeRealmNotEntra,
         Self::OnPremisesUpnSet,
         Self::DisabledAccount,
+        Self::ExchangeAddOnPlan,
         Self::CustomMessageDropped,
         Self::RedirectWithoutTenant,
         Self::AlreadyExternal,
+        Self::ConvertedBackToInternal,
         Self::NoAddress,
         Self::NoExternalAddress,
         Self::AmbiguousAddress,
@@ -69,9 +73,11 @@ impl Reason {
             Self::HomeRealmNotEntra => "home-realm-not-entra",
             Self::OnPremisesUpnSet => "on-premises-upn-set",
             Self::DisabledAccount => "disabled-account",
+            Self::ExchangeAddOnPlan => "exchange-add-on-plan",
             Self::CustomMessageDropped => "custom-message-dropped",
             Self::RedirectWithoutTenant => "redirect-without-tenant",
             Self::AlreadyExternal => "already-external",
+            Self::ConvertedBackToInternal => "converted-back-to-internal",
             Self::NoAddress => "no-address",
             Self::NoExternalAddress => "no-external-address",
             Self::AmbiguousAddress => "ambiguous-address",
@@ -95,6 +101,7 @@ impl Reason {
             Self::HomeRealmNotEntra => Some(Rule::HomeRealmNotEntra),
             Self::OnPremisesUpnSet => Some(Rule::OnPremisesUpnSet),
             Self::DisabledAccount => Some(Rule::DisabledAccount),
+            Self::ExchangeAddOnPlan => Some(Rule::ExchangeAddOnPlan),
             Self::CustomMessageDropped => Some(Rule::CustomMessageDropped),
             Self::RedirectWithoutTenant => Some(Rule::RedirectWithoutTenant),
             _ => None,
@@ -114,9 +121,12 @@ impl Reason {
                 "the cloud-only user's address is not homed in any Entra ID tenant"
             }
             Self::OnPremisesUpnSet => {
-                "the synced user has onPremisesUserPrincipalName set, which the service refuses"
+                "the user has onPremisesUserPrincipalName set (synced, or left over after sync was switched off), which the service refuses"
             }
             Self::DisabledAccount => "the account is disabled",
+            Self::ExchangeAddOnPlan => {
+                "the user has a non-mailbox Exchange-family plan, which may scrub the external address"
+            }
             Self::CustomMessageDropped => {
                 "the custom message is dropped when an app (not a user) sends the invitation"
             }
@@ -124,6 +134,9 @@ impl Reason {
                 "the redirect URL has no tenantId, so Teams may not offer this tenant"
             }
             Self::AlreadyExternal => "the user is already a B2B user (invited or redeemed)",
+            Self::ConvertedBackToInternal => {
+                "the user was converted from external back to internal, and the service refuses to make it external again"
+            }
             Self::NoAddress => "the user has no email address to invite",
             Self::NoExternalAddress => {
                 "every address the user has is in one of this tenant's verified domains"
@@ -160,10 +173,13 @@ impl Reason {
                 "the partner redeems with a Microsoft account or one-time passcode; set [rules] home-realm-not-entra = \"warn\" to allow that"
             }
             Self::OnPremisesUpnSet => {
-                "change the Entra Connect sync rule so it does not write onPremisesUserPrincipalName, then sync and discover again"
+                "synced: change the Entra Connect sync rule so it does not write onPremisesUserPrincipalName, then sync; sync switched off: the property remains after sync was disabled, so clear it on the user; then discover again"
             }
             Self::DisabledAccount => {
                 "enable the account if the partner should sign in after conversion"
+            }
+            Self::ExchangeAddOnPlan => {
+                "remove the named plans from the user's licence before converting (and do not re-license Exchange after), or set [rules] exchange-add-on-plan = \"enforce\" to block such users"
             }
             Self::CustomMessageDropped => {
                 "sign in delegated (auth.method = \"device-code\") or send your own message with send_message = false"
@@ -173,6 +189,9 @@ impl Reason {
             }
             Self::AlreadyExternal => {
                 "nothing to do; use resetRedemption to let the partner redeem again"
+            }
+            Self::ConvertedBackToInternal => {
+                "invite the partner with a fresh guest account instead; this account cannot be converted again"
             }
             Self::NoAddress => {
                 "cloud-only: add the partner's address to otherMails; synced: set mail in on-prem AD"

@@ -24,6 +24,7 @@ pub(super) fn partner() -> UserSnapshot {
         creation_type: None,
         external_user_state: None,
         external_user_state_changed_at: None,
+        converted_to_internal_at: None,
         on_premises: OnPremisesProperties::default(),
         assigned_plans: vec![],
         assigned_licenses: vec![],
@@ -174,6 +175,54 @@ fn synced_users_are_invited_at_mail_and_blocked_by_an_on_premises_upn() {
     assert_eq!(
         codes(&eval(&user), Severity::Blocker),
         vec!["no-external-address"]
+    );
+}
+
+/// The service refuses a user with `onPremisesUserPrincipalName` whatever the sync flag says:
+/// the property stays behind when directory sync is switched off (NOTES §2.x).
+#[rstest]
+#[case::synced(Some(true), false)]
+#[case::sync_switched_off(Some(false), true)]
+#[case::never_synced_flag(None, true)]
+fn an_on_premises_upn_blocks_whatever_the_sync_flag(
+    #[case] sync_enabled: Option<bool>,
+    #[case] says_left_behind: bool,
+) {
+    let mut user = synced("pat@fabrikam.com");
+    user.on_premises.sync_enabled = sync_enabled;
+    user.on_premises.user_principal_name = Some("pat@corp.contoso.com".into());
+    let result = eval(&user);
+    assert_eq!(result.decision, Decision::Blocked, "{result:?}");
+    let finding = result
+        .findings
+        .iter()
+        .find(|f| f.reason == Reason::OnPremisesUpnSet)
+        .expect("on-premises-upn-set");
+    assert_eq!(finding.severity, Severity::Blocker);
+    assert_eq!(
+        finding.detail.contains("sync is off"),
+        says_left_behind,
+        "{finding:?}"
+    );
+
+    for (mode, decision) in [
+        (RuleMode::Warn, Decision::Eligible),
+        (RuleMode::Off, Decision::Eligible),
+    ] {
+        let policy = Policy {
+            modes: BTreeMap::from([(Rule::OnPremisesUpnSet, mode)]),
+            ..Policy::default()
+        };
+        assert_eq!(
+            eval_with(&user, &policy, &Owners::default()).decision,
+            decision
+        );
+    }
+    user.on_premises.user_principal_name = Some("  ".into());
+    assert_eq!(
+        eval(&user).decision,
+        Decision::Eligible,
+        "a blank value is no value"
     );
 }
 
@@ -369,6 +418,116 @@ fn wave_settings_warn_by_default_and_can_block_everyone() {
 }
 
 #[test]
+fn a_user_converted_back_to_internal_is_blocked_with_its_own_reason() {
+    let mut user = partner();
+    user.converted_to_internal_at = Some(datetime!(2026-03-08 16:21 UTC));
+    let result = eval(&user);
+    assert_eq!(result.decision, Decision::Blocked);
+    assert_eq!(
+        codes(&result, Severity::Blocker),
+        vec!["converted-back-to-internal"]
+    );
+    assert!(
+        result.findings[0].detail.contains("2026-03-08"),
+        "{result:?}"
+    );
+    // Not switchable: the service refuses, whatever the policy says of the switchable rules.
+    assert_eq!(Reason::ConvertedBackToInternal.rule(), None);
+
+    let stamped = fingerprint(&user);
+    user.converted_to_internal_at = None;
+    assert_ne!(stamped, fingerprint(&user), "the stamp is a rule input");
+    let mut now = user.clone();
+    now.converted_to_internal_at = Some(datetime!(2026-03-08 16:21 UTC));
+    assert_eq!(
+        changed_rule_inputs(&user, &now),
+        vec!["externalUserConvertedOn"]
+    );
+}
+
+const EOP: Uuid = uuid::uuid!("326e2b78-9d27-42c9-8509-46c827743a17");
+
+#[test]
+fn a_live_exchange_add_on_plan_is_a_warning_naming_the_plans() {
+    let mut user = partner();
+    user.assigned_plans = vec![
+        plan(FOUNDATION, "Enabled"),
+        plan(EOP, "Enabled"),
+        plan(EOP, "Warning"),
+    ];
+    let result = eval(&user);
+    assert_eq!(result.decision, Decision::Eligible);
+    assert_eq!(
+        codes(&result, Severity::Warning),
+        vec!["exchange-add-on-plan"]
+    );
+    let finding = &result.findings[0];
+    assert_eq!(
+        finding.detail,
+        format!("service plans EOP_ENTERPRISE ({EOP})"),
+        "named once, foundation not counted"
+    );
+
+    // A deleted or licence-disabled plan does not count.
+    user.assigned_plans = vec![plan(EOP, "Deleted")];
+    assert!(
+        eval(&user)
+            .findings
+            .iter()
+            .all(|f| f.reason != Reason::ExchangeAddOnPlan)
+    );
+    user.assigned_plans = vec![plan(EOP, "Enabled")];
+    user.assigned_licenses = vec![AssignedLicense {
+        sku_id: None,
+        disabled_plans: vec![EOP],
+    }];
+    assert!(
+        eval(&user)
+            .findings
+            .iter()
+            .all(|f| f.reason != Reason::ExchangeAddOnPlan)
+    );
+}
+
+#[rstest]
+#[case::enforce(RuleMode::Enforce, Decision::Blocked)]
+#[case::warn(RuleMode::Warn, Decision::Eligible)]
+#[case::off(RuleMode::Off, Decision::Eligible)]
+fn configured_add_on_plans_extend_the_built_in_list(
+    #[case] mode: RuleMode,
+    #[case] decision: Decision,
+) {
+    let mut user = partner();
+    user.assigned_plans = vec![plan(FOUNDATION, "Enabled")];
+    assert_eq!(
+        eval(&user)
+            .findings
+            .iter()
+            .filter(|f| f.reason == Reason::ExchangeAddOnPlan)
+            .count(),
+        0
+    );
+    let policy = Policy {
+        modes: BTreeMap::from([(Rule::ExchangeAddOnPlan, mode)]),
+        exchange_add_on_plans: vec![FOUNDATION],
+        ..Policy::default()
+    };
+    let result = eval_with(&user, &policy, &Owners::default());
+    assert_eq!(result.decision, decision);
+    let details: Vec<&str> = result
+        .findings
+        .iter()
+        .filter(|f| f.reason == Reason::ExchangeAddOnPlan)
+        .map(|f| f.detail.as_str())
+        .collect();
+    if mode == RuleMode::Off {
+        assert!(details.is_empty());
+    } else {
+        assert_eq!(details, [format!("service plans {FOUNDATION}")]);
+    }
+}
+
+#[test]
 fn the_fingerprint_changes_with_rule_inputs_only() {
     let user = partner();
     let mut renamed = user.clone();
@@ -498,6 +657,7 @@ prop_compose! {
             modes: Rule::ALL.iter().copied().zip(modes).collect(),
             set_mail_before_invite: set_mail,
             allow_new_address: allow_new,
+            exchange_add_on_plans: vec![FOUNDATION],
         }
     }
 }

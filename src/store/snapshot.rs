@@ -8,7 +8,7 @@ use sqlx::{Sqlite, Transaction};
 
 use time::OffsetDateTime;
 
-use super::{Error, Result, Store, parse_code, parse_json};
+use super::{Error, Result, Store, parse_code, parse_json, parse_optional_timestamp};
 use crate::domain::{
     AssignedLicense, AssignedPlan, ObjectIdentity, OnPremisesProperties, UserId, UserSnapshot,
 };
@@ -69,6 +69,7 @@ struct RuleInputsJson(
     String,
     String,
     String,
+    Option<String>,
 );
 
 /// The parts of an assigned plan the rules read.
@@ -112,6 +113,7 @@ impl TryFrom<RuleInputsJson> for UserSnapshot {
             plans,
             licenses,
             identities,
+            converted_to_internal_at,
         ) = row;
         let plans: Vec<PlanInputs> = parse_json("user_snapshots.assigned_plans", &plans)?;
         let licenses: Vec<LicenseInputs> =
@@ -129,6 +131,10 @@ impl TryFrom<RuleInputsJson> for UserSnapshot {
             creation_type,
             external_user_state,
             external_user_state_changed_at: None,
+            converted_to_internal_at: parse_optional_timestamp(
+                "user_snapshots.converted_to_internal_at",
+                converted_to_internal_at.as_deref(),
+            )?,
             on_premises: OnPremisesProperties {
                 sync_enabled: sync_enabled.map(|v| v != 0),
                 user_principal_name: on_premises_upn,
@@ -243,7 +249,7 @@ impl SnapshotRead {
     /// left empty: a planner reads a million of them).
     ///
     /// SQLite gathers the part into one JSON document, so a part is one value to hand over
-    /// rather than fourteen per user; [`RuleInputs::users`] takes it apart, which a caller can
+    /// rather than fifteen per user; [`RuleInputs::users`] takes it apart, which a caller can
     /// do while the store goes on with its next statement.
     pub async fn rule_inputs_after(
         &mut self,
@@ -255,7 +261,7 @@ impl SnapshotRead {
             "SELECT json_group_array(json_array(id, user_principal_name, mail, other_mails,
                     proxy_addresses, user_type, account_enabled, creation_type,
                     external_user_state, on_premises_sync_enabled, on_premises_user_principal_name,
-                    assigned_plans, assigned_licenses, identities))
+                    assigned_plans, assigned_licenses, identities, converted_to_internal_at))
              FROM (SELECT * FROM user_snapshots
                    WHERE retired_at IS NULL AND id > ? ORDER BY id LIMIT ?)",
         )

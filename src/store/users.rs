@@ -13,7 +13,7 @@ use super::{
 };
 use crate::domain::{OnPremisesProperties, RunId, UserId, UserSnapshot};
 
-/// Users per multi-row statement: 22 parameters each, well under SQLite's 32,766.
+/// Users per multi-row statement: 23 parameters each, well under SQLite's 32,766.
 const USERS_PER_STATEMENT: usize = 200;
 
 #[derive(sqlx::FromRow)]
@@ -29,6 +29,7 @@ struct UserRow {
     creation_type: Option<String>,
     external_user_state: Option<String>,
     external_user_state_changed_at: Option<String>,
+    converted_to_internal_at: Option<String>,
     on_premises_sync_enabled: Option<bool>,
     on_premises_immutable_id: Option<String>,
     on_premises_sam_account_name: Option<String>,
@@ -59,6 +60,10 @@ impl TryFrom<UserRow> for UserSnapshot {
             external_user_state_changed_at: parse_optional_timestamp(
                 "user_snapshots.external_user_state_changed_at",
                 row.external_user_state_changed_at.as_deref(),
+            )?,
+            converted_to_internal_at: parse_optional_timestamp(
+                "user_snapshots.converted_to_internal_at",
+                row.converted_to_internal_at.as_deref(),
             )?,
             on_premises: OnPremisesProperties {
                 sync_enabled: row.on_premises_sync_enabled,
@@ -237,7 +242,8 @@ async fn upsert_users(
                 external_user_state_changed_at, on_premises_sync_enabled, on_premises_immutable_id,
                 on_premises_sam_account_name, on_premises_distinguished_name,
                 on_premises_domain_name, on_premises_user_principal_name, assigned_plans,
-                assigned_licenses, identities, snapshot_at, discovery_id) ",
+                assigned_licenses, identities, snapshot_at, discovery_id,
+                converted_to_internal_at) ",
         );
         insert.push_values(chunk, |mut row, user| {
             row.push_bind(user.id.to_string())
@@ -261,7 +267,8 @@ async fn upsert_users(
                 .push_bind(to_json(&user.assigned_licenses))
                 .push_bind(to_json(&user.identities))
                 .push_bind(timestamp(user.snapshot_at))
-                .push_bind(discovery.clone());
+                .push_bind(discovery.clone())
+                .push_bind(user.converted_to_internal_at.map(timestamp));
         });
         insert.push(
             " ON CONFLICT (id) DO UPDATE SET
@@ -275,6 +282,7 @@ async fn upsert_users(
                 creation_type = excluded.creation_type,
                 external_user_state = excluded.external_user_state,
                 external_user_state_changed_at = excluded.external_user_state_changed_at,
+                converted_to_internal_at = excluded.converted_to_internal_at,
                 on_premises_sync_enabled = excluded.on_premises_sync_enabled,
                 on_premises_immutable_id = excluded.on_premises_immutable_id,
                 on_premises_sam_account_name = excluded.on_premises_sam_account_name,
@@ -322,6 +330,7 @@ pub(crate) mod tests {
             creation_type: None,
             external_user_state: Some("PendingAcceptance".into()),
             external_user_state_changed_at: Some(datetime!(2026-11-20 10:00:00 UTC)),
+            converted_to_internal_at: Some(datetime!(2026-03-08 16:21:33 UTC)),
             on_premises: OnPremisesProperties {
                 sync_enabled: Some(true),
                 immutable_id: Some("b64guid==".into()),

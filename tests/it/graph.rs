@@ -270,6 +270,48 @@ async fn the_device_code_flow_signs_in_when_approved() {
     assert_eq!(tenant.to_string(), sim.tenant_id());
 }
 
+/// `check` requires the baseline reads (`run` takes one per user); the device-code flow's
+/// default scopes must be enough for them, as for every other required read.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_default_device_code_scopes_take_a_baseline() {
+    let sim = Arc::new(
+        Sim::start(
+            SimSpec::generated(10, 7)
+                .with_throttling(ThrottleConfig::disabled())
+                .with_auth(AuthConfig {
+                    device_code_interval: Duration::from_secs(1),
+                    ..AuthConfig::default()
+                }),
+        )
+        .await
+        .unwrap(),
+    );
+    let approver = Arc::clone(&sim);
+    let prompt = Box::new(move |prompt: &b2b_convert::graph::auth::DeviceCodePrompt| {
+        assert!(approver.approve_device_code(&prompt.user_code, None));
+    });
+    let mut scopes: Vec<String> = b2b_convert::config::raw::RawAuth::default()
+        .delegated_scopes
+        .iter()
+        .map(|s| format!("https://graph.microsoft.com/{s}"))
+        .collect();
+    scopes.push("offline_access".into());
+    let client = client_with(
+        &sim,
+        Credential::DeviceCode {
+            client_id: sim.client_id().to_owned(),
+            scopes,
+            prompt,
+        },
+    );
+    let user = sim.find_user(UserCase::CloudMailExternal).unwrap();
+    let baseline = client
+        .conversion_baseline(user.id.parse().unwrap(), OffsetDateTime::now_utc())
+        .await
+        .expect("memberOf and appRoleAssignments with the default delegated scopes");
+    assert_eq!(baseline.user_id.to_string(), user.id);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_declined_device_code_stops_the_flow() {
     let sim = Arc::new(

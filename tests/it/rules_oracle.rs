@@ -21,13 +21,14 @@ use crate::support::client_with_secret;
 /// Reasons the service itself refuses (the simulator set to the 2021 limits the tool enforces
 /// by default). `already-external` is not among them: a pending user is re-sent, which the
 /// tool refuses on its own account.
-const SERVICE_REFUSES: [Reason; 6] = [
+const SERVICE_REFUSES: [Reason; 7] = [
     Reason::InvalidAddress,
     Reason::OnPremisesUpnSet,
     Reason::VerifiedDomainAddress,
     Reason::AddressCollision,
     Reason::ExchangeMailbox,
     Reason::DirectFederation,
+    Reason::ConvertedBackToInternal,
 ];
 
 #[tokio::test(flavor = "multi_thread")]
@@ -52,6 +53,7 @@ async fn eligible_users_are_accepted_and_service_side_blocks_are_refused() {
         .insert(b2b_convert::domain::Rule::HomeRealmNotEntra, RuleMode::Off);
 
     let mut checked = (0, 0);
+    let mut warned = 0;
     for user in &users {
         let Some((verdict, blockers)) = plan_user(user, &tenant, &policy, &store).await else {
             continue;
@@ -71,6 +73,21 @@ async fn eligible_users_are_accepted_and_service_side_blocks_are_refused() {
             verdict.decision,
             if accepted { "accepted" } else { "refused" }
         );
+        if case == "exchange-add-on-plan" {
+            // A warning, not a refusal: the service converts them (scrubbing is unmodelled).
+            assert!(
+                verdict
+                    .findings
+                    .iter()
+                    .any(|f| f.reason == Reason::ExchangeAddOnPlan
+                        && f.severity == Severity::Warning
+                        && f.detail.contains("EOP_ENTERPRISE")),
+                "user {} (case {case}): {:?}",
+                user.id,
+                verdict.findings
+            );
+            warned += 1;
+        }
         if expect_accept {
             checked.0 += 1;
         } else {
@@ -81,6 +98,7 @@ async fn eligible_users_are_accepted_and_service_side_blocks_are_refused() {
         checked.0 > 500,
         "many eligible users were tried: {checked:?}"
     );
+    assert!(warned > 5, "add-on plan users were planned: {warned}");
     assert!(
         checked.1 > 100,
         "many service-side blocks were tried: {checked:?}"
@@ -88,6 +106,9 @@ async fn eligible_users_are_accepted_and_service_side_blocks_are_refused() {
     for case in [
         UserCase::CloudPlusAddressed,
         UserCase::SyncedOnPremisesUpn,
+        UserCase::UnsyncedOnPremisesUpn,
+        UserCase::ConvertedBackToInternal,
+        UserCase::ExchangeAddOnPlan,
         UserCase::ExchangeMailbox,
     ] {
         assert!(

@@ -26,6 +26,9 @@ use super::rng::{SplitMix64, decode_indexed_guid, indexed_guid, keyed, stable_gu
 pub enum UserCase {
     /// Cloud-only member; `mail` external and equal to its single `otherMails` entry.
     CloudMailExternal,
+    /// Like `CloudMailExternal`, but once external and converted back to internal
+    /// (`externalUserConvertedOn` set): the service refuses to make it external again.
+    ConvertedBackToInternal,
     /// Cloud-only member; `mail` empty, one external `otherMails` entry.
     CloudOtherMailOnly,
     /// Cloud-only member; `mail` internal (verified domain), one external `otherMails` entry.
@@ -46,10 +49,16 @@ pub enum UserCase {
     SyncedConvertible,
     /// Synced member with `onPremisesUserPrincipalName` set (blocked by the service).
     SyncedOnPremisesUpn,
+    /// Once-synced member whose directory sync was switched off (`onPremisesSyncEnabled`
+    /// false) but who kept `onPremisesUserPrincipalName`: the service still refuses it.
+    UnsyncedOnPremisesUpn,
     /// Cloud-only member with an Exchange Online mailbox plan (`EXCHANGE_S_ENTERPRISE`/`STANDARD`).
     ExchangeMailbox,
     /// Cloud-only member whose only Exchange plan is `EXCHANGE_S_FOUNDATION` (no mailbox).
     ExchangeFoundationOnly,
+    /// Like `ExchangeFoundationOnly`, plus a live non-mailbox Exchange-family add-on plan
+    /// (`EOP_ENTERPRISE`): convertible, but "proxy scrubbing" may strip its external address.
+    ExchangeAddOnPlan,
     /// Already converted, invitation pending (`externalUserState` = `PendingAcceptance`).
     AlreadyInvited,
     /// Already converted and redeemed (`Accepted`, external identity).
@@ -70,7 +79,10 @@ pub enum UserCase {
 
 /// `(case, weight per 1000)`: the generated mix. The weights sum to 1000.
 pub const CASE_MIX: &[(UserCase, u64)] = &[
-    (UserCase::CloudMailExternal, 140),
+    (UserCase::CloudMailExternal, 125),
+    // Carved out of `CloudMailExternal`'s share, next to it, so every other case keeps its
+    // users for a given seed.
+    (UserCase::ConvertedBackToInternal, 15),
     (UserCase::CloudOtherMailOnly, 150),
     (UserCase::CloudInternalMailOneExternal, 60),
     (UserCase::CloudSeveralExternal, 40),
@@ -80,9 +92,14 @@ pub const CASE_MIX: &[(UserCase, u64)] = &[
     (UserCase::CloudForbiddenCharacters, 20),
     (UserCase::CloudUnicodeName, 30),
     (UserCase::SyncedConvertible, 80),
-    (UserCase::SyncedOnPremisesUpn, 80),
+    (UserCase::SyncedOnPremisesUpn, 60),
+    // Carved out of `SyncedOnPremisesUpn`'s share, next to it, so every other case keeps its
+    // users for a given seed.
+    (UserCase::UnsyncedOnPremisesUpn, 20),
     (UserCase::ExchangeMailbox, 60),
-    (UserCase::ExchangeFoundationOnly, 40),
+    (UserCase::ExchangeFoundationOnly, 25),
+    // Carved out of `ExchangeFoundationOnly`'s share, next to it.
+    (UserCase::ExchangeAddOnPlan, 15),
     (UserCase::AlreadyInvited, 30),
     (UserCase::AlreadyRedeemed, 30),
     (UserCase::LocalGuest, 30),
@@ -135,6 +152,8 @@ pub const MAILBOX_PLAN_IDS: &[&str] = &[
 pub const EXCHANGE_S_FOUNDATION: &str = "113feb6c-3fe4-4440-bddc-54d774bf0318";
 const SHAREPOINT_S_ENTERPRISE: &str = "5dbe027f-2339-4123-9542-606e4d348a72";
 const INTUNE_A: &str = "c1ec4a95-1f05-45b3-a911-aa3fa01094f5";
+/// Exchange Online Protection, a non-mailbox Exchange-family plan (NOTES §4).
+pub const EOP_ENTERPRISE: &str = "326e2b78-9d27-42c9-8509-46c827743a17";
 /// SKU ids: Office 365 E3 (`ENTERPRISEPACK`), Exchange Online Plan 1, EMS E3.
 const SKU_ENTERPRISEPACK: &str = "6fd2c87f-b296-42f0-b197-1e91e994b900";
 const SKU_EXCHANGESTANDARD: &str = "4b9405b0-7788-4568-add1-99614e613b69";
@@ -364,6 +383,7 @@ impl GeneratedTenant {
             creation_type: None,
             external_user_state: None,
             external_user_state_change_date_time: None,
+            external_user_converted_on: None,
             on_premises_sync_enabled: None,
             on_premises_immutable_id: None,
             on_premises_sam_account_name: None,
@@ -386,6 +406,7 @@ impl GeneratedTenant {
         };
         match case {
             UserCase::CloudMailExternal
+            | UserCase::ConvertedBackToInternal
             | UserCase::Disabled
             | UserCase::ProxyAddressCollision
             | UserCase::DirectFederationDomain
@@ -395,6 +416,9 @@ impl GeneratedTenant {
                 user.other_mails = vec![external.clone()];
                 if case == UserCase::Disabled {
                     user.account_enabled = Some(false);
+                }
+                if case == UserCase::ConvertedBackToInternal {
+                    user.external_user_converted_on = Some(date_time(self.seed, index, 2));
                 }
             }
             UserCase::CloudOtherMailOnly => user.other_mails = vec![external],
@@ -436,9 +460,12 @@ impl GeneratedTenant {
                 );
                 user.other_mails = vec![format!("{local}@{}", base.external_domain)];
             }
-            UserCase::SyncedConvertible | UserCase::SyncedOnPremisesUpn => {
+            UserCase::SyncedConvertible
+            | UserCase::SyncedOnPremisesUpn
+            | UserCase::UnsyncedOnPremisesUpn => {
                 user.mail = Some(external.clone());
-                user.on_premises_sync_enabled = Some(true);
+                // Switching directory sync off leaves the on-premises attributes behind.
+                user.on_premises_sync_enabled = Some(case != UserCase::UnsyncedOnPremisesUpn);
                 user.on_premises_immutable_id = Some(immutable_id(self.seed, index));
                 let sam: String = format!("{}{}", ascii_fold(base.given), index)
                     .chars()
@@ -449,7 +476,7 @@ impl GeneratedTenant {
                     "CN={display_name},OU=Partners,DC=corp,DC=contoso,DC=com"
                 ));
                 user.on_premises_domain_name = Some("corp.contoso.com".to_owned());
-                if case == UserCase::SyncedOnPremisesUpn {
+                if case != UserCase::SyncedConvertible {
                     user.on_premises_user_principal_name = Some(upn.clone());
                 }
             }
@@ -489,7 +516,7 @@ impl GeneratedTenant {
                     service: Some("exchange".to_owned()),
                 }];
             }
-            UserCase::ExchangeFoundationOnly => {
+            UserCase::ExchangeFoundationOnly | UserCase::ExchangeAddOnPlan => {
                 user.mail = Some(external.clone());
                 user.other_mails = vec![external];
                 let when = date_time(self.seed, index, 0);
@@ -501,6 +528,14 @@ impl GeneratedTenant {
                     plan_item(&when, "Enabled", "exchange", EXCHANGE_S_FOUNDATION),
                     plan_item(&when, "Enabled", "SCO", INTUNE_A),
                 ];
+                if case == UserCase::ExchangeAddOnPlan {
+                    user.assigned_plans.push(plan_item(
+                        &when,
+                        "Enabled",
+                        "exchange",
+                        EOP_ENTERPRISE,
+                    ));
+                }
                 user.provisioned_plans = vec![ProvisionedPlan {
                     capability_status: Some("Enabled".to_owned()),
                     provisioning_status: Some("Success".to_owned()),

@@ -36,6 +36,12 @@ pub struct User {
     pub external_user_state: Option<String>,
     #[serde(default)]
     pub external_user_state_change_date_time: Option<String>,
+    /// When the user was converted from external back to internal
+    /// (`convertExternalToInternalMemberUser`): Graph beta's stamp on the user, not a v1.0
+    /// property. Never `$select`able on `/v1.0`; returned with every representation of a
+    /// stamped user (see [`crate::odata::project`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_user_converted_on: Option<String>,
     #[serde(default)]
     pub on_premises_sync_enabled: Option<bool>,
     #[serde(default)]

@@ -23,6 +23,9 @@ pub const FORBIDDEN_ADDRESS_CHARACTERS: &[char] = &[
 pub mod messages {
     pub const VERIFIED_DOMAIN: &str = "User's email address cannot be in a verified domain. Please change the user's email to enable conversion to a B2B user.";
     pub const ON_PREMISES_UPN: &str = "User invitation failed. Invalid request input.";
+    /// 412 for a user converted from external back to internal (the reverse conversion's
+    /// error table; exact invitation wording undocumented).
+    pub const CONVERTED_BACK: &str = "The user was previously converted from external to internal and cannot be converted back to external.";
     /// Simulator wording for the 2021 limitation (off by default).
     pub const DIRECT_FEDERATION: &str = "The invited user's email domain is configured for direct federation in this directory; the user can't be converted to a B2B user.";
     /// Simulator wording for the 2021 limitation (off by default).
@@ -163,6 +166,11 @@ impl Directory {
                 .ok_or_else(|| DirectoryError::NotFound(id.clone()))?;
             if user.on_premises_user_principal_name.is_some() {
                 return Err(DirectoryError::bad(messages::ON_PREMISES_UPN));
+            }
+            if user.external_user_converted_on.is_some() {
+                return Err(DirectoryError::PreconditionFailed(
+                    messages::CONVERTED_BACK.to_owned(),
+                ));
             }
             if self.facts.verified_domain_of(&domain).is_some() {
                 return Err(DirectoryError::bad(messages::VERIFIED_DOMAIN));

@@ -288,6 +288,9 @@ pub enum DirectoryError {
     NotFound(String),
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
+    /// 412: the request contradicts the object's state.
+    #[error("{0}")]
+    PreconditionFailed(String),
 }
 
 impl DirectoryError {

@@ -203,6 +203,9 @@ impl CollectionQuery {
     }
 }
 
+/// Graph beta's conversion stamp on a user converted from external back to internal.
+pub const CONVERSION_STAMP: &str = "externalUserConvertedOn";
+
 /// A user as JSON with only `select` properties (default set when `None`).
 pub fn project(user: &User, select: Option<&[String]>) -> Map<String, Value> {
     let Ok(Value::Object(mut all)) = serde_json::to_value(user) else {
@@ -217,6 +220,12 @@ pub fn project(user: &User, select: Option<&[String]>) -> Map<String, Value> {
         if let Some(value) = all.remove(name) {
             out.insert(name.to_owned(), value);
         }
+    }
+    // The conversion stamp (`externalUserConvertedOn`) is not a v1.0 property, so it cannot be
+    // selected; the simulator reports it for a stamped user whatever the `$select`, standing in
+    // for a service that returns it (docs/simulator.md). Unset, it is absent.
+    if let Some(stamp) = all.remove(CONVERSION_STAMP) {
+        out.insert(CONVERSION_STAMP.to_owned(), stamp);
     }
     out
 }

@@ -53,6 +53,9 @@ async fn each_documented_refusal_has_its_message() {
     let h = harness().await;
     let find = |case| h.sim.find_user(case).expect("case present");
     let synced = find(UserCase::SyncedOnPremisesUpn);
+    let unsynced = find(UserCase::UnsyncedOnPremisesUpn);
+    let converted_back = find(UserCase::ConvertedBackToInternal);
+    assert_eq!(unsynced.on_premises_sync_enabled, Some(false));
     let internal = find(UserCase::CloudInternalOnly);
     let other_only = find(UserCase::CloudOtherMailOnly);
     let collision = find(UserCase::ProxyAddressCollision);
@@ -63,6 +66,20 @@ async fn each_documented_refusal_has_its_message() {
         (
             synced.id.clone(),
             synced.mail.clone().expect("mail"),
+            400,
+            "BadRequest",
+            "User invitation failed. Invalid request input.",
+        ),
+        (
+            converted_back.id.clone(),
+            converted_back.mail.clone().expect("mail"),
+            412,
+            "PreconditionFailed",
+            "cannot be converted back to external",
+        ),
+        (
+            unsynced.id.clone(),
+            unsynced.mail.clone().expect("mail"),
             400,
             "BadRequest",
             "User invitation failed. Invalid request input.",

@@ -518,6 +518,13 @@ pub(super) fn directory_error(
         DirectoryError::BadRequest { code, message } => {
             Reply::graph_error(ctx, shared, StatusCode::BAD_REQUEST, code, message)
         }
+        DirectoryError::PreconditionFailed(message) => Reply::graph_error(
+            ctx,
+            shared,
+            StatusCode::PRECONDITION_FAILED,
+            "PreconditionFailed",
+            message,
+        ),
     }
 }
 
