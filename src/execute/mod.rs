@@ -589,7 +589,7 @@ impl Executor {
         }
         self.writes.acquire().await;
         let started = Instant::now();
-        match self.client.set_mail(user, address).await {
+        match self.client.set_mail(user, Some(address)).await {
             Ok(meta) => {
                 self.observer.at_step(user, Step::MailSet).await;
                 let mut event =

@@ -18,7 +18,9 @@ use b2b_convert::store::{Store, Wave};
 use b2b_convert_sim::{AuthConfig, FaultPlan, Sim, SimSpec, ThrottleConfig, UserCase, WindowLimit};
 use rand::{RngExt as _, SeedableRng as _};
 
-use crate::support::{b2b_convert, cli, client_with_secret, quiet_sim, run, sim_env, text};
+use crate::support::{
+    b2b_convert, cli, client_with_secret, faulty_sim, quiet_sim, run, sim_env, text,
+};
 
 async fn store(dir: &Path) -> Store {
     Store::open(&dir.join("b2b-convert.db")).await.unwrap()
@@ -271,6 +273,41 @@ async fn mail_is_set_before_the_invitation_where_the_plan_says_so() {
         .map(|e| e.event.kind.as_str())
         .collect();
     assert_eq!(kinds, ["mail.set", "invitation.intent", "invitation.sent"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mail_patch_answered_503_504_or_lost_is_sent_again_within_the_run() {
+    // Setting the same `mail` again changes nothing, so a PATCH whose answer was an error or
+    // lost is retried (the invitation never is: it is reconciled by reading).
+    let sim = faulty_sim(300, "patch-user:503=0.2,504=0.1,drop=0.1,retry-after=0").await;
+    let dir = planned(&sim).await;
+    let output = run_wave(dir.path(), &sim, &[]).await;
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    let patch = sim
+        .counters()
+        .endpoint(b2b_convert_sim::Endpoint::PatchUser);
+    assert!(
+        patch.injected_status + patch.committed_then_dropped > 0,
+        "faults were injected: {patch:?}"
+    );
+    let store = store(dir.path()).await;
+    let wave = store.wave_by_name("pilot").await.unwrap().unwrap();
+    let set = store
+        .wave_events(wave.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event.kind == "mail.set")
+        .count() as u64;
+    assert!(set > 0 && patch.requests > set, "{set} set, {patch:?}");
+    store.close().await;
+    assert_each_invited_once(&sim, dir.path()).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
