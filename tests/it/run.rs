@@ -641,12 +641,14 @@ async fn a_second_run_through_a_symbolic_or_a_hard_link_is_refused() {
     store.close().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn ctrl_c_stops_after_the_requests_in_flight_are_recorded() {
+/// Starts `run` on a wave of 400 users whose invitations take `latency`, and waits until it has
+/// converted someone (however long the start took on a busy machine: a signal must land
+/// part-way, not before the first invitation).
+async fn a_run_under_way(latency: &str) -> (Sim, tempfile::TempDir, std::process::Child) {
     let sim = Sim::start(
         SimSpec::generated(400, 7)
             .with_throttling(ThrottleConfig::disabled())
-            .with_faults(FaultPlan::parse("invitations:latency=200-400ms").unwrap()),
+            .with_faults(FaultPlan::parse(&format!("invitations:latency={latency}")).unwrap()),
     )
     .await
     .unwrap();
@@ -658,8 +660,6 @@ async fn ctrl_c_stops_after_the_requests_in_flight_are_recorded() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let child = cmd.spawn().unwrap();
-    // Interrupt once the run has converted someone, however long the start took on a busy
-    // machine: the signal must land part-way, not before the first invitation.
     let started = std::time::Instant::now();
     while sim.counters().invitations_created == 0 {
         assert!(
@@ -668,19 +668,35 @@ async fn ctrl_c_stops_after_the_requests_in_flight_are_recorded() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let interrupt = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+    (sim, dir, child)
+}
+
+fn signal(child: &std::process::Child, name: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
         .status()
         .unwrap();
-    assert!(interrupt.success());
+    assert!(sent.success(), "kill -{name}");
+}
+
+#[rstest::rstest]
+#[case::ctrl_c("INT")]
+#[case::sigterm("TERM")]
+#[case::sighup("HUP")]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signal_stops_after_the_requests_in_flight_are_recorded_and_exits_130(
+    #[case] name: &str,
+) {
+    let (sim, dir, child) = a_run_under_way("200-400ms").await;
+    signal(&child, name);
     let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
     let stdout = text(&output.stdout);
     assert_eq!(
         output.status.code(),
-        Some(0),
-        "{stdout}\n{}",
+        Some(130),
+        "SIG{name}: a scheduler must not take a half-done wave for a finished one\n{stdout}\n{}",
         text(&output.stderr)
     );
     assert!(stdout.contains("interrupted"), "{stdout}");
@@ -699,7 +715,7 @@ async fn ctrl_c_stops_after_the_requests_in_flight_are_recorded() {
     );
     assert!(
         members.iter().all(|m| m.state != UserState::Inviting),
-        "every request in flight was recorded"
+        "SIG{name}: every request in flight was recorded"
     );
     assert_eq!(sim.counters().invitations_created, invited as u64);
     let runs = store.runs(wave.id).await.unwrap();
@@ -707,4 +723,49 @@ async fn ctrl_c_stops_after_the_requests_in_flight_are_recorded() {
         runs.last().unwrap().status,
         b2b_convert::store::RunStatus::Interrupted
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_ctrl_c_stops_at_once_and_the_next_run_invites_nobody_twice() {
+    // Invitations answered after 4-5 s: a run that waited for those in flight would take that
+    // long to stop after the second Ctrl-C.
+    let (sim, dir, child) = a_run_under_way("4000-5000ms").await;
+    signal(&child, "INT");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = std::time::Instant::now();
+    signal(&child, "INT");
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let took = second.elapsed();
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "{}\n{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    assert!(
+        took < Duration::from_millis(2500),
+        "stopped at once, not after the requests in flight: {took:?}"
+    );
+    assert!(
+        text(&output.stderr).contains("interrupted again"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    // Requests the killed process left open may still land: let them, as the reconcile
+    // delay would on a real tenant.
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    sim.set_faults(FaultPlan::none());
+    let output = run_wave(dir.path(), &sim, &[]).await;
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    assert_each_invited_once(&sim, dir.path()).await;
 }
