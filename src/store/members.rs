@@ -231,6 +231,32 @@ impl Store {
         Ok(waves)
     }
 
+    /// For every user this tool invited (or is inviting) in a wave other than `except` —
+    /// `inviting`, `invited`, `accepted` or `scrambled` there — those waves, each as
+    /// `<wave> (<state>)`. A snapshot older than that run still shows the user internal; the
+    /// plan must not take it for a candidate.
+    pub async fn converted_in_other_waves(
+        &self,
+        except: Option<WaveId>,
+    ) -> Result<HashMap<UserId, Vec<String>>> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT m.user_id, w.name, m.state FROM wave_members m JOIN waves w ON w.id = m.wave_id
+             WHERE m.wave_id IS NOT ? AND m.state IN ('inviting', 'invited', 'accepted', 'scrambled')
+             ORDER BY w.name",
+        )
+        .bind(except.map(|w| w.0))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut waves: HashMap<UserId, Vec<String>> = HashMap::new();
+        for (user, wave, state) in rows {
+            waves
+                .entry(parse_code("wave_members.user_id", &user)?)
+                .or_default()
+                .push(format!("{wave} ({state})"));
+        }
+        Ok(waves)
+    }
+
     /// How many members are in each state.
     pub async fn state_counts(&self, wave: WaveId) -> Result<Vec<(UserState, u64)>> {
         let rows: Vec<(String, i64)> = sqlx::query_as(
@@ -458,5 +484,55 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(store.pending_in_other_waves(None).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn users_converted_in_other_waves_are_found_with_the_wave_and_state() {
+        let (_dir, store) = temp_store().await;
+        let pilot = planned_wave(&store).await;
+        let user = UserId::from_uuid(Uuid::from_u128(1));
+        let at = datetime!(2026-11-21 09:00 UTC);
+        assert!(
+            store
+                .converted_in_other_waves(None)
+                .await
+                .unwrap()
+                .is_empty(),
+            "ready is not converted"
+        );
+        store
+            .transition(
+                pilot.id,
+                user,
+                &Transition::new(UserState::Ready, UserState::Inviting, at),
+            )
+            .await
+            .unwrap();
+        let converted = store.converted_in_other_waves(None).await.unwrap();
+        assert_eq!(
+            converted.get(&user),
+            Some(&vec!["pilot (inviting)".to_owned()])
+        );
+        store
+            .transition(
+                pilot.id,
+                user,
+                &Transition::new(UserState::Inviting, UserState::Invited, at),
+            )
+            .await
+            .unwrap();
+        let converted = store.converted_in_other_waves(None).await.unwrap();
+        assert_eq!(
+            converted.get(&user),
+            Some(&vec!["pilot (invited)".to_owned()])
+        );
+        assert!(
+            store
+                .converted_in_other_waves(Some(pilot.id))
+                .await
+                .unwrap()
+                .is_empty(),
+            "a wave's own members are not another wave's"
+        );
     }
 }
