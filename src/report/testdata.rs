@@ -32,6 +32,7 @@ pub fn member(n: u128, upn: &str, display_name: &str, address: Option<&str>) -> 
         findings: Vec::new(),
         realm: None,
         last_error: None,
+        mail_restore: None,
         invited_at: None,
         accepted_at: None,
     }

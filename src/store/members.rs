@@ -53,6 +53,50 @@ pub struct WaveMember {
     pub mail_set_fingerprint: Option<String>,
     /// Graph's `externalUserStateChangeDateTime` as last read.
     pub external_state_changed_at: Option<OffsetDateTime>,
+    /// Whether the `mail` `run` had set was put back after the invitation failed for good.
+    pub mail_restore: Option<MailRestore>,
+}
+
+/// What became of the `mail` `run` set, once the member's invitation failed for good.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MailRestore {
+    /// The previous `mail` is back.
+    Restored,
+    /// Putting it back failed: the user keeps the `mail` `run` set (reported, never silent).
+    Failed,
+}
+
+impl MailRestore {
+    /// The stored code.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::Restored => "restored",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// How `status` and the report show it.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Restored => "mail restored",
+            Self::Failed => "mail restore failed",
+        }
+    }
+}
+
+impl std::str::FromStr for MailRestore {
+    type Err = crate::domain::UnknownCode;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        [Self::Restored, Self::Failed]
+            .into_iter()
+            .find(|m| m.code() == s)
+            .ok_or_else(|| crate::domain::UnknownCode {
+                kind: "MailRestore",
+                code: s.to_owned(),
+            })
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -79,6 +123,7 @@ pub(super) struct MemberRow {
     scrambled_on: Option<String>,
     mail_set_fingerprint: Option<String>,
     external_state_changed_at: Option<String>,
+    mail_restore: Option<String>,
 }
 
 /// How a member's user is named and whether it is synced, from its snapshot.
@@ -161,6 +206,11 @@ impl TryFrom<MemberRow> for WaveMember {
                 "wave_members.external_state_changed_at",
                 row.external_state_changed_at.as_deref(),
             )?,
+            mail_restore: row
+                .mail_restore
+                .as_deref()
+                .map(|m| parse_code("wave_members.mail_restore", m))
+                .transpose()?,
         })
     }
 }
