@@ -62,6 +62,10 @@ impl DemoArgs {
                 .with_context(|| {
                     format!("demo step `b2b-convert {}` failed", shown(&step, &out))
                 })?;
+            if outcome == Outcome::Interrupted {
+                sim.shutdown().await;
+                return Ok(Outcome::Interrupted);
+            }
             if outcome == Outcome::SomeUsersFailed {
                 output::write_stdout("(some users failed: the summary above says why)\n")?;
             }

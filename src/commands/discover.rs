@@ -67,7 +67,7 @@ impl DiscoverArgs {
         let progress = Progress::spinner("reading users");
         let result = tokio::select! {
             result = snapshot(&client, &store, discovery, &source, &counters, &progress, settings.throughput.max_concurrency.get()) => result,
-            () = interrupted => Err(anyhow::anyhow!("interrupted; the pages stored so far are kept, run discover again to complete the snapshot")),
+            () = interrupted => Err(super::Interrupted("interrupted; the pages stored so far are kept, run discover again to complete the snapshot".into()).into()),
         };
         progress.finish();
         let finished = store

@@ -81,6 +81,7 @@ impl InviteArgs {
             limit: None,
             reconcile_delay: Duration::from_secs(5),
             directory_writes_per_second: settings.throughput.max_directory_writes_per_second,
+            restore_mail_on_failure: settings.invitation.restore_mail_on_failure,
         };
         convert(&settings, &store, &wave, template, &pace, 1, "invite").await
     }

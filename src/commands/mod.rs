@@ -47,7 +47,15 @@ pub enum Outcome {
     Done,
     /// It finished, but some users failed (exit code 3).
     SomeUsersFailed,
+    /// A signal stopped it before it was done; what it did is recorded (exit code 130).
+    Interrupted,
 }
+
+/// A signal stopped the command before it was done (exit code 130). The message says what
+/// was kept and how to continue.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Interrupted(pub String);
 
 /// The operator's input cannot work as given (exit code 2). The message says what to change.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +75,9 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     pub const USERS_FAILED: u8 = 3;
     pub const REFUSED: u8 = 4;
+    /// Stopped by a signal (Ctrl-C, SIGTERM, SIGHUP) before it was done: 128 + SIGINT, as
+    /// shells report a process Ctrl-C ended.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 /// The exit code for a command's result.
@@ -74,10 +85,17 @@ pub fn exit_code(result: &anyhow::Result<Outcome>) -> u8 {
     match result {
         Ok(Outcome::Done) => exit::SUCCESS,
         Ok(Outcome::SomeUsersFailed) => exit::USERS_FAILED,
+        Ok(Outcome::Interrupted) => exit::INTERRUPTED,
+        Err(err) if err.chain().any(is_interruption) => exit::INTERRUPTED,
         Err(err) if err.chain().any(is_refusal) => exit::REFUSED,
         Err(err) if err.chain().any(is_configuration_error) => exit::USAGE,
         Err(_) => exit::FAILURE,
     }
+}
+
+/// A signal stopped the command.
+fn is_interruption(err: &(dyn std::error::Error + 'static)) -> bool {
+    err.is::<Interrupted>()
 }
 
 /// A refusal to act because acting could do harm.
@@ -244,15 +262,37 @@ fn realm_client(settings: &Settings) -> anyhow::Result<RealmClient> {
     Ok(settings.graph_connection().realm_client()?)
 }
 
-/// Resolves when the operator presses Ctrl-C. The handler is installed by this call, not on
-/// first poll, so a Ctrl-C that comes right after (say, right after a banner) is not lost.
+/// Resolves when the process is asked to stop: Ctrl-C (SIGINT), SIGTERM (`kill`, systemd, a
+/// scheduler's timeout) or SIGHUP (the terminal went away), all handled alike. The handlers are
+/// installed by this call, not on first poll, so a signal that comes right after (say, right
+/// after a banner) is not lost.
+///
+/// Once the first signal has been seen (when this future resolves), a second one of any kind
+/// ends the process at once with [`exit::INTERRUPTED`]: whatever was in flight is left as the
+/// store last recorded it (each change is one transaction), and the next run reconciles
+/// members left in `inviting` by reading them before anything is sent.
 fn interruption() -> anyhow::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-            .context("installing the Ctrl-C handler")?;
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut signals = [
+            SignalKind::interrupt(),
+            SignalKind::terminate(),
+            SignalKind::hangup(),
+        ]
+        .into_iter()
+        .map(signal)
+        .collect::<Result<Vec<_>, _>>()
+        .context("installing the handlers for Ctrl-C, SIGTERM and SIGHUP")?;
         Ok(async move {
-            signal.recv().await;
+            any_signal(&mut signals).await;
+            tokio::spawn(async move {
+                any_signal(&mut signals).await;
+                output::notice(
+                    "interrupted again: stopping at once; run the same command again (members in flight are reconciled by reading them first)",
+                );
+                std::process::exit(i32::from(exit::INTERRUPTED));
+            });
         })
     }
     #[cfg(not(unix))]
@@ -261,6 +301,12 @@ fn interruption() -> anyhow::Result<impl Future<Output = ()>> {
             let _ = tokio::signal::ctrl_c().await;
         })
     }
+}
+
+/// Waits for the next of `signals`.
+#[cfg(unix)]
+async fn any_signal(signals: &mut [tokio::signal::unix::Signal]) {
+    futures_util::future::select_all(signals.iter_mut().map(|s| Box::pin(s.recv()))).await;
 }
 
 /// What the operator confirms before a command changes what cannot simply be undone: `run`,
@@ -364,7 +410,9 @@ async fn convert(
         &summary,
         &not_converted,
     ))?;
-    Ok(if summary.failed() > 0 {
+    Ok(if summary.interrupted {
+        Outcome::Interrupted
+    } else if summary.failed() > 0 {
         Outcome::SomeUsersFailed
     } else {
         Outcome::Done
@@ -451,6 +499,9 @@ mod tests {
     fn exit_codes_follow_the_error_kind() {
         assert_eq!(exit_code(&Ok(Outcome::Done)), 0);
         assert_eq!(exit_code(&Ok(Outcome::SomeUsersFailed)), 3);
+        assert_eq!(exit_code(&Ok(Outcome::Interrupted)), 130);
+        let interrupted = anyhow::Error::new(Interrupted("stopped".into())).context("discover");
+        assert_eq!(exit_code(&Err(interrupted)), 130);
         let refused = anyhow::Error::new(Refused("no".into())).context("init");
         assert_eq!(exit_code(&Err(refused)), 4);
         let config = anyhow::Error::new(crate::config::Error::FileNotFound {

@@ -84,11 +84,15 @@ impl PlanArgs {
         let other_waves = store
             .pending_in_other_waves(existing.as_ref().map(|w| w.id))
             .await?;
+        let converted = store
+            .converted_in_other_waves(existing.as_ref().map(|w| w.id))
+            .await?;
         let wave_users = WaveUsers {
             users,
             overrides,
             excluded,
             other_waves,
+            converted,
         };
         let realm_summary = if basis.asks_realms() {
             let client = realm_client(&settings)?;

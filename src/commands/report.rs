@@ -87,6 +87,7 @@ async fn member_rows(store: &Store, wave: WaveId) -> anyhow::Result<Vec<ReportMe
             findings: member.plan.findings,
             realm,
             last_error: member.last_error_message,
+            mail_restore: member.mail_restore,
             invited_at: member.invited_at,
             accepted_at: member.accepted_at,
         });

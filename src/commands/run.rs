@@ -73,6 +73,7 @@ impl RunArgs {
             limit: self.limit,
             reconcile_delay: Duration::from_secs(self.reconcile_delay),
             directory_writes_per_second: settings.throughput.max_directory_writes_per_second,
+            restore_mail_on_failure: settings.invitation.restore_mail_on_failure,
         };
         convert(
             &settings,

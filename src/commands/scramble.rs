@@ -188,7 +188,9 @@ async fn direct(
         )));
     }
     output::write_stdout(&render_summary(wave, &dc, &summary, &failures, skipped))?;
-    Ok(if summary.failed > 0 {
+    Ok(if summary.interrupted {
+        Outcome::Interrupted
+    } else if summary.failed > 0 {
         Outcome::SomeUsersFailed
     } else {
         Outcome::Done

@@ -14,7 +14,7 @@ use crate::cli::StatusArgs;
 use crate::domain::{FailureKind, UserState};
 use crate::execute::redemptions::{Invited, Refresh};
 use crate::output;
-use crate::store::{Store, Wave};
+use crate::store::{MailRestore, Store, Wave};
 
 /// What `status --json` prints (stable: scripts read it).
 #[derive(Debug, Serialize)]
@@ -26,6 +26,10 @@ struct Status {
     states: BTreeMap<&'static str, u64>,
     failed_retryable: u64,
     failed_permanent: u64,
+    /// Permanent failures whose `mail`, set by `run`, was put back.
+    mail_restored: u64,
+    /// Permanent failures whose `mail` could not be put back (by UPN): never silent.
+    mail_restore_failed: Vec<String>,
     pending: Pending,
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh: Option<Refresh>,
@@ -107,6 +111,15 @@ async fn status(
         .iter()
         .filter(|(m, _)| m.failure_kind == Some(FailureKind::Retryable))
         .count() as u64;
+    let mail_restored = failed
+        .iter()
+        .filter(|(m, _)| m.mail_restore == Some(MailRestore::Restored))
+        .count() as u64;
+    let mail_restore_failed: Vec<String> = failed
+        .iter()
+        .filter(|(m, _)| m.mail_restore == Some(MailRestore::Failed))
+        .map(|(_, names)| names.user_principal_name.clone())
+        .collect();
     let mut pending = Pending::default();
     let mut oldest: Option<OffsetDateTime> = None;
     for (member, _) in store
@@ -139,6 +152,8 @@ async fn status(
         states,
         failed_retryable: retryable,
         failed_permanent: failed.len() as u64 - retryable,
+        mail_restored,
+        mail_restore_failed,
         pending,
         refresh,
     })
@@ -165,6 +180,11 @@ fn render(status: &Status) -> String {
         ("on-prem password scrambled", state(UserState::Scrambled)),
         ("failed, retryable", status.failed_retryable),
         ("failed, permanent", status.failed_permanent),
+        ("  of which mail restored", status.mail_restored),
+        (
+            "  of which mail restore failed",
+            status.mail_restore_failed.len() as u64,
+        ),
         (
             "drifted (changed since the plan)",
             state(UserState::Drifted),
@@ -176,6 +196,13 @@ fn render(status: &Status) -> String {
             .iter()
             .map(|(label, n)| [(*label).to_owned(), n.to_string()]),
     ));
+    if !status.mail_restore_failed.is_empty() {
+        let _ = writeln!(
+            text,
+            "Mail restore failed (they keep the mail run set; put it back by hand, the event log has the old value): {}",
+            crate::report::terminal_safe(&status.mail_restore_failed.join(", "))
+        );
+    }
     let p = &status.pending;
     if p.count > 0 {
         let _ = writeln!(

@@ -149,6 +149,7 @@ impl Default for RawStore {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[allow(clippy::struct_excessive_bools)] // one per config key
 pub struct RawInvitation {
     pub redirect_url: Option<String>,
     pub send_message: bool,
@@ -159,6 +160,7 @@ pub struct RawInvitation {
     pub invited_user_type: Option<InvitedUserType>,
     pub send_display_name: bool,
     pub set_mail_before_invite: bool,
+    pub restore_mail_on_failure: bool,
 }
 
 impl Default for RawInvitation {
@@ -173,6 +175,7 @@ impl Default for RawInvitation {
             invited_user_type: None,
             send_display_name: true,
             set_mail_before_invite: true,
+            restore_mail_on_failure: true,
         }
     }
 }

@@ -84,6 +84,7 @@ pub struct StoreSettings {
 }
 
 #[derive(Clone, Debug)]
+#[allow(clippy::struct_excessive_bools)] // one per config key
 pub struct InvitationSettings {
     /// `None` when no default can be derived (no tenant id, or a national cloud).
     pub redirect_url: Option<Url>,
@@ -95,6 +96,9 @@ pub struct InvitationSettings {
     pub invited_user_type: Option<InvitedUserType>,
     pub send_display_name: bool,
     pub set_mail_before_invite: bool,
+    /// When `run` set `mail` and the invitation then fails permanently, put the previous
+    /// `mail` back.
+    pub restore_mail_on_failure: bool,
 }
 
 /// The one extra recipient the service supports for the invitation email.
@@ -537,6 +541,7 @@ impl Checker<'_> {
             invited_user_type: inv.invited_user_type,
             send_display_name: inv.send_display_name,
             set_mail_before_invite: inv.set_mail_before_invite,
+            restore_mail_on_failure: inv.restore_mail_on_failure,
         })
     }
 

@@ -40,6 +40,19 @@ fn example_config_holds_exactly_the_defaults() {
 }
 
 #[test]
+fn restore_mail_on_failure_is_on_by_default_documented_and_can_be_turned_off() {
+    assert!(EXAMPLE_CONFIG.contains("\nrestore_mail_on_failure = true\n"));
+    let (_dir, settings) = load_text("", &[], vec![]);
+    assert!(settings.unwrap().invitation.restore_mail_on_failure);
+    let (_dir, settings) = load_text(
+        "[invitation]\nrestore_mail_on_failure = false\n",
+        &[],
+        vec![],
+    );
+    assert!(!settings.unwrap().invitation.restore_mail_on_failure);
+}
+
+#[test]
 fn example_config_documents_every_key() {
     // Uncomment every `# key = value` line; the result must parse and leave no key unset.
     let uncommented: String = EXAMPLE_CONFIG

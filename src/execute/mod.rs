@@ -57,7 +57,7 @@ use crate::graph::invitations::{
 };
 use crate::graph::{self, GraphClient};
 use crate::rules;
-use crate::store::{self, MemberNames, NewEvent, Store, Transition, WaveMember};
+use crate::store::{self, MailRestore, MemberNames, NewEvent, Store, Transition, WaveMember};
 
 /// The invitation fields of a run, from the settings: what every request carries besides the
 /// user and the address.
@@ -213,6 +213,9 @@ pub struct RunOptions {
     /// Invitations per user in this run: after an unclear answer and a read showing the user
     /// not invited, it is sent again, up to this many times in all.
     pub attempts_per_run: u32,
+    /// Put back the `mail` the run set when the invitation then fails for good
+    /// (`invitation.restore_mail_on_failure`).
+    pub restore_mail_on_failure: bool,
 }
 
 /// A failure that concerns the whole run: it stops, after recording what was in flight.
@@ -587,9 +590,17 @@ impl Executor {
         if holds(fresh) {
             return Ok(None);
         }
+        // The value before ours, recorded before the change (the event log is the record of
+        // it: a run resumed after a crash puts it back from there too).
+        let intent = self.event(
+            user,
+            "mail.intent",
+            serde_json::json!({ "from": fresh.mail, "to": address }),
+        );
+        self.store.append_event(&intent, now()).await?;
         self.writes.acquire().await;
         let started = Instant::now();
-        match self.client.set_mail(user, address).await {
+        match self.client.set_mail(user, Some(address)).await {
             Ok(meta) => {
                 self.observer.at_step(user, Step::MailSet).await;
                 let mut event =
@@ -599,8 +610,12 @@ impl Executor {
                 self.store.append_event(&event, now()).await?;
             }
             Err(err) => {
+                // Refused outright (a 4xx): `mail` was not changed, so there is nothing to put
+                // back. After 5xx or lost answers past the retries it may have been.
+                let refused =
+                    matches!(&err, graph::Error::Api(api) if api.status < 500 && api.status != 429);
                 return self
-                    .failed_call(user, UserState::Ready, err)
+                    .failed_call_restoring(user, UserState::Ready, err, !refused)
                     .await
                     .map(Some);
             }
@@ -803,6 +818,18 @@ impl Executor {
         from: UserState,
         err: graph::Error,
     ) -> Result<UserOutcome, Fatal> {
+        self.failed_call_restoring(user, from, err, true).await
+    }
+
+    /// [`Self::failed_call`]; a permanent failure puts back the `mail` this tool set only
+    /// when `may_restore` (not when the PATCH of `mail` itself was refused).
+    async fn failed_call_restoring(
+        &self,
+        user: UserId,
+        from: UserState,
+        err: graph::Error,
+        may_restore: bool,
+    ) -> Result<UserOutcome, Fatal> {
         if err.is_about_the_caller() {
             if from == UserState::Inviting {
                 // Refused before anything happened: the member is as it was.
@@ -854,12 +881,92 @@ impl Executor {
         self.store
             .record(self.wave, user, &transition, Some(&event))
             .await?;
+        if kind == FailureKind::Permanent && may_restore {
+            self.restore_mail(user).await?;
+        }
         Ok(UserOutcome::Failed {
             kind,
             code,
             message,
             hint,
         })
+    }
+
+    /// The member failed for good: puts back the `mail` this tool set for it (the last
+    /// `mail.intent` recorded), when `restore_mail_on_failure` says so, and records how that
+    /// went (`mail.restored` or `mail.restore-failed`, and the member's `mail_restore`). The
+    /// PATCH is paced like every directory write and retried on 503/504/lost answers; when it
+    /// still fails, the user is read: the value it shows decides. Stops the run only for what
+    /// concerns the whole run (after recording the failed restore).
+    async fn restore_mail(&self, user: UserId) -> Result<(), Fatal> {
+        if !self.options.restore_mail_on_failure {
+            return Ok(());
+        }
+        let Some((previous, ours)) = self.store.mail_change(self.wave, user).await? else {
+            return Ok(());
+        };
+        self.writes.acquire().await;
+        let started = Instant::now();
+        let answer = self.client.set_mail(user, previous.as_deref()).await;
+        let detail = serde_json::json!({ "from": ours, "to": previous });
+        let (outcome, mut event, stop) = match answer {
+            Ok(meta) => {
+                let mut event = self.event(user, "mail.restored", detail);
+                with_meta(&mut event, "PATCH", &format!("/v1.0/users/{user}"), &meta);
+                (MailRestore::Restored, event, None)
+            }
+            Err(err) if err.is_about_the_caller() => {
+                let mut detail = detail;
+                detail["error"] = err.to_string().into();
+                let event = self.event(user, "mail.restore-failed", detail);
+                (MailRestore::Failed, event, Some(err))
+            }
+            Err(err) => {
+                // Unclear or refused: what the user shows now decides.
+                let same = |m: Option<&str>| match (m, previous.as_deref()) {
+                    (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                    (None, None) => true,
+                    _ => false,
+                };
+                match self.client.user(user, now()).await {
+                    Ok(fresh) if same(fresh.mail.as_deref()) => {
+                        let mut detail = detail;
+                        detail["reconciled"] = true.into();
+                        (
+                            MailRestore::Restored,
+                            self.event(user, "mail.restored", detail),
+                            None,
+                        )
+                    }
+                    read => {
+                        let mut detail = detail;
+                        detail["error"] = match read {
+                            Ok(_) => err.to_string(),
+                            Err(read_err) => {
+                                format!("{err}; reading the user failed too: {read_err}")
+                            }
+                        }
+                        .into();
+                        (
+                            MailRestore::Failed,
+                            self.event(user, "mail.restore-failed", detail),
+                            None,
+                        )
+                    }
+                }
+            }
+        };
+        event.duration_ms = Some(millis(started.elapsed()));
+        if outcome == MailRestore::Failed {
+            tracing::warn!(%user, "could not put back the mail run had set: {}", event.detail["error"]);
+        }
+        self.store
+            .record_mail_restore(self.wave, user, outcome, &event, now())
+            .await?;
+        match stop {
+            Some(err) => Err(RunError::Graph(err)),
+            None => Ok(()),
+        }
     }
 
     async fn fail(
@@ -1088,6 +1195,7 @@ mod tests {
             invited_user_type: Some(InvitedUserType::Guest),
             send_display_name: true,
             set_mail_before_invite: true,
+            restore_mail_on_failure: true,
         }
     }
 

@@ -28,6 +28,8 @@ pub struct Pace {
     pub reconcile_delay: Duration,
     /// Directory writes (`PATCH mail`) per second.
     pub directory_writes_per_second: f64,
+    /// Put back the `mail` the run set when the invitation then fails for good.
+    pub restore_mail_on_failure: bool,
 }
 
 /// Runs the executor over `wave` until done or `stop` resolves, recorded as one run of
@@ -53,6 +55,7 @@ pub async fn run_wave(
         reconcile_delay: pace.reconcile_delay,
         limit: pace.limit,
         attempts_per_run: 5,
+        restore_mail_on_failure: pace.restore_mail_on_failure,
     };
     let record = RunRecord::start(
         store,

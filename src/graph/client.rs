@@ -165,9 +165,41 @@ impl GraphClient {
         path: &str,
         body: &B,
     ) -> Result<Response<Option<T>>, Error> {
+        self.send_write(method, path, body, Idempotency::Write)
+            .await
+    }
+
+    /// Sends a write that may be repeated without changing the tenant twice (a PATCH setting
+    /// fixed values), so a 5xx or a lost answer is retried like a read
+    /// ([`Idempotency::Repeatable`]). Never for a write that creates something.
+    pub async fn write_repeatable<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+    ) -> Result<Response<Option<T>>, Error> {
+        debug_assert!(method != Method::POST, "a POST creates: never repeatable");
+        self.send_write(method, path, body, Idempotency::Repeatable)
+            .await
+    }
+
+    async fn send_write<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+        idempotency: Idempotency,
+    ) -> Result<Response<Option<T>>, Error> {
         let body = serde_json::to_vec(body).expect("request bodies serialize");
         let raw = self
-            .execute(method, self.url(path), Some(body), Priority::Normal, &[])
+            .execute_as(
+                method,
+                self.url(path),
+                Some(body),
+                Priority::Normal,
+                &[],
+                idempotency,
+            )
             .await?;
         if raw.body.is_empty() || raw.meta.status == StatusCode::NO_CONTENT.as_u16() {
             return Ok(Response {
@@ -236,6 +268,7 @@ impl GraphClient {
     }
 
     /// Sends one logical request, with retries and at most two token refreshes after 401s.
+    /// A GET is a read, anything else a write that must not be repeated blindly.
     async fn execute(
         &self,
         method: Method,
@@ -244,6 +277,25 @@ impl GraphClient {
         priority: Priority,
         extra_headers: &[(&'static str, &'static str)],
     ) -> Result<Raw, Error> {
+        let idempotency = if method == Method::GET {
+            Idempotency::Read
+        } else {
+            Idempotency::Write
+        };
+        self.execute_as(method, url, body, priority, extra_headers, idempotency)
+            .await
+    }
+
+    /// [`Self::execute`], retried as `idempotency` says.
+    async fn execute_as(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<Vec<u8>>,
+        priority: Priority,
+        extra_headers: &[(&'static str, &'static str)],
+        idempotency: Idempotency,
+    ) -> Result<Raw, Error> {
         if url.origin() != self.origin {
             return Err(Error::ForeignHost {
                 found: url.origin().ascii_serialization(),
@@ -251,11 +303,7 @@ impl GraphClient {
             });
         }
         let request = Request {
-            idempotency: if method == Method::GET {
-                Idempotency::Read
-            } else {
-                Idempotency::Write
-            },
+            idempotency,
             path: path_of(&url),
             method,
             url,

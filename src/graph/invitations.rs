@@ -122,11 +122,17 @@ impl GraphClient {
         })
     }
 
-    /// Sets the user's `mail` (a directory write; idempotent).
-    pub async fn set_mail(&self, user: UserId, mail: &str) -> Result<ResponseMeta, Error> {
+    /// Sets the user's `mail` (a directory write; idempotent: setting the same value again
+    /// changes nothing, so a 503/504 or a lost answer is retried, within the retry policy's
+    /// attempts). Also how a run puts back the `mail` it changed.
+    pub async fn set_mail(&self, user: UserId, mail: Option<&str>) -> Result<ResponseMeta, Error> {
         let body = serde_json::json!({ "mail": mail });
         let response = self
-            .write::<_, serde_json::Value>(Method::PATCH, &format!("users/{user}"), &body)
+            .write_repeatable::<_, serde_json::Value>(
+                Method::PATCH,
+                &format!("users/{user}"),
+                &body,
+            )
             .await?;
         Ok(response.meta)
     }

@@ -24,6 +24,11 @@ pub enum Idempotency {
     Read,
     /// POST/PATCH: the first attempt may already have taken effect.
     Write,
+    /// A write whose repetition changes nothing more (a PATCH setting `mail` to a fixed value):
+    /// the first attempt may have taken effect, but sending it again is harmless, so a lost
+    /// answer or a 5xx is retried like a read. Never for a write that creates something
+    /// (`POST /invitations`).
+    Repeatable,
 }
 
 /// What went wrong with one attempt, as far as retrying cares.
@@ -83,7 +88,7 @@ impl RetryPolicy {
         let transient = match (idempotency, failure) {
             (_, AttemptFailure::Status(429) | AttemptFailure::ConnectFailed)
             | (
-                Idempotency::Read,
+                Idempotency::Read | Idempotency::Repeatable,
                 AttemptFailure::Status(500 | 502 | 503 | 504) | AttemptFailure::NoAnswer,
             ) => true,
             (Idempotency::Write, AttemptFailure::Status(500..=599) | AttemptFailure::NoAnswer) => {
@@ -302,6 +307,31 @@ mod tests {
     )]
     #[case::write_no_answer(Idempotency::Write, AttemptFailure::NoAnswer, Verdict::OutcomeUnknown)]
     #[case::write_bad_request(Idempotency::Write, AttemptFailure::Status(400), Verdict::GiveUp)]
+    #[case::repeatable_unavailable(
+        Idempotency::Repeatable,
+        AttemptFailure::Status(503),
+        Verdict::RetryAfter(SECS(7))
+    )]
+    #[case::repeatable_gateway_timeout(
+        Idempotency::Repeatable,
+        AttemptFailure::Status(504),
+        Verdict::RetryAfter(SECS(7))
+    )]
+    #[case::repeatable_no_answer(
+        Idempotency::Repeatable,
+        AttemptFailure::NoAnswer,
+        Verdict::RetryAfter(SECS(7))
+    )]
+    #[case::repeatable_throttled(
+        Idempotency::Repeatable,
+        AttemptFailure::Status(429),
+        Verdict::RetryAfter(SECS(7))
+    )]
+    #[case::repeatable_bad_request(
+        Idempotency::Repeatable,
+        AttemptFailure::Status(400),
+        Verdict::GiveUp
+    )]
     fn verdicts(
         #[case] idempotency: Idempotency,
         #[case] failure: AttemptFailure,

@@ -99,19 +99,23 @@ impl Basis {
 
 /// A user's verdict: the rules' evaluation with what the wave adds — another user of the wave
 /// chose the same address (`duplicate`: the lower-cased address and those others, in the
-/// wave's order), and the wave's own findings.
+/// wave's order), the other waves in which this tool already invited the user (`converted`,
+/// each `<wave> (<state>)`, from the store: the snapshot may predate those runs), and the
+/// wave's own findings.
 pub fn decide(
     candidate: Candidate<'_>,
     tenant: &TenantView,
     policy: &Policy,
     owners: &StoredOwners,
     duplicate: Option<(&str, &[UserId])>,
+    converted: &[String],
     wave_findings: &[Finding],
 ) -> Evaluation {
     let mut eval = rules::evaluate(candidate, tenant, policy, owners);
     if let Some((address, others)) = duplicate {
         rules::mark_duplicate(&mut eval, address, others);
     }
+    rules::mark_converted_elsewhere(&mut eval, converted);
     rules::apply_wave_findings(std::slice::from_mut(&mut eval), wave_findings);
     eval
 }
@@ -168,12 +172,16 @@ impl<'a> Alone<'a> {
         wave_findings: &[Finding],
         reset_redemption: bool,
     ) -> Evaluation {
+        // `invite` reads its user from Graph right before deciding: a conversion by another
+        // wave shows as `already-external` there, and a redemption reset of such a user is
+        // what `invite --reset-redemption` is for.
         let mut eval = decide(
             self.candidate,
             &basis.tenant,
             &basis.policy,
             &self.owners,
             None,
+            &[],
             wave_findings,
         );
         if reset_redemption {

@@ -50,6 +50,10 @@ pub struct WaveUsers {
     pub excluded: HashMap<UserId, String>,
     /// Other waves that still plan to convert the user.
     pub other_waves: HashMap<UserId, Vec<String>>,
+    /// Other waves (or `invite`s) in which this tool invited the user or is settling its
+    /// invitation, as `<wave> (<state>)`: read from the store before the passes, so the rules
+    /// stay pure and a snapshot older than those runs cannot make the user a candidate again.
+    pub converted: HashMap<UserId, Vec<String>>,
 }
 
 /// A wave's users, as both passes see them: in ascending id order.
@@ -317,6 +321,7 @@ impl<'a> Decider<'a> {
             self.policy,
             &self.first.book,
             duplicate,
+            wave.converted.get(&user.id).map_or(&[], Vec::as_slice),
             self.wave_findings,
         )
     }
@@ -557,6 +562,7 @@ mod tests {
             ]),
             excluded: HashMap::from([(id(4), "keep.csv, line 2".to_owned())]),
             other_waves: HashMap::new(),
+            converted: HashMap::new(),
         }
     }
 

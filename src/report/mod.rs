@@ -22,6 +22,7 @@ pub mod run;
 pub mod summary;
 pub mod table;
 mod text;
+pub use text::terminal_safe;
 
 #[cfg(test)]
 mod testdata;
@@ -97,6 +98,8 @@ pub struct ReportMember {
     /// The home realm of the address's domain, when known.
     pub realm: Option<RealmKind>,
     pub last_error: Option<String>,
+    /// After a permanent failure: whether the `mail` `run` had set was put back.
+    pub mail_restore: Option<crate::store::MailRestore>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub invited_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]

@@ -60,7 +60,14 @@ pub fn run_summary(
                 [
                     names.user_principal_name.clone(),
                     member.state.to_string(),
-                    member.last_error_message.clone().unwrap_or_default(),
+                    match member.mail_restore {
+                        Some(restore) => format!(
+                            "{} ({})",
+                            member.last_error_message.as_deref().unwrap_or_default(),
+                            restore.label()
+                        ),
+                        None => member.last_error_message.clone().unwrap_or_default(),
+                    },
                 ]
             }),
         ));

@@ -32,6 +32,7 @@ pub fn member(n: u128, upn: &str, display_name: &str, address: Option<&str>) -> 
         findings: Vec::new(),
         realm: None,
         last_error: None,
+        mail_restore: None,
         invited_at: None,
         accepted_at: None,
     }
@@ -264,6 +265,7 @@ pub fn stored_member(
         scrambled_at: None,
         scrambled_on: None,
         mail_set_fingerprint: None,
+        mail_restore: None,
         external_state_changed_at: None,
     };
     let names = crate::store::MemberNames {

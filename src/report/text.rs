@@ -65,7 +65,12 @@ pub fn details(member: &ReportMember) -> String {
             )
         });
     let error = member.last_error.iter().map(|e| format!("last error: {e}"));
-    findings.chain(error).collect::<Vec<_>>().join(" | ")
+    let restore = member.mail_restore.iter().map(|m| m.label().to_owned());
+    findings
+        .chain(error)
+        .chain(restore)
+        .collect::<Vec<_>>()
+        .join(" | ")
 }
 
 /// `1234567` -> `1,234,567`.

@@ -586,6 +586,21 @@ pub fn mark_duplicate(eval: &mut Evaluation, address: &str, others: &[UserId]) {
     eval.settle();
 }
 
+/// Blocks a user this tool already converted in another wave (or is converting: its outcome
+/// there is being settled), whatever the snapshot says: a snapshot older than that run still
+/// shows the user internal. `waves` names each wave with the user's state in it.
+pub fn mark_converted_elsewhere(eval: &mut Evaluation, waves: &[String]) {
+    if waves.is_empty() {
+        return;
+    }
+    eval.add(
+        Reason::ConvertedInAnotherWave,
+        Severity::Blocker,
+        waves.join(", "),
+    );
+    eval.settle();
+}
+
 /// What the wave's invitation settings mean for every user in it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WaveSettings {

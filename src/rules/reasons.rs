@@ -34,13 +34,14 @@ pub enum Reason {
     DuplicateInWave,
     OperatorExcluded,
     InAnotherWave,
+    ConvertedInAnotherWave,
     // Information for the report, never blocking.
     RealmNotChecked,
     SetMailFirst,
 }
 
 impl Reason {
-    pub const ALL: [Self; 22] = [
+    pub const ALL: [Self; 23] = [
         Self::ExchangeMailbox,
         Self::DirectFederation,
         Self::HomeRealmNotEntra,
@@ -61,6 +62,7 @@ impl Reason {
         Self::DuplicateInWave,
         Self::OperatorExcluded,
         Self::InAnotherWave,
+        Self::ConvertedInAnotherWave,
         Self::RealmNotChecked,
         Self::SetMailFirst,
     ];
@@ -88,6 +90,7 @@ impl Reason {
             Self::DuplicateInWave => "duplicate-in-wave",
             Self::OperatorExcluded => "operator-excluded",
             Self::InAnotherWave => "in-another-wave",
+            Self::ConvertedInAnotherWave => "converted-in-another-wave",
             Self::RealmNotChecked => "realm-not-checked",
             Self::SetMailFirst => "set-mail-first",
         }
@@ -155,6 +158,9 @@ impl Reason {
             }
             Self::OperatorExcluded => "the operator excluded the user",
             Self::InAnotherWave => "the user is also planned in another wave",
+            Self::ConvertedInAnotherWave => {
+                "another wave (or `invite`) of this tool already invited the user"
+            }
             Self::RealmNotChecked => "the home realm of the address's domain is not known",
             Self::SetMailFirst => "mail will be set to the invitation address before inviting",
         }
@@ -214,6 +220,9 @@ impl Reason {
             Self::OperatorExcluded => "remove the user from the exclusion list or group",
             Self::InAnotherWave => {
                 "convert the user in one wave only; exclude them from the other (run re-reads the user first, so nobody is invited twice)"
+            }
+            Self::ConvertedInAnotherWave => {
+                "nothing to do: the user is converted (or its invitation is being settled) in that wave; run discover to refresh the snapshot"
             }
             Self::RealmNotChecked => "plan again when realm discovery can reach the login service",
             Self::SetMailFirst => "nothing to do; it needs the User.ReadWrite.All permission",

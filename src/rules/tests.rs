@@ -724,3 +724,27 @@ fn a_redemption_reset_keeps_being_external_as_information_only() {
         "other blockers still block"
     );
 }
+
+#[test]
+fn a_user_converted_in_another_wave_is_blocked_and_no_one_else_changes() {
+    let plain = eval(&partner());
+    let mut unchanged = plain.clone();
+    mark_converted_elsewhere(&mut unchanged, &[]);
+    assert_eq!(
+        unchanged, plain,
+        "no history, no change (nor of the plan hash)"
+    );
+    assert_eq!(
+        plan_hash(std::slice::from_ref(&unchanged)),
+        plan_hash(std::slice::from_ref(&plain))
+    );
+
+    let mut converted = plain.clone();
+    mark_converted_elsewhere(&mut converted, &["first (invited)".to_owned()]);
+    assert_eq!(converted.decision, Decision::Blocked);
+    assert_eq!(
+        codes(&converted, Severity::Blocker),
+        ["converted-in-another-wave"]
+    );
+    assert_eq!(converted.findings[0].detail, "first (invited)");
+}

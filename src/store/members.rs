@@ -53,6 +53,50 @@ pub struct WaveMember {
     pub mail_set_fingerprint: Option<String>,
     /// Graph's `externalUserStateChangeDateTime` as last read.
     pub external_state_changed_at: Option<OffsetDateTime>,
+    /// Whether the `mail` `run` had set was put back after the invitation failed for good.
+    pub mail_restore: Option<MailRestore>,
+}
+
+/// What became of the `mail` `run` set, once the member's invitation failed for good.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MailRestore {
+    /// The previous `mail` is back.
+    Restored,
+    /// Putting it back failed: the user keeps the `mail` `run` set (reported, never silent).
+    Failed,
+}
+
+impl MailRestore {
+    /// The stored code.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::Restored => "restored",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// How `status` and the report show it.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Restored => "mail restored",
+            Self::Failed => "mail restore failed",
+        }
+    }
+}
+
+impl std::str::FromStr for MailRestore {
+    type Err = crate::domain::UnknownCode;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        [Self::Restored, Self::Failed]
+            .into_iter()
+            .find(|m| m.code() == s)
+            .ok_or_else(|| crate::domain::UnknownCode {
+                kind: "MailRestore",
+                code: s.to_owned(),
+            })
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -79,6 +123,7 @@ pub(super) struct MemberRow {
     scrambled_on: Option<String>,
     mail_set_fingerprint: Option<String>,
     external_state_changed_at: Option<String>,
+    mail_restore: Option<String>,
 }
 
 /// How a member's user is named and whether it is synced, from its snapshot.
@@ -161,6 +206,11 @@ impl TryFrom<MemberRow> for WaveMember {
                 "wave_members.external_state_changed_at",
                 row.external_state_changed_at.as_deref(),
             )?,
+            mail_restore: row
+                .mail_restore
+                .as_deref()
+                .map(|m| parse_code("wave_members.mail_restore", m))
+                .transpose()?,
         })
     }
 }
@@ -227,6 +277,32 @@ impl Store {
                 .entry(parse_code("wave_members.user_id", &user)?)
                 .or_default()
                 .push(wave);
+        }
+        Ok(waves)
+    }
+
+    /// For every user this tool invited (or is inviting) in a wave other than `except` —
+    /// `inviting`, `invited`, `accepted` or `scrambled` there — those waves, each as
+    /// `<wave> (<state>)`. A snapshot older than that run still shows the user internal; the
+    /// plan must not take it for a candidate.
+    pub async fn converted_in_other_waves(
+        &self,
+        except: Option<WaveId>,
+    ) -> Result<HashMap<UserId, Vec<String>>> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT m.user_id, w.name, m.state FROM wave_members m JOIN waves w ON w.id = m.wave_id
+             WHERE m.wave_id IS NOT ? AND m.state IN ('inviting', 'invited', 'accepted', 'scrambled')
+             ORDER BY w.name",
+        )
+        .bind(except.map(|w| w.0))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut waves: HashMap<UserId, Vec<String>> = HashMap::new();
+        for (user, wave, state) in rows {
+            waves
+                .entry(parse_code("wave_members.user_id", &user)?)
+                .or_default()
+                .push(format!("{wave} ({state})"));
         }
         Ok(waves)
     }
@@ -458,5 +534,55 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(store.pending_in_other_waves(None).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn users_converted_in_other_waves_are_found_with_the_wave_and_state() {
+        let (_dir, store) = temp_store().await;
+        let pilot = planned_wave(&store).await;
+        let user = UserId::from_uuid(Uuid::from_u128(1));
+        let at = datetime!(2026-11-21 09:00 UTC);
+        assert!(
+            store
+                .converted_in_other_waves(None)
+                .await
+                .unwrap()
+                .is_empty(),
+            "ready is not converted"
+        );
+        store
+            .transition(
+                pilot.id,
+                user,
+                &Transition::new(UserState::Ready, UserState::Inviting, at),
+            )
+            .await
+            .unwrap();
+        let converted = store.converted_in_other_waves(None).await.unwrap();
+        assert_eq!(
+            converted.get(&user),
+            Some(&vec!["pilot (inviting)".to_owned()])
+        );
+        store
+            .transition(
+                pilot.id,
+                user,
+                &Transition::new(UserState::Inviting, UserState::Invited, at),
+            )
+            .await
+            .unwrap();
+        let converted = store.converted_in_other_waves(None).await.unwrap();
+        assert_eq!(
+            converted.get(&user),
+            Some(&vec!["pilot (invited)".to_owned()])
+        );
+        assert!(
+            store
+                .converted_in_other_waves(Some(pilot.id))
+                .await
+                .unwrap()
+                .is_empty(),
+            "a wave's own members are not another wave's"
+        );
     }
 }

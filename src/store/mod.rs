@@ -35,7 +35,7 @@ use time::macros::format_description;
 
 pub use addresses::{AddressOwner, AddressSource};
 pub use events::{Event, NewEvent};
-pub use members::{MemberNames, PlannedMember, WaveMember};
+pub use members::{MailRestore, MemberNames, PlannedMember, WaveMember};
 pub use plan_transaction::{PlanTransaction, PreviousDecision, Replaced};
 pub use runs::{Run, RunStatus};
 pub use snapshot::{AddressFields, RuleInputs, SnapshotRead, StoragePosition};

@@ -90,6 +90,64 @@ impl Store {
         }
     }
 
+    /// Records what became of the `mail` `run` set, for a member whose invitation failed
+    /// for good, with its event, in one transaction. `false` (nothing written) when the
+    /// member is not `failed`.
+    pub async fn record_mail_restore(
+        &self,
+        wave: WaveId,
+        user: UserId,
+        outcome: super::MailRestore,
+        event: &NewEvent,
+        at: OffsetDateTime,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE wave_members SET mail_restore = ?
+             WHERE wave_id = ? AND user_id = ? AND state = 'failed'",
+        )
+        .bind(outcome.code())
+        .bind(wave.0)
+        .bind(user.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if updated {
+            insert_event(&mut tx, event, at).await?;
+            tx.commit().await?;
+        }
+        Ok(updated)
+    }
+
+    /// The last change of `mail` `run` recorded for the member before sending it
+    /// (`mail.intent`): the value before and the value set.
+    pub async fn mail_change(
+        &self,
+        wave: WaveId,
+        user: UserId,
+    ) -> Result<Option<(Option<String>, String)>> {
+        let detail: Option<(String,)> = sqlx::query_as(
+            "SELECT detail FROM events
+             WHERE user_id = ? AND wave_id = ? AND kind = 'mail.intent'
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(user.to_string())
+        .bind(wave.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((detail,)) = detail else {
+            return Ok(None);
+        };
+        let detail: serde_json::Value =
+            serde_json::from_str(&detail).map_err(|e| Error::Corrupt {
+                column: "events.detail",
+                message: e.to_string(),
+            })?;
+        let from = detail["from"].as_str().map(str::to_owned);
+        Ok(detail["to"].as_str().map(|to| (from, to.to_owned())))
+    }
+
     /// Remembers the user's fingerprint after `run` set its `mail` (see
     /// [`WaveMember::mail_set_fingerprint`](super::WaveMember::mail_set_fingerprint)).
     pub async fn set_mail_fingerprint(

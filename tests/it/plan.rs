@@ -316,3 +316,77 @@ async fn a_list_without_users_or_a_wave_name_that_would_lie_is_refused_before_an
     );
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_another_wave_converted_is_blocked_naming_it_even_with_an_older_snapshot() {
+    let (sim, dir) = discovered().await;
+    let user = sim.find_user(UserCase::CloudMailExternal).unwrap();
+    let other = sim.find_user(UserCase::CloudOtherMailOnly).unwrap();
+    std::fs::write(dir.path().join("one.csv"), format!("user\n{}\n", user.id)).unwrap();
+    std::fs::write(
+        dir.path().join("two.csv"),
+        format!("user\n{}\n{}\n", user.id, other.id),
+    )
+    .unwrap();
+    for args in [
+        &["plan", "--wave", "first", "--csv", "one.csv"][..],
+        &["run", "--wave", "first", "--yes", "--reconcile-delay", "0"],
+    ] {
+        let output = cli(dir.path(), &sim, args).await;
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    }
+    assert_eq!(sim.invitation_posts(&user.id), 1);
+
+    // No discover since: the snapshot still shows the user internal.
+    let output = cli(
+        dir.path(),
+        &sim,
+        &["plan", "--wave", "second", "--csv", "two.csv"],
+    )
+    .await;
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(stdout.contains("converted-in-another-wave 1"), "{stdout}");
+    let store = store(dir.path()).await;
+    let second = store.wave_by_name("second").await.unwrap().unwrap();
+    let member = store
+        .member(second.id, user.id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(member.plan.decision, Decision::Blocked);
+    assert_eq!(member.state, UserState::Excluded);
+    let finding = member
+        .plan
+        .findings
+        .iter()
+        .find(|f| f.reason.code() == "converted-in-another-wave")
+        .expect("the reason is stored");
+    assert_eq!(finding.detail, "first (invited)");
+    let untouched = store
+        .member(second.id, other.id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(untouched.plan.decision, Decision::Eligible);
+    assert!(
+        untouched
+            .plan
+            .findings
+            .iter()
+            .all(|f| f.reason.code() != "converted-in-another-wave"),
+        "only users with that history are changed"
+    );
+    store.close().await;
+
+    let output = cli(
+        dir.path(),
+        &sim,
+        &["run", "--wave", "second", "--yes", "--reconcile-delay", "0"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(sim.invitation_posts(&user.id), 1, "never invited twice");
+    assert_eq!(sim.invitation_posts(&other.id), 1);
+    sim.shutdown().await;
+}

@@ -14,11 +14,13 @@ use b2b_convert::domain::{Decision, RunId, UserId, UserState};
 use b2b_convert::execute::{
     Executor, InvitationTemplate, Pacer, Quiet, RunObserver, RunOptions, Step,
 };
-use b2b_convert::store::{Store, Wave};
+use b2b_convert::store::{MailRestore, Store, Wave};
 use b2b_convert_sim::{AuthConfig, FaultPlan, Sim, SimSpec, ThrottleConfig, UserCase, WindowLimit};
 use rand::{RngExt as _, SeedableRng as _};
 
-use crate::support::{b2b_convert, cli, client_with_secret, quiet_sim, run, sim_env, text};
+use crate::support::{
+    b2b_convert, cli, client_with_secret, faulty_sim, quiet_sim, run, sim_env, text,
+};
 
 async fn store(dir: &Path) -> Store {
     Store::open(&dir.join("b2b-convert.db")).await.unwrap()
@@ -270,7 +272,50 @@ async fn mail_is_set_before_the_invitation_where_the_plan_says_so() {
         .filter(|e| e.event.user_id.map(|u| u.to_string()) == Some(user.id.clone()))
         .map(|e| e.event.kind.as_str())
         .collect();
-    assert_eq!(kinds, ["mail.set", "invitation.intent", "invitation.sent"]);
+    assert_eq!(
+        kinds,
+        [
+            "mail.intent",
+            "mail.set",
+            "invitation.intent",
+            "invitation.sent"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mail_patch_answered_503_504_or_lost_is_sent_again_within_the_run() {
+    // Setting the same `mail` again changes nothing, so a PATCH whose answer was an error or
+    // lost is retried (the invitation never is: it is reconciled by reading).
+    let sim = faulty_sim(300, "patch-user:503=0.2,504=0.1,drop=0.1,retry-after=0").await;
+    let dir = planned(&sim).await;
+    let output = run_wave(dir.path(), &sim, &[]).await;
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    let patch = sim
+        .counters()
+        .endpoint(b2b_convert_sim::Endpoint::PatchUser);
+    assert!(
+        patch.injected_status + patch.committed_then_dropped > 0,
+        "faults were injected: {patch:?}"
+    );
+    let store = store(dir.path()).await;
+    let wave = store.wave_by_name("pilot").await.unwrap().unwrap();
+    let set = store
+        .wave_events(wave.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event.kind == "mail.set")
+        .count() as u64;
+    assert!(set > 0 && patch.requests > set, "{set} set, {patch:?}");
+    store.close().await;
+    assert_each_invited_once(&sim, dir.path()).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -533,6 +578,7 @@ fn executor(sim: &Sim, store: &Store, wave: &Wave, observer: Arc<dyn RunObserver
         reconcile_delay: Duration::ZERO,
         limit: None,
         attempts_per_run: 3,
+        restore_mail_on_failure: true,
     };
     Executor::new(
         Arc::new(client_with_secret(
@@ -661,12 +707,14 @@ async fn a_second_run_through_a_symbolic_or_a_hard_link_is_refused() {
     store.close().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn ctrl_c_stops_after_the_requests_in_flight_are_recorded() {
+/// Starts `run` on a wave of 400 users whose invitations take `latency`, and waits until it has
+/// converted someone (however long the start took on a busy machine: a signal must land
+/// part-way, not before the first invitation).
+async fn a_run_under_way(latency: &str) -> (Sim, tempfile::TempDir, std::process::Child) {
     let sim = Sim::start(
         SimSpec::generated(400, 7)
             .with_throttling(ThrottleConfig::disabled())
-            .with_faults(FaultPlan::parse("invitations:latency=200-400ms").unwrap()),
+            .with_faults(FaultPlan::parse(&format!("invitations:latency={latency}")).unwrap()),
     )
     .await
     .unwrap();
@@ -678,8 +726,6 @@ async fn ctrl_c_stops_after_the_requests_in_flight_are_recorded() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let child = cmd.spawn().unwrap();
-    // Interrupt once the run has converted someone, however long the start took on a busy
-    // machine: the signal must land part-way, not before the first invitation.
     let started = std::time::Instant::now();
     while sim.counters().invitations_created == 0 {
         assert!(
@@ -688,19 +734,35 @@ async fn ctrl_c_stops_after_the_requests_in_flight_are_recorded() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let interrupt = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+    (sim, dir, child)
+}
+
+fn signal(child: &std::process::Child, name: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
         .status()
         .unwrap();
-    assert!(interrupt.success());
+    assert!(sent.success(), "kill -{name}");
+}
+
+#[rstest::rstest]
+#[case::ctrl_c("INT")]
+#[case::sigterm("TERM")]
+#[case::sighup("HUP")]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signal_stops_after_the_requests_in_flight_are_recorded_and_exits_130(
+    #[case] name: &str,
+) {
+    let (sim, dir, child) = a_run_under_way("200-400ms").await;
+    signal(&child, name);
     let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
     let stdout = text(&output.stdout);
     assert_eq!(
         output.status.code(),
-        Some(0),
-        "{stdout}\n{}",
+        Some(130),
+        "SIG{name}: a scheduler must not take a half-done wave for a finished one\n{stdout}\n{}",
         text(&output.stderr)
     );
     assert!(stdout.contains("interrupted"), "{stdout}");
@@ -719,7 +781,7 @@ async fn ctrl_c_stops_after_the_requests_in_flight_are_recorded() {
     );
     assert!(
         members.iter().all(|m| m.state != UserState::Inviting),
-        "every request in flight was recorded"
+        "SIG{name}: every request in flight was recorded"
     );
     assert_eq!(sim.counters().invitations_created, invited as u64);
     let runs = store.runs(wave.id).await.unwrap();
@@ -727,4 +789,208 @@ async fn ctrl_c_stops_after_the_requests_in_flight_are_recorded() {
         runs.last().unwrap().status,
         b2b_convert::store::RunStatus::Interrupted
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_ctrl_c_stops_at_once_and_the_next_run_invites_nobody_twice() {
+    // Invitations answered after 4-5 s: a run that waited for those in flight would take that
+    // long to stop after the second Ctrl-C.
+    let (sim, dir, child) = a_run_under_way("4000-5000ms").await;
+    signal(&child, "INT");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = std::time::Instant::now();
+    signal(&child, "INT");
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let took = second.elapsed();
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "{}\n{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    assert!(
+        took < Duration::from_millis(2500),
+        "stopped at once, not after the requests in flight: {took:?}"
+    );
+    assert!(
+        text(&output.stderr).contains("interrupted again"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    // Requests the killed process left open may still land: let them, as the reconcile
+    // delay would on a real tenant.
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    sim.set_faults(FaultPlan::none());
+    let output = run_wave(dir.path(), &sim, &[]).await;
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    assert_each_invited_once(&sim, dir.path()).await;
+}
+
+/// At one user's `IntentRecorded` (its `mail` set, the invitation about to go), moves that
+/// user's `mail` elsewhere so the invitation fails for good (the address is no longer on the
+/// user), and then, with `break_patches`, makes every later PATCH answer 503.
+struct SpoilTheInvitation {
+    sim: Arc<Sim>,
+    user: UserId,
+    break_patches: bool,
+}
+
+impl RunObserver for SpoilTheInvitation {
+    fn at_step(&self, user: UserId, step: Step) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        if user != self.user || step != Step::IntentRecorded {
+            return Box::pin(std::future::ready(()));
+        }
+        Box::pin(async move {
+            let admin =
+                client_with_secret(&self.sim, self.sim.client_id(), self.sim.client_secret());
+            admin
+                .write::<_, serde_json::Value>(
+                    reqwest::Method::PATCH,
+                    &format!("users/{user}"),
+                    &serde_json::json!({ "mail": "moved.away@wingtipmail.net" }),
+                )
+                .await
+                .unwrap();
+            if self.break_patches {
+                self.sim
+                    .set_faults(FaultPlan::parse("patch-user:503=1,retry-after=0").unwrap());
+            }
+        })
+    }
+}
+
+#[rstest::rstest]
+#[case::restored(false)]
+#[case::restore_fails(true)]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_permanent_invitation_failure_after_our_mail_patch_puts_mail_back(
+    #[case] break_patches: bool,
+) {
+    let sim = Arc::new(quiet_sim(80).await);
+    let victim = sim
+        .find_user(UserCase::CloudInternalMailOneExternal)
+        .unwrap();
+    let before = victim.mail.clone();
+    let dir = planned(&sim).await;
+    let store = store(dir.path()).await;
+    let (wave, _) = eligible(&store).await;
+    let user: UserId = victim.id.parse().unwrap();
+    let spoil = Arc::new(SpoilTheInvitation {
+        sim: Arc::clone(&sim),
+        user,
+        break_patches,
+    });
+    let summary = executor(&sim, &store, &wave, spoil)
+        .run(std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(summary.failed_permanent, 1, "{summary:?}");
+    let member = store.member(wave.id, user).await.unwrap().unwrap();
+    assert_eq!(member.state, UserState::Failed);
+    let events: Vec<_> = store
+        .wave_events(wave.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event.user_id == Some(user))
+        .collect();
+    let intent = events
+        .iter()
+        .find(|e| e.event.kind == "mail.intent")
+        .expect("the old value is recorded before the PATCH");
+    assert_eq!(
+        intent.event.detail["from"].as_str(),
+        before.as_deref(),
+        "{:?}",
+        intent.event.detail
+    );
+    assert_eq!(intent.event.detail["to"], victim.other_mails[0].as_str());
+    let now = sim.user(&victim.id).unwrap();
+    if break_patches {
+        assert_eq!(member.mail_restore, Some(MailRestore::Failed));
+        assert!(events.iter().any(|e| e.event.kind == "mail.restore-failed"));
+        assert_eq!(now.mail.as_deref(), Some("moved.away@wingtipmail.net"));
+    } else {
+        assert_eq!(member.mail_restore, Some(MailRestore::Restored));
+        assert!(events.iter().any(|e| e.event.kind == "mail.restored"));
+        assert_eq!(now.mail, before, "mail is as it was before the run");
+        assert_eq!(
+            now.external_user_state, None,
+            "and the user is not converted"
+        );
+    }
+    store.close().await;
+    sim.set_faults(FaultPlan::none());
+
+    let status = cli(dir.path(), &sim, &["status", "--wave", "pilot", "--json"]).await;
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let text = cli(dir.path(), &sim, &["status", "--wave", "pilot"]).await;
+    let text = self::text(&text.stdout);
+    let report = cli(
+        dir.path(),
+        &sim,
+        &["report", "--wave", "pilot", "--format", "csv"],
+    )
+    .await;
+    let report = self::text(&report.stdout);
+    if break_patches {
+        assert_eq!(status["mail_restore_failed"][0], victim.user_principal_name);
+        assert!(text.contains("Mail restore failed"), "{text}");
+        assert!(report.contains("mail restore failed"), "{report}");
+    } else {
+        assert_eq!(status["mail_restored"], 1);
+        assert!(
+            text.lines()
+                .any(|l| l.contains("of which mail restored") && l.trim_end().ends_with(" 1")),
+            "{text}"
+        );
+        assert!(report.contains("mail restored"), "{report}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_mail_patch_leaves_nothing_to_restore() {
+    // A mailbox user planned with the rule only warning: the service refuses the PATCH (400),
+    // so `mail` never changed and no restore is attempted or reported.
+    let sim = quiet_sim(200).await;
+    let mailbox = sim.find_user(UserCase::ExchangeMailbox).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("b2b-convert.toml"),
+        "[rules]\nexchange-mailbox = \"warn\"\n",
+    )
+    .unwrap();
+    for args in [&["discover"][..], &["plan", "--wave", "pilot", "--all"]] {
+        let output = cli(dir.path(), &sim, args).await;
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    }
+    let output = run_wave(dir.path(), &sim, &[]).await;
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output.stdout));
+    let store = store(dir.path()).await;
+    let wave = store.wave_by_name("pilot").await.unwrap().unwrap();
+    let user: UserId = mailbox.id.parse().unwrap();
+    let member = store.member(wave.id, user).await.unwrap().unwrap();
+    assert!(member.plan.set_mail, "{member:?}");
+    assert_eq!(member.state, UserState::Failed);
+    assert_eq!(member.mail_restore, None, "nothing was changed");
+    let kinds: Vec<_> = store
+        .wave_events(wave.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event.user_id == Some(user))
+        .map(|e| e.event.kind)
+        .collect();
+    assert_eq!(kinds, ["mail.intent", "member.failed"]);
+    assert_eq!(sim.user(&mailbox.id).unwrap().mail, mailbox.mail);
 }
