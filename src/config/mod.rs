@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+pub use graph::{CredentialChoice, Skipped};
 pub use raw::{AssertionAlgorithm, AuthMethod, Cloud, InvitedUserType, NewPasswordKind};
 pub use settings::{
     AuthSettings, CcRecipient, DirectorySettings, DirectoryTls, EffectiveValue,
@@ -42,6 +43,16 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("B2BC_LOGIN_URL", "tenant.login_url"),
     ("B2BC_AUTH_METHOD", "auth.method"),
     ("AZURE_CLIENT_CERTIFICATE_PATH", "auth.certificate_path"),
+    (
+        "B2BC_MANAGED_IDENTITY_CLIENT_ID",
+        "auth.managed_identity_client_id",
+    ),
+    ("B2BC_IMDS_URL", "auth.imds_url"),
+    ("IDENTITY_ENDPOINT", "auth.identity_endpoint"),
+    ("MSI_ENDPOINT", "auth.msi_endpoint"),
+    ("AZURE_FEDERATED_TOKEN_FILE", "auth.federated_token_file"),
+    ("ACTIONS_ID_TOKEN_REQUEST_URL", "auth.oidc_request_url"),
+    ("B2BC_AZURE_CLI", "auth.azure_cli_path"),
     ("B2BC_DB", "store.path"),
 ];
 
@@ -54,6 +65,9 @@ pub const ENV_SECRETS: &[(&str, &str)] = &[
     ),
     ("B2BC_ACCESS_TOKEN", "auth.access_token"),
     ("B2BC_DIRECTORY_BIND_PASSWORD", "directory.bind_password"),
+    ("IDENTITY_HEADER", "auth.identity_header"),
+    ("MSI_SECRET", "auth.msi_secret"),
+    ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "auth.oidc_request_token"),
 ];
 
 /// The log filter variable (`RUST_LOG` syntax).
