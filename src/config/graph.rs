@@ -217,6 +217,17 @@ impl Settings {
         )
     }
 
+    /// When a static `access-token` expires, by its `exp` claim (`None` for any other
+    /// credential, which is refreshed, or for an opaque token).
+    pub fn static_token_expiry(&self) -> Option<time::OffsetDateTime> {
+        if self.credential_choice().method != AuthMethod::AccessToken {
+            return None;
+        }
+        let token = self.auth.access_token.as_ref()?;
+        let exp = crate::graph::auth::TokenClaims::decode(token.expose().trim())?.exp?;
+        time::OffsetDateTime::from_unix_timestamp(i64::try_from(exp).ok()?).ok()
+    }
+
     /// How to sign in: the credential `auth.method` asks for (the certificate read and checked
     /// here), the tenant and the token's audience. `prompt` shows the device-code message.
     /// A value the method needs but nobody set is [`Error::Missing`].

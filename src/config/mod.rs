@@ -40,6 +40,8 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("AZURE_CLIENT_ID", "tenant.client_id"),
     ("B2BC_CLOUD", "tenant.cloud"),
     ("B2BC_GRAPH_URL", "tenant.graph_url"),
+    // The Azure SDKs' authority host; B2BC_LOGIN_URL, later in this list, wins over it.
+    ("AZURE_AUTHORITY_HOST", "tenant.login_url"),
     ("B2BC_LOGIN_URL", "tenant.login_url"),
     ("B2BC_AUTH_METHOD", "auth.method"),
     ("AZURE_CLIENT_CERTIFICATE_PATH", "auth.certificate_path"),

@@ -651,3 +651,36 @@ fn the_metadata_service_default_is_used_only_without_an_override() {
         "{remote}"
     );
 }
+
+#[test]
+fn azure_authority_host_sets_the_login_host_and_b2bc_login_url_wins() {
+    let (_dir, settings) = load_text(
+        "",
+        &[("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.us/")],
+        Vec::new(),
+    );
+    let settings = settings.unwrap();
+    assert_eq!(
+        settings.tenant.login_url.as_str(),
+        "https://login.microsoftonline.us/"
+    );
+    assert_eq!(
+        value_of(&settings, "tenant.login_url").origin,
+        Origin::Env {
+            var: "AZURE_AUTHORITY_HOST".into()
+        }
+    );
+    let (_dir, settings) = load_text(
+        "",
+        &[
+            ("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.us/"),
+            ("B2BC_LOGIN_URL", "http://127.0.0.1:9/login"),
+        ],
+        Vec::new(),
+    );
+    let settings = settings.unwrap();
+    assert_eq!(
+        settings.tenant.login_url.as_str(),
+        "http://127.0.0.1:9/login"
+    );
+}

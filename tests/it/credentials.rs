@@ -357,3 +357,111 @@ async fn a_missing_or_signed_out_azure_cli_says_what_to_do() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_static_token_that_will_not_last_is_announced_and_its_expiry_stops_the_run_cleanly() {
+    let sim = b2b_convert_sim::Sim::start(
+        b2b_convert_sim::SimSpec::generated(30, 7)
+            .with_throttling(b2b_convert_sim::ThrottleConfig::disabled())
+            .with_auth(b2b_convert_sim::AuthConfig {
+                token_lifetime: std::time::Duration::from_secs(60),
+                ..b2b_convert_sim::AuthConfig::default()
+            }),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["discover"][..], &["plan", "--wave", "pilot", "--all"]] {
+        let output = crate::support::cli(dir.path(), &sim, args).await;
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    }
+    let token = client_with_secret(&sim, sim.client_id(), sim.client_secret())
+        .tokens()
+        .token()
+        .await
+        .unwrap();
+    let mut env = base_env(&sim);
+    env.push(("B2BC_AUTH_METHOD", "access-token".into()));
+    env.push(("B2BC_ACCESS_TOKEN", token.expose_secret().to_owned()));
+
+    // Every eligible user at 0.1/s takes over 60 s: longer than the token's life.
+    let run_args = [
+        "run",
+        "--wave",
+        "pilot",
+        "--yes",
+        "--reconcile-delay",
+        "0",
+        "--rate",
+        "0.2",
+    ];
+    let mut dry = run_args.to_vec();
+    dry.push("--dry-run");
+    let output = cli_env(dir.path(), &env, &dry).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("before the run's estimated end"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(token.expose_secret()), "{stderr}");
+
+    // The run starts; the token expires on the simulator's clock a few users in.
+    let mut cmd = b2b_convert(dir.path());
+    cmd.args(run_args).envs(env.iter().cloned());
+    let running = tokio::spawn(run(cmd));
+    while sim.counters().invitations_created < 1 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    sim.advance_clock(std::time::Duration::from_secs(120));
+    let output = running.await.unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("members in flight were recorded, run again to resume")
+            && stderr.contains("access token"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(token.expose_secret()), "{stderr}");
+
+    // Nothing lost: a run with a fresh credential finishes the wave, one invitation each.
+    let output = crate::support::cli(
+        dir.path(),
+        &sim,
+        &[
+            "run",
+            "--wave",
+            "pilot",
+            "--yes",
+            "--reconcile-delay",
+            "0",
+            "--rate",
+            "30",
+        ],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let store = b2b_convert::store::Store::open(&dir.path().join("b2b-convert.db"))
+        .await
+        .unwrap();
+    let wave = store.wave_by_name("pilot").await.unwrap().unwrap();
+    let eligible: Vec<_> = store
+        .members(wave.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.plan.decision == b2b_convert::domain::Decision::Eligible)
+        .collect();
+    assert!(
+        eligible
+            .iter()
+            .all(|m| m.state == b2b_convert::domain::UserState::Invited),
+        "every eligible user ends invited"
+    );
+    assert_eq!(
+        sim.counters().invitations_created,
+        eligible.len() as u64,
+        "one invitation each: the one in flight at expiry was reconciled, not sent twice"
+    );
+    sim.shutdown().await;
+}
