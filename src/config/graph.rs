@@ -432,6 +432,7 @@ impl Settings {
             self.auth.certificate_password.as_ref().map(Secret::expose),
             self.auth.assertion_algorithm,
         )
+        .map(|signer| signer.with_certificate_chain(self.auth.send_certificate_chain))
         .map_err(unusable)
     }
 }

@@ -46,6 +46,10 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("B2BC_AUTH_METHOD", "auth.method"),
     ("AZURE_CLIENT_CERTIFICATE_PATH", "auth.certificate_path"),
     (
+        "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN",
+        "auth.send_certificate_chain",
+    ),
+    (
         "B2BC_MANAGED_IDENTITY_CLIENT_ID",
         "auth.managed_identity_client_id",
     ),
@@ -310,7 +314,14 @@ pub fn load(sources: &Sources) -> Result<Settings, Error> {
     }
     for (var, key) in ENV_KEYS {
         if let Some(value) = sources.env.get(var) {
-            set_key(&mut merged, key, toml::Value::String(value.to_owned()));
+            // The Azure SDKs' switches are `true`/`1`; anything else stays text for the
+            // schema to reject with the key's name.
+            let value = match (*key, value.to_ascii_lowercase().as_str()) {
+                ("auth.send_certificate_chain", "true" | "1") => toml::Value::Boolean(true),
+                ("auth.send_certificate_chain", "false" | "0") => toml::Value::Boolean(false),
+                _ => toml::Value::String(value.to_owned()),
+            };
+            set_key(&mut merged, key, value);
             provenance.origins.insert(
                 (*key).to_owned(),
                 Origin::Env {

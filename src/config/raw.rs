@@ -78,6 +78,8 @@ pub struct RawAuth {
     pub certificate_path: Option<PathBuf>,
     pub certificate_password_file: Option<PathBuf>,
     pub assertion_algorithm: AssertionAlgorithm,
+    /// Send the certificate chain (`x5c`) with the assertion, for subject-name/issuer auth.
+    pub send_certificate_chain: bool,
     pub access_token_file: Option<PathBuf>,
     pub delegated_scopes: Vec<String>,
     /// A user-assigned managed identity's client id; unset: the system-assigned identity.
@@ -106,6 +108,7 @@ impl Default for RawAuth {
             certificate_path: None,
             certificate_password_file: None,
             assertion_algorithm: AssertionAlgorithm::Ps256,
+            send_certificate_chain: false,
             access_token_file: None,
             delegated_scopes: [
                 "User.Read.All",

@@ -72,6 +72,7 @@ pub struct AuthSettings {
     pub certificate_path: Option<PathBuf>,
     pub certificate_password: Option<Secret>,
     pub assertion_algorithm: AssertionAlgorithm,
+    pub send_certificate_chain: bool,
     pub access_token: Option<Secret>,
     /// Delegated permission names for the device-code flow, without the resource prefix.
     pub delegated_scopes: Vec<String>,
@@ -400,6 +401,7 @@ impl Checker<'_> {
                 raw.auth.certificate_password_file.as_deref(),
             )?,
             assertion_algorithm: raw.auth.assertion_algorithm,
+            send_certificate_chain: raw.auth.send_certificate_chain,
             access_token: secrets.read(
                 "auth.access_token",
                 "auth.access_token_file",

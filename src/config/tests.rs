@@ -684,3 +684,26 @@ fn azure_authority_host_sets_the_login_host_and_b2bc_login_url_wins() {
         "http://127.0.0.1:9/login"
     );
 }
+
+#[test]
+fn the_certificate_chain_switch_takes_the_azure_sdks_spelling() {
+    for (value, expected) in [("true", true), ("1", true), ("false", false), ("0", false)] {
+        let (_dir, settings) = load_text(
+            "",
+            &[("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", value)],
+            Vec::new(),
+        );
+        assert_eq!(
+            settings.unwrap().auth.send_certificate_chain,
+            expected,
+            "{value}"
+        );
+    }
+    let (_dir, settings) = load_text(
+        "",
+        &[("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", "yes please")],
+        Vec::new(),
+    );
+    let err = settings.unwrap_err().to_string();
+    assert!(err.contains("auth.send_certificate_chain"), "{err}");
+}

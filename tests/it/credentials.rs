@@ -465,3 +465,31 @@ async fn a_static_token_that_will_not_last_is_announced_and_its_expiry_stops_the
     );
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_certificate_path_alone_selects_certificate_auth_under_auto_with_its_chain() {
+    let sim = quiet_sim(5).await;
+    let certificate = sim.certificate().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let pem = files.path().join("app.pem");
+    std::fs::write(
+        &pem,
+        format!(
+            "{}\n{}",
+            certificate.private_key_pem, certificate.certificate_pem
+        ),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = base_env(&sim);
+    env.push(("B2BC_AUTH_METHOD", "auto".into()));
+    env.push(("AZURE_CLIENT_ID", sim.client_id().to_owned()));
+    env.push(("AZURE_CLIENT_CERTIFICATE_PATH", pem.display().to_string()));
+    env.push(("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", "true".into()));
+    let output = cli_env(dir.path(), &env, &["check", "--json"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["credential"]["method"], "certificate", "{report}");
+    assert_eq!(report["credential"]["auto"], true, "{report}");
+    sim.shutdown().await;
+}
