@@ -493,3 +493,35 @@ async fn a_certificate_path_alone_selects_certificate_auth_under_auto_with_its_c
     assert_eq!(report["credential"]["auto"], true, "{report}");
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_federated_token_file_is_read_again_for_every_token() {
+    use b2b_convert::graph::auth::{AssertionSource, Credential};
+    let sim = quiet_sim(5).await;
+    let files = tempfile::tempdir().unwrap();
+    let token_file = files.path().join("azure-identity-token");
+    std::fs::write(&token_file, sim.federated_token()).unwrap();
+    let client = crate::support::client_with(
+        &sim,
+        Credential::WorkloadIdentity {
+            client_id: sim.client_id().to_owned(),
+            assertion: AssertionSource::File(token_file.clone()),
+        },
+    );
+    let first = client.tokens().token().await.unwrap();
+
+    // The platform rotates the file; the next token request must present the new content.
+    std::fs::write(&token_file, "rotated.but-not.valid").unwrap();
+    client.tokens().invalidate(&first).await.unwrap();
+    let err = client.tokens().token().await.unwrap_err().to_string();
+    assert!(
+        err.contains("AADSTS50027"),
+        "the rotated file was read: {err}"
+    );
+    assert!(!err.contains("rotated.but-not.valid"), "{err}");
+
+    std::fs::write(&token_file, sim.federated_token()).unwrap();
+    let second = client.tokens().token().await.unwrap();
+    assert_ne!(first.expose_secret(), second.expose_secret());
+    sim.shutdown().await;
+}
