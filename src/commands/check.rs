@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::{Ctx, Outcome, connect};
 use crate::cli::CheckArgs;
+use crate::config::CredentialChoice;
 use crate::domain::{Rule, RuleMode};
 use crate::graph::auth::TokenClaims;
 use crate::graph::permissions::{Capability, Workflow};
@@ -22,6 +23,8 @@ pub struct NotReady(String);
 #[derive(Serialize)]
 struct Report {
     ready: bool,
+    /// Which credential signed in, and for `auto` why the earlier ones were skipped.
+    credential: CredentialChoice,
     tenant: TenantReport,
     token: TokenReport,
     capabilities: Vec<CapabilityReport>,
@@ -113,6 +116,7 @@ impl CheckArgs {
             .collect();
         let report = Report {
             ready: missing.is_empty(),
+            credential: settings.credential_choice(),
             tenant,
             token: TokenReport {
                 kind: match &claims {
@@ -205,6 +209,7 @@ fn render(report: &Report) -> String {
         tenant.verified_domains.len(),
         tenant.verified_domains.join(", "),
     );
+    let _ = writeln!(text, "Credential {}", report.credential);
     let _ = writeln!(
         text,
         "Token      {} token, client {}, {} permission(s): {}\n",

@@ -4,12 +4,14 @@ use serde::Serialize;
 
 use super::{Ctx, Outcome};
 use crate::cli::ConfigArgs;
-use crate::config::EffectiveValue;
+use crate::config::{CredentialChoice, EffectiveValue};
 use crate::output;
 
 #[derive(Serialize)]
 struct Listing<'a> {
     config_file: Option<String>,
+    /// The credential `auth.method` leads to (for `auto`, with what was skipped and why).
+    credential: CredentialChoice,
     values: &'a [EffectiveValue],
 }
 
@@ -23,6 +25,7 @@ impl ConfigArgs {
                     .config_file
                     .as_ref()
                     .map(|p| p.display().to_string()),
+                credential: settings.credential_choice(),
                 values,
             };
             let mut text = serde_json::to_string_pretty(&listing)?;
@@ -37,10 +40,13 @@ impl ConfigArgs {
                 ctx.config_path().display()
             ),
         };
+        let credential = format!("Credential: {}\n\n", settings.credential_choice());
         let rows = values
             .iter()
             .map(|v| [v.key.clone(), display_value(&v.value), v.origin.to_string()]);
-        output::write_stdout(&(file + &output::table(["KEY", "VALUE", "FROM"], rows)))?;
+        output::write_stdout(
+            &(file + &credential + &output::table(["KEY", "VALUE", "FROM"], rows)),
+        )?;
         Ok(Outcome::Done)
     }
 }

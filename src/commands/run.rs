@@ -50,13 +50,14 @@ impl RunArgs {
             ))?;
             return Ok(Outcome::Done);
         }
+        let rate = self
+            .rate
+            .unwrap_or(settings.throughput.max_invitations_per_second);
+        warn_if_token_will_not_last(&settings, to_do, rate);
         if self.dry_run {
             print_dry_run(&settings, &store, &wave, &template, self.limit).await?;
             return Ok(Outcome::Done);
         }
-        let rate = self
-            .rate
-            .unwrap_or(settings.throughput.max_invitations_per_second);
         if !(rate > 0.0 && rate <= INVITATIONS_PER_SECOND_CEILING) {
             return Err(UsageError(format!(
                 "--rate must be above 0 and at most {INVITATIONS_PER_SECOND_CEILING} (the service allows 150 invitations per 5 seconds per tenant)"
@@ -85,6 +86,29 @@ impl RunArgs {
             "run",
         )
         .await
+    }
+}
+
+/// A static `access-token` cannot be refreshed: say so before starting when it expires
+/// before the run's estimated end (users ÷ rate). The run still starts; when the token
+/// expires, it stops with every finished user recorded.
+fn warn_if_token_will_not_last(settings: &Settings, users: u64, rate: f64) {
+    let Some(expires) = settings.static_token_expiry() else {
+        return;
+    };
+    #[allow(clippy::cast_precision_loss)] // an estimate
+    let seconds = (users as f64 / rate).ceil();
+    let now = time::OffsetDateTime::now_utc();
+    #[allow(clippy::cast_possible_truncation)] // whole seconds of an estimate
+    let end = now + time::Duration::seconds(seconds as i64);
+    if expires < end {
+        output::notice(&format!(
+            "warning: the access token expires at {expires} ({} s from now), before the run's \
+             estimated end at {end} ({users} users at {rate}/s); the run will stop when it \
+             expires. Use a method that refreshes its token (managed-identity, \
+             workload-identity, azure-cli, certificate) for long waves.",
+            (expires - now).whole_seconds().max(0),
+        ));
     }
 }
 

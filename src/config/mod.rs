@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+pub use graph::{CredentialChoice, Skipped};
 pub use raw::{AssertionAlgorithm, AuthMethod, Cloud, InvitedUserType, NewPasswordKind};
 pub use settings::{
     AuthSettings, CcRecipient, DirectorySettings, DirectoryTls, EffectiveValue,
@@ -39,9 +40,25 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("AZURE_CLIENT_ID", "tenant.client_id"),
     ("B2BC_CLOUD", "tenant.cloud"),
     ("B2BC_GRAPH_URL", "tenant.graph_url"),
+    // The Azure SDKs' authority host; B2BC_LOGIN_URL, later in this list, wins over it.
+    ("AZURE_AUTHORITY_HOST", "tenant.login_url"),
     ("B2BC_LOGIN_URL", "tenant.login_url"),
     ("B2BC_AUTH_METHOD", "auth.method"),
     ("AZURE_CLIENT_CERTIFICATE_PATH", "auth.certificate_path"),
+    (
+        "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN",
+        "auth.send_certificate_chain",
+    ),
+    (
+        "B2BC_MANAGED_IDENTITY_CLIENT_ID",
+        "auth.managed_identity_client_id",
+    ),
+    ("B2BC_IMDS_URL", "auth.imds_url"),
+    ("IDENTITY_ENDPOINT", "auth.identity_endpoint"),
+    ("MSI_ENDPOINT", "auth.msi_endpoint"),
+    ("AZURE_FEDERATED_TOKEN_FILE", "auth.federated_token_file"),
+    ("ACTIONS_ID_TOKEN_REQUEST_URL", "auth.oidc_request_url"),
+    ("B2BC_AZURE_CLI", "auth.azure_cli_path"),
     ("B2BC_DB", "store.path"),
 ];
 
@@ -54,6 +71,9 @@ pub const ENV_SECRETS: &[(&str, &str)] = &[
     ),
     ("B2BC_ACCESS_TOKEN", "auth.access_token"),
     ("B2BC_DIRECTORY_BIND_PASSWORD", "directory.bind_password"),
+    ("IDENTITY_HEADER", "auth.identity_header"),
+    ("MSI_SECRET", "auth.msi_secret"),
+    ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "auth.oidc_request_token"),
 ];
 
 /// The log filter variable (`RUST_LOG` syntax).
@@ -294,7 +314,14 @@ pub fn load(sources: &Sources) -> Result<Settings, Error> {
     }
     for (var, key) in ENV_KEYS {
         if let Some(value) = sources.env.get(var) {
-            set_key(&mut merged, key, toml::Value::String(value.to_owned()));
+            // The Azure SDKs' switches are `true`/`1`; anything else stays text for the
+            // schema to reject with the key's name.
+            let value = match (*key, value.to_ascii_lowercase().as_str()) {
+                ("auth.send_certificate_chain", "true" | "1") => toml::Value::Boolean(true),
+                ("auth.send_certificate_chain", "false" | "0") => toml::Value::Boolean(false),
+                _ => toml::Value::String(value.to_owned()),
+            };
+            set_key(&mut merged, key, value);
             provenance.origins.insert(
                 (*key).to_owned(),
                 Origin::Env {

@@ -88,8 +88,26 @@ pub struct RawAuth {
     pub certificate_path: Option<PathBuf>,
     pub certificate_password_file: Option<PathBuf>,
     pub assertion_algorithm: AssertionAlgorithm,
+    /// Send the certificate chain (`x5c`) with the assertion, for subject-name/issuer auth.
+    pub send_certificate_chain: bool,
     pub access_token_file: Option<PathBuf>,
     pub delegated_scopes: Vec<String>,
+    /// A user-assigned managed identity's client id; unset: the system-assigned identity.
+    pub managed_identity_client_id: Option<String>,
+    /// The Instance Metadata Service endpoint (default `http://169.254.169.254/...`).
+    pub imds_url: Option<String>,
+    /// The host's identity endpoint (`IDENTITY_ENDPOINT`, App Service shape).
+    pub identity_endpoint: Option<String>,
+    /// The older identity endpoint (`MSI_ENDPOINT`).
+    pub msi_endpoint: Option<String>,
+    /// The federated token file (`AZURE_FEDERATED_TOKEN_FILE`), re-read for every token.
+    pub federated_token_file: Option<PathBuf>,
+    /// GitHub Actions' token request URL (`ACTIONS_ID_TOKEN_REQUEST_URL`).
+    pub oidc_request_url: Option<String>,
+    /// The audience asked of the OIDC issuer.
+    pub oidc_audience: String,
+    /// The Azure CLI program (found on `PATH` when not a path).
+    pub azure_cli_path: PathBuf,
 }
 
 impl Default for RawAuth {
@@ -100,6 +118,7 @@ impl Default for RawAuth {
             certificate_path: None,
             certificate_password_file: None,
             assertion_algorithm: AssertionAlgorithm::Ps256,
+            send_certificate_chain: false,
             access_token_file: None,
             delegated_scopes: [
                 "User.Read.All",
@@ -115,6 +134,14 @@ impl Default for RawAuth {
             ]
             .map(String::from)
             .to_vec(),
+            managed_identity_client_id: None,
+            imds_url: None,
+            identity_endpoint: None,
+            msi_endpoint: None,
+            federated_token_file: None,
+            oidc_request_url: None,
+            oidc_audience: "api://AzureADTokenExchange".to_owned(),
+            azure_cli_path: PathBuf::from("az"),
         }
     }
 }
@@ -131,6 +158,31 @@ pub enum AuthMethod {
     AccessToken,
     /// Delegated: an administrator signs in on another device.
     DeviceCode,
+    /// App-only: the host's managed identity (IMDS or the App Service endpoint).
+    ManagedIdentity,
+    /// App-only: a federated token (file, or GitHub Actions OIDC) exchanged for a token.
+    WorkloadIdentity,
+    /// The Azure CLI's signed-in account (`az account get-access-token`).
+    AzureCli,
+    /// The Azure SDKs' order: environment secret or certificate, workload identity,
+    /// managed identity, Azure CLI. Never device code.
+    Auto,
+}
+
+impl AuthMethod {
+    /// The kebab-case name, as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecret => "client-secret",
+            Self::Certificate => "certificate",
+            Self::AccessToken => "access-token",
+            Self::DeviceCode => "device-code",
+            Self::ManagedIdentity => "managed-identity",
+            Self::WorkloadIdentity => "workload-identity",
+            Self::AzureCli => "azure-cli",
+            Self::Auto => "auto",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

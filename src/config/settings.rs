@@ -72,9 +72,25 @@ pub struct AuthSettings {
     pub certificate_path: Option<PathBuf>,
     pub certificate_password: Option<Secret>,
     pub assertion_algorithm: AssertionAlgorithm,
+    pub send_certificate_chain: bool,
     pub access_token: Option<Secret>,
     /// Delegated permission names for the device-code flow, without the resource prefix.
     pub delegated_scopes: Vec<String>,
+    pub managed_identity_client_id: Option<String>,
+    /// Set only when overridden: the default IMDS address is decided in `graph_auth`.
+    pub imds_url: Option<Url>,
+    /// `auth.imds_url = "none"`: the metadata service is never contacted.
+    pub imds_disabled: bool,
+    pub identity_endpoint: Option<Url>,
+    pub identity_header: Option<Secret>,
+    pub msi_endpoint: Option<Url>,
+    pub msi_secret: Option<Secret>,
+    /// The path only: the file is read before each token request (it rotates).
+    pub federated_token_file: Option<PathBuf>,
+    pub oidc_request_url: Option<Url>,
+    pub oidc_request_token: Option<Secret>,
+    pub oidc_audience: String,
+    pub azure_cli_path: PathBuf,
 }
 
 #[derive(Debug)]
@@ -240,31 +256,7 @@ pub(super) fn validate(
 
     let tenant = check.tenant(raw)?;
     let secrets = SecretReader { check: &check, env };
-    let auth = AuthSettings {
-        method: raw.auth.method,
-        client_secret: secrets.read(
-            "auth.client_secret",
-            "auth.client_secret_file",
-            raw.auth.client_secret_file.as_deref(),
-        )?,
-        certificate_path: raw
-            .auth
-            .certificate_path
-            .as_deref()
-            .map(|p| check.path("auth.certificate_path", p)),
-        certificate_password: secrets.read(
-            "auth.certificate_password",
-            "auth.certificate_password_file",
-            raw.auth.certificate_password_file.as_deref(),
-        )?,
-        assertion_algorithm: raw.auth.assertion_algorithm,
-        access_token: secrets.read(
-            "auth.access_token",
-            "auth.access_token_file",
-            raw.auth.access_token_file.as_deref(),
-        )?,
-        delegated_scopes: check.scopes(&raw.auth.delegated_scopes)?,
-    };
+    let auth = check.auth(raw, &secrets)?;
     let store = StoreSettings {
         path: check.path("store.path", &raw.store.path),
     };
@@ -291,6 +283,9 @@ pub(super) fn validate(
         ("auth.client_secret", &auth.client_secret),
         ("auth.certificate_password", &auth.certificate_password),
         ("auth.access_token", &auth.access_token),
+        ("auth.identity_header", &auth.identity_header),
+        ("auth.msi_secret", &auth.msi_secret),
+        ("auth.oidc_request_token", &auth.oidc_request_token),
         ("directory.bind_password", &directory.bind_password),
     ] {
         effective.push(EffectiveValue {
@@ -391,6 +386,91 @@ impl Checker<'_> {
             return Err(self.invalid(key, "must not contain a query or fragment"));
         }
         Ok(url)
+    }
+
+    /// The sign-in settings; secrets read from the environment or their files.
+    fn auth(&self, raw: &RawSettings, secrets: &SecretReader<'_>) -> Result<AuthSettings, Error> {
+        let check = self;
+        Ok(AuthSettings {
+            method: raw.auth.method,
+            client_secret: secrets.read(
+                "auth.client_secret",
+                "auth.client_secret_file",
+                raw.auth.client_secret_file.as_deref(),
+            )?,
+            certificate_path: raw
+                .auth
+                .certificate_path
+                .as_deref()
+                .map(|p| check.path("auth.certificate_path", p)),
+            certificate_password: secrets.read(
+                "auth.certificate_password",
+                "auth.certificate_password_file",
+                raw.auth.certificate_password_file.as_deref(),
+            )?,
+            assertion_algorithm: raw.auth.assertion_algorithm,
+            send_certificate_chain: raw.auth.send_certificate_chain,
+            access_token: secrets.read(
+                "auth.access_token",
+                "auth.access_token_file",
+                raw.auth.access_token_file.as_deref(),
+            )?,
+            delegated_scopes: check.scopes(&raw.auth.delegated_scopes)?,
+            managed_identity_client_id: raw
+                .auth
+                .managed_identity_client_id
+                .as_deref()
+                .map(str::trim)
+                .map(str::to_owned),
+            imds_url: check.identity_url(
+                "auth.imds_url",
+                raw.auth.imds_url.as_deref().filter(|u| *u != "none"),
+            )?,
+            imds_disabled: raw.auth.imds_url.as_deref() == Some("none"),
+            identity_endpoint: check.identity_url(
+                "auth.identity_endpoint",
+                raw.auth.identity_endpoint.as_deref(),
+            )?,
+            identity_header: secrets.read("auth.identity_header", "", None)?,
+            msi_endpoint: check
+                .identity_url("auth.msi_endpoint", raw.auth.msi_endpoint.as_deref())?,
+            msi_secret: secrets.read("auth.msi_secret", "", None)?,
+            federated_token_file: raw
+                .auth
+                .federated_token_file
+                .as_deref()
+                .map(|p| check.path("auth.federated_token_file", p)),
+            oidc_request_url: raw
+                .auth
+                .oidc_request_url
+                .as_deref()
+                .map(|u| check.url("auth.oidc_request_url", u, true))
+                .transpose()?,
+            oidc_request_token: secrets.read("auth.oidc_request_token", "", None)?,
+            oidc_audience: raw.auth.oidc_audience.clone(),
+            azure_cli_path: raw.auth.azure_cli_path.clone(),
+        })
+    }
+
+    /// A managed-identity endpoint: https, or plain http on loopback (the host's local
+    /// identity service, the simulator) or link-local (the Instance Metadata Service).
+    fn identity_url(&self, key: &str, text: Option<&str>) -> Result<Option<Url>, Error> {
+        let Some(text) = text else { return Ok(None) };
+        let url =
+            Url::parse(text).map_err(|e| self.invalid(key, format!("not a valid URL: {e}")))?;
+        let link_local = matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_link_local());
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback(&url) || link_local => {}
+            _ => {
+                return Err(self.invalid(
+                    key,
+                    "an identity endpoint is https://, or http:// on a loopback or link-local \
+                     address",
+                ));
+            }
+        }
+        Ok(Some(url))
     }
 
     fn tenant(&self, raw: &RawSettings) -> Result<TenantSettings, Error> {
@@ -739,6 +819,9 @@ fn static_name(what: &str) -> &'static str {
         "client_secret" => "the client secret",
         "certificate_password" => "the certificate password",
         "access_token" => "the access token",
+        "identity_header" => "the identity header",
+        "msi_secret" => "the MSI secret",
+        "oidc_request_token" => "the OIDC request token",
         _ => "the directory bind password",
     }
 }

@@ -581,3 +581,161 @@ fn exchange_add_on_plans_are_guids() {
         "{err}"
     );
 }
+
+fn auto_choice(env: &[(&str, &str)]) -> CredentialChoice {
+    let mut all = vec![
+        ("AZURE_TENANT_ID", TENANT),
+        ("AZURE_CLIENT_ID", CLIENT),
+        ("B2BC_AUTH_METHOD", "auto"),
+    ];
+    all.extend_from_slice(env);
+    let (_dir, settings) = load_text("", &all, Vec::new());
+    settings.unwrap().credential_choice()
+}
+
+#[test]
+fn auto_follows_the_azure_sdks_order_and_never_picks_device_code() {
+    let secret = auto_choice(&[
+        ("AZURE_CLIENT_SECRET", "s"),
+        ("AZURE_FEDERATED_TOKEN_FILE", "/t"),
+    ]);
+    assert_eq!(secret.method, AuthMethod::ClientSecret);
+    assert!(secret.skipped.is_empty());
+
+    let certificate = auto_choice(&[("AZURE_CLIENT_CERTIFICATE_PATH", "/c.pem")]);
+    assert_eq!(certificate.method, AuthMethod::Certificate);
+
+    let workload = auto_choice(&[
+        ("AZURE_FEDERATED_TOKEN_FILE", "/t"),
+        ("IDENTITY_ENDPOINT", "http://localhost:1/msi/token"),
+        ("IDENTITY_HEADER", "h"),
+    ]);
+    assert_eq!(workload.method, AuthMethod::WorkloadIdentity);
+    assert_eq!(workload.skipped.len(), 1);
+
+    let managed = auto_choice(&[
+        ("IDENTITY_ENDPOINT", "http://localhost:1/msi/token"),
+        ("IDENTITY_HEADER", "h"),
+    ]);
+    assert_eq!(managed.method, AuthMethod::ManagedIdentity);
+    assert!(managed.detail.contains("IDENTITY_ENDPOINT"), "{managed}");
+    assert!(
+        !managed.to_string().contains("h)"),
+        "the header never shows"
+    );
+
+    let cli = auto_choice(&[]);
+    assert_eq!(cli.method, AuthMethod::AzureCli);
+    let skipped: Vec<AuthMethod> = cli.skipped.iter().map(|s| s.method).collect();
+    assert_eq!(
+        skipped,
+        [
+            AuthMethod::ClientSecret,
+            AuthMethod::WorkloadIdentity,
+            AuthMethod::ManagedIdentity
+        ]
+    );
+    assert!(cli.skipped[2].reason.contains("not probed"), "{cli}");
+}
+
+#[test]
+fn the_metadata_service_default_is_used_only_without_an_override() {
+    let load = |env: &[(&str, &str)]| {
+        let mut all = vec![
+            ("AZURE_TENANT_ID", TENANT),
+            ("B2BC_AUTH_METHOD", "managed-identity"),
+        ];
+        all.extend_from_slice(env);
+        let (_dir, settings) = load_text("", &all, Vec::new());
+        let settings = settings.unwrap();
+        settings
+            .graph_auth(Box::new(|_| {}))
+            .map(|auth| format!("{:?}", auth.credential))
+    };
+    let default = load(&[]).unwrap();
+    assert!(default.contains("169.254.169.254"), "{default}");
+    let overridden = load(&[(
+        "B2BC_IMDS_URL",
+        "http://127.0.0.1:9/metadata/identity/oauth2/token",
+    )])
+    .unwrap();
+    assert!(overridden.contains("127.0.0.1:9"), "{overridden}");
+    let off = load(&[("B2BC_IMDS_URL", "none")]).unwrap_err().to_string();
+    assert!(off.contains("disabled"), "{off}");
+    let app_service = load(&[
+        ("IDENTITY_ENDPOINT", "http://localhost:1/msi/token"),
+        ("IDENTITY_HEADER", "secret-header"),
+    ])
+    .unwrap();
+    assert!(
+        app_service.starts_with("ManagedIdentity(AppService"),
+        "{app_service}"
+    );
+    assert!(!app_service.contains("secret-header"), "{app_service}");
+    let (_dir, remote) = load_text(
+        "",
+        &[("IDENTITY_ENDPOINT", "http://10.0.0.1/msi/token")],
+        Vec::new(),
+    );
+    let remote = remote.unwrap_err();
+    assert!(
+        remote.to_string().contains("loopback or link-local"),
+        "{remote}"
+    );
+}
+
+#[test]
+fn azure_authority_host_sets_the_login_host_and_b2bc_login_url_wins() {
+    let (_dir, settings) = load_text(
+        "",
+        &[("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.us/")],
+        Vec::new(),
+    );
+    let settings = settings.unwrap();
+    assert_eq!(
+        settings.tenant.login_url.as_str(),
+        "https://login.microsoftonline.us/"
+    );
+    assert_eq!(
+        value_of(&settings, "tenant.login_url").origin,
+        Origin::Env {
+            var: "AZURE_AUTHORITY_HOST".into()
+        }
+    );
+    let (_dir, settings) = load_text(
+        "",
+        &[
+            ("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.us/"),
+            ("B2BC_LOGIN_URL", "http://127.0.0.1:9/login"),
+        ],
+        Vec::new(),
+    );
+    let settings = settings.unwrap();
+    assert_eq!(
+        settings.tenant.login_url.as_str(),
+        "http://127.0.0.1:9/login"
+    );
+}
+
+#[test]
+fn the_certificate_chain_switch_takes_the_azure_sdks_spelling() {
+    for (value, expected) in [("true", true), ("1", true), ("false", false), ("0", false)] {
+        let (_dir, settings) = load_text(
+            "",
+            &[("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", value)],
+            Vec::new(),
+        );
+        assert_eq!(
+            settings.unwrap().auth.send_certificate_chain,
+            expected,
+            "{value}"
+        );
+    }
+    let (_dir, settings) = load_text(
+        "",
+        &[("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", "yes please")],
+        Vec::new(),
+    );
+    let err = settings.unwrap_err().to_string();
+    assert!(err.contains("auth.send_certificate_chain"), "{err}");
+}

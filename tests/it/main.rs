@@ -2,6 +2,7 @@
 
 mod check;
 mod cli;
+mod credentials;
 mod demo;
 mod discover;
 mod graph;

@@ -97,3 +97,20 @@ fn the_simulator_depends_on_nothing_of_the_product() {
         }
     }
 }
+
+#[test]
+fn every_environment_variable_the_tool_reads_is_documented() {
+    use b2b_convert::config::{ENV_KEYS, ENV_SECRETS, LOG_FILTER_VAR};
+    let doc = read("docs/configuration.md");
+    let missing: Vec<&str> = ENV_KEYS
+        .iter()
+        .chain(ENV_SECRETS)
+        .map(|(var, _)| *var)
+        .chain([LOG_FILTER_VAR, "B2BC_CONFIG"])
+        .filter(|var| !doc.contains(&format!("| `{var}` |")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/configuration.md does not list {missing:?}"
+    );
+}

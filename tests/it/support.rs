@@ -25,6 +25,9 @@ pub fn b2b_convert(dir: &Path) -> Command {
         cmd.env_remove(var);
     }
     cmd.env_remove(LOG_FILTER_VAR).env_remove("B2BC_CONFIG");
+    // No test may reach 169.254.169.254: the metadata service is off unless a test points
+    // `B2BC_IMDS_URL` at the simulator (proved by `credentials::imds_is_never_the_default_in_tests`).
+    cmd.env("B2BC_IMDS_URL", "none");
     cmd
 }
 

@@ -377,6 +377,40 @@ impl Sim {
         )
     }
 
+    /// The simulated Instance Metadata Service endpoint (what `B2BC_IMDS_URL` names).
+    pub fn imds_url(&self) -> String {
+        format!("{}/metadata/identity/oauth2/token", self.graph_url())
+    }
+
+    /// The simulated App Service identity endpoint (`IDENTITY_ENDPOINT`, or `MSI_ENDPOINT`).
+    pub fn identity_endpoint(&self) -> String {
+        format!("{}/msi/token", self.graph_url())
+    }
+
+    /// The value the identity endpoint expects (`IDENTITY_HEADER`, or `MSI_SECRET`).
+    pub fn identity_header(&self) -> String {
+        self.shared.auth.config().managed_identity_secret
+    }
+
+    /// The simulated GitHub Actions token URL (`ACTIONS_ID_TOKEN_REQUEST_URL`), with its
+    /// query, as the runner sets it.
+    pub fn oidc_request_url(&self) -> String {
+        format!("{}/oidc/token?api-version=2.0", self.graph_url())
+    }
+
+    /// The bearer token the OIDC endpoint expects (`ACTIONS_ID_TOKEN_REQUEST_TOKEN`).
+    pub fn oidc_request_token(&self) -> String {
+        self.shared.auth.config().oidc_request_token
+    }
+
+    /// A federated token from the simulated issuer with the trusted subject, audience
+    /// `api://AzureADTokenExchange` (what a test writes into `AZURE_FEDERATED_TOKEN_FILE`).
+    pub fn federated_token(&self) -> String {
+        self.shared
+            .auth
+            .issue_oidc_token(auth::FEDERATED_AUDIENCE, &self.shared.clock)
+    }
+
     /// The admin API root (`…/_sim`).
     pub fn admin_url(&self) -> String {
         format!("{}/_sim", self.graph_url())
@@ -476,6 +510,11 @@ impl Sim {
 
     pub fn set_redemption(&self, config: RedemptionConfig) {
         self.shared.directory.set_redemption(config);
+    }
+
+    /// The identity platform's configuration in effect.
+    pub fn auth_config(&self) -> AuthConfig {
+        self.shared.auth.config()
     }
 
     pub fn set_auth(&self, config: AuthConfig) {

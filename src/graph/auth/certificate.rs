@@ -11,7 +11,7 @@ use aws_lc_rs::digest;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, RsaKeyPair};
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
@@ -42,6 +42,11 @@ pub struct AssertionSigner {
     /// base64url SHA-1 of the certificate's DER (`x5t`), for RS256.
     thumbprint_sha1: String,
     algorithm: AssertionAlgorithm,
+    /// The certificate chain, leaf first, standard base64 of each DER (`x5c`).
+    chain: Vec<String>,
+    /// Send `x5c` in the assertion header (`AZURE_CLIENT_SEND_CERTIFICATE_CHAIN`), for
+    /// subject-name/issuer authentication.
+    send_chain: bool,
 }
 
 impl std::fmt::Debug for AssertionSigner {
@@ -62,12 +67,21 @@ impl AssertionSigner {
         password: Option<&str>,
         algorithm: AssertionAlgorithm,
     ) -> Result<Self, String> {
-        let (key_der, cert_der) = if bytes.starts_with(b"-----") || is_pem(bytes) {
+        let (key_der, chain) = if bytes.starts_with(b"-----") || is_pem(bytes) {
             from_pem(bytes)?
         } else {
             from_pkcs12(bytes, password.unwrap_or(""))?
         };
-        Self::from_der(&key_der, &cert_der, algorithm)
+        let mut signer = Self::from_der(&key_der, &chain[0], algorithm)?;
+        signer.chain = chain.iter().map(|der| STANDARD.encode(der)).collect();
+        Ok(signer)
+    }
+
+    /// Whether assertions carry the certificate chain in an `x5c` header.
+    #[must_use]
+    pub fn with_certificate_chain(mut self, send: bool) -> Self {
+        self.send_chain = send;
+        self
     }
 
     /// Builds a signer from a DER private key (PKCS#8 or PKCS#1) and the DER certificate.
@@ -89,6 +103,8 @@ impl AssertionSigner {
             thumbprint_sha1: URL_SAFE_NO_PAD
                 .encode(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, cert_der).as_ref()),
             algorithm,
+            chain: vec![STANDARD.encode(cert_der)],
+            send_chain: false,
         })
     }
 
@@ -99,7 +115,7 @@ impl AssertionSigner {
         audience: &str,
         now: SystemTime,
     ) -> Result<String, Error> {
-        let header = match self.algorithm {
+        let mut header = match self.algorithm {
             AssertionAlgorithm::Ps256 => {
                 json!({"alg": "PS256", "typ": "JWT", "x5t#S256": self.thumbprint_sha256})
             }
@@ -107,6 +123,9 @@ impl AssertionSigner {
                 json!({"alg": "RS256", "typ": "JWT", "x5t": self.thumbprint_sha1})
             }
         };
+        if self.send_chain {
+            header["x5c"] = json!(self.chain);
+        }
         let issued = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         let claims = json!({
             "aud": audience,
@@ -148,17 +167,24 @@ fn is_pem(bytes: &[u8]) -> bool {
         .any(|w| w == b"-----BEGIN")
 }
 
-fn from_pem(bytes: &[u8]) -> Result<(PrivateKeyDer<'static>, Vec<u8>), String> {
+/// The key and the certificates in file order (the first is the key's own certificate).
+fn from_pem(bytes: &[u8]) -> Result<(PrivateKeyDer<'static>, Vec<Vec<u8>>), String> {
     let key = PrivateKeyDer::from_pem_slice(bytes)
         .map_err(|e| format!("no private key in the PEM file: {e}"))?;
-    let cert = CertificateDer::pem_slice_iter(bytes)
-        .next()
-        .ok_or("no certificate in the PEM file (it needs the certificate and its key)")?
+    let chain = CertificateDer::pem_slice_iter(bytes)
+        .map(|cert| cert.map(|c| c.to_vec()))
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("unreadable certificate in the PEM file: {e}"))?;
-    Ok((key, cert.to_vec()))
+    if chain.is_empty() {
+        return Err("no certificate in the PEM file (it needs the certificate and its key)".into());
+    }
+    Ok((key, chain))
 }
 
-fn from_pkcs12(bytes: &[u8], password: &str) -> Result<(PrivateKeyDer<'static>, Vec<u8>), String> {
+fn from_pkcs12(
+    bytes: &[u8],
+    password: &str,
+) -> Result<(PrivateKeyDer<'static>, Vec<Vec<u8>>), String> {
     let store = p12_keystore::KeyStore::from_pkcs12(
         bytes,
         password,
@@ -173,12 +199,12 @@ fn from_pkcs12(bytes: &[u8], password: &str) -> Result<(PrivateKeyDer<'static>, 
     let (_, chain) = store
         .private_key_chain()
         .ok_or("the PKCS#12 file holds no private key with its certificate")?;
-    let cert = chain
-        .certs()
-        .first()
-        .ok_or("the PKCS#12 file's key has no certificate")?;
+    let certs: Vec<Vec<u8>> = chain.certs().iter().map(|c| c.as_der().to_vec()).collect();
+    if certs.is_empty() {
+        return Err("the PKCS#12 file's key has no certificate".into());
+    }
     let key = PrivateKeyDer::Pkcs8(chain.key().as_der().to_vec().into());
-    Ok((key, cert.as_der().to_vec()))
+    Ok((key, certs))
 }
 
 #[cfg(test)]
@@ -196,8 +222,8 @@ pub(crate) mod tests {
     }
 
     fn signer(algorithm: AssertionAlgorithm) -> AssertionSigner {
-        let (key, cert) = from_pem(TEST_PEM.as_bytes()).unwrap();
-        AssertionSigner::from_der(&key, &cert, algorithm).unwrap()
+        let (key, chain) = from_pem(TEST_PEM.as_bytes()).unwrap();
+        AssertionSigner::from_der(&key, &chain[0], algorithm).unwrap()
     }
 
     #[test]
@@ -284,5 +310,28 @@ pub(crate) mod tests {
             .collect();
         let err = from_pem(cert_only.as_bytes()).unwrap_err();
         assert!(err.contains("no private key"), "{err}");
+    }
+
+    #[test]
+    fn the_certificate_chain_is_sent_only_on_request() {
+        let without = signer(AssertionAlgorithm::Ps256);
+        let assertion = without.assertion("c", "aud", SystemTime::now()).unwrap();
+        let header = decode_part(assertion.split('.').next().unwrap());
+        assert!(header.get("x5c").is_none(), "{header}");
+
+        let with =
+            AssertionSigner::from_file_bytes(TEST_PEM.as_bytes(), None, AssertionAlgorithm::Ps256)
+                .unwrap()
+                .with_certificate_chain(true);
+        let assertion = with.assertion("c", "aud", SystemTime::now()).unwrap();
+        let header = decode_part(assertion.split('.').next().unwrap());
+        let x5c = header["x5c"].as_array().unwrap();
+        assert_eq!(x5c.len(), 1);
+        let (_, chain) = from_pem(TEST_PEM.as_bytes()).unwrap();
+        assert_eq!(
+            x5c[0],
+            STANDARD.encode(&chain[0]),
+            "standard base64 of the DER, leaf first"
+        );
     }
 }

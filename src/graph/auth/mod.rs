@@ -1,13 +1,21 @@
 //! Getting and keeping a Graph access token (NOTES.md §7): client secret, certificate
-//! assertion, a token obtained elsewhere, or the device-code flow for delegated use.
+//! assertion, a token obtained elsewhere, the device-code flow for delegated use, and the
+//! credentials without a stored secret (§7.4): managed identity, workload identity federation
+//! (a federated token file or GitHub Actions OIDC) and the Azure CLI.
 //!
 //! Owns the token endpoint conversation and the token cache (refreshed a margin before expiry
 //! by the connection's clock, and once after a 401). Tokens and secrets stay in
 //! `SecretString`s; nothing here logs, prints or returns them in an error. The device-code
 //! prompt is handed to a callback so the caller decides where it is shown.
 //!
-//! It must not read settings or files: the credential arrives typed, in an [`Auth`] that
-//! `config` builds (it reads the secrets and the certificate file).
+//! It must not read settings: the credential arrives typed, in an [`Auth`] that `config`
+//! builds (it reads the secrets, the certificate file and the host's environment). Two
+//! reads happen here because they *are* acquiring a token: the federated token file, re-read
+//! before every token request because the platform rotates it (`config` hands over its
+//! path, not its contents, so a rotated file is never missed), and the Azure CLI, run again
+//! whenever the cached token nears expiry.
+
+mod sources;
 
 mod certificate;
 mod claims;
@@ -23,6 +31,7 @@ use url::Url;
 
 pub use certificate::{AssertionAlgorithm, AssertionSigner};
 pub use claims::TokenClaims;
+pub use sources::{AssertionSource, ManagedIdentityEndpoint};
 
 use crate::clock::SharedClock;
 use crate::graph::retry::{self, Attempt, AttemptFailure, Idempotency, RetryPolicy, Stop};
@@ -70,6 +79,27 @@ pub enum Error {
     DeviceCodeDeclined,
     #[error("the device code expired before anyone signed in; run the command again")]
     DeviceCodeExpired,
+    #[error("the managed-identity endpoint {host} refused: {message} (HTTP {status})")]
+    ManagedIdentity {
+        host: String,
+        status: u16,
+        message: String,
+    },
+    #[error("cannot read the federated token file {path}: {reason}")]
+    FederatedTokenFile { path: String, reason: String },
+    #[error(
+        "the GitHub Actions OIDC endpoint {host} refused (HTTP {status}); does the workflow grant `permissions: id-token: write`?"
+    )]
+    OidcRefused { host: String, status: u16 },
+    #[error(
+        "the Azure CLI `{program}` was not found; install it (https://aka.ms/azure-cli) or set \
+         auth.azure_cli_path"
+    )]
+    AzureCliMissing { program: String },
+    #[error("the Azure CLI is not signed in; run `az login --tenant <tenant>` first ({message})")]
+    AzureCliNotLoggedIn { message: String },
+    #[error("the Azure CLI failed: {message}")]
+    AzureCli { message: String },
     #[error("unexpected answer from the token endpoint: {0}")]
     Unexpected(String),
 }
@@ -110,6 +140,24 @@ pub enum Credential {
         scopes: Vec<String>,
         prompt: PromptFn,
     },
+    /// The host's managed identity: system-assigned, or user-assigned by `client_id`.
+    ManagedIdentity {
+        endpoint: ManagedIdentityEndpoint,
+        client_id: Option<String>,
+    },
+    /// Workload identity federation: an assertion from another issuer, exchanged as a
+    /// jwt-bearer client assertion for the app `client_id`.
+    WorkloadIdentity {
+        client_id: String,
+        assertion: AssertionSource,
+    },
+    /// `az account get-access-token`, run again when the token nears expiry.
+    AzureCli {
+        /// The program (`az`, found on `PATH`, or a full path).
+        program: std::path::PathBuf,
+        /// `--tenant`, when the configuration names one.
+        tenant: Option<String>,
+    },
 }
 
 impl std::fmt::Debug for Credential {
@@ -121,6 +169,24 @@ impl std::fmt::Debug for Credential {
             }
             Self::Static { origin, .. } => write!(f, "Static(from {origin})"),
             Self::DeviceCode { client_id, .. } => write!(f, "DeviceCode({client_id})"),
+            Self::ManagedIdentity {
+                endpoint,
+                client_id,
+            } => write!(
+                f,
+                "ManagedIdentity({endpoint:?}, {})",
+                client_id.as_deref().unwrap_or("system-assigned")
+            ),
+            Self::WorkloadIdentity {
+                client_id,
+                assertion,
+            } => write!(f, "WorkloadIdentity({client_id}, {assertion:?})"),
+            Self::AzureCli { program, tenant } => write!(
+                f,
+                "AzureCli({}, tenant {})",
+                program.display(),
+                tenant.as_deref().unwrap_or("default")
+            ),
         }
     }
 }
@@ -149,6 +215,8 @@ struct Cached {
 /// Hands out a valid token, fetching or refreshing it when needed. One refresh at a time.
 pub struct TokenProvider {
     http: reqwest::Client,
+    /// The graph resource (`https://graph.microsoft.com`) for managed identity and the CLI.
+    resource: String,
     credential: Credential,
     /// `{login}/{tenant}/oauth2/v2.0/`
     endpoint_base: Url,
@@ -207,6 +275,7 @@ impl TokenProvider {
             .map_err(|e| Error::Unexpected(format!("bad login URL: {e}")))?;
         Ok(Self {
             http,
+            resource: auth.resource.clone(),
             credential: auth.credential,
             endpoint_base,
             default_scope: format!("{}/.default", auth.resource),
@@ -329,6 +398,66 @@ impl TokenProvider {
                 }
                 self.device_code_flow(client_id, &scope, prompt).await
             }
+            Credential::ManagedIdentity { .. }
+            | Credential::WorkloadIdentity { .. }
+            | Credential::AzureCli { .. } => self.fetch_without_secret().await,
+        }
+    }
+
+    /// The credentials without a stored secret (NOTES.md §7.4).
+    async fn fetch_without_secret(&self) -> Result<Cached, Error> {
+        match &self.credential {
+            Credential::ManagedIdentity {
+                endpoint,
+                client_id,
+            } => {
+                let started = self.clock.now();
+                let token = sources::managed_identity(
+                    &self.http,
+                    endpoint,
+                    &self.resource,
+                    client_id.as_deref(),
+                )
+                .await?;
+                Ok(self.expiring(token, started))
+            }
+            Credential::WorkloadIdentity {
+                client_id,
+                assertion,
+            } => {
+                let assertion = sources::assertion(&self.http, assertion).await?;
+                self.request_token(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", client_id),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", assertion.expose_secret()),
+                    ("scope", &self.default_scope),
+                ])
+                .await
+            }
+            Credential::AzureCli { program, tenant } => {
+                let started = self.clock.now();
+                let token =
+                    sources::azure_cli(program.clone(), self.resource.clone(), tenant.clone())
+                        .await?;
+                Ok(self.expiring(token, started))
+            }
+            _ => unreachable!("only called for the credentials without a stored secret"),
+        }
+    }
+
+    /// A token that names its expiry (Unix seconds), cached until a margin before it.
+    fn expiring(&self, token: sources::ExpiringToken, started: Instant) -> Cached {
+        let now = u64::try_from(self.clock.now_utc().unix_timestamp()).unwrap_or(0);
+        let lifetime = Duration::from_secs(token.expires_on.saturating_sub(now).min(24 * 3600));
+        let margin = REFRESH_MARGIN.min(lifetime / 5);
+        Cached {
+            token: Arc::new(token.token),
+            refresh_at: started + lifetime.saturating_sub(margin),
+            refresh_token: None,
         }
     }
 

@@ -22,11 +22,13 @@ use super::model::AppRegistration;
 mod assertion;
 mod certificate;
 mod device_code;
+mod federated;
 
 pub use assertion::{pem_der, thumbprint_sha1, thumbprint_sha256};
 pub use certificate::{CertificateError, SimCertificate};
 use device_code::DeviceCode;
 pub use device_code::DeviceCodeResponse;
+pub use federated::{FEDERATED_AUDIENCE, ManagedIdentityToken};
 
 /// The Graph resource (`aud` of access tokens).
 pub const GRAPH_AUDIENCE: &str = "https://graph.microsoft.com";
@@ -52,6 +54,15 @@ pub struct AuthConfig {
     pub assertion_clock_skew: Duration,
     /// Accept RS256 assertions identified by an `x5t` SHA-1 thumbprint (older MSAL form).
     pub accept_rs256_x5t: bool,
+    /// The value the managed-identity endpoint expects in `X-IDENTITY-HEADER` (App Service
+    /// shape, the host's `IDENTITY_HEADER`) or `secret` (older shape, `MSI_SECRET`).
+    pub managed_identity_secret: String,
+    /// The bearer token the OIDC endpoint expects (GitHub's `ACTIONS_ID_TOKEN_REQUEST_TOKEN`).
+    pub oidc_request_token: String,
+    /// The one federated credential every app trusts: the assertion's `iss`, `sub`, `aud`.
+    pub federated_issuer: String,
+    pub federated_subject: String,
+    pub federated_audience: String,
 }
 
 impl Default for AuthConfig {
@@ -62,6 +73,11 @@ impl Default for AuthConfig {
             device_code_interval: Duration::from_secs(5),
             assertion_clock_skew: Duration::from_mins(5),
             accept_rs256_x5t: true,
+            managed_identity_secret: "sim-identity-header".to_owned(),
+            oidc_request_token: "sim-actions-request-token".to_owned(),
+            federated_issuer: "https://token.actions.githubusercontent.com".to_owned(),
+            federated_subject: "repo:contoso/b2b-migration:environment:production".to_owned(),
+            federated_audience: FEDERATED_AUDIENCE.to_owned(),
         }
     }
 }
@@ -272,6 +288,8 @@ pub struct TokenResponse {
 #[derive(Debug)]
 pub struct Auth {
     signing_key: Vec<u8>,
+    /// The simulated OIDC issuer's key (federated assertions).
+    oidc_key: Vec<u8>,
     config: Mutex<AuthConfig>,
     revocation_generation: AtomicU64,
     used_assertions: Mutex<HashSet<String>>,
@@ -287,6 +305,7 @@ impl Auth {
         .concat();
         Self {
             signing_key,
+            oidc_key: uuid::Uuid::new_v4().into_bytes().to_vec(),
             config: Mutex::new(config),
             revocation_generation: AtomicU64::new(0),
             used_assertions: Mutex::new(HashSet::new()),
@@ -399,7 +418,11 @@ impl Auth {
                             "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer.",
                         ));
                     }
-                    self.verify_assertion(app, assertion, facts, tenant, login_url, clock)?;
+                    if Self::is_federated(assertion) {
+                        self.verify_federated(assertion, clock)?;
+                    } else {
+                        self.verify_assertion(app, assertion, facts, tenant, login_url, clock)?;
+                    }
                 } else {
                     return Err(token_error(
                         401,

@@ -7,6 +7,7 @@
 
 mod admin;
 mod graph;
+mod identity;
 mod login;
 
 use std::collections::HashMap;
@@ -238,6 +239,12 @@ async fn handle(
                 let reply = login::handle(&shared, &ctx);
                 (maybe_drop(reply, commit_then_drop), endpoint, None)
             }
+        }
+    } else if identity::serves(&ctx.path) {
+        let endpoint = Some(Endpoint::Token);
+        match apply_faults(&shared, &ctx, endpoint).await {
+            Err(reply) => (reply, endpoint, None),
+            Ok(_) => (identity::handle(&shared, &ctx), endpoint, None),
         }
     } else {
         graph::handle(&shared, &ctx).await
