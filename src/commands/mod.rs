@@ -139,7 +139,7 @@ fn is_configuration_error(err: &(dyn std::error::Error + 'static)) -> bool {
 pub struct Ctx {
     pub sources: Sources,
     /// The state database once the command opened it, closed when the command ends
-    /// ([`run`]): the last connection to close folds the write-ahead log into the database
+    /// ([`run()`]): the last connection to close folds the write-ahead log into the database
     /// file, so the `.db` file is complete when the process exits.
     store: std::sync::Mutex<Option<Store>>,
 }
