@@ -227,11 +227,17 @@ where
     }
 }
 
-/// Reads `Retry-After` as delay-seconds (what Graph sends) or an HTTP date.
+/// The longest `Retry-After` taken as given; a longer one (or an absurd number) is read as this.
+const LONGEST_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Reads `Retry-After` as delay-seconds (what Graph sends; possibly decimal, `2.128` in
+/// Microsoft's own sample, NOTES §8.2a) or an HTTP date. Without one (or with one that is not
+/// a number of seconds or a date) the caller backs off exponentially with jitter.
 pub fn retry_after(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+    if value.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        let seconds: f64 = value.parse().ok()?;
+        return Duration::try_from_secs_f64(seconds.min(LONGEST_RETRY_AFTER.as_secs_f64())).ok();
     }
     let at = httpdate::parse_http_date(value).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
@@ -522,5 +528,23 @@ mod tests {
         assert_eq!(retry_after(&headers, now), Some(SECS(30)));
         headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&headers, now), None);
+    }
+
+    #[test]
+    fn retry_after_may_be_decimal_seconds() {
+        let now = std::time::UNIX_EPOCH;
+        let mut headers = HeaderMap::new();
+        for (value, expected) in [
+            ("2.128", Some(Duration::from_millis(2_128))),
+            ("0.249", Some(Duration::from_millis(249))),
+            ("0", Some(Duration::ZERO)),
+            ("1e3", None),
+            ("-1", None),
+            ("1.2.3", None),
+            ("99999999999999999999", Some(LONGEST_RETRY_AFTER)),
+        ] {
+            headers.insert(RETRY_AFTER, HeaderValue::from_static(value));
+            assert_eq!(retry_after(&headers, now), expected, "{value}");
+        }
     }
 }

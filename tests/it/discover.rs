@@ -186,3 +186,34 @@ async fn a_hundred_thousand_users_under_throttling_and_503s_are_each_stored_once
     assert!(injected > 0, "503s were injected and retried");
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn throttled_pages_are_retried_after_a_decimal_retry_after_or_with_backoff_without_one() {
+    for (faults, waits) in [
+        ("list-users:429=0.3,retry-after=0.25", "honours 0.25 s"),
+        ("list-users:429=0.3,retry-after=none", "backs off"),
+    ] {
+        let sim = Sim::start(
+            SimSpec::generated(3_000, 5)
+                .with_throttling(ThrottleConfig::disabled())
+                .with_faults(FaultPlan::parse(faults).unwrap()),
+        )
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let output = discover(dir.path(), &sim, &[]).await;
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{waits}: {}",
+            text(&output.stderr)
+        );
+        assert_eq!(stored_users(dir.path()).await, 3_000, "{waits}");
+        let throttled = sim
+            .counters()
+            .endpoint(b2b_convert_sim::Endpoint::ListUsers)
+            .injected_status;
+        assert!(throttled > 0, "{waits}: 429s were injected and retried");
+        sim.shutdown().await;
+    }
+}

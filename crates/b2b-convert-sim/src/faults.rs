@@ -136,8 +136,12 @@ pub struct FaultSpec {
     pub error_503: f64,
     /// Probability of answering 504 `UnknownError` (gateway timeout) without doing the work.
     pub error_504: f64,
-    /// `Retry-After` seconds sent with 503/504; `None` = no header.
-    pub retry_after_secs: Option<u64>,
+    /// Probability of answering 429 `TooManyRequests` without doing the work, outside the
+    /// throttling windows (as identity endpoints do, sometimes without `Retry-After`).
+    pub error_429: f64,
+    /// `Retry-After` seconds sent with 429/503/504, possibly fractional (Graph's own sample
+    /// says `2.128`); `None` = no header.
+    pub retry_after_secs: Option<f64>,
     /// Probability of closing the connection without any response, before doing the work.
     pub reset: f64,
     /// Probability of doing the work (e.g. converting the user) and then closing the
@@ -191,8 +195,8 @@ impl FaultPlan {
     /// clause   = endpoint ":" setting *( "," setting )
     /// endpoint = "all" | "invitations" | "list-users" | "get-user" | ... (Endpoint::name)
     /// setting  = "latency=" ms ["-" ms] ("ms" | "s")
-    ///          | "503=" rate | "504=" rate | "reset=" rate | "drop=" rate
-    ///          | "retry-after=" seconds
+    ///          | "429=" rate | "503=" rate | "504=" rate | "reset=" rate | "drop=" rate
+    ///          | "retry-after=" seconds (decimal, e.g. 2.128) | "retry-after=none"
     /// ```
     ///
     /// Later clauses for the same endpoint merge into earlier ones.
@@ -270,24 +274,28 @@ fn apply_setting(spec: &mut FaultSpec, setting: &str) -> Result<(), String> {
         "latency" => spec.latency_ms = Some(parse_latency(value.trim())?),
         "503" => spec.error_503 = rate(value)?,
         "504" => spec.error_504 = rate(value)?,
+        "429" => spec.error_429 = rate(value)?,
         "reset" => spec.reset = rate(value)?,
         "drop" => spec.commit_then_drop = rate(value)?,
         "retry-after" => {
             spec.retry_after_secs = if value.trim() == "none" {
                 None
             } else {
-                Some(
-                    value
-                        .trim()
-                        .trim_end_matches('s')
-                        .parse()
-                        .map_err(|_| format!("retry-after: {value:?} is not whole seconds"))?,
-                )
+                let seconds: f64 =
+                    value.trim().trim_end_matches('s').parse().map_err(|_| {
+                        format!("retry-after: {value:?} is not a number of seconds")
+                    })?;
+                if !(0.0..=3_600.0).contains(&seconds) {
+                    return Err(format!(
+                        "retry-after: {value:?} is outside 0..=3600 seconds"
+                    ));
+                }
+                Some(seconds)
             };
         }
         other => {
             return Err(format!(
-                "unknown setting {other:?} (known: latency, 503, 504, retry-after, reset, drop)"
+                "unknown setting {other:?} (known: latency, 429, 503, 504, retry-after, reset, drop)"
             ));
         }
     }
@@ -334,7 +342,8 @@ pub enum EarlyFault {
     Reset,
     Status {
         status: u16,
-        retry_after_secs: Option<u64>,
+        /// `Retry-After` in milliseconds (sent as decimal seconds).
+        retry_after_ms: Option<u64>,
     },
 }
 
@@ -371,17 +380,26 @@ impl FaultDice {
             };
             Duration::from_millis(min + extra)
         });
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // 0..=3600 s
+        let retry_after_ms = spec
+            .retry_after_secs
+            .map(|seconds| (seconds * 1_000.0).round() as u64);
         let before = if roll(1) < spec.reset {
             Some(EarlyFault::Reset)
         } else if roll(2) < spec.error_503 {
             Some(EarlyFault::Status {
                 status: 503,
-                retry_after_secs: spec.retry_after_secs,
+                retry_after_ms,
             })
         } else if roll(3) < spec.error_504 {
             Some(EarlyFault::Status {
                 status: 504,
-                retry_after_secs: spec.retry_after_secs,
+                retry_after_ms,
+            })
+        } else if roll(5) < spec.error_429 {
+            Some(EarlyFault::Status {
+                status: 429,
+                retry_after_ms,
             })
         } else {
             None
@@ -408,10 +426,26 @@ mod tests {
         let inv = plan.spec(Endpoint::Invitations);
         assert_eq!(inv.latency_ms, Some((150, 600)));
         assert!((inv.error_503 - 0.02).abs() < f64::EPSILON);
-        assert_eq!(inv.retry_after_secs, Some(3));
+        assert_eq!(inv.retry_after_secs, Some(3.0));
         assert!((inv.commit_then_drop - 0.01).abs() < f64::EPSILON);
         assert!((plan.spec(Endpoint::ListUsers).error_504 - 0.5).abs() < f64::EPSILON);
         assert_eq!(plan.spec(Endpoint::Domains), FaultSpec::default());
+    }
+
+    #[test]
+    fn retry_after_may_be_fractional_or_absent_and_429s_can_be_injected() {
+        let plan = FaultPlan::parse("get-user:429=1,retry-after=2.128").expect("parses");
+        let spec = plan.spec(Endpoint::GetUser);
+        assert_eq!(spec.retry_after_secs, Some(2.128));
+        assert_eq!(
+            FaultDice::new(1).decide(Endpoint::GetUser, &spec).before,
+            Some(EarlyFault::Status {
+                status: 429,
+                retry_after_ms: Some(2_128)
+            })
+        );
+        let plan = FaultPlan::parse("get-user:429=1,retry-after=none").expect("parses");
+        assert_eq!(plan.spec(Endpoint::GetUser).retry_after_secs, None);
     }
 
     #[test]
@@ -435,6 +469,8 @@ mod tests {
             ("invitations:latency=100", "needs a unit"),
             ("invitations:latency=600-150ms", "minimum above maximum"),
             ("invitations:teapot=1", "unknown setting"),
+            ("invitations:retry-after=soon", "not a number of seconds"),
+            ("invitations:retry-after=-1", "outside 0..=3600"),
         ] {
             let error = FaultPlan::parse(input).expect_err(input);
             assert!(error.reason.contains(reason), "{input}: {}", error.reason);
@@ -446,7 +482,7 @@ mod tests {
         let dice = FaultDice::new(1);
         let always = FaultSpec {
             error_503: 1.0,
-            retry_after_secs: Some(2),
+            retry_after_secs: Some(2.0),
             ..FaultSpec::default()
         };
         let never = FaultSpec::default();
@@ -455,7 +491,7 @@ mod tests {
                 dice.decide(Endpoint::Invitations, &always).before,
                 Some(EarlyFault::Status {
                     status: 503,
-                    retry_after_secs: Some(2)
+                    retry_after_ms: Some(2_000)
                 })
             );
             assert_eq!(dice.decide(Endpoint::Invitations, &never).before, None);

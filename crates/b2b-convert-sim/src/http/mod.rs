@@ -316,28 +316,44 @@ pub(crate) async fn apply_faults(
         }
         Some(EarlyFault::Status {
             status,
-            retry_after_secs,
+            retry_after_ms,
         }) => {
-            let (status, code, message) = if status == 503 {
-                (
+            let (status, code, message) = match status {
+                503 => (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "serviceNotAvailable",
                     "The service is temporarily unavailable. Please retry later.",
-                )
-            } else {
-                (
+                ),
+                429 => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "TooManyRequests",
+                    "Too many requests. Please retry later.",
+                ),
+                _ => (
                     StatusCode::GATEWAY_TIMEOUT,
                     "UnknownError",
                     "The gateway did not receive a timely response from the upstream service.",
-                )
+                ),
             };
             let mut reply = Reply::graph_error(ctx, shared, status, code, message);
-            if let Some(seconds) = retry_after_secs {
-                reply = reply.header("retry-after", seconds.to_string());
+            if let Some(ms) = retry_after_ms {
+                reply = reply.header("retry-after", decimal_seconds(ms));
             }
             reply.outcome = Outcome::InjectedStatus;
             Err(reply)
         }
+    }
+}
+
+/// `Retry-After` as Graph writes it: whole seconds, or decimal ones (`2.128`) when there is a
+/// fraction.
+fn decimal_seconds(ms: u64) -> String {
+    if ms.is_multiple_of(1_000) {
+        (ms / 1_000).to_string()
+    } else {
+        format!("{}.{:03}", ms / 1_000, ms % 1_000)
+            .trim_end_matches('0')
+            .to_owned()
     }
 }
 
@@ -369,4 +385,17 @@ fn finish(ctx: &RequestContext, reply: Reply) -> Response<Full<Bytes>> {
         set(name, &value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decimal_seconds;
+
+    #[test]
+    fn retry_after_is_written_as_graph_writes_it() {
+        assert_eq!(decimal_seconds(3_000), "3");
+        assert_eq!(decimal_seconds(2_128), "2.128");
+        assert_eq!(decimal_seconds(250), "0.25");
+        assert_eq!(decimal_seconds(0), "0");
+    }
 }
