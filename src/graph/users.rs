@@ -68,16 +68,20 @@ impl GraphClient {
         let select = format!("$select={}&$top={MAX_PAGE_SIZE}", encode(USER_SELECT));
         match selection {
             UserSelection::All => self.url(&format!("users?{select}")),
-            UserSelection::Group { id, transitive } => {
-                let relation = if *transitive {
-                    "transitiveMembers"
-                } else {
-                    "members"
-                };
-                self.url(&format!(
-                    "groups/{id}/{relation}/microsoft.graph.user?{select}"
-                ))
-            }
+            // The cast on a transitive list is an advanced query (NOTES §3.4): without
+            // `$count=true` and `ConsistencyLevel: eventual` Graph refuses it.
+            UserSelection::Group {
+                id,
+                transitive: true,
+            } => self.url(&format!(
+                "groups/{id}/transitiveMembers/microsoft.graph.user?{select}&$count=true"
+            )),
+            UserSelection::Group {
+                id,
+                transitive: false,
+            } => self.url(&format!(
+                "groups/{id}/members/microsoft.graph.user?{select}"
+            )),
             UserSelection::Filter(filter) => self.url(&format!(
                 "users?{select}&$filter={}&$count=true",
                 encode(filter)
@@ -92,7 +96,10 @@ impl GraphClient {
         now: OffsetDateTime,
     ) -> impl Stream<Item = Result<Page<UserSnapshot>, Error>> + Send + '_ {
         let headers: &'static [(&str, &str)] = match selection {
-            UserSelection::Filter(_) => EVENTUAL,
+            UserSelection::Filter(_)
+            | UserSelection::Group {
+                transitive: true, ..
+            } => EVENTUAL,
             _ => &[],
         };
         self.pages::<UserDto>(self.user_selection_url(selection), headers)

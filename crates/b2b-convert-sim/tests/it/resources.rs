@@ -16,10 +16,12 @@ async fn all_ids(h: &Harness, path: &str) -> Vec<String> {
     let mut ids = Vec::new();
     let mut next = Some(h.url(path));
     while let Some(url) = next {
+        // Harmless on a plain list, required for an OData cast on transitive members.
         let page: Value = h
             .http
             .get(&url)
             .bearer_auth(&h.token)
+            .header("ConsistencyLevel", "eventual")
             .send()
             .await
             .expect("page")
@@ -37,6 +39,42 @@ async fn all_ids(h: &Harness, path: &str) -> Vec<String> {
         next = page["@odata.nextLink"].as_str().map(str::to_owned);
     }
     ids
+}
+
+#[tokio::test]
+async fn a_cast_on_transitive_members_is_an_advanced_query_and_on_direct_members_is_not() {
+    let h = Harness::generated(200).await;
+    let groups = b2b_convert_sim::GeneratedTenant::new(7, 200).groups();
+    let group = &groups[3].0;
+    let cast = format!("/v1.0/groups/{group}/transitiveMembers/microsoft.graph.user");
+    for (query, eventual) in [("", false), ("", true), ("?$count=true", false)] {
+        let mut request = h
+            .http
+            .get(h.url(&format!("{cast}{query}")))
+            .bearer_auth(&h.token);
+        if eventual {
+            request = request.header("ConsistencyLevel", "eventual");
+        }
+        let response = request.send().await.expect("answer");
+        assert_eq!(response.status(), 400, "{query} eventual={eventual}");
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "Request_UnsupportedQuery", "{body}");
+    }
+    let response = h
+        .http
+        .get(h.url(&format!("{cast}?$count=true")))
+        .bearer_auth(&h.token)
+        .header("ConsistencyLevel", "eventual")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 200);
+    let (status, _) = h
+        .get_json(&format!(
+            "/v1.0/groups/{group}/members/microsoft.graph.user"
+        ))
+        .await;
+    assert_eq!(status, 200, "the cast on direct members works by default");
 }
 
 #[tokio::test]
@@ -61,7 +99,7 @@ async fn nested_groups_expand_transitively_once_per_user() {
         kinds,
         HashSet::from(["#microsoft.graph.user", "#microsoft.graph.group"])
     );
-    let transitive_users = all_ids(&h, &format!("/v1.0/groups/{all_partners}/transitiveMembers/microsoft.graph.user?$select=id,mail&$top=100")).await;
+    let transitive_users = all_ids(&h, &format!("/v1.0/groups/{all_partners}/transitiveMembers/microsoft.graph.user?$select=id,mail&$top=100&$count=true")).await;
     let unique: HashSet<&String> = transitive_users.iter().collect();
     assert_eq!(unique.len(), transitive_users.len(), "no duplicates");
     // pilot 20 + wave 2 (20..500) + late joiners (500..600) + tail (900..1000)
@@ -187,7 +225,7 @@ async fn a_tenant_file_pins_exact_cases() {
     assert_eq!(status, 201);
     let members = all_ids(
         &h,
-        "/v1.0/groups/9f0e0000-0000-4000-8000-000000000001/transitiveMembers/microsoft.graph.user",
+        "/v1.0/groups/9f0e0000-0000-4000-8000-000000000001/transitiveMembers/microsoft.graph.user?$count=true",
     )
     .await;
     assert_eq!(members.len(), 3);

@@ -128,6 +128,18 @@ pub(super) fn members(
     let Some(position) = shared.directory.facts.group_position(group) else {
         return directory_error(shared, ctx, &DirectoryError::NotFound(group.to_owned()));
     };
+    // "Use of OData cast with transitive members list" is in the documentation's table of
+    // queries that need the advanced query capabilities (NOTES §3.4); the cast on direct
+    // members works by default.
+    if transitive && users_only && !(query.eventual && query.wants_count()) {
+        return Reply::graph_error(
+            ctx,
+            shared,
+            StatusCode::BAD_REQUEST,
+            "Request_UnsupportedQuery",
+            "The request is an advanced query (an OData cast on a transitive members list): required parameters might be missing. Send the ConsistencyLevel: eventual header and $count=true.",
+        );
+    }
     if query.filter.is_some() && !users_only {
         return Reply::graph_error(
             ctx,
