@@ -25,7 +25,7 @@ use crate::input::{self, UserKey};
 use crate::output;
 use crate::plan::{self, Basis, Decider, RealmSummary, Roster, Tally, WaveUsers};
 use crate::rules::Severity;
-use crate::store::{NewWave, Store, Wave};
+use crate::store::{self, NewWave, Store, Wave};
 
 /// How a wave's users are chosen; stored with the wave so a re-plan selects the same way.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,11 +205,8 @@ async fn select_users(
             // The list refuses a user written twice the same way; by id on one line and by
             // UPN on another is found once both name a stored user.
             let mut lines_of: HashMap<UserId, u64> = HashMap::with_capacity(entries.len());
-            for entry in entries {
-                let found = match &entry.key {
-                    UserKey::Id(id) => store.user(*id).await?,
-                    UserKey::Upn(upn) => store.user_by_upn(upn).await?,
-                };
+            let found = look_up_listed(store, &entries).await?;
+            for (entry, found) in entries.into_iter().zip(found) {
                 match found {
                     Some(user) => {
                         if let Some(first) = lines_of.insert(user.id, entry.line) {
@@ -262,6 +259,31 @@ async fn select_users(
     Ok((Roster::listed(users), overrides))
 }
 
+/// The stored users a list names, in the list's order (`None` where the snapshot has no such
+/// user), looked up in batches: one statement per line made a 100,000-line list slow.
+async fn look_up_listed(
+    store: &Store,
+    entries: &[input::UserListEntry],
+) -> anyhow::Result<Vec<Option<UserSnapshot>>> {
+    let mut ids = Vec::new();
+    let mut upns = Vec::new();
+    for entry in entries {
+        match &entry.key {
+            UserKey::Id(id) => ids.push(*id),
+            UserKey::Upn(upn) => upns.push(upn.as_str()),
+        }
+    }
+    let by_id = store.users_by_ids(&ids).await?;
+    let by_upn = store.users_by_upns(&upns).await?;
+    Ok(entries
+        .iter()
+        .map(|entry| match &entry.key {
+            UserKey::Id(id) => by_id.get(id).cloned(),
+            UserKey::Upn(upn) => by_upn.get(&store::upn_key(upn)).cloned(),
+        })
+        .collect())
+}
+
 /// Reads a selection from Graph, refreshing the stored snapshots on the way.
 async fn read_and_store(
     settings: &Settings,
@@ -290,10 +312,19 @@ async fn exclusions(
 ) -> anyhow::Result<HashMap<UserId, String>> {
     let mut excluded = HashMap::new();
     if let Some(path) = &selection.exclude_csv {
-        for entry in input::read_user_list(path)? {
+        let entries = input::read_user_list(path)?;
+        let upns: Vec<&str> = entries
+            .iter()
+            .filter_map(|entry| match &entry.key {
+                UserKey::Upn(upn) => Some(upn.as_str()),
+                UserKey::Id(_) => None,
+            })
+            .collect();
+        let by_upn = store.users_by_upns(&upns).await?;
+        for entry in &entries {
             let found = match &entry.key {
                 UserKey::Id(id) => Some(*id),
-                UserKey::Upn(upn) => store.user_by_upn(upn).await?.map(|u| u.id),
+                UserKey::Upn(upn) => by_upn.get(&store::upn_key(upn)).map(|u| u.id),
             };
             if let Some(id) = found {
                 excluded.insert(id, format!("{}, line {}", path.display(), entry.line));

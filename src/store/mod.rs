@@ -40,6 +40,7 @@ pub use plan_transaction::{PlanTransaction, PreviousDecision, Replaced};
 pub use runs::{Run, RunStatus};
 pub use snapshot::{AddressFields, RuleInputs, SnapshotRead, StoragePosition};
 pub use transitions::Transition;
+pub use users::upn_key;
 pub use waves::{NewWave, Wave};
 
 /// A failure in the state database. Variants a caller branches on are typed; the rest wrap sqlx.
