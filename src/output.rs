@@ -51,12 +51,24 @@ pub fn init_logging(verbosity: i8, json: bool, filter_override: Option<&str>) {
     }
 }
 
-/// Renders rows as aligned plain-text columns under a header: easy to read and to grep.
+/// Replaces control characters (escape sequences, carriage returns, new lines) by `�`, so a
+/// display name from the directory cannot move the cursor, recolour or rewrite a terminal.
+pub fn terminal_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
+}
+
+/// Renders rows as aligned plain-text columns under a header: easy to read and to grep. Every
+/// cell goes through [`terminal_safe`]: cells hold names and error text from the directory.
 pub fn table<const N: usize>(
     header: [&str; N],
     rows: impl IntoIterator<Item = [String; N]>,
 ) -> String {
-    let rows: Vec<[String; N]> = rows.into_iter().collect();
+    let rows: Vec<[String; N]> = rows
+        .into_iter()
+        .map(|row| row.map(|cell| terminal_safe(&cell)))
+        .collect();
     let mut widths = header.map(|h| h.chars().count());
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -154,4 +166,34 @@ pub fn rate(count: u64, elapsed: std::time::Duration) -> f64 {
 /// Stdout without holding its lock, for a long-running command that prints now and then.
 pub fn stdout_unbuffered() -> io::Stdout {
     io::stdout()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_cannot_reach_the_terminal() {
+        assert_eq!(
+            terminal_safe("a\u{1b}[31mb\r\nc\td"),
+            "a\u{fffd}[31mb\u{fffd}\u{fffd}c\u{fffd}d"
+        );
+        assert_eq!(terminal_safe("Zoë Ünal"), "Zoë Ünal");
+    }
+
+    #[test]
+    fn table_cells_cannot_reach_the_terminal_either() {
+        let text = table(
+            ["user", "why"],
+            [[
+                "a\u{1b}]0;owned\u{7}@x".to_owned(),
+                "line\nbreak".to_owned(),
+            ]],
+        );
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert_eq!(text.lines().count(), 2, "one header, one row: {text:?}");
+    }
 }

@@ -200,7 +200,7 @@ fn render(status: &Status) -> String {
         let _ = writeln!(
             text,
             "Mail restore failed (they keep the mail run set; put it back by hand, the event log has the old value): {}",
-            crate::report::terminal_safe(&status.mail_restore_failed.join(", "))
+            crate::output::terminal_safe(&status.mail_restore_failed.join(", "))
         );
     }
     let p = &status.pending;

@@ -22,7 +22,6 @@ pub mod run;
 pub mod summary;
 pub mod table;
 mod text;
-pub use text::terminal_safe;
 
 #[cfg(test)]
 mod testdata;

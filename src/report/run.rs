@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::execute::RunSummary;
-use crate::output::table;
+use crate::output::{table, terminal_safe};
 use crate::store::{MemberNames, WaveMember};
 
 /// The summary of a run of wave `wave`; `not_converted` are its failed and drifted members (the
@@ -15,6 +15,7 @@ pub fn run_summary(
     summary: &RunSummary,
     not_converted: &[(WaveMember, MemberNames)],
 ) -> String {
+    let wave = terminal_safe(wave);
     let mut text = String::new();
     let headline = if summary.interrupted {
         "interrupted (run the same command again to continue)"

@@ -13,8 +13,9 @@ use crate::output::table;
 use crate::rules::Finding;
 
 use super::summary::Summary;
-use super::text::{human_time, severity_code, short_hash, terminal_safe};
+use super::text::{human_time, severity_code, short_hash};
 use super::{ReportData, ReportMember};
+use crate::output::terminal_safe;
 
 /// How many blocked users the terminal report lists before pointing to the CSV.
 pub const BLOCKED_USERS_SHOWN: usize = 50;

@@ -24,14 +24,6 @@ pub fn short_hash(hash: &str) -> &str {
     hash.get(..12).unwrap_or(hash)
 }
 
-/// Replaces control characters (escape sequences, carriage returns, new lines) by `�`, so a
-/// display name from the directory cannot move the cursor, recolour or rewrite a terminal.
-pub fn terminal_safe(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
-        .collect()
-}
-
 /// The severity as the JSON report spells it.
 pub const fn severity_code(severity: Severity) -> &'static str {
     match severity {
@@ -103,15 +95,6 @@ mod tests {
     fn short_hash_keeps_twelve_characters() {
         assert_eq!(short_hash("0123456789abcdef"), "0123456789ab");
         assert_eq!(short_hash("abc"), "abc");
-    }
-
-    #[test]
-    fn control_characters_cannot_reach_the_terminal() {
-        assert_eq!(
-            terminal_safe("a\u{1b}[31mb\r\nc\td"),
-            "a\u{fffd}[31mb\u{fffd}\u{fffd}c\u{fffd}d"
-        );
-        assert_eq!(terminal_safe("Zoë Ünal"), "Zoë Ünal");
     }
 
     #[test]
