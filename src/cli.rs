@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use uuid::Uuid;
 
+/// The help heading of the options every command takes, listed apart from a command's own.
+const GLOBAL: &str = "Global options";
+
 const ABOUT: &str = "Convert internal Entra ID partner accounts into B2B collaboration users";
 
 const LONG_ABOUT: &str = "\
@@ -33,12 +36,14 @@ AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, ...), then flags. Logs go to stderr; B2BC_
 filter such as `b2b_convert=debug`.
 
 Exit codes: 0 success, 1 operational failure, 2 usage or configuration error,
-3 finished but some users failed, 4 refused for safety.";
+3 finished but some users failed, 4 refused for safety, 130 interrupted.
+
+Shell completions: `b2b-convert completions --help`; manual pages: `b2b-convert man --help`.";
 
 #[derive(Debug, Parser)]
 #[command(
     name = "b2b-convert",
-    version,
+    version = env!("B2BC_LONG_VERSION"),
     about = ABOUT,
     long_about = LONG_ABOUT,
     after_help = EXAMPLES,
@@ -46,30 +51,50 @@ Exit codes: 0 success, 1 operational failure, 2 usage or configuration error,
 )]
 pub struct Cli {
     /// Configuration file [default: ./b2b-convert.toml]
-    #[arg(long, global = true, env = "B2BC_CONFIG", value_name = "PATH")]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "B2BC_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
 
     /// State database; overrides `store.path` from the configuration
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "PATH")]
     pub db: Option<PathBuf>,
 
     /// More detail in the log on stderr (-v info, -vv debug, -vvv trace)
-    #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
+    #[arg(short, long, global = true, help_heading = GLOBAL, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
     /// Only errors in the log on stderr
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub quiet: bool,
 
     /// Log format on stderr
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    #[arg(long, global = true, help_heading = GLOBAL, value_enum, ignore_case = true, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     pub log_format: LogFormat,
+
+    /// Colour and live progress lines on stderr: auto (on a terminal, unless `NO_COLOR` is set),
+    /// always, or never (no escape sequences at all; progress lines are then not drawn)
+    #[arg(long, global = true, help_heading = GLOBAL, value_enum, ignore_case = true, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
 
     #[command(subcommand)]
     pub command: Command,
 }
 
 impl Cli {
+    /// Parses the process's arguments, with clap's own help and errors coloured as `--color`
+    /// and `NO_COLOR` say (clap prints them before the parsed flag could be consulted).
+    pub fn parse_with_color(no_color: bool) -> Self {
+        use clap::{CommandFactory as _, FromArgMatches as _};
+        let color = match (color_flag(std::env::args_os()), no_color) {
+            (Some(ColorChoice::Never), _) | (None | Some(ColorChoice::Auto), true) => {
+                clap::ColorChoice::Never
+            }
+            (Some(ColorChoice::Always), _) => clap::ColorChoice::Always,
+            (None | Some(ColorChoice::Auto), false) => clap::ColorChoice::Auto,
+        };
+        let matches = Self::command().color(color).get_matches();
+        Self::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
+    }
+
     /// -1 for `--quiet`, 0 by default, 1.. per `-v`.
     pub fn verbosity(&self) -> i8 {
         if self.quiet {
@@ -86,6 +111,16 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, for log collectors
     Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless `NO_COLOR` is set
+    Auto,
+    /// Even when stderr is not a terminal
+    Always,
+    /// Never: no escape sequences at all
+    Never,
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,6 +140,8 @@ pub enum Command {
     Verify(VerifyArgs),
     Scramble(ScrambleArgs),
     Sim(SimArgs),
+    Completions(CompletionsArgs),
+    Man(ManArgs),
 }
 
 /// Write a commented configuration file and create the state database.
@@ -272,7 +309,7 @@ pub struct ReportArgs {
     pub wave: String,
 
     /// Output format
-    #[arg(long, value_enum, default_value_t = ReportFormat::Table, value_name = "FORMAT")]
+    #[arg(long, value_enum, ignore_case = true, default_value_t = ReportFormat::Table, value_name = "FORMAT")]
     pub format: ReportFormat,
 
     /// Write to this file (atomically, mode 0600) instead of stdout
@@ -361,7 +398,11 @@ pub struct InviteArgs {
     pub user: String,
 
     /// The invitation address (invitedUserEmailAddress); default: the one the rules choose
-    #[arg(long, value_name = "EMAIL")]
+    #[arg(
+        long,
+        visible_alias = "invited-user-email-address",
+        value_name = "EMAIL"
+    )]
     pub address: Option<String>,
 
     /// Accept an --address that is not one of the user's addresses
@@ -369,15 +410,19 @@ pub struct InviteArgs {
     pub allow_new_address: bool,
 
     /// invitedUserDisplayName (default: the user's displayName, when `invitation.send_display_name`)
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, visible_alias = "invited-user-display-name", value_name = "NAME")]
     pub display_name: Option<String>,
 
     /// inviteRedirectUrl (default: `invitation.redirect_url`)
-    #[arg(long, value_name = "URL")]
+    #[arg(long, visible_alias = "invite-redirect-url", value_name = "URL")]
     pub redirect_url: Option<url::Url>,
 
     /// Let Microsoft send the invitation email (sendInvitationMessage = true)
-    #[arg(long, conflicts_with = "no_send_message")]
+    #[arg(
+        long,
+        visible_alias = "send-invitation-message",
+        conflicts_with = "no_send_message"
+    )]
     pub send_message: bool,
 
     /// Do not send Microsoft's email; get the redemption URL with `export-links`
@@ -396,8 +441,8 @@ pub struct InviteArgs {
     #[arg(long, value_name = "EMAIL")]
     pub cc_recipient: Option<String>,
 
-    /// invitedUserType: Guest or Member
-    #[arg(long, value_name = "TYPE", value_parser = ["Guest", "Member"])]
+    /// invitedUserType: Guest or Member (any case)
+    #[arg(long, value_name = "TYPE", ignore_case = true, value_parser = invited_user_type())]
     pub invited_user_type: Option<String>,
 
     /// resetRedemption: re-invite a user who already redeemed (keeps object id and access)
@@ -648,6 +693,69 @@ pub struct SimServeArgs {
     /// Write the app's throwaway certificate and key (PEM) here, for certificate auth
     #[arg(long, value_name = "DIR")]
     pub credentials_dir: Option<PathBuf>,
+}
+
+/// Print a shell completion script for b2b-convert.
+///
+/// Writes the script to stdout; it completes commands, options and their fixed values. Load
+/// it from your shell's start-up file (see Examples) or save it where your shell looks for
+/// completions.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  bash:        b2b-convert completions bash > ~/.local/share/bash-completion/completions/b2b-convert
+  zsh:         b2b-convert completions zsh > ~/.zfunc/_b2b-convert   (with fpath+=~/.zfunc)
+  fish:        b2b-convert completions fish > ~/.config/fish/completions/b2b-convert.fish
+  PowerShell:  b2b-convert completions powershell | Out-String | Invoke-Expression")]
+pub struct CompletionsArgs {
+    /// The shell to complete in
+    #[arg(value_enum, ignore_case = true)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Print or write the manual pages of b2b-convert.
+///
+/// Without --out, prints the main page (roff) to stdout. With --out DIR, writes one page per
+/// command into DIR (b2b-convert.1, b2b-convert-plan.1, ...), replacing older ones.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  b2b-convert man | man -l -
+  b2b-convert man --out ~/.local/share/man/man1")]
+pub struct ManArgs {
+    /// Write every page into this existing folder instead of printing the main page
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// The value of the last `--color` among `args`, read before clap parses them.
+fn color_flag(args: impl IntoIterator<Item = std::ffi::OsString>) -> Option<ColorChoice> {
+    let mut choice = None;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let value = match arg.to_str() {
+            Some("--") => break,
+            Some("--color") => args.next(),
+            Some(other) => other.strip_prefix("--color=").map(Into::into),
+            None => None,
+        };
+        if let Some(value) = value.as_ref().and_then(|v| v.to_str()) {
+            choice = ColorChoice::from_str(value, true).ok().or(choice);
+        }
+    }
+    choice
+}
+
+/// `--invited-user-type`: Guest or Member in any case, sent as Graph spells it.
+fn invited_user_type() -> impl clap::builder::TypedValueParser<Value = String> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(["Guest", "Member"]).map(|kind| {
+        if kind.eq_ignore_ascii_case("guest") {
+            "Guest".to_owned()
+        } else {
+            "Member".to_owned()
+        }
+    })
 }
 
 /// A count that must be at least 1 (`--limit`, `--max`): the message says so for 0, a

@@ -3,8 +3,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use b2b_convert::cli::{Cli, LogFormat};
 use b2b_convert::commands;
 use b2b_convert::config::Environment;
@@ -17,8 +15,9 @@ use b2b_convert::output;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
     let env = Environment::from_process();
+    let cli = Cli::parse_with_color(env.no_color());
+    output::init_terminal(cli.color, env.no_color());
     output::init_logging(
         cli.verbosity(),
         cli.log_format == LogFormat::Json,

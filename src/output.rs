@@ -4,8 +4,11 @@
 //! results and hand them here; they never call `println!` themselves.
 
 use std::io::{self, IsTerminal, Write};
+use std::sync::OnceLock;
 
 use tracing_subscriber::EnvFilter;
+
+use crate::cli::ColorChoice;
 
 /// Where command results go. Locked once per command so lines never interleave.
 pub fn stdout() -> io::StdoutLock<'static> {
@@ -16,6 +19,25 @@ pub fn stdout() -> io::StdoutLock<'static> {
 #[allow(clippy::print_stderr)]
 pub fn print_error(err: &anyhow::Error) {
     eprintln!("error: {err:#}");
+}
+
+/// Whether stderr may carry escape sequences (colour, the live progress line), decided once
+/// at start-up by [`init_terminal`]; unset (tests, library use) means no.
+static ESCAPES_ON_STDERR: OnceLock<bool> = OnceLock::new();
+
+/// Decides, once, whether stderr may carry escape sequences: `--color always` yes, `--color
+/// never` no, `auto` only on a terminal and when `NO_COLOR` is not set.
+pub fn init_terminal(choice: ColorChoice, no_color: bool) {
+    let escapes = match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => !no_color && io::stderr().is_terminal(),
+    };
+    let _ = ESCAPES_ON_STDERR.set(escapes);
+}
+
+fn escapes_on_stderr() -> bool {
+    ESCAPES_ON_STDERR.get().copied().unwrap_or(false)
 }
 
 /// Starts logging to stderr. `verbosity`: -1 quiet, 0 default, 1.. per `-v`. A filter from
@@ -44,7 +66,7 @@ pub fn init_logging(verbosity: i8, json: bool, filter_override: Option<&str>) {
     if json {
         builder.json().init();
     } else {
-        builder.with_ansi(io::stderr().is_terminal()).init();
+        builder.with_ansi(escapes_on_stderr()).init();
     }
     if let Some(err) = bad_override {
         tracing::warn!("ignoring B2BC_LOG, it is not a valid filter: {err}");
@@ -111,7 +133,8 @@ pub fn notice(text: &str) {
 }
 
 /// A live status line on stderr while a long command works; invisible when stderr is not a
-/// terminal (logs and CI output stay clean).
+/// terminal (logs and CI output stay clean) or escape sequences are off (`--color never`,
+/// `NO_COLOR`): redrawing a line needs them.
 #[derive(Debug)]
 pub struct Progress {
     bar: indicatif::ProgressBar,
@@ -119,7 +142,7 @@ pub struct Progress {
 
 impl Progress {
     pub fn spinner(message: &str) -> Self {
-        let bar = indicatif::ProgressBar::new_spinner();
+        let bar = visible_if_allowed(indicatif::ProgressBar::new_spinner());
         bar.set_style(
             indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
                 .expect("a constant template parses"),
@@ -131,7 +154,7 @@ impl Progress {
 
     /// A bar for `total` items with position, rate and ETA.
     pub fn bar(total: u64) -> Self {
-        let bar = indicatif::ProgressBar::new(total);
+        let bar = visible_if_allowed(indicatif::ProgressBar::new(total));
         bar.set_style(
             indicatif::ProgressStyle::with_template(
                 "[{elapsed_precise}] {bar:30} {pos}/{len} {msg} (ETA {eta})",
@@ -155,6 +178,13 @@ impl Progress {
     pub fn finish(&self) {
         self.bar.finish_and_clear();
     }
+}
+
+fn visible_if_allowed(bar: indicatif::ProgressBar) -> indicatif::ProgressBar {
+    if !escapes_on_stderr() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar
 }
 
 /// Items per second, for progress lines and summaries.

@@ -9,12 +9,14 @@
 
 mod backup;
 mod check;
+mod completions;
 mod config;
 mod demo;
 mod discover;
 mod export_links;
 mod init;
 mod invite;
+mod man;
 mod plan;
 mod report;
 mod run;
@@ -488,6 +490,8 @@ async fn dispatch(command: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         Command::Verify(args) => args.run(ctx).await,
         Command::Scramble(args) => args.run(ctx).await,
         Command::Sim(args) => args.run().await,
+        Command::Completions(args) => args.run(),
+        Command::Man(args) => args.run(),
     }
 }
 

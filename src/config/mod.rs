@@ -79,6 +79,9 @@ pub const ENV_SECRETS: &[(&str, &str)] = &[
 /// The log filter variable (`RUST_LOG` syntax).
 pub const LOG_FILTER_VAR: &str = "B2BC_LOG";
 
+/// Turns colour and other terminal escape sequences off when set (<https://no-color.org>).
+pub const NO_COLOR_VAR: &str = "NO_COLOR";
+
 /// Where one effective value came from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -158,7 +161,8 @@ pub struct Environment {
 }
 
 impl Environment {
-    /// Reads the variables listed in [`ENV_KEYS`], [`ENV_SECRETS`] and [`LOG_FILTER_VAR`].
+    /// Reads the variables listed in [`ENV_KEYS`], [`ENV_SECRETS`], [`LOG_FILTER_VAR`] and
+    /// [`NO_COLOR_VAR`].
     /// Empty values count as unset.
     #[allow(clippy::disallowed_methods)] // the one place that reads the environment
     pub fn from_process() -> Self {
@@ -166,7 +170,7 @@ impl Environment {
             .iter()
             .chain(ENV_SECRETS)
             .map(|(var, _)| *var)
-            .chain([LOG_FILTER_VAR]);
+            .chain([LOG_FILTER_VAR, NO_COLOR_VAR]);
         Self::from_pairs(names.filter_map(|name| Some((name, std::env::var(name).ok()?))))
     }
 
@@ -188,6 +192,11 @@ impl Environment {
     /// The log filter from `B2BC_LOG`, if set.
     pub fn log_filter(&self) -> Option<&str> {
         self.get(LOG_FILTER_VAR)
+    }
+
+    /// `NO_COLOR` is set to something (<https://no-color.org>: an empty value counts as unset).
+    pub fn no_color(&self) -> bool {
+        self.get(NO_COLOR_VAR).is_some()
     }
 }
 

@@ -384,3 +384,157 @@ fn commands_that_read_the_state_never_create_a_database_or_folders() {
         assert!(created.is_empty(), "{args:?} created {created:?}");
     }
 }
+
+#[test]
+fn bash_completion_script_loads_in_bash_and_completes_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = b2b_convert(dir.path())
+        .args(["completions", "bash"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let path = dir.path().join("b2b-convert.bash");
+    std::fs::write(&path, script).unwrap();
+    // Source it, then ask its completion function what follows `b2b-convert pl`.
+    let probe = format!(
+        "set -e; source '{}'; COMP_WORDS=(b2b-convert pl); COMP_CWORD=1; \
+         _b2b__convert b2b-convert pl b2b-convert; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        path.display()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["--norc", "-c", &probe])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "plan");
+}
+
+#[test]
+fn man_prints_the_main_page_and_writes_one_page_per_command() {
+    let dir = tempfile::tempdir().unwrap();
+    b2b_convert(dir.path())
+        .arg("man")
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(".ie").and(predicate::str::contains(".SH NAME")));
+    let pages = dir.path().join("man1");
+    b2b_convert(dir.path())
+        .args(["man", "--out"])
+        .arg(&pages)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("create it first"));
+    std::fs::create_dir(&pages).unwrap();
+    b2b_convert(dir.path())
+        .args(["man", "--out"])
+        .arg(&pages)
+        .assert()
+        .success();
+    let plan = std::fs::read_to_string(pages.join("b2b-convert-plan.1")).unwrap();
+    assert!(
+        plan.contains("b2b\\-convert plan"),
+        "the synopsis names the command"
+    );
+    assert!(pages.join("b2b-convert.1").exists());
+    assert!(
+        !dir.path().join("b2b-convert.db").exists(),
+        "no state touched"
+    );
+}
+
+/// Runs the binary on a pseudo-terminal (util-linux `script`, essential on Debian) and returns
+/// everything it wrote there.
+#[cfg(unix)]
+fn on_a_terminal(dir: &Path, args: &str, env: &[(&str, &str)]) -> String {
+    let bin = assert_cmd::cargo::cargo_bin!("b2b-convert");
+    let mut cmd = std::process::Command::new("script");
+    cmd.current_dir(dir)
+        .args(["-qec", &format!("{} {args}", bin.display()), "/dev/null"])
+        .env_remove("NO_COLOR")
+        .env("B2BC_IMDS_URL", "none")
+        // An invalid filter makes the binary log a warning: a coloured level on a terminal.
+        .env("B2BC_LOG", "b2b_convert=nonsense=1");
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    let out = cmd.output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[cfg(unix)]
+#[test]
+fn no_color_and_color_never_keep_escape_sequences_off_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = "config --config missing.toml";
+    let coloured = on_a_terminal(dir.path(), args, &[]);
+    assert!(coloured.contains("WARN"), "{coloured:?}");
+    assert!(
+        coloured.contains('\u{1b}'),
+        "by default a terminal gets colour: {coloured:?}"
+    );
+    for (args, env) in [
+        (args.to_owned(), vec![("NO_COLOR", "1")]),
+        (format!("{args} --color never"), vec![]),
+        (format!("--color=NEVER {args}"), vec![]),
+        // clap's own errors too.
+        ("--no-such-flag".to_owned(), vec![("NO_COLOR", "1")]),
+        ("--no-such-flag --color never".to_owned(), vec![]),
+    ] {
+        let text = on_a_terminal(dir.path(), &args, &env);
+        assert!(!text.is_empty(), "{args}: nothing written");
+        assert!(!text.contains('\u{1b}'), "{args} {env:?}: {text:?}");
+    }
+}
+
+#[test]
+fn version_names_the_commit_and_its_date_and_help_sets_global_options_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = b2b_convert(dir.path())
+        .arg("--version")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let version = String::from_utf8(out).unwrap();
+    let stamp = version
+        .trim()
+        .strip_prefix(&format!("b2b-convert {} (", env!("CARGO_PKG_VERSION")))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{version}"));
+    let is_commit = |s: &str| {
+        s.strip_prefix("commit ")
+            .and_then(|s| s.split_once(", "))
+            .is_some_and(|(hash, date)| {
+                hash.len() == 12 && hash.chars().all(|c| c.is_ascii_hexdigit()) && date.len() == 10
+            })
+    };
+    assert!(
+        is_commit(stamp) || stamp == "not built from a git checkout",
+        "{version}"
+    );
+
+    let help = b2b_convert(dir.path())
+        .args(["status", "--help"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let help = String::from_utf8(help).unwrap();
+    let (own, global) = help.split_once("Global options:").expect(&help);
+    assert!(
+        own.contains("--wave") && !own.contains("--log-format"),
+        "{help}"
+    );
+    assert!(
+        global.contains("--log-format") && global.contains("--color"),
+        "{help}"
+    );
+}

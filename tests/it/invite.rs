@@ -21,7 +21,8 @@ async fn one_user_is_converted_with_the_options_given_and_recorded() {
             "--user",
             &upn,
             "--dry-run",
-            "--display-name",
+            // New-MgInvitation's parameter names work as aliases, values in any case.
+            "--invited-user-display-name",
             "Ada (Fabrikam)",
             "--custom-message",
             "Welcome",
@@ -30,8 +31,8 @@ async fn one_user_is_converted_with_the_options_given_and_recorded() {
             "--cc-recipient",
             "pm@contoso.com",
             "--invited-user-type",
-            "Guest",
-            "--redirect-url",
+            "guest",
+            "--invite-redirect-url",
             "https://myapps.microsoft.com/?tenantId=x",
         ],
     )
