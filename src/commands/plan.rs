@@ -398,7 +398,7 @@ fn summary(wave: &Wave, tally: &Tally, realms: Option<&RealmSummary>, hash: &str
             tally.added, tally.removed, tally.changed
         );
     }
-    let _ = writeln!(text, "Plan hash {}", &hash[..16]);
+    let _ = writeln!(text, "Plan hash {hash}");
     let _ = writeln!(
         text,
         "\nNext: b2b-convert report --wave {} --format html --out {}.html",

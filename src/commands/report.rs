@@ -8,10 +8,15 @@ use time::OffsetDateTime;
 
 use super::{Ctx, Outcome};
 use crate::cli::{ReportArgs, ReportFormat};
-use crate::domain::{RealmKind, UserState, WaveId};
+use crate::config::{AuthMethod, Settings};
+use crate::domain::{Decision, RealmKind, UserState, WaveId};
 use crate::fsutil::{self, Overwrite};
+use crate::graph::permissions::Capability;
 use crate::output;
-use crate::report::{self, Format, ReportData, ReportMember, ReportTenant, ReportWave};
+use crate::report::{
+    self, Format, ReportData, ReportExecution, ReportMember, ReportPermission, ReportTenant,
+    ReportWave,
+};
 use crate::rules::{Finding, Reason};
 use crate::store::Store;
 
@@ -22,7 +27,7 @@ impl ReportArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {
         let settings = ctx.settings()?;
         let store = ctx.existing_store(&settings).await?;
-        let data = gather(&store, &self.wave, OffsetDateTime::now_utc()).await?;
+        let data = gather(&store, &settings, &self.wave, OffsetDateTime::now_utc()).await?;
         let format = match self.format {
             ReportFormat::Table => Format::Table,
             ReportFormat::Json => Format::Json,
@@ -119,9 +124,31 @@ fn tenant_report(facts: Option<&crate::domain::TenantFacts>) -> ReportTenant {
     }
 }
 
-/// Everything the report shows, from the store.
+/// How `run` would go with these settings; `sets_mail`: some eligible member's `mail` is set
+/// first (only then is the write permission used).
+fn execution(settings: &Settings, sets_mail: bool) -> ReportExecution {
+    let delegated = matches!(
+        settings.auth.method,
+        AuthMethod::DeviceCode | AuthMethod::AzureCli
+    );
+    ReportExecution {
+        invitations_per_second: settings.throughput.max_invitations_per_second,
+        restore_mail_on_failure: settings.invitation.restore_mail_on_failure,
+        permissions: Capability::USED_BY_RUN
+            .into_iter()
+            .filter(|capability| sets_mail || *capability != Capability::UpdateUsers)
+            .map(|capability| ReportPermission {
+                permission: capability.permissions_for(delegated)[0].to_owned(),
+                purpose: capability.describe().to_owned(),
+            })
+            .collect(),
+    }
+}
+
+/// Everything the report shows, from the store, and from `settings` how the run would go.
 pub async fn gather(
     store: &Store,
+    settings: &Settings,
     wave_name: &str,
     now: OffsetDateTime,
 ) -> anyhow::Result<ReportData> {
@@ -160,6 +187,12 @@ pub async fn gather(
         },
         settings: wave.settings.clone(),
         wave_findings,
+        execution: execution(
+            settings,
+            report_members
+                .iter()
+                .any(|m| m.set_mail && m.decision == Decision::Eligible),
+        ),
         members: report_members,
     })
 }

@@ -32,6 +32,16 @@ impl Capability {
         Self::ReadAppRoleAssignments,
     ];
 
+    /// What `run` does against Graph for each user: re-read them, set `mail` where the plan
+    /// says so, read the baseline of memberships and app roles, invite.
+    pub const USED_BY_RUN: [Self; 5] = [
+        Self::ReadUsers,
+        Self::UpdateUsers,
+        Self::ReadMemberships,
+        Self::ReadAppRoleAssignments,
+        Self::InviteUsers,
+    ];
+
     /// What the operator reads in `check`.
     pub fn describe(self) -> &'static str {
         match self {

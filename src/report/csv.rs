@@ -8,7 +8,7 @@ use super::text::{code_of, details};
 use super::{ReportData, ReportMember};
 
 /// The header row, in order. `docs/reports.md` explains each column.
-pub const COLUMNS: [&str; 12] = [
+pub const COLUMNS: [&str; 16] = [
     "id",
     "userPrincipalName",
     "displayName",
@@ -21,6 +21,10 @@ pub const COLUMNS: [&str; 12] = [
     "realm",
     "fixHint",
     "details",
+    "invitedAt",
+    "acceptedAt",
+    "lastError",
+    "mailRestore",
 ];
 
 /// Excel reads UTF-8 only with it.
@@ -63,7 +67,19 @@ fn row(member: &ReportMember) -> [String; COLUMNS.len()] {
         member.realm.map(code_of).unwrap_or_default(),
         member.fix_hint().unwrap_or_default().to_owned(),
         details(member),
+        member.invited_at.map(rfc3339).unwrap_or_default(),
+        member.accepted_at.map(rfc3339).unwrap_or_default(),
+        member.last_error.clone().unwrap_or_default(),
+        member
+            .mail_restore
+            .map(|restore| restore.code().to_owned())
+            .unwrap_or_default(),
     ]
+}
+
+fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .expect("a stored time formats as RFC 3339")
 }
 
 /// Prefixes `'` to a cell a spreadsheet would evaluate (OWASP "CSV injection"): one starting
@@ -96,7 +112,7 @@ mod tests {
     #[test]
     fn one_row_per_user_under_the_documented_header() {
         let text = render_csv(&testdata::sample());
-        assert!(text.starts_with("\u{feff}id,userPrincipalName,displayName,decision,state,reasons,address,addressOrigin,setMail,realm,fixHint,details\r\n"));
+        assert!(text.starts_with("\u{feff}id,userPrincipalName,displayName,decision,state,reasons,address,addressOrigin,setMail,realm,fixHint,details,invitedAt,acceptedAt,lastError,mailRestore\r\n"));
         let rows = records(&text);
         assert_eq!(rows.len(), 7);
         let bob = &rows[2];

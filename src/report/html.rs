@@ -23,13 +23,17 @@ use crate::domain::{Decision, RealmKind, UserState};
 use crate::rules::{Finding, Reason, Severity};
 
 use super::summary::{DomainCount, Summary};
-use super::text::{code_of, details, human_time, severity_code, short_hash, thousands};
-use super::{ReportData, ReportMember};
+use super::text::{code_of, details, human_time, severity_code, thousands};
+use super::{ReportData, ReportExecution, ReportMember};
 
 /// The policy in the page itself: inline style and script only, images only as `data:`, no
 /// network access of any kind.
 pub const CONTENT_SECURITY_POLICY: &str =
     "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:";
+
+/// How many users each printed list holds at most: beyond it, printing is not how such a wave
+/// is reviewed (the CSV report lists everyone).
+const PRINTED_USERS: usize = 10_000;
 
 /// How many external domains the domain chart shows.
 const DOMAINS_CHARTED: usize = 12;
@@ -45,12 +49,15 @@ pub fn render_html(data: &ReportData) -> String {
     page.push_str("<body>\n");
     page_header(&mut page, data);
     page.push_str("<main>\n");
+    effects(&mut page, data, &summary);
     cards(&mut page, &summary, data.wave.started);
-    charts(&mut page, &summary, data.wave.started);
     reasons(&mut page, &summary);
     wave_findings(&mut page, &data.wave_findings);
+    charts(&mut page, &summary, data.wave.started);
     user_table(&mut page);
+    printed_users(&mut page, data);
     settings(&mut page, data);
+    sign_off(&mut page, data);
     page.push_str("</main>\n");
     footer(&mut page, data);
     data_island(&mut page, data, &summary);
@@ -125,12 +132,11 @@ fn page_header(page: &mut String, data: &ReportData) {
     if let Some(hash) = &wave.plan_hash {
         let _ = writeln!(
             page,
-            "<dt>Plan</dt><dd><code title=\"{}\">{}</code></dd>",
-            escape_html(hash),
-            escape_html(short_hash(hash))
+            "<dt>Plan hash</dt><dd><code class=\"hash\">{}</code></dd>",
+            escape_html(hash)
         );
     }
-    meta(page, "Selection", &compact_json(&wave.selector));
+    meta(page, "Selection", &selection_text(&wave.selector));
     let cap = wave.cap.map_or_else(
         || "none".to_owned(),
         |cap| thousands(usize::try_from(cap).unwrap_or(usize::MAX)),
@@ -145,10 +151,152 @@ fn meta(page: &mut String, term: &str, value: &str) {
     let _ = writeln!(page, "<dt>{term}</dt><dd>{}</dd>", escape_html(value));
 }
 
-fn compact_json(value: &serde_json::Value) -> String {
+/// A stored value as a reader sees it: text as is, nothing as "not set", lists joined.
+fn plain_value(value: &serde_json::Value) -> String {
     match value {
+        serde_json::Value::Null => "not set".to_owned(),
+        serde_json::Value::Bool(true) => "yes".to_owned(),
+        serde_json::Value::Bool(false) => "no".to_owned(),
         serde_json::Value::String(text) => text.clone(),
+        serde_json::Value::Array(items) if items.is_empty() => "none".to_owned(),
+        serde_json::Value::Array(items) => {
+            items.iter().map(plain_value).collect::<Vec<_>>().join(", ")
+        }
         other => other.to_string(),
+    }
+}
+
+/// A stored object flattened into `(dotted key, plain value)` rows, in the stored order.
+fn flatten(prefix: &str, value: &serde_json::Value, rows: &mut Vec<(String, String)>) {
+    match value {
+        serde_json::Value::Object(fields) => {
+            for (key, field) in fields {
+                let key = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                flatten(&key, field, rows);
+            }
+        }
+        other => rows.push((prefix.to_owned(), plain_value(other))),
+    }
+}
+
+/// The selection in one line (`users.kind: csv, users.path: pilot.csv`).
+fn selection_text(selector: &serde_json::Value) -> String {
+    let mut rows = Vec::new();
+    flatten("", selector, &mut rows);
+    rows.iter()
+        .map(|(key, value)| format!("{key}: {value}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A stored object as a two-column table of settings.
+fn settings_table(page: &mut String, value: &serde_json::Value) {
+    let mut rows = Vec::new();
+    flatten("", value, &mut rows);
+    page.push_str(
+        "<table class=\"settings\">\n<thead><tr><th scope=\"col\">Setting</th>\
+         <th scope=\"col\">Value</th></tr></thead>\n<tbody>\n",
+    );
+    for (key, value) in rows {
+        let _ = writeln!(
+            page,
+            "<tr><td><code>{}</code></td><td>{}</td></tr>",
+            escape_html(&key),
+            escape_html(&value)
+        );
+    }
+    page.push_str("</tbody>\n</table>\n");
+}
+
+/// "What will happen": what the run sends, changes and asks for, from the plan and the
+/// configuration; what a change board signs.
+fn effects(page: &mut String, data: &ReportData, summary: &Summary) {
+    let invitation = &data.settings["invitation"];
+    let execution: &ReportExecution = &data.execution;
+    let heading = if data.wave.started {
+        "What the run does (the wave has started: the funnel below shows how far it got)"
+    } else {
+        "What will happen when the wave is run"
+    };
+    let _ = write!(
+        page,
+        "<section aria-labelledby=\"effects\">\n<h2 id=\"effects\">{heading}</h2>\n<ul class=\"effects\">\n"
+    );
+    let _ = writeln!(
+        page,
+        "<li><strong>{} invitation(s)</strong> (<code>POST /invitations</code>), one per eligible user: \
+         each turns the existing account into a B2B collaboration user, keeping its object id, UPN, \
+         groups and app assignments. <strong>This cannot be undone</strong> by the tool.</li>",
+        thousands(summary.eligible)
+    );
+    let restore = if execution.restore_mail_on_failure {
+        "put back if the invitation then fails for good"
+    } else {
+        "<strong>not</strong> put back if the invitation fails \
+         (<code>invitation.restore_mail_on_failure</code> is off)"
+    };
+    let _ = writeln!(
+        page,
+        "<li><strong>{} <code>mail</code> change(s)</strong> (<code>PATCH /users/{{id}}</code>): \
+         the user's <code>mail</code> is set to the invitation address first. The previous value is \
+         recorded, and {restore}.</li>",
+        thousands(summary.set_mail)
+    );
+    let message = match invitation["send_message"].as_bool() {
+        Some(true) => {
+            "<strong>Microsoft sends its invitation email</strong> to each invited address \
+             (<code>sendInvitationMessage</code> is true)."
+                .to_owned()
+        }
+        Some(false) => "<strong>Microsoft sends no email</strong>: the redemption links are kept \
+             and written with <code>export-links</code> for your own mail merge."
+            .to_owned(),
+        None => "Whether Microsoft sends its email is not recorded with this plan.".to_owned(),
+    };
+    let _ = writeln!(page, "<li>{message}</li>");
+    let _ = writeln!(
+        page,
+        "<li><strong>{} user(s) are not touched</strong>: they are blocked (reasons below).</li>",
+        thousands(summary.blocked)
+    );
+    let rate = execution.invitations_per_second;
+    if summary.eligible > 0 && rate > 0.0 {
+        #[allow(clippy::cast_precision_loss)] // users: far below 2^52
+        let seconds = summary.eligible as f64 / rate;
+        let _ = writeln!(
+            page,
+            "<li>Expected duration: <strong>about {}</strong> at the configured pace of {} \
+             invitation(s) per second (<code>throughput.max_invitations_per_second</code>), \
+             more if the service throttles.</li>",
+            escape_html(&duration_text(seconds)),
+            escape_html(&format!("{rate}"))
+        );
+    }
+    page.push_str("<li>Microsoft Graph permissions the run uses (least privileged):<ul>\n");
+    for permission in &execution.permissions {
+        let _ = writeln!(
+            page,
+            "<li><code>{}</code>: {}</li>",
+            escape_html(&permission.permission),
+            escape_html(&permission.purpose)
+        );
+    }
+    page.push_str("</ul></li>\n</ul>\n</section>\n");
+}
+
+/// `95` -> "2 minutes", `5400` -> "1 h 30 min": an estimate, rounded up to the minute.
+fn duration_text(seconds: f64) -> String {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // small, positive
+    let minutes = (seconds / 60.0).ceil().max(1.0) as u64;
+    match (minutes / 60, minutes % 60) {
+        (0, 1) => "1 minute".to_owned(),
+        (0, m) => format!("{m} minutes"),
+        (h, 0) => format!("{h} h"),
+        (h, m) => format!("{h} h {m} min"),
     }
 }
 
@@ -160,7 +308,7 @@ fn cards(page: &mut String, summary: &Summary, started: bool) {
     card(page, "eligible", summary.eligible, "ok");
     card(page, "blocked", summary.blocked, "bad");
     card(page, "with warnings", summary.with_warnings, "warn");
-    card(page, "set mail first", summary.set_mail, "");
+    card(page, "eligible, mail set first", summary.set_mail, "");
     if started {
         card(page, "invited", summary.invited(), "ok");
         card(page, "accepted", summary.accepted(), "ok");
@@ -172,7 +320,12 @@ fn cards(page: &mut String, summary: &Summary, started: bool) {
             "warn",
         );
     }
-    page.push_str("</ul>\n</section>\n");
+    page.push_str(
+        "</ul>\n<p class=\"note\">Every user of the wave is either eligible (the run invites them) or \
+         blocked (the run does not touch them). <em>With warnings</em> counts users of either kind \
+         with at least one warning; <em>eligible, mail set first</em> counts eligible users only. \
+         The reasons table shows, per reason, all users with it and how many of them are eligible.</p>\n</section>\n",
+    );
 }
 
 fn card(page: &mut String, label: &str, value: usize, tone: &str) {
@@ -387,19 +540,23 @@ fn reasons(page: &mut String, summary: &Summary) {
         return;
     }
     page.push_str(
-        "<p class=\"note\">Reason codes are explained, with their sources, in docs/rules.md.</p>\n\
+        "<p class=\"note\">What each reason means and how to fix it travel with this page; \
+         docs/rules.md adds the sources. <em>Users</em>: every user with the reason; \
+         <em>eligible</em>: those of them the run still invites (a user can have several reasons).</p>\n\
          <div class=\"scroll\"><table class=\"reasons\">\n<thead><tr><th scope=\"col\">Code</th>\
          <th scope=\"col\">Severity</th><th scope=\"col\" class=\"num\">Users</th>\
+         <th scope=\"col\" class=\"num\">Eligible</th>\
          <th scope=\"col\">What it means</th><th scope=\"col\">Fix</th></tr></thead>\n<tbody>\n",
     );
     for count in &summary.reasons {
         let _ = writeln!(
             page,
             "<tr><td><code>{code}</code></td><td>{severity}</td><td class=\"num\">{users}</td>\
-             <td>{summary}</td><td>{fix}</td></tr>",
+             <td class=\"num\">{eligible}</td><td>{summary}</td><td>{fix}</td></tr>",
             code = count.reason.code(),
             severity = severity_badge(count.severity),
             users = thousands(count.users),
+            eligible = thousands(count.eligible),
             summary = escape_html(count.reason.summary()),
             fix = escape_html(count.reason.fix()),
         );
@@ -441,7 +598,7 @@ fn wave_findings(page: &mut String, findings: &[Finding]) {
 /// The table's shell; `report.js` fills the body, the filters and the pager from the island.
 fn user_table(page: &mut String) {
     page.push_str(
-        "<section aria-labelledby=\"users\">\n<h2 id=\"users\">Users</h2>\n\
+        "<section aria-labelledby=\"users\" class=\"screen-only\">\n<h2 id=\"users\">Users</h2>\n\
 <form class=\"filters\" role=\"search\" id=\"filters\">\n\
 <label>Search <input type=\"search\" id=\"f-text\" placeholder=\"name, UPN, address, id, detail\" autocomplete=\"off\"></label>\n\
 <label>Decision <select id=\"f-decision\"><option value=\"\">all</option></select></label>\n\
@@ -471,18 +628,14 @@ fn user_table(page: &mut String) {
 }
 
 fn settings(page: &mut String, data: &ReportData) {
-    let settings = serde_json::to_string_pretty(&data.settings)
-        .expect("a serde_json::Value always serialises");
-    let selector = serde_json::to_string_pretty(&data.wave.selector)
-        .expect("a serde_json::Value always serialises");
-    let _ = write!(
-        page,
+    page.push_str(
         "<section aria-labelledby=\"settings\">\n<h2 id=\"settings\">Settings used</h2>\n\
-         <p class=\"note\">The invitation settings and rule modes stored with the plan.</p>\n\
-         <pre>{}</pre>\n<h3>Selection</h3>\n<pre>{}</pre>\n",
-        escape_html(&settings),
-        escape_html(&selector),
+         <p class=\"note\">The invitation settings and rule modes stored with the plan: \
+         <code>run</code> sends exactly these, and refuses if the configuration changed since.</p>\n",
     );
+    settings_table(page, &data.settings);
+    page.push_str("<h3>Selection</h3>\n");
+    settings_table(page, &data.wave.selector);
     let tenant = &data.tenant;
     for (title, domains) in [
         ("Verified domains (internal)", &tenant.verified_domains),
@@ -496,6 +649,148 @@ fn settings(page: &mut String, data: &ReportData) {
         let _ = writeln!(page, "<h3>{title}</h3>\n<p>{}</p>", escape_html(&list));
     }
     page.push_str("</section>\n");
+}
+
+/// For print (hidden on screen, where the interactive table serves): every blocked user and
+/// every user to be converted, compactly, without script.
+fn printed_users(page: &mut String, data: &ReportData) {
+    let started = data.wave.started;
+    page.push_str(
+        "<section aria-labelledby=\"printed-users\" class=\"print-only\">\n\
+         <h2 id=\"printed-users\">Users</h2>\n",
+    );
+    let blocked: Vec<&ReportMember> = data
+        .members
+        .iter()
+        .filter(|m| m.decision == Decision::Blocked)
+        .collect();
+    let eligible: Vec<&ReportMember> = data
+        .members
+        .iter()
+        .filter(|m| m.decision == Decision::Eligible)
+        .collect();
+    printed_list(
+        page,
+        "printed-blocked",
+        &format!("Blocked users ({}): not touched", thousands(blocked.len())),
+        &["User principal name", "Display name", "Reasons"],
+        &blocked,
+        |member| {
+            let mut codes: Vec<&str> = member.blockers().map(|f| f.reason.code()).collect();
+            codes.dedup();
+            vec![
+                member.user_principal_name.clone(),
+                member.display_name.clone().unwrap_or_default(),
+                codes.join(", "),
+            ]
+        },
+    );
+    let mut columns = vec!["User principal name", "Display name", "Invitation address"];
+    if started {
+        columns.extend(["State", "Invited", "Accepted", "Last error"]);
+    }
+    printed_list(
+        page,
+        "printed-eligible",
+        &format!("Users to be converted ({})", thousands(eligible.len())),
+        &columns,
+        &eligible,
+        |member| {
+            let mut address = member.address.clone().unwrap_or_default();
+            if member.set_mail {
+                address.push_str(" (mail set first)");
+            }
+            let mut cells = vec![
+                member.user_principal_name.clone(),
+                member.display_name.clone().unwrap_or_default(),
+                address,
+            ];
+            if started {
+                let mut error = member.last_error.clone().unwrap_or_default();
+                if let Some(restore) = member.mail_restore {
+                    error = format!("{error} ({})", restore.label());
+                }
+                cells.extend([
+                    member.state.code().to_owned(),
+                    member.invited_at.map(human_time).unwrap_or_default(),
+                    member.accepted_at.map(human_time).unwrap_or_default(),
+                    error,
+                ]);
+            }
+            cells
+        },
+    );
+    page.push_str("</section>\n");
+}
+
+fn printed_list(
+    page: &mut String,
+    id: &str,
+    title: &str,
+    columns: &[&str],
+    members: &[&ReportMember],
+    cells: impl Fn(&ReportMember) -> Vec<String>,
+) {
+    let _ = writeln!(page, "<h3 id=\"{id}\">{}</h3>", escape_html(title));
+    if members.is_empty() {
+        page.push_str("<p class=\"empty\">None.</p>\n");
+        return;
+    }
+    let _ = write!(
+        page,
+        "<table class=\"printed\" aria-labelledby=\"{id}\">\n<thead><tr>"
+    );
+    for column in columns {
+        let _ = write!(page, "<th scope=\"col\">{column}</th>");
+    }
+    page.push_str("</tr></thead>\n<tbody>\n");
+    for member in members.iter().take(PRINTED_USERS) {
+        page.push_str("<tr>");
+        for cell in cells(member) {
+            let _ = write!(page, "<td>{}</td>", escape_html(&cell));
+        }
+        page.push_str("</tr>\n");
+    }
+    page.push_str("</tbody>\n</table>\n");
+    if members.len() > PRINTED_USERS {
+        let _ = writeln!(
+            page,
+            "<p class=\"note\">… and {} more, not printed: the CSV report (<code>--format csv</code>) lists every user.</p>",
+            thousands(members.len() - PRINTED_USERS)
+        );
+    }
+}
+
+/// The block a change board signs: the plan hash it approves, and a line per role.
+fn sign_off(page: &mut String, data: &ReportData) {
+    page.push_str(
+        "<section aria-labelledby=\"sign-off\" class=\"sign-off\">\n<h2 id=\"sign-off\">Sign-off</h2>\n",
+    );
+    match &data.wave.plan_hash {
+        Some(hash) => {
+            let _ = writeln!(
+                page,
+                "<p>Approving this report approves the plan with hash <code class=\"hash\">{}</code> \
+                 for wave <q>{}</q>. <code>run</code> converts exactly this stored plan; planning \
+                 the wave again gives a new hash, and needs a new approval.</p>",
+                escape_html(hash),
+                escape_html(&data.wave.name)
+            );
+        }
+        None => page.push_str("<p>The wave has no plan yet: there is nothing to approve.</p>\n"),
+    }
+    page.push_str(
+        "<table class=\"signatures\">\n<thead><tr><th scope=\"col\">Role</th><th scope=\"col\">Name</th>\
+         <th scope=\"col\">Date</th><th scope=\"col\">Signature</th></tr></thead>\n<tbody>\n",
+    );
+    for role in [
+        "Prepared by (operator)",
+        "Reviewed by",
+        "Approved by (change board)",
+    ] {
+        let _ = writeln!(page, "<tr><td>{role}</td><td></td><td></td><td></td></tr>");
+    }
+    page.push_str("</tbody>\n</table>\n</section>\n");
 }
 
 fn footer(page: &mut String, data: &ReportData) {

@@ -52,7 +52,32 @@ pub struct ReportData {
     pub settings: serde_json::Value,
     /// Findings about the wave as a whole (they apply to every user).
     pub wave_findings: Vec<Finding>,
+    /// How `run` would go with the configuration the report was made with.
+    pub execution: ReportExecution,
     pub members: Vec<ReportMember>,
+}
+
+/// How `run` would go with the current configuration: its pace, and what it asks of the
+/// tenant. Unlike `settings` (stored with the plan), this reads the configuration at the time
+/// of the report: it is what a change board signs for the run to come.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ReportExecution {
+    /// `throughput.max_invitations_per_second`: the pace the duration is estimated at.
+    pub invitations_per_second: f64,
+    /// `invitation.restore_mail_on_failure`: a `mail` set first is put back when the
+    /// invitation then fails for good.
+    pub restore_mail_on_failure: bool,
+    /// The Graph permissions `run` uses, least privileged first, with what for.
+    pub permissions: Vec<ReportPermission>,
+}
+
+/// One Graph permission `run` uses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReportPermission {
+    /// The least privileged permission that allows it.
+    pub permission: String,
+    /// What the run does with it.
+    pub purpose: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

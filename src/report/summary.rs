@@ -18,7 +18,11 @@ use super::ReportData;
 pub struct ReasonCount {
     pub reason: Reason,
     pub severity: Severity,
+    /// Every user with the finding, eligible or blocked.
     pub users: usize,
+    /// Of those, the users still eligible (what the run does to them: a warning or a
+    /// `set-mail-first` counts here the same as in the summary's cards).
+    pub eligible: usize,
 }
 
 /// The users invited at one external domain, and what realm discovery says about it.
@@ -70,7 +74,8 @@ impl Summary {
             domains: Vec::new(),
             without_address: 0,
         };
-        let mut reasons: BTreeMap<(Severity, Reason), usize> = BTreeMap::new();
+        // (users, of them eligible) per finding.
+        let mut reasons: BTreeMap<(Severity, Reason), (usize, usize)> = BTreeMap::new();
         let mut states: BTreeMap<UserState, usize> = BTreeMap::new();
         let mut domains: HashMap<String, (usize, Option<RealmKind>)> = HashMap::new();
         let mut seen = Vec::new();
@@ -88,7 +93,9 @@ impl Summary {
                 let key = (finding.severity, finding.reason);
                 if !seen.contains(&key) {
                     seen.push(key);
-                    *reasons.entry(key).or_default() += 1;
+                    let count = reasons.entry(key).or_default();
+                    count.0 += 1;
+                    count.1 += usize::from(member.decision == Decision::Eligible);
                 }
             }
             match member.address_domain() {
@@ -102,10 +109,11 @@ impl Summary {
         }
         summary.reasons = reasons
             .into_iter()
-            .map(|((severity, reason), users)| ReasonCount {
+            .map(|((severity, reason), (users, eligible))| ReasonCount {
                 reason,
                 severity,
                 users,
+                eligible,
             })
             .collect();
         summary

@@ -13,7 +13,7 @@ use crate::output::table;
 use crate::rules::Finding;
 
 use super::summary::Summary;
-use super::text::{human_time, severity_code, short_hash};
+use super::text::{human_time, severity_code};
 use super::{ReportData, ReportMember};
 use crate::output::terminal_safe;
 
@@ -49,7 +49,7 @@ fn header(data: &ReportData) -> String {
         (None, None) => "unknown".to_owned(),
     };
     let planned = match (wave.planned_at, &wave.plan_hash) {
-        (Some(at), Some(hash)) => format!("{} (plan {})", human_time(at), short_hash(hash)),
+        (Some(at), Some(hash)) => format!("{} (plan {hash})", human_time(at)),
         (Some(at), None) => human_time(at),
         (None, _) => "not planned yet".to_owned(),
     };
@@ -183,7 +183,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("Planned at: 2026-11-20 08:05 UTC (plan 9f86d081884c)"),
+            text.contains("Planned at: 2026-11-20 08:05 UTC (plan 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08)"),
             "{text}"
         );
         assert!(text.contains("Users:      6 (cap 500)"), "{text}");

@@ -77,6 +77,20 @@ fn empty(name: &str, started: bool) -> ReportData {
             },
             "rules": { "exchange-mailbox": "enforce", "disabled-account": "warn" },
         }),
+        execution: super::ReportExecution {
+            invitations_per_second: 24.0,
+            restore_mail_on_failure: true,
+            permissions: vec![
+                super::ReportPermission {
+                    permission: "User.Invite.All".to_owned(),
+                    purpose: "invite users (run)".to_owned(),
+                },
+                super::ReportPermission {
+                    permission: "User.ReadWrite.All".to_owned(),
+                    purpose: "set `mail` before inviting (run)".to_owned(),
+                },
+            ],
+        },
         wave_findings: vec![finding(
             Reason::CustomMessageDropped,
             Severity::Warning,

@@ -19,11 +19,6 @@ pub fn human_time(time: OffsetDateTime) -> String {
         .unwrap_or_else(|_| time.to_string())
 }
 
-/// The first 12 hex digits of a plan hash: enough to tell two plans apart at a glance.
-pub fn short_hash(hash: &str) -> &str {
-    hash.get(..12).unwrap_or(hash)
-}
-
 /// The severity as the JSON report spells it.
 pub const fn severity_code(severity: Severity) -> &'static str {
     match severity {
@@ -89,12 +84,6 @@ mod tests {
             human_time(datetime!(2026-11-21 10:30:59 +01:00)),
             "2026-11-21 09:30 UTC"
         );
-    }
-
-    #[test]
-    fn short_hash_keeps_twelve_characters() {
-        assert_eq!(short_hash("0123456789abcdef"), "0123456789ab");
-        assert_eq!(short_hash("abc"), "abc");
     }
 
     #[test]

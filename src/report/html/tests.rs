@@ -45,8 +45,13 @@ fn is_one_self_contained_file_with_a_strict_policy() {
     ] {
         assert!(!page.contains(external), "the page contains `{external}`");
     }
-    // The only URL outside data values is the SVG namespace, which is never fetched.
-    let without_data = page.replace(island_of(&page), "");
+    // The only URL outside data values (the island, and the users' list for print: escaped
+    // text) is the SVG namespace, which is never fetched.
+    let printed = &page[page
+        .find("<section aria-labelledby=\"printed-users\"")
+        .unwrap()..];
+    let printed = &printed[..printed.find("</section>").unwrap()];
+    let without_data = page.replace(island_of(&page), "").replace(printed, "");
     let urls: Vec<&str> = ["http://", "https://"]
         .iter()
         .flat_map(|scheme| without_data.match_indices(scheme))
@@ -145,11 +150,9 @@ fn shows_cards_charts_reasons_findings_and_settings() {
         "<span class=\"number\">6</span> <span class=\"label\">users in the wave</span>"
     ));
     assert!(page.contains("<span class=\"number\">3</span> <span class=\"label\">blocked</span>"));
-    assert!(
-        page.contains(
-            "<span class=\"number\">1</span> <span class=\"label\">set mail first</span>"
-        )
-    );
+    assert!(page.contains(
+        "<span class=\"number\">1</span> <span class=\"label\">eligible, mail set first</span>"
+    ));
     assert!(
         !page.contains("label\">invited</span>"),
         "no run cards before a run"
@@ -166,8 +169,87 @@ fn shows_cards_charts_reasons_findings_and_settings() {
     );
     assert!(page.contains("<td><code>exchange-mailbox</code></td>"));
     assert!(page.contains("<code>custom-message-dropped</code>"));
-    assert!(page.contains("&quot;set_mail_before_invite&quot;: true"));
+    assert!(
+        page.contains(
+            "<tr><td><code>invitation.set_mail_before_invite</code></td><td>yes</td></tr>"
+        )
+    );
     assert!(page.contains("Dry run: nothing has been changed in the tenant."));
+}
+
+#[test]
+fn a_change_board_reads_what_will_happen_the_full_hash_and_signs() {
+    let data = testdata::sample();
+    let page = render_html(&data);
+    let hash = data.wave.plan_hash.as_deref().unwrap();
+    assert_eq!(hash.len(), 64);
+    assert_eq!(
+        page.matches(&format!("<code class=\"hash\">{hash}</code>"))
+            .count(),
+        2,
+        "the full hash in the header and in the sign-off block"
+    );
+    assert!(page.contains("What will happen when the wave is run"));
+    assert!(page.contains("<strong>3 invitation(s)</strong>"));
+    assert!(page.contains("<strong>1 <code>mail</code> change(s)</strong>"));
+    assert!(page.contains("<strong>Microsoft sends no email</strong>"));
+    assert!(page.contains("<strong>3 user(s) are not touched</strong>"));
+    assert!(page.contains("<strong>about 1 minute</strong> at the configured pace of 24"));
+    assert!(page.contains("<li><code>User.Invite.All</code>: invite users (run)</li>"));
+    for role in [
+        "Prepared by (operator)",
+        "Reviewed by",
+        "Approved by (change board)",
+    ] {
+        assert!(page.contains(&format!("<tr><td>{role}</td>")), "{role}");
+    }
+    // One definition of the counts: the set-mail-first row says how many are eligible.
+    assert!(
+        page.contains(
+            "<td><code>set-mail-first</code></td><td><span class=\"badge s-info\">info</span></td>\
+             <td class=\"num\">1</td><td class=\"num\">1</td>"
+        ),
+        "{page}"
+    );
+}
+
+#[test]
+fn the_printed_lists_hold_every_blocked_and_every_eligible_user_without_script() {
+    let data = testdata::sample();
+    let page = render_html(&data);
+    let start = page.find("<section aria-labelledby=\"printed-users\" class=\"print-only\">");
+    let printed = &page[start.expect("a print-only section")..];
+    let printed = &printed[..printed.find("</section>").unwrap()];
+    let (blocked, eligible) = printed.split_at(printed.find("id=\"printed-eligible\"").unwrap());
+    for member in &data.members {
+        let list = match member.decision {
+            Decision::Blocked => blocked,
+            Decision::Eligible => eligible,
+        };
+        assert!(
+            list.contains(&*escape_html(&member.user_principal_name)),
+            "{} missing from its printed list",
+            member.user_principal_name
+        );
+    }
+    assert!(blocked.contains("Blocked users (3): not touched"));
+    assert!(eligible.contains("Users to be converted (3)"));
+    assert!(
+        !eligible.contains("<th scope=\"col\">Invited</th>"),
+        "no run columns before a run"
+    );
+
+    let run = render_html(&testdata::synthetic(30, true));
+    assert!(run.contains("<th scope=\"col\">Invited</th><th scope=\"col\">Accepted</th>"));
+    assert!(run.contains("What the run does (the wave has started"));
+}
+
+#[test]
+fn durations_are_estimated_to_the_minute() {
+    assert_eq!(duration_text(5.0), "1 minute");
+    assert_eq!(duration_text(95.0), "2 minutes");
+    assert_eq!(duration_text(3600.0), "1 h");
+    assert_eq!(duration_text(5400.0), "1 h 30 min");
 }
 
 #[test]
