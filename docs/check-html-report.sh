@@ -6,7 +6,8 @@
 #
 #   docs/check-html-report.sh            # then look at /tmp/report.png
 #
-# Needs Chromium (Debian: apt-get install -y --no-install-recommends chromium). Exits non-zero
+# Needs Chromium and poppler-utils (Debian: apt-get install -y --no-install-recommends chromium
+# poppler-utils). DOCS=1 also updates the images in docs/img. Exits non-zero
 # when the script logged an error or the table is not filled as expected.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,15 +18,31 @@ chromium_headless() {
     --user-data-dir="$(mktemp -d)" "$@"
 }
 
-# 1. target/report-sample.html (2,006 users after a run, hostile display names included) and
-#    target/report-100k.html.
+# 1. target/report-sample.html (2,006 users after a run, hostile display names included),
+#    target/report-print.html (a 400-user wave before its run) and target/report-100k.html.
 cargo test --locked --quiet --lib report::html::tests::write_sample_reports -- --ignored
-ls -l target/report-sample.html target/report-100k.html
+ls -l target/report-sample.html target/report-print.html target/report-100k.html
 
-# 2. A screenshot of the top of the sample report.
+# 2. Screenshots of the top of the sample report at 1400 and 800 px, and the report printed
+#    (A4, as a change board gets it): its first page and its last (the sign-off block) as
+#    images. DOCS=1 copies them into docs/img.
 chromium_headless --window-size=1400,1800 --screenshot="$OUT/report.png" \
   "file://$PWD/target/report-sample.html" 2>/dev/null
-echo "screenshot: $OUT/report.png"
+chromium_headless --window-size=800,1400 --screenshot="$OUT/report-800.png" \
+  "file://$PWD/target/report-sample.html" 2>/dev/null
+chromium_headless --no-pdf-header-footer --print-to-pdf="$OUT/report.pdf" \
+  "file://$PWD/target/report-print.html" 2>/dev/null
+pages=$(pdfinfo "$OUT/report.pdf" | awk '/^Pages:/ {print $2}')
+pdftoppm -png -r 70 -f 1 -l 1 -singlefile "$OUT/report.pdf" "$OUT/report-print-first"
+pdftoppm -png -r 70 -f "$pages" -l "$pages" -singlefile "$OUT/report.pdf" "$OUT/report-print-last"
+echo "screenshots: $OUT/report.png $OUT/report-800.png; printed: $OUT/report.pdf ($pages pages)," \
+  "$OUT/report-print-first.png $OUT/report-print-last.png"
+if [ -n "${DOCS:-}" ]; then
+  cp "$OUT/report.png" docs/img/report.png
+  cp "$OUT/report-800.png" docs/img/report-800.png
+  cp "$OUT/report-print-first.png" docs/img/report-print-first.png
+  cp "$OUT/report-print-last.png" docs/img/report-print-last.png
+fi
 
 # 3. The 100k report with a probe appended (after </html> the parser puts it in the body; the
 #    page's policy allows inline scripts). The probe clicks and types, then writes a log into

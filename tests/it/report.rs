@@ -111,3 +111,138 @@ async fn an_unknown_wave_names_the_known_ones() {
     );
     sim.shutdown().await;
 }
+
+/// Chromium and `pdftotext` (poppler-utils): `scripts/test` installs both and sets
+/// `B2BC_REQUIRE_CHROMIUM=1`, so there a missing tool fails the test; elsewhere it is skipped
+/// with a message.
+fn print_tools() -> Option<(&'static str, &'static str)> {
+    let found = |tool: &str, version: &str| {
+        std::process::Command::new(tool)
+            .arg(version)
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    if found("chromium", "--version") && found("pdftotext", "-v") {
+        return Some(("chromium", "pdftotext"));
+    }
+    assert!(
+        std::env::var_os("B2BC_REQUIRE_CHROMIUM").is_none(),
+        "B2BC_REQUIRE_CHROMIUM is set but chromium or pdftotext is missing"
+    );
+    eprintln!(
+        "SKIPPED: the printed-report test needs chromium and pdftotext (poppler-utils); \
+         scripts/test installs them"
+    );
+    None
+}
+
+/// Prints `html` to PDF in headless Chromium (no network, a fresh profile) and returns the
+/// PDF's text.
+fn printed_text(html: &std::path::Path) -> String {
+    let (chromium, pdftotext) = print_tools().expect("checked by the caller");
+    let dir = html.parent().unwrap();
+    let pdf = dir.join("printed.pdf");
+    let profile = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-pdf-header-footer",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--print-to-pdf={}", pdf.display()))
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap();
+    assert!(
+        pdf.exists(),
+        "chromium printed nothing: {}",
+        text(&out.stderr)
+    );
+    let out = std::process::Command::new(pdftotext)
+        .arg(&pdf)
+        .arg("-")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_printed_report_of_a_400_user_wave_lists_every_user_and_the_sign_off() {
+    if print_tools().is_none() {
+        return;
+    }
+    let sim = quiet_sim(400).await;
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(
+        cli(dir.path(), &sim, &["discover"]).await.status.code(),
+        Some(0)
+    );
+    let plan = cli(dir.path(), &sim, &["plan", "--wave", "pilot", "--all"]).await;
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stderr));
+    let json = cli(
+        dir.path(),
+        &sim,
+        &["report", "--wave", "pilot", "--format", "json"],
+    )
+    .await;
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let members = report["members"].as_array().unwrap();
+    assert_eq!(members.len(), 400);
+    let html = dir.path().join("pilot.html");
+    let written = cli(
+        dir.path(),
+        &sim,
+        &[
+            "report",
+            "--wave",
+            "pilot",
+            "--format",
+            "html",
+            "--out",
+            "pilot.html",
+        ],
+    )
+    .await;
+    assert_eq!(written.status.code(), Some(0), "{}", text(&written.stderr));
+
+    let printed = printed_text(&html);
+    // pdftotext may break a long cell over lines: compare without white space.
+    let squeezed: String = printed.split_whitespace().collect();
+    let missing: Vec<&str> = members
+        .iter()
+        .map(|m| m["user_principal_name"].as_str().unwrap())
+        .filter(|upn| !squeezed.contains(&upn.split_whitespace().collect::<String>()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} users are missing from the printed report, e.g. {:?}",
+        missing.len(),
+        members.len(),
+        &missing[..missing.len().min(5)]
+    );
+    for decision in ["blocked", "eligible"] {
+        assert!(
+            members.iter().any(|m| m["decision"] == decision),
+            "the wave has {decision} users"
+        );
+    }
+    for heading in [
+        "Whatwillhappenwhenthewaveisrun",
+        "Blockedusers(",
+        "Userstobeconverted(",
+        "Sign-off",
+        "Approvedby(changeboard)",
+    ] {
+        assert!(squeezed.contains(heading), "`{heading}` is not printed");
+    }
+    let hash = report["wave"]["plan_hash"].as_str().unwrap();
+    assert!(squeezed.contains(hash), "the full plan hash is printed");
+}

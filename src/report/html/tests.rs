@@ -323,6 +323,8 @@ fn write_sample_reports() {
     let mut sample = testdata::synthetic(2_000, true);
     sample.members.extend(testdata::sample().members);
     std::fs::write(target.join("report-sample.html"), render_html(&sample)).unwrap();
+    let print = testdata::synthetic(400, false);
+    std::fs::write(target.join("report-print.html"), render_html(&print)).unwrap();
     let large = testdata::synthetic(100_000, true);
     std::fs::write(target.join("report-100k.html"), render_html(&large)).unwrap();
 }
