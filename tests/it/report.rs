@@ -115,6 +115,7 @@ async fn an_unknown_wave_names_the_known_ones() {
 /// Chromium and `pdftotext` (poppler-utils): `scripts/test` installs both and sets
 /// `B2BC_REQUIRE_CHROMIUM=1`, so there a missing tool fails the test; elsewhere it is skipped
 /// with a message.
+#[allow(clippy::disallowed_methods, clippy::print_stderr)] // reads the test run's switch, says why it skips
 fn print_tools() -> Option<(&'static str, &'static str)> {
     let found = |tool: &str, version: &str| {
         std::process::Command::new(tool)
