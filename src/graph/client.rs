@@ -84,6 +84,7 @@ pub struct GraphClient {
     retry: RetryPolicy,
     low_priority_reads: bool,
     observer: Option<RetryObserver>,
+    retries: RetryLog,
 }
 
 impl std::fmt::Debug for GraphClient {
@@ -123,6 +124,7 @@ impl GraphClient {
             retry,
             low_priority_reads,
             observer: None,
+            retries: RetryLog::default(),
         }
     }
 
@@ -315,7 +317,7 @@ impl GraphClient {
             refreshes: AtomicU32::new(0),
         };
         let request = &request;
-        retry::drive(
+        let result = retry::drive(
             &self.retry,
             request.idempotency,
             move |progress| self.attempt(request, progress),
@@ -328,7 +330,9 @@ impl GraphClient {
         .map_err(|stop| match stop {
             Stop::Failed(error) => error,
             Stop::OutcomeUnknown(error) => request.outcome_unknown(&error),
-        })
+        });
+        log_outcome(request, &result);
+        result
     }
 
     /// One attempt: a token (refreshed if the last answer was 401), the request, the answer.
@@ -420,10 +424,13 @@ impl GraphClient {
     }
 
     fn announce_retry(&self, request: &Request<'_>, attempt: u32, error: &Error, wait: Duration) {
-        tracing::warn!(
+        tracing::debug!(
             method = %request.method, path = %request.path, attempt, wait_ms = wait.as_millis(),
             "retrying after: {error}"
         );
+        if let Some(summary) = self.retries.add(error.status(), Instant::now()) {
+            tracing::warn!("{summary}");
+        }
         if let Some(observer) = &self.observer {
             observer(&RetryEvent {
                 method: request.method.to_string(),
@@ -434,6 +441,107 @@ impl GraphClient {
                 wait,
             });
         }
+    }
+}
+
+/// Logs a request's final outcome: a tenant write (anything but a read) at info, one event
+/// each with what a log collector correlates on (`-v --log-format json`); a read at debug.
+fn log_outcome(request: &Request<'_>, result: &Result<Raw, Error>) {
+    let (status, request_id) = match result {
+        Ok(raw) => (Some(raw.meta.status), raw.meta.request_id.clone()),
+        Err(Error::Api(api)) => (Some(api.status), Some(api.request_id.clone())),
+        Err(Error::OutcomeUnknown {
+            status, request_id, ..
+        }) => (*status, request_id.clone()),
+        Err(_) => (None, None),
+    };
+    let duration_ms = u64::try_from(request.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let error = result.as_ref().err().map(ToString::to_string);
+    if request.idempotency == Idempotency::Read {
+        tracing::debug!(
+            method = %request.method, path = %request.path, status, request_id,
+            client_request_id = %request.client_request_id, duration_ms, error, "graph read"
+        );
+    } else {
+        let user = subject_of(&request.path, request.body.as_deref());
+        tracing::info!(
+            method = %request.method, path = %request.path, user, status, request_id,
+            client_request_id = %request.client_request_id, duration_ms, error, "tenant write"
+        );
+    }
+}
+
+/// The user a write concerns: `…/users/{id}` in the path, else the invitation's
+/// `invitedUser.id`.
+fn subject_of(path: &str, body: Option<&[u8]>) -> Option<String> {
+    let in_path = path
+        .split('?')
+        .next()
+        .and_then(|path| path.split_once("/users/"))
+        .map(|(_, rest)| rest.split('/').next().unwrap_or(rest).to_owned());
+    in_path.or_else(|| {
+        let body: serde_json::Value = serde_json::from_slice(body?).ok()?;
+        body["invitedUser"]["id"].as_str().map(str::to_owned)
+    })
+}
+
+/// Retries counted and logged as one warning per interval instead of one per retry: a
+/// throttled run retries hundreds of times, and each line would scroll over the progress.
+#[derive(Debug, Default)]
+struct RetryLog {
+    state: std::sync::Mutex<RetryCounts>,
+}
+
+#[derive(Debug, Default)]
+struct RetryCounts {
+    /// When the last summary was logged; `None` before the first retry.
+    logged_at: Option<Instant>,
+    /// Retries since then, by the status that caused them (`None`: no answer).
+    by_status: std::collections::BTreeMap<Option<u16>, u32>,
+}
+
+impl RetryLog {
+    /// How often a summary is logged at most.
+    const INTERVAL: Duration = Duration::from_secs(30);
+
+    /// Counts a retry; returns the warning to log for the count so far on the first retry and
+    /// then at most once per [`Self::INTERVAL`].
+    fn add(&self, status: Option<u16>, now: Instant) -> Option<String> {
+        let mut counts = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *counts.by_status.entry(status).or_default() += 1;
+        let due = counts
+            .logged_at
+            .is_none_or(|at| now.duration_since(at) >= Self::INTERVAL);
+        if !due {
+            return None;
+        }
+        let summary = counts
+            .by_status
+            .iter()
+            .map(|(status, n)| match status {
+                Some(status) => format!("{n} × {status}"),
+                None => format!("{n} × no answer"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let first = counts.logged_at.is_none();
+        counts.logged_at = Some(now);
+        counts.by_status.clear();
+        Some(if first {
+            format!(
+                "Graph asked to slow down or failed transiently ({summary}); retrying as it asks \
+                 (further retries are summarised every {} s; -vv shows each)",
+                Self::INTERVAL.as_secs()
+            )
+        } else {
+            format!(
+                "retried {summary} in the last {} s or more",
+                Self::INTERVAL.as_secs()
+            )
+        })
     }
 }
 
@@ -555,6 +663,51 @@ fn log_throttle(headers: &HeaderMap, status: StatusCode) {
                 .as_deref()
                 .unwrap_or("-"),
             "throttled"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_names_its_user_from_the_path_or_the_invitation() {
+        assert_eq!(
+            subject_of("/v1.0/users/5a9f3c1e-0b2d-4e6f-8a7b-9c0d1e2f3a4b", None).as_deref(),
+            Some("5a9f3c1e-0b2d-4e6f-8a7b-9c0d1e2f3a4b")
+        );
+        assert_eq!(
+            subject_of("/v1.0/users/abc/memberOf?$top=999", None).as_deref(),
+            Some("abc")
+        );
+        let invitation = br#"{"invitedUserEmailAddress":"a@b.example","invitedUser":{"id":"u1"}}"#;
+        assert_eq!(
+            subject_of("/v1.0/invitations", Some(invitation)).as_deref(),
+            Some("u1")
+        );
+        assert_eq!(subject_of("/v1.0/invitations", Some(b"not json")), None);
+    }
+
+    #[test]
+    fn retries_are_summarised_once_per_interval() {
+        let log = RetryLog::default();
+        let start = Instant::now();
+        let first = log.add(Some(429), start).expect("the first retry is told");
+        assert!(first.contains("1 × 429"), "{first}");
+        for i in 1..=40 {
+            let status = if i % 10 == 0 { Some(503) } else { Some(429) };
+            assert_eq!(
+                log.add(status, start + Duration::from_millis(i * 500)),
+                None
+            );
+        }
+        let summary = log
+            .add(None, start + RetryLog::INTERVAL + Duration::from_secs(1))
+            .expect("a summary after the interval");
+        assert_eq!(
+            summary,
+            "retried 1 × no answer, 36 × 429, 4 × 503 in the last 30 s or more"
         );
     }
 }

@@ -15,7 +15,9 @@ use b2b_convert::execute::{
     Executor, InvitationTemplate, Pacer, Quiet, RunObserver, RunOptions, Step,
 };
 use b2b_convert::store::{MailRestore, Store, Wave};
-use b2b_convert_sim::{AuthConfig, FaultPlan, Sim, SimSpec, ThrottleConfig, UserCase, WindowLimit};
+use b2b_convert_sim::{
+    AuthConfig, Endpoint, FaultPlan, Sim, SimSpec, ThrottleConfig, UserCase, WindowLimit,
+};
 use rand::{RngExt as _, SeedableRng as _};
 
 use crate::support::{
@@ -496,7 +498,63 @@ async fn lost_answers_503s_429_storms_and_revoked_tokens_end_with_everyone_invit
         !stdout.contains("throttled 0 time"),
         "the storm was felt: {stdout}"
     );
+    // At the default level the retries are summarised, not logged one by one.
+    let stderr = text(&output.stderr);
+    assert!(!stderr.contains("retrying after"), "{stderr}");
+    assert_eq!(
+        stderr.matches("Graph asked to slow down").count(),
+        1,
+        "{stderr}"
+    );
     assert_each_invited_once(&sim, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_verbose_json_log_has_one_event_per_tenant_write_with_its_request_ids() {
+    let sim = quiet_sim(120).await;
+    let dir = planned(&sim).await;
+    let output = run_wave(dir.path(), &sim, &["-v", "--log-format", "json"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let writes: Vec<serde_json::Value> = text(&output.stderr)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["fields"]["message"] == "tenant write")
+        .collect();
+    let counters = sim.counters();
+    let posts = counters.endpoint(Endpoint::Invitations).requests;
+    let patches = counters.endpoint(Endpoint::PatchUser).requests;
+    assert!(posts > 0 && patches > 0, "the wave invites and sets mail");
+    assert_eq!(writes.len() as u64, posts + patches, "one event per write");
+    let store = store(dir.path()).await;
+    let (_, users) = eligible(&store).await;
+    store.close().await;
+    for write in &writes {
+        let fields = &write["fields"];
+        assert_eq!(write["level"], "INFO");
+        assert!(
+            fields["status"].as_u64().is_some_and(|s| s < 300),
+            "{write}"
+        );
+        assert!(
+            fields["request_id"]
+                .as_str()
+                .is_some_and(|id| !id.is_empty()),
+            "{write}"
+        );
+        assert!(
+            fields["client_request_id"]
+                .as_str()
+                .is_some_and(|id| id.len() == 36),
+            "{write}"
+        );
+        assert!(fields["duration_ms"].as_u64().is_some(), "{write}");
+        let user = fields["user"].as_str().expect("the user written");
+        assert!(users.iter().any(|u| u.to_string() == user), "{write}");
+        assert!(
+            matches!(fields["method"].as_str(), Some("POST" | "PATCH")),
+            "{write}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
