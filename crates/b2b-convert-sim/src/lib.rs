@@ -4,7 +4,7 @@
 //! Owns the [`Sim`] handle (start, URLs, credentials, observation and control), the
 //! [`SimSpec`] that describes a tenant and its behaviour, and [`serve()`] for the CLI. The
 //! submodules own the data ([`generate`], [`tenant_file`], [`directory`]), the protocol
-//! ([`odata`], [`auth`], `http`) and the service behaviour ([`throttle`], [`faults`]).
+//! ([`odata`], [`auth`], `http`) and the service behaviour ([`throttle`], [`faults`], [`limits`]).
 //!
 //! A crate of its own in the b2b-convert workspace, so that editing the product does not
 //! recompile it. It must stay self-contained: it depends on nothing of the product (`b2b-convert`
@@ -18,6 +18,7 @@ pub mod directory;
 pub mod faults;
 pub mod generate;
 mod http;
+pub mod limits;
 pub mod model;
 pub mod observe;
 pub mod odata;
@@ -210,6 +211,7 @@ pub(crate) struct Shared {
     faults: Mutex<FaultPlan>,
     dice: FaultDice,
     observer: Observer,
+    invitation_limits: limits::InvitationLimits,
     graph_url: String,
     login_url: String,
     options: GraphOptions,
@@ -340,6 +342,7 @@ impl Sim {
             faults: Mutex::new(spec.faults.clone()),
             dice: FaultDice::new(spec.fault_seed),
             observer: Observer::new(spec.request_log_capacity),
+            invitation_limits: limits::InvitationLimits::default(),
             login_url: format!("{graph_url}/login"),
             graph_url,
             options: spec.graph.clone(),
