@@ -482,7 +482,9 @@ mod tests {
         let spec = plan.spec(Endpoint::Invitations);
         assert_eq!((spec.abuse_after, spec.daily_quota), (Some(11), Some(200)));
         assert_eq!(
-            FaultDice::new(1).decide(Endpoint::Invitations, &spec).before,
+            FaultDice::new(1)
+                .decide(Endpoint::Invitations, &spec)
+                .before,
             None,
             "they are limits, not dice"
         );

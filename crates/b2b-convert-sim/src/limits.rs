@@ -77,7 +77,10 @@ impl Ledger {
         }
         // The (count - limit + 1)-th oldest must leave before one more fits.
         let index = usize::try_from(count - limit).unwrap_or(usize::MAX);
-        let resume_at_ms = self.recent.get(index).map_or(now_ms, |&at| at + QUOTA_WINDOW_MS);
+        let resume_at_ms = self
+            .recent
+            .get(index)
+            .map_or(now_ms, |&at| at + QUOTA_WINDOW_MS);
         Some(Refusal::Quota {
             limit,
             resume_at_ms,

@@ -406,7 +406,10 @@ async fn after_abuse_after_invitations_every_invitation_meets_the_abuse_block() 
     let (status, _) = h.post_json("/v1.0/invitations", &guest(4)).await;
     assert_eq!(status, 403, "time does not lift the block");
     assert_eq!(h.sim.counters().invitations_created, 2);
-    assert_eq!(h.sim.user(&user.id).expect("user").external_user_state, None);
+    assert_eq!(
+        h.sim.user(&user.id).expect("user").external_user_state,
+        None
+    );
 }
 
 #[tokio::test]
