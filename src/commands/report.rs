@@ -8,7 +8,8 @@ use time::OffsetDateTime;
 
 use super::{Ctx, Outcome};
 use crate::cli::{ReportArgs, ReportFormat};
-use crate::domain::{RealmKind, UserState, WaveId};
+use crate::domain::{Decision, RealmKind, UserState, WaveId};
+use crate::execute::young_tenant_warning;
 use crate::fsutil::{self, Overwrite};
 use crate::output;
 use crate::report::{self, Format, ReportData, ReportMember, ReportTenant, ReportWave};
@@ -138,6 +139,17 @@ pub async fn gather(
                 .collect()
         })
         .unwrap_or_default();
+    // What the wave still has to invite: eligible members not yet invited.
+    let to_invite = report_members
+        .iter()
+        .filter(|m| {
+            m.decision == Decision::Eligible
+                && matches!(
+                    m.state,
+                    UserState::Planned | UserState::Ready | UserState::Inviting | UserState::Failed
+                )
+        })
+        .count() as u64;
     let started = report_members.iter().any(|m| {
         !matches!(
             m.state,
@@ -160,6 +172,13 @@ pub async fn gather(
         },
         settings: wave.settings.clone(),
         wave_findings,
+        warnings: young_tenant_warning(
+            facts.as_ref().and_then(|f| f.created_at),
+            now,
+            Some(to_invite),
+        )
+        .into_iter()
+        .collect(),
         members: report_members,
     })
 }

@@ -25,6 +25,36 @@ use crate::graph::{self, invitations::TenantRefusal};
 /// The quota's window.
 pub const QUOTA_WINDOW: time::Duration = time::Duration::DAY;
 
+/// A tenant younger than this has a daily B2B invitation quota (NOTES §8.2a).
+pub const YOUNG_TENANT: time::Duration = time::Duration::days(30);
+
+/// The daily invitation quota of a paid tenant younger than [`YOUNG_TENANT`] (an unpaid one:
+/// 10 when new, then 100).
+pub const YOUNG_TENANT_DAILY_INVITATIONS: u64 = 200;
+
+/// What to tell the operator about a tenant created at `created_at`, as of `now`: nothing
+/// unless it is younger than 30 days, and, when `invitations` (a wave's users to invite) is
+/// given, unless they are more than a young tenant's 200 a day.
+pub fn young_tenant_warning(
+    created_at: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+    invitations: Option<u64>,
+) -> Option<String> {
+    let created_at = created_at?;
+    let age = now - created_at;
+    if age >= YOUNG_TENANT || invitations.is_some_and(|n| n <= YOUNG_TENANT_DAILY_INVITATIONS) {
+        return None;
+    }
+    let wave = invitations.map_or(String::new(), |n| {
+        format!("; this wave has {n} users to invite, more than one day's quota")
+    });
+    Some(format!(
+        "the tenant was created {} ({} day(s) ago): Microsoft allows a paid tenant younger than 30 days {YOUNG_TENANT_DAILY_INVITATIONS} B2B invitations a day (an unpaid one 10, later 100), and conversions may count{wave}. Set throughput.max_invitations_per_day so runs stop cleanly at the quota and resume the next day",
+        utc(&created_at),
+        age.whole_days(),
+    ))
+}
+
 /// Why a run stopped sending invitations. Each says what the operator does next.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, thiserror::Error)]
 #[serde(tag = "reason", rename_all = "kebab-case")]
@@ -354,6 +384,22 @@ mod tests {
             matches!(halt, Halt::ServiceQuota { resume_after, .. } if resume_after == minutes(-90) + QUOTA_WINDOW)
         );
         assert_eq!(gate.is_blocked(), Some(halt));
+    }
+
+    #[test]
+    fn a_young_tenant_is_warned_about_when_a_wave_outgrows_its_day() {
+        let created = Some(T0 - time::Duration::days(5));
+        let text = young_tenant_warning(created, T0, None).unwrap();
+        assert!(text.contains("5 day(s) ago") && text.contains("200 B2B invitations a day"));
+        assert!(
+            young_tenant_warning(created, T0, Some(201))
+                .unwrap()
+                .contains("this wave has 201 users to invite")
+        );
+        assert_eq!(young_tenant_warning(created, T0, Some(200)), None);
+        let old = Some(T0 - YOUNG_TENANT);
+        assert_eq!(young_tenant_warning(old, T0, Some(10_000)), None);
+        assert_eq!(young_tenant_warning(None, T0, Some(10_000)), None);
     }
 
     #[test]

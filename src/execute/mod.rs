@@ -51,7 +51,10 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 pub use failures::fix_hint;
-pub use gate::{Halt, InvitationGate, QUOTA_WINDOW, Slot};
+pub use gate::{
+    Halt, InvitationGate, QUOTA_WINDOW, Slot, YOUNG_TENANT, YOUNG_TENANT_DAILY_INVITATIONS,
+    young_tenant_warning,
+};
 pub use lock::{LockError, RunLock};
 pub use pacer::Pacer;
 pub use record::RunRecord;

@@ -49,6 +49,13 @@ pub fn render_html(data: &ReportData) -> String {
     charts(&mut page, &summary, data.wave.started);
     reasons(&mut page, &summary);
     wave_findings(&mut page, &data.wave_findings);
+    for warning in &data.warnings {
+        let _ = writeln!(
+            page,
+            "<p class=\"note\" role=\"alert\"><strong>Warning:</strong> {}</p>",
+            escape_html(warning)
+        );
+    }
     user_table(&mut page);
     settings(&mut page, data);
     page.push_str("</main>\n");

@@ -53,6 +53,10 @@ pub struct ReportData {
     pub settings: serde_json::Value,
     /// Findings about the wave as a whole (they apply to every user).
     pub wave_findings: Vec<Finding>,
+    /// Warnings about running the wave that no rule decides (a young tenant's daily
+    /// invitation quota); omitted from JSON when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub members: Vec<ReportMember>,
 }
 

@@ -48,6 +48,7 @@ fn blocked(mut member: ReportMember, findings: Vec<Finding>) -> ReportMember {
 
 fn empty(name: &str, started: bool) -> ReportData {
     ReportData {
+        warnings: Vec::new(),
         schema_version: SCHEMA_VERSION,
         generated_at: datetime!(2026-11-21 09:30 UTC),
         tool_version: "0.1.0".to_owned(),

@@ -129,6 +129,8 @@ pub struct SimSpec {
     pub graph: GraphOptions,
     /// How many recent requests the request log keeps.
     pub request_log_capacity: usize,
+    /// `organization.createdDateTime` (RFC 3339) in place of the tenant's own.
+    pub tenant_created: Option<String>,
 }
 
 impl SimSpec {
@@ -145,6 +147,7 @@ impl SimSpec {
             redemption: RedemptionConfig::default(),
             graph: GraphOptions::default(),
             request_log_capacity: 10_000,
+            tenant_created: None,
         }
     }
 
@@ -191,6 +194,14 @@ impl SimSpec {
     #[must_use]
     pub fn with_invitation_rules(mut self, rules: InvitationRules) -> Self {
         self.invitation_rules = rules;
+        self
+    }
+
+    /// The tenant was created at `rfc3339` (`organization.createdDateTime`): a young tenant
+    /// for tests of the 30-day quota warnings.
+    #[must_use]
+    pub fn with_tenant_created(mut self, rfc3339: impl Into<String>) -> Self {
+        self.tenant_created = Some(rfc3339.into());
         self
     }
 
@@ -278,6 +289,7 @@ fn build_tenant(spec: &SimSpec) -> Result<(TenantFacts, UserSource, u64), Error>
             let facts = TenantFacts {
                 tenant_id: tenant.tenant_id(),
                 display_name: "Contoso (simulated)".to_owned(),
+                created_date_time: tenant_file::DEFAULT_TENANT_CREATED.to_owned(),
                 domains: GeneratedTenant::domains(),
                 federation: tenant.federation(),
                 realms: GeneratedTenant::realms(),
@@ -324,7 +336,10 @@ impl Sim {
         let addr = listener
             .local_addr()
             .map_err(|source| Error::Bind { addr, source })?;
-        let (facts, source, seed) = build_tenant(&spec)?;
+        let (mut facts, source, seed) = build_tenant(&spec)?;
+        if let Some(created) = &spec.tenant_created {
+            facts.created_date_time.clone_from(created);
+        }
         let users = source.len();
         let tenant_id = facts.tenant_id.clone();
         let graph_url = format!("http://{addr}");
