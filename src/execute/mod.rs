@@ -1368,6 +1368,38 @@ mod tests {
     }
 
     #[test]
+    fn the_invitation_guard_withholds_retries_of_invitations_once_the_service_refused() {
+        let gate = InvitationGate::new(None, Vec::new());
+        let guard = invitation_guard(Arc::clone(&gate));
+        let retry = |method: &str, path: &str| graph::client::RetryEvent {
+            method: method.into(),
+            path: path.into(),
+            attempt: 1,
+            status: Some(429),
+            failure: "429".into(),
+            wait: Duration::from_secs(1),
+        };
+        assert!(guard(&retry("POST", "/v1.0/invitations")).is_ok());
+        let blocked = graph::Error::Api(Box::new(graph::ApiError {
+            method: "POST".into(),
+            path: "/v1.0/invitations".into(),
+            status: 403,
+            code: "Authorization_RequestDenied".into(),
+            message: "Invitations are blocked for this directory due to suspicious activity."
+                .into(),
+            request_id: "r".into(),
+            client_request_id: "c".into(),
+            retry_after: None,
+        }));
+        assert!(gate.observe(&blocked, now()).is_some());
+        assert!(guard(&retry("POST", "/v1.0/invitations")).is_err());
+        assert!(
+            guard(&retry("GET", "/v1.0/users/x")).is_ok(),
+            "reads go on (reconciling)"
+        );
+    }
+
+    #[test]
     fn a_missing_redirect_url_is_an_error_that_says_what_to_set() {
         let mut settings = settings();
         settings.redirect_url = None;
