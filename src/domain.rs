@@ -183,6 +183,9 @@ pub struct TenantFacts {
     pub domains: Vec<TenantDomain>,
     /// Domains configured for SAML/WS-Fed direct federation with an external IdP.
     pub federation_domains: Vec<FederationDomain>,
+    /// When the tenant was created (`organization.createdDateTime`), when Graph said.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub created_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
     pub fetched_at: OffsetDateTime,
 }

@@ -1,5 +1,6 @@
 //! `check`: can the configured workflow run? Gets a token, lists the permissions it claims,
-//! tries each read the tool needs, fetches the tenant facts, and prints a ready/not-ready table.
+//! tries each read the tool needs, fetches the tenant facts, and prints a ready/not-ready table,
+//! with a warning when the tenant is young enough for a daily invitation quota.
 //! Read-only: it never writes to the tenant or the store.
 
 use anyhow::Context;
@@ -10,6 +11,7 @@ use super::{Ctx, Outcome, connect};
 use crate::cli::CheckArgs;
 use crate::config::CredentialChoice;
 use crate::domain::{Rule, RuleMode};
+use crate::execute::young_tenant_warning;
 use crate::graph::auth::TokenClaims;
 use crate::graph::permissions::{Capability, Workflow};
 use crate::graph::{Error as GraphError, GraphClient, Priority};
@@ -28,6 +30,8 @@ struct Report {
     tenant: TenantReport,
     token: TokenReport,
     capabilities: Vec<CapabilityReport>,
+    /// What may stop a run although the workflow is ready (a young tenant's daily quota).
+    warnings: Vec<String>,
 }
 
 #[derive(Serialize, Default)]
@@ -36,6 +40,9 @@ struct TenantReport {
     name: Option<String>,
     verified_domains: Vec<String>,
     federation_domains: Vec<String>,
+    /// `organization.createdDateTime`.
+    #[serde(with = "time::serde::rfc3339::option")]
+    created_at: Option<time::OffsetDateTime>,
 }
 
 #[derive(Serialize)]
@@ -114,7 +121,12 @@ impl CheckArgs {
             .filter(|c| c.required && !c.satisfied)
             .map(|c| c.description)
             .collect();
+        let warnings =
+            young_tenant_warning(tenant.created_at, time::OffsetDateTime::now_utc(), None)
+                .into_iter()
+                .collect();
         let report = Report {
+            warnings,
             ready: missing.is_empty(),
             credential: settings.credential_choice(),
             tenant,
@@ -157,10 +169,11 @@ impl CheckArgs {
 async fn probe(client: &GraphClient) -> (TenantReport, Vec<(Capability, Result<(), GraphError>)>) {
     let mut tenant = TenantReport::default();
     let mut probes = Vec::new();
-    let organization = client.organization().await;
-    if let Ok((id, name)) = &organization {
-        tenant.id = Some(id.to_string());
-        tenant.name.clone_from(name);
+    let organization = client.organization_facts().await;
+    if let Ok(org) = &organization {
+        tenant.id = Some(org.id.to_string());
+        tenant.name.clone_from(&org.display_name);
+        tenant.created_at = org.created_at;
     }
     probes.push((Capability::ReadOrganization, organization.map(drop)));
     let domains = client.domains().await;
@@ -251,6 +264,9 @@ fn render(report: &Report) -> String {
     } else {
         "\nNot ready: grant the missing permissions (admin consent) and run check again.\n"
     });
+    for warning in &report.warnings {
+        let _ = writeln!(text, "Warning: {warning}.");
+    }
     if report.token.kind == "delegated" {
         text.push_str(
             "Delegated token: the signed-in administrator also needs a directory role that may \

@@ -82,6 +82,7 @@ impl InviteArgs {
             reconcile_delay: Duration::from_secs(5),
             directory_writes_per_second: settings.throughput.max_directory_writes_per_second,
             restore_mail_on_failure: settings.invitation.restore_mail_on_failure,
+            max_invitations_per_day: settings.throughput.max_invitations_per_day,
         };
         convert(&settings, &store, &wave, template, &pace, 1, "invite").await
     }

@@ -35,7 +35,7 @@ use anyhow::Context;
 use crate::cli::{Cli, Command};
 use crate::config::{Environment, FlagOverride, Settings, Sources};
 use crate::domain::{UserId, UserState};
-use crate::execute::{InvitationTemplate, Pace, RunError, RunObserver, UserOutcome};
+use crate::execute::{Halt, InvitationTemplate, Pace, RunError, RunObserver, UserOutcome};
 use crate::graph::GraphClient;
 use crate::graph::auth::PromptFn;
 use crate::graph::realm::RealmClient;
@@ -77,6 +77,9 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     pub const USERS_FAILED: u8 = 3;
     pub const REFUSED: u8 = 4;
+    /// Stopped at a daily invitation quota (ours or the service's) before it was done; nothing
+    /// failed: run again after the time the message gives.
+    pub const QUOTA: u8 = 5;
     /// Stopped by a signal (Ctrl-C, SIGTERM, SIGHUP) before it was done: 128 + SIGINT, as
     /// shells report a process Ctrl-C ended.
     pub const INTERRUPTED: u8 = 130;
@@ -90,6 +93,7 @@ pub fn exit_code(result: &anyhow::Result<Outcome>) -> u8 {
         Ok(Outcome::Interrupted) => exit::INTERRUPTED,
         Err(err) if err.chain().any(is_interruption) => exit::INTERRUPTED,
         Err(err) if err.chain().any(is_refusal) => exit::REFUSED,
+        Err(err) if err.chain().any(is_quota) => exit::QUOTA,
         Err(err) if err.chain().any(is_configuration_error) => exit::USAGE,
         Err(_) => exit::FAILURE,
     }
@@ -98,6 +102,12 @@ pub fn exit_code(result: &anyhow::Result<Outcome>) -> u8 {
 /// A signal stopped the command.
 fn is_interruption(err: &(dyn std::error::Error + 'static)) -> bool {
     err.is::<Interrupted>()
+}
+
+/// A run stopped at a daily invitation quota. (The abuse block, the other [`Halt`], is an
+/// operational failure: exit 1.)
+fn is_quota(err: &(dyn std::error::Error + 'static)) -> bool {
+    err.downcast_ref::<Halt>().is_some_and(Halt::is_quota)
 }
 
 /// A refusal to act because acting could do harm.
@@ -412,6 +422,12 @@ async fn convert(
         &summary,
         &not_converted,
     ))?;
+    if let Some(halt) = summary.halted {
+        return Err(anyhow::Error::new(halt).context(format!(
+            "run of wave {} stopped sending invitations",
+            wave.name
+        )));
+    }
     Ok(if summary.interrupted {
         Outcome::Interrupted
     } else if summary.failed() > 0 {
@@ -450,7 +466,7 @@ impl RunObserver for ProgressObserver {
     fn user_done(&self, _user: UserId, outcome: &UserOutcome) {
         let counter = match outcome {
             UserOutcome::Invited | UserOutcome::Reconciled => &self.invited,
-            UserOutcome::Drifted(_) => &self.skipped,
+            UserOutcome::Drifted(_) | UserOutcome::Withheld => &self.skipped,
             UserOutcome::Failed { .. } | UserOutcome::Unresolved(_) => &self.failed,
         };
         counter.fetch_add(1, Ordering::Relaxed);

@@ -10,6 +10,7 @@ use super::{Ctx, Outcome};
 use crate::cli::{ReportArgs, ReportFormat};
 use crate::config::{AuthMethod, Settings};
 use crate::domain::{Decision, RealmKind, UserState, WaveId};
+use crate::execute::young_tenant_warning;
 use crate::fsutil::{self, Overwrite};
 use crate::graph::permissions::Capability;
 use crate::output;
@@ -133,6 +134,7 @@ fn execution(settings: &Settings, sets_mail: bool) -> ReportExecution {
     );
     ReportExecution {
         invitations_per_second: settings.throughput.max_invitations_per_second,
+        max_invitations_per_day: settings.throughput.max_invitations_per_day.map(u32::from),
         restore_mail_on_failure: settings.invitation.restore_mail_on_failure,
         permissions: Capability::USED_BY_RUN
             .into_iter()
@@ -165,6 +167,17 @@ pub async fn gather(
                 .collect()
         })
         .unwrap_or_default();
+    // What the wave still has to invite: eligible members not yet invited.
+    let to_invite = report_members
+        .iter()
+        .filter(|m| {
+            m.decision == Decision::Eligible
+                && matches!(
+                    m.state,
+                    UserState::Planned | UserState::Ready | UserState::Inviting | UserState::Failed
+                )
+        })
+        .count() as u64;
     let started = report_members.iter().any(|m| {
         !matches!(
             m.state,
@@ -193,6 +206,13 @@ pub async fn gather(
                 .iter()
                 .any(|m| m.set_mail && m.decision == Decision::Eligible),
         ),
+        warnings: young_tenant_warning(
+            facts.as_ref().and_then(|f| f.created_at),
+            now,
+            Some(to_invite),
+        )
+        .into_iter()
+        .collect(),
         members: report_members,
     })
 }

@@ -75,6 +75,7 @@ impl RunArgs {
             reconcile_delay: Duration::from_secs(self.reconcile_delay),
             directory_writes_per_second: settings.throughput.max_directory_writes_per_second,
             restore_mail_on_failure: settings.invitation.restore_mail_on_failure,
+            max_invitations_per_day: settings.throughput.max_invitations_per_day,
         };
         convert(
             &settings,

@@ -145,6 +145,9 @@ pub struct ThroughputSettings {
     pub max_concurrency: NonZeroUsize,
     pub max_invitations_per_second: f64,
     pub max_directory_writes_per_second: f64,
+    /// At most this many invitations in any rolling 24 h, counted across runs from the event
+    /// log (the service's daily quotas, NOTES §8.2a); none when unset.
+    pub max_invitations_per_day: Option<NonZeroU32>,
     pub low_priority_reads: bool,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
@@ -656,6 +659,17 @@ impl Checker<'_> {
             DIRECTORY_WRITES_PER_SECOND_CEILING,
             "the service allows 3,000 directory writes per 150 seconds per app and tenant",
         )?;
+        let max_invitations_per_day = t
+            .max_invitations_per_day
+            .map(|n| {
+                u32::try_from(n).ok().and_then(NonZeroU32::new).ok_or_else(|| {
+                    self.invalid(
+                        "throughput.max_invitations_per_day",
+                        format!("{n} is not a positive whole number (leave it unset for no daily quota)"),
+                    )
+                })
+            })
+            .transpose()?;
         if !(1..=300).contains(&t.connect_timeout_seconds) {
             return Err(self.invalid(
                 "throughput.connect_timeout_seconds",
@@ -683,6 +697,7 @@ impl Checker<'_> {
             max_concurrency,
             max_invitations_per_second,
             max_directory_writes_per_second,
+            max_invitations_per_day,
             low_priority_reads: t.low_priority_reads,
             connect_timeout: Duration::from_secs(t.connect_timeout_seconds),
             request_timeout: Duration::from_secs(t.request_timeout_seconds),

@@ -298,6 +298,9 @@ fn plain_ldap_is_refused_with_the_reason() {
     false
 )]
 #[case::no_attempts("max_attempts = 0", false)]
+#[case::a_daily_quota("max_invitations_per_day = 200", true)]
+#[case::a_zero_daily_quota("max_invitations_per_day = 0", false)]
+#[case::a_negative_daily_quota("max_invitations_per_day = -5", false)]
 fn throughput_values_are_checked(#[case] lines: &str, #[case] ok: bool) {
     let (_dir, result) = load_text(&format!("[throughput]\n{lines}\n"), &[], vec![]);
     assert_eq!(result.is_ok(), ok, "{lines}: {result:?}");

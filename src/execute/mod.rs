@@ -13,7 +13,11 @@
 //! found in `inviting` (a crash, a kill, an unknown outcome) is reconciled by reading the user
 //! before anything is sent again, so the tool never invites anyone twice. Failures of one user
 //! never stop the others; failures that concern the whole run (authentication, a missing
-//! permission, the database) stop it after the requests in flight are recorded.
+//! permission, the database) stop it after the requests in flight are recorded. Every
+//! invitation passes the run's [`InvitationGate`] on its way out: the abuse block or a quota
+//! refusal from the service shuts it (nothing not yet sent goes, the user that met it goes back
+//! to `ready`), and `throughput.max_invitations_per_day` closes it before the day's quota
+//! would be exceeded; the run then ends with its [`Halt`].
 //!
 //! The executor never recomputes a plan and never decides eligibility: it executes the stored
 //! decision, or skips the user when what the decision was based on has changed.
@@ -26,14 +30,17 @@
 //! prints: progress goes to an observer the command gives.
 
 mod failures;
+mod gate;
 mod lock;
 mod pacer;
 mod record;
 pub mod redemptions;
 mod run;
 pub mod scramble;
+mod withheld;
 
 use std::future::Future;
+use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,10 +52,15 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 pub use failures::fix_hint;
+pub use gate::{
+    Halt, InvitationGate, QUOTA_WINDOW, Slot, YOUNG_TENANT, YOUNG_TENANT_DAILY_INVITATIONS,
+    young_tenant_warning,
+};
 pub use lock::{LockError, RunLock};
 pub use pacer::Pacer;
 pub use record::RunRecord;
 pub use run::{Pace, run_wave};
+pub use withheld::invitation_guard;
 
 use crate::config::InvitationSettings;
 use crate::domain::{FailureKind, RunId, UserId, UserSnapshot, UserState, WaveId};
@@ -179,6 +191,9 @@ pub enum UserOutcome {
     },
     /// The outcome is still unknown and Graph could not be read; the next run reconciles.
     Unresolved(String),
+    /// Not sent: the run stopped sending invitations (its [`Halt`]); the user is `ready` for a
+    /// later run.
+    Withheld,
 }
 
 /// Receives progress; a test may also park at a [`Step`] to simulate a crash there.
@@ -216,6 +231,9 @@ pub struct RunOptions {
     /// Put back the `mail` the run set when the invitation then fails for good
     /// (`invitation.restore_mail_on_failure`).
     pub restore_mail_on_failure: bool,
+    /// At most this many invitations in any rolling 24 h, counted with the event log's
+    /// (`throughput.max_invitations_per_day`).
+    pub max_invitations_per_day: Option<NonZeroU32>,
 }
 
 /// A failure that concerns the whole run: it stops, after recording what was in flight.
@@ -238,7 +256,7 @@ pub struct RunSummary {
     pub failed_retryable: u64,
     pub failed_permanent: u64,
     pub unresolved: u64,
-    /// Members left for a later run (interrupted, or over `--limit`).
+    /// Members left for a later run (interrupted, over `--limit`, or withheld by a [`Halt`]).
     pub not_started: u64,
     pub interrupted: bool,
     pub elapsed_seconds: f64,
@@ -246,6 +264,8 @@ pub struct RunSummary {
     pub invitations_per_second: f64,
     /// How often the service throttled invitations.
     pub throttled: u64,
+    /// Why the run stopped sending invitations before it was done, if it did.
+    pub halted: Option<Halt>,
 }
 
 impl RunSummary {
@@ -267,6 +287,7 @@ impl RunSummary {
                 ..
             } => self.failed_permanent += 1,
             UserOutcome::Unresolved(_) => self.unresolved += 1,
+            UserOutcome::Withheld => self.not_started += 1,
         }
     }
 }
@@ -279,6 +300,7 @@ pub struct Executor {
     run: RunId,
     template: InvitationTemplate,
     invitations: Arc<Pacer>,
+    gate: Arc<InvitationGate>,
     writes: Pacer,
     options: RunOptions,
     observer: Arc<dyn RunObserver>,
@@ -313,6 +335,7 @@ impl Executor {
     ) -> Self {
         Self {
             writes: Pacer::new(options.directory_writes_per_second),
+            gate: InvitationGate::new(options.max_invitations_per_day, Vec::new()),
             client,
             store,
             wave,
@@ -322,6 +345,14 @@ impl Executor {
             options,
             observer,
         }
+    }
+
+    /// Sends through `gate` (shared with the client's [`invitation_guard`]) instead of a gate
+    /// of its own.
+    #[must_use]
+    pub fn with_gate(mut self, gate: Arc<InvitationGate>) -> Self {
+        self.gate = gate;
+        self
     }
 
     /// Settles what an earlier run left open: members in `inviting` are read from Graph and
@@ -368,6 +399,12 @@ impl Executor {
             reconciled_at_start: self.prepare().await?,
             ..RunSummary::default()
         };
+        // The day's invitations so far, from every run: what the daily quota counts.
+        self.gate.remember_sent(
+            self.store
+                .invitations_sent_since(now() - gate::QUOTA_WINDOW)
+                .await?,
+        );
         let ready = self
             .store
             .state_counts(self.wave)
@@ -385,10 +422,13 @@ impl Executor {
         let fatal: std::sync::Mutex<Option<Fatal>> = std::sync::Mutex::new(None);
         {
             let gate = Arc::clone(&stopping);
+            let invitations = Arc::clone(&self.gate);
             let conversions = self
                 .ready_members()
                 .take(usize::try_from(total).unwrap_or(usize::MAX))
-                .take_while(move |_| std::future::ready(!gate.load(Ordering::SeqCst)))
+                .take_while(move |_| {
+                    std::future::ready(!gate.load(Ordering::SeqCst) && invitations.halt().is_none())
+                })
                 .map(|item| {
                     started_count += 1;
                     async move {
@@ -432,6 +472,7 @@ impl Executor {
         summary.elapsed_seconds = elapsed.as_secs_f64();
         summary.invitations_per_second = crate::output::rate(summary.invited, elapsed);
         summary.throttled = self.invitations.throttled_count();
+        summary.halted = self.gate.halt();
         Ok(summary)
     }
 
@@ -478,6 +519,12 @@ impl Executor {
         names: &MemberNames,
     ) -> Result<UserOutcome, Fatal> {
         let user = member.plan.user_id;
+        // Room for this user's invitation before anything is done for it (no `mail` is set for
+        // a user the day's quota has no room for).
+        let Ok(slot) = self.gate.reserve(now()) else {
+            return Ok(UserOutcome::Withheld);
+        };
+        let mut slot = Some(slot);
         let Some(address) = member.plan.chosen_address.as_deref() else {
             return self
                 .fail(
@@ -543,6 +590,15 @@ impl Executor {
         let mut attempt = member.attempts;
         loop {
             attempt += 1;
+            // A resend (the first answer was lost and Graph shows no invitation) needs room too.
+            let Some(this) = slot.take().or_else(|| self.gate.reserve(now()).ok()) else {
+                return Ok(UserOutcome::Withheld);
+            };
+            self.invitations.acquire().await;
+            if this.spend(now()).is_err() {
+                // The service refused the tenant while this user waited for its turn.
+                return Ok(UserOutcome::Withheld);
+            }
             let intent = self.event(
                 user,
                 "invitation.intent",
@@ -638,7 +694,7 @@ impl Executor {
         }
     }
 
-    /// Sends the invitation (intent already recorded) and records its outcome.
+    /// Sends the invitation (paced, intent already recorded) and records its outcome.
     async fn send_invitation(
         &self,
         user: UserId,
@@ -646,7 +702,10 @@ impl Executor {
         before: Option<OffsetDateTime>,
         may_retry: bool,
     ) -> Result<Sent, Fatal> {
-        self.invitations.acquire().await;
+        if let Some(halt) = self.gate.is_blocked() {
+            // Refused for the tenant since this user's turn came: nothing is sent.
+            return self.withheld(user, &halt.to_string()).await;
+        }
         let started = Instant::now();
         let answer = self.client.invite(request).await;
         self.observer.at_step(user, Step::InvitationAnswered).await;
@@ -700,6 +759,10 @@ impl Executor {
                 self.reconcile_after_unknown(user, before, &reason, may_retry)
                     .await
             }
+            Err(err) if err.tenant_refusal().is_some() => {
+                self.refused_for_the_tenant(user, &err, started).await
+            }
+            Err(graph::Error::Withheld { reason, .. }) => self.withheld(user, &reason).await,
             Err(err) => self
                 .failed_call(user, UserState::Inviting, err)
                 .await

@@ -1,16 +1,18 @@
 //! A run of the executor over a wave's stored plan, as `run` and `invite` start it: the pacing,
-//! the client reporting throttling to the invitation pacer, the [`Executor`] bracketed by the
+//! the client reporting throttling to the invitation pacer and asking the invitation gate
+//! before any retry of an invitation, the [`Executor`] bracketed by the
 //! run's [`RunRecord`]. The caller holds the [`RunLock`](super::RunLock), builds the client and
 //! shows progress through its [`RunObserver`]; this must not print or decide anything the plan
 //! did not.
 
 use std::future::Future;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    Executor, InvitationTemplate, Pacer, RunError, RunObserver, RunOptions, RunRecord, RunSummary,
-    throttle_reporter,
+    Executor, InvitationGate, InvitationTemplate, Pacer, RunError, RunObserver, RunOptions,
+    RunRecord, RunSummary, invitation_guard, throttle_reporter,
 };
 use crate::graph::GraphClient;
 use crate::store::{self, Store, Wave};
@@ -30,6 +32,8 @@ pub struct Pace {
     pub directory_writes_per_second: f64,
     /// Put back the `mail` the run set when the invitation then fails for good.
     pub restore_mail_on_failure: bool,
+    /// At most this many invitations in any rolling 24 h (`throughput.max_invitations_per_day`).
+    pub max_invitations_per_day: Option<NonZeroU32>,
 }
 
 /// Runs the executor over `wave` until done or `stop` resolves, recorded as one run of
@@ -47,7 +51,12 @@ pub async fn run_wave(
     stop: impl Future<Output = ()>,
 ) -> Result<Result<RunSummary, RunError>, store::Error> {
     let invitations = Arc::new(Pacer::new(pace.rate));
-    let client = Arc::new(client.with_retry_observer(throttle_reporter(Arc::clone(&invitations))));
+    let gate = InvitationGate::new(pace.max_invitations_per_day, Vec::new());
+    let client = Arc::new(
+        client
+            .with_retry_observer(throttle_reporter(Arc::clone(&invitations)))
+            .with_retry_guard(invitation_guard(Arc::clone(&gate))),
+    );
     let options = RunOptions {
         concurrency: pace.concurrency,
         invitations_per_second: pace.rate,
@@ -56,6 +65,7 @@ pub async fn run_wave(
         limit: pace.limit,
         attempts_per_run: 5,
         restore_mail_on_failure: pace.restore_mail_on_failure,
+        max_invitations_per_day: pace.max_invitations_per_day,
     };
     let record = RunRecord::start(
         store,
@@ -73,7 +83,8 @@ pub async fn run_wave(
         invitations,
         options,
         Arc::clone(&observer),
-    );
+    )
+    .with_gate(gate);
     tracing::info!(run = %record.id(), wave = %wave.name, rate = pace.rate, "run started");
     let result = executor.run(stop).await;
     observer.run_ended();
@@ -81,7 +92,8 @@ pub async fn run_wave(
         Ok(summary) => (
             serde_json::to_value(summary).expect("a run summary is plain JSON"),
             summary.interrupted,
-            None,
+            // Stopped sending before it was done: the run did not complete.
+            summary.halted.as_ref().map(ToString::to_string),
         ),
         Err(err) => (serde_json::json!({}), false, Some(err.to_string())),
     };

@@ -63,6 +63,11 @@ pub struct Response<T> {
 /// Called once per retry, so callers can count and show throttling.
 pub type RetryObserver = Arc<dyn Fn(&RetryEvent) + Send + Sync>;
 
+/// Asked before every retry, after the [`RetryObserver`]: `false` withholds it, and the request
+/// ends with [`Error::Withheld`] (a run that stopped sending lets nothing more out, not even a
+/// retry waiting out a `Retry-After`).
+pub type RetryGuard = Arc<dyn Fn(&RetryEvent) -> Result<(), String> + Send + Sync>;
+
 /// One retry about to happen.
 #[derive(Clone, Debug)]
 pub struct RetryEvent {
@@ -85,6 +90,7 @@ pub struct GraphClient {
     low_priority_reads: bool,
     observer: Option<RetryObserver>,
     retries: RetryLog,
+    guard: Option<RetryGuard>,
 }
 
 impl std::fmt::Debug for GraphClient {
@@ -125,6 +131,7 @@ impl GraphClient {
             low_priority_reads,
             observer: None,
             retries: RetryLog::default(),
+            guard: None,
         }
     }
 
@@ -132,6 +139,13 @@ impl GraphClient {
     #[must_use]
     pub fn with_retry_observer(mut self, observer: RetryObserver) -> Self {
         self.observer = Some(observer);
+        self
+    }
+
+    /// Asks `guard` before every retry; an `Err` (why) withholds it.
+    #[must_use]
+    pub fn with_retry_guard(mut self, guard: RetryGuard) -> Self {
+        self.guard = Some(guard);
         self
     }
 
@@ -321,10 +335,7 @@ impl GraphClient {
             &self.retry,
             request.idempotency,
             move |progress| self.attempt(request, progress),
-            |retry| {
-                self.announce_retry(request, retry.attempt, retry.error, retry.wait);
-                Ok(())
-            },
+            |retry| self.announce_retry(request, retry.attempt, retry.error, retry.wait),
         )
         .await
         .map_err(|stop| match stop {
@@ -416,14 +427,46 @@ impl GraphClient {
             wait_hint,
             &bytes,
         );
+        let error = Error::Api(Box::new(error));
+        if error.tenant_refusal().is_some() {
+            // The abuse block or a quota: every retry would meet it too, whatever its status
+            // (a quota may come as a 429) or `Retry-After` say.
+            return Attempt::Done(Err(error));
+        }
         Attempt::Failed {
             failure: AttemptFailure::Status(status.as_u16()),
             retry_after: wait_hint,
-            error: Error::Api(Box::new(error)),
+            error,
         }
     }
 
-    fn announce_retry(&self, request: &Request<'_>, attempt: u32, error: &Error, wait: Duration) {
+    /// Tells the observer about a retry about to happen, and asks the guard whether it may.
+    fn announce_retry(
+        &self,
+        request: &Request<'_>,
+        attempt: u32,
+        error: &Error,
+        wait: Duration,
+    ) -> Result<(), Error> {
+        let event = RetryEvent {
+            method: request.method.to_string(),
+            path: request.path.clone(),
+            attempt,
+            status: error.status(),
+            failure: error.to_string(),
+            wait,
+        };
+        if let Some(guard) = &self.guard
+            && let Err(reason) = guard(&event)
+        {
+            tracing::info!(method = %request.method, path = %request.path, "retry withheld: {reason}");
+            return Err(Error::Withheld {
+                method: event.method,
+                path: event.path,
+                reason,
+                last: event.failure,
+            });
+        }
         tracing::debug!(
             method = %request.method, path = %request.path, attempt, wait_ms = wait.as_millis(),
             "retrying after: {error}"
@@ -432,15 +475,9 @@ impl GraphClient {
             tracing::warn!("{summary}");
         }
         if let Some(observer) = &self.observer {
-            observer(&RetryEvent {
-                method: request.method.to_string(),
-                path: request.path.clone(),
-                attempt,
-                status: error.status(),
-                failure: error.to_string(),
-                wait,
-            });
+            observer(&event);
         }
+        Ok(())
     }
 }
 

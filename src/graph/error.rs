@@ -55,6 +55,16 @@ pub enum Error {
     /// The HTTP client could not be built (its TLS back end did not start).
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(String),
+    /// A retry the caller's guard withheld ([`GraphClient::with_retry_guard`](super::GraphClient::with_retry_guard)):
+    /// the request was not sent again. The failed attempt (`last`) left the tenant unchanged: a
+    /// write is retried only after answers that say so (a 429, a connection never made).
+    #[error("{method} {path} was not sent again ({reason}); its last attempt: {last}")]
+    Withheld {
+        method: String,
+        path: String,
+        reason: String,
+        last: String,
+    },
 }
 
 impl Error {
@@ -66,6 +76,14 @@ impl Error {
             Self::Auth(_) | Self::ForeignHost { .. } => true,
             Self::Api(api) => matches!(api.status, 401 | 403),
             _ => false,
+        }
+    }
+
+    /// Whether the service refuses invitations for the whole tenant (the abuse block, a quota).
+    pub fn tenant_refusal(&self) -> Option<super::invitations::TenantRefusal> {
+        match self {
+            Self::Api(api) => super::invitations::TenantRefusal::of(api),
+            _ => None,
         }
     }
 

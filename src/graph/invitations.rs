@@ -4,15 +4,16 @@
 //! The request carries exactly what the operator configured: fields left unset are left out,
 //! and the user is named by `invitedUser.id` only — never a whole user object (§1.6). The
 //! redemption URL in the answer is sensitive and stays a [`SecretString`] until the caller
-//! decides to keep it. This module sends and decodes; what an answer means for a wave member is
-//! the executor's business.
+//! decides to keep it. This module sends and decodes, and tells the refusals that concern the
+//! whole tenant ([`TenantRefusal`]) from those of one user; what an answer means for a wave
+//! member is the executor's business.
 
 use reqwest::Method;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::client::{GraphClient, Response, ResponseMeta};
-use super::error::Error;
+use super::error::{ApiError, Error};
 use crate::domain::{InvitationId, UserId};
 
 /// The body of `POST /invitations` that converts the user `invited_user.id`.
@@ -78,6 +79,64 @@ pub struct Invitation {
     pub invited_user: Option<UserId>,
 }
 
+/// The service refuses invitations for the whole tenant, not for one user (NOTES §8.2a): every
+/// further invitation would meet the same answer, so nothing more may be sent and the answer is
+/// never retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TenantRefusal {
+    /// "Invitations are blocked for this directory due to suspicious activity. Please contact
+    /// Microsoft support…" (403, observed): only Microsoft support lifts it.
+    AbuseBlock,
+    /// A daily invitation quota is used up (status and wording unverified).
+    Quota,
+}
+
+/// What makes a refusal of `POST /invitations` the abuse block: any of these (lower case) in
+/// Graph's `error.message`, whatever the 4xx status and code (its code may be the one a missing
+/// permission has). The first is the API's message as reported (Microsoft Q&A, 2026); the
+/// second the audit log's `resultReason`.
+pub const ABUSE_BLOCK_PHRASES: &[&str] = &[
+    "blocked for this directory due to suspicious activity",
+    "invitations from this directory are blocked",
+];
+
+/// What makes a 403 or 429 to `POST /invitations` a quota refusal: any of these (lower case) in
+/// `error.message`. Microsoft's wording is unverified (NOTES §8.2a), so the list is broad on
+/// purpose; throttling's 429s ("Too many requests", "Rate limit is exceeded. Try again in N
+/// seconds.") contain none of them and are retried as before.
+pub const QUOTA_PHRASES: &[&str] = &[
+    "quota",
+    "daily limit",
+    "daily invitation",
+    "invitations per day",
+    "per 24 hours",
+];
+
+impl TenantRefusal {
+    /// Whether `error` is a tenant-wide refusal of an invitation. Only `POST /invitations` is
+    /// looked at: other requests mean what their status says.
+    pub fn of(error: &ApiError) -> Option<Self> {
+        let invitation = error.method == "POST"
+            && error
+                .path
+                .split(['?', '#'])
+                .next()
+                .is_some_and(|p| p.trim_end_matches('/').ends_with("/invitations"));
+        if !invitation || !(400..500).contains(&error.status) {
+            return None;
+        }
+        let message = error.message.to_lowercase();
+        let says = |phrases: &[&str]| phrases.iter().any(|p| message.contains(p));
+        if says(ABUSE_BLOCK_PHRASES) {
+            Some(Self::AbuseBlock)
+        } else if matches!(error.status, 403 | 429) && says(QUOTA_PHRASES) {
+            Some(Self::Quota)
+        } else {
+            None
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct InvitationDto {
@@ -140,9 +199,113 @@ impl GraphClient {
 
 #[cfg(test)]
 mod tests {
+    use rstest::rstest;
     use uuid::Uuid;
 
     use super::*;
+
+    fn refusal(method: &str, path: &str, status: u16, code: &str, message: &str) -> ApiError {
+        ApiError {
+            method: method.into(),
+            path: path.into(),
+            status,
+            code: code.into(),
+            message: message.into(),
+            request_id: "r".into(),
+            client_request_id: "c".into(),
+            retry_after: None,
+        }
+    }
+
+    #[rstest]
+    #[case::abuse_block(
+        403,
+        "Authorization_RequestDenied",
+        "Invitations are blocked for this directory due to suspicious activity. Please contact Microsoft support.",
+        Some(TenantRefusal::AbuseBlock)
+    )]
+    #[case::abuse_block_other_code(
+        400,
+        "BadRequest",
+        "Invitations from this directory are blocked",
+        Some(TenantRefusal::AbuseBlock)
+    )]
+    #[case::quota_403(
+        403,
+        "Forbidden",
+        "The daily limit of 200 invitations for this directory has been reached.",
+        Some(TenantRefusal::Quota)
+    )]
+    #[case::quota_429(
+        429,
+        "TooManyRequests",
+        "Invitation quota exceeded for this tenant.",
+        Some(TenantRefusal::Quota)
+    )]
+    #[case::throttling(
+        429,
+        "TooManyRequests",
+        "Too many requests. Please retry after 2 seconds.",
+        None
+    )]
+    #[case::rate_limit(
+        429,
+        "TooManyRequests",
+        "Rate limit is exceeded. Try again in 5 seconds.",
+        None
+    )]
+    #[case::missing_permission(
+        403,
+        "Authorization_RequestDenied",
+        "Insufficient privileges to complete the operation.",
+        None
+    )]
+    #[case::quota_word_in_a_400(
+        400,
+        "BadRequest",
+        "The directory object quota limit for the tenant has been exceeded.",
+        None
+    )]
+    #[case::server_error(
+        500,
+        "InternalServerError",
+        "Invitations are blocked for this directory due to suspicious activity",
+        None
+    )]
+    fn tenant_refusals_are_told_by_their_message(
+        #[case] status: u16,
+        #[case] code: &str,
+        #[case] message: &str,
+        #[case] expected: Option<TenantRefusal>,
+    ) {
+        let error = refusal("POST", "/v1.0/invitations", status, code, message);
+        assert_eq!(TenantRefusal::of(&error), expected);
+    }
+
+    #[test]
+    fn only_invitations_can_be_tenant_refusals() {
+        let message = "Invitations are blocked for this directory due to suspicious activity.";
+        assert_eq!(
+            TenantRefusal::of(&refusal(
+                "PATCH",
+                "/v1.0/users/x",
+                403,
+                "Forbidden",
+                message
+            )),
+            None
+        );
+        assert_eq!(
+            TenantRefusal::of(&refusal(
+                "GET",
+                "/v1.0/invitations",
+                403,
+                "Forbidden",
+                message
+            )),
+            None
+        );
+    }
 
     fn minimal() -> InvitationRequest {
         InvitationRequest {

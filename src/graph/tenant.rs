@@ -20,6 +20,17 @@ const FEDERATION_PATH: &str =
 struct OrganizationDto {
     id: String,
     display_name: Option<String>,
+    created_date_time: Option<String>,
+}
+
+/// The tenant as `GET /organization` describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Organization {
+    pub id: Uuid,
+    pub display_name: Option<String>,
+    /// `createdDateTime`; `None` when absent or not a date (read tolerantly: it only feeds a
+    /// warning).
+    pub created_at: Option<OffsetDateTime>,
 }
 
 #[derive(Deserialize)]
@@ -50,7 +61,13 @@ struct DomainNameDto {
 impl GraphClient {
     /// The tenant's id and display name (`GET /organization`).
     pub async fn organization(&self) -> Result<(Uuid, Option<String>), Error> {
-        let url = self.url("organization?$select=id,displayName");
+        let org = self.organization_facts().await?;
+        Ok((org.id, org.display_name))
+    }
+
+    /// The tenant's id, display name and creation time (`GET /organization`).
+    pub async fn organization_facts(&self) -> Result<Organization, Error> {
+        let url = self.url("organization?$select=id,displayName,createdDateTime");
         let response = self
             .get::<ValueBody<OrganizationDto>>(url, Priority::Normal, &[])
             .await?;
@@ -74,7 +91,14 @@ impl GraphClient {
             message: e.to_string(),
             request_id,
         })?;
-        Ok((id, org.display_name))
+        let created_at = org.created_date_time.as_deref().and_then(|at| {
+            OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
+        });
+        Ok(Organization {
+            id,
+            display_name: org.display_name,
+            created_at,
+        })
     }
 
     /// Every domain registered in the tenant (`GET /domains`).
@@ -126,10 +150,11 @@ impl GraphClient {
         now: OffsetDateTime,
         with_federation: bool,
     ) -> Result<TenantFacts, Error> {
-        let (tenant_id, display_name) = self.organization().await?;
+        let org = self.organization_facts().await?;
         Ok(TenantFacts {
-            tenant_id,
-            display_name,
+            tenant_id: org.id,
+            display_name: org.display_name,
+            created_at: org.created_at,
             domains: self.domains().await?,
             federation_domains: if with_federation {
                 self.federation_domains().await?

@@ -343,6 +343,7 @@ mod tests {
                 configuration_id: "f".into(),
                 display_name: None,
             }],
+            created_at: None,
             fetched_at: datetime!(2026-11-21 08:00 UTC),
         }
     }

@@ -276,6 +276,32 @@ fn effects(page: &mut String, data: &ReportData, summary: &Summary) {
             escape_html(&format!("{rate}"))
         );
     }
+    match execution.max_invitations_per_day {
+        Some(quota) => {
+            let days = summary
+                .eligible
+                .div_ceil(usize::try_from(quota).unwrap_or(usize::MAX));
+            let _ = writeln!(
+                page,
+                "<li>Daily quota: at most <strong>{} invitation(s) in any 24 hours</strong> \
+                 (<code>throughput.max_invitations_per_day</code>, counted across runs); the run \
+                 stops at it and says when to resume: {} day(s) for this wave.</li>",
+                thousands(usize::try_from(quota).unwrap_or(usize::MAX)),
+                thousands(days)
+            );
+        }
+        None => page.push_str(
+            "<li>Daily quota: none set (<code>throughput.max_invitations_per_day</code>); \
+             the service's own daily limits still apply.</li>\n",
+        ),
+    }
+    for warning in &data.warnings {
+        let _ = writeln!(
+            page,
+            "<li role=\"alert\"><strong>Warning:</strong> {}</li>",
+            escape_html(warning)
+        );
+    }
     page.push_str("<li>Microsoft Graph permissions the run uses (least privileged):<ul>\n");
     for permission in &execution.permissions {
         let _ = writeln!(

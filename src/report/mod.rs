@@ -54,6 +54,10 @@ pub struct ReportData {
     pub wave_findings: Vec<Finding>,
     /// How `run` would go with the configuration the report was made with.
     pub execution: ReportExecution,
+    /// Warnings about running the wave that no rule decides (a young tenant's daily
+    /// invitation quota); omitted from JSON when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub members: Vec<ReportMember>,
 }
 
@@ -64,6 +68,8 @@ pub struct ReportData {
 pub struct ReportExecution {
     /// `throughput.max_invitations_per_second`: the pace the duration is estimated at.
     pub invitations_per_second: f64,
+    /// `throughput.max_invitations_per_day`, when set: the run stops for the day at it.
+    pub max_invitations_per_day: Option<u32>,
     /// `invitation.restore_mail_on_failure`: a `mail` set first is put back when the
     /// invitation then fails for good.
     pub restore_mail_on_failure: bool,

@@ -36,6 +36,11 @@ pub fn render_table(data: &ReportData) -> String {
     if data.wave.started {
         section(&mut text, "States", &states(&summary));
     }
+    for warning in &data.warnings {
+        text.push_str("\nWarning: ");
+        text.push_str(&terminal_safe(warning));
+        text.push('\n');
+    }
     blocked_users(&mut text, data, summary.blocked);
     text
 }

@@ -48,6 +48,7 @@ fn blocked(mut member: ReportMember, findings: Vec<Finding>) -> ReportMember {
 
 fn empty(name: &str, started: bool) -> ReportData {
     ReportData {
+        warnings: Vec::new(),
         schema_version: SCHEMA_VERSION,
         generated_at: datetime!(2026-11-21 09:30 UTC),
         tool_version: "0.1.0".to_owned(),
@@ -79,6 +80,7 @@ fn empty(name: &str, started: bool) -> ReportData {
         }),
         execution: super::ReportExecution {
             invitations_per_second: 24.0,
+            max_invitations_per_day: Some(200),
             restore_mail_on_failure: true,
             permissions: vec![
                 super::ReportPermission {

@@ -57,6 +57,24 @@ impl Store {
         Ok(id)
     }
 
+    /// When the invitations recorded at or after `since` were sent, oldest first: one per
+    /// `invitation.intent` (recorded right before each `POST /invitations`), across every run,
+    /// wave and `invite`. What the daily invitation quota counts.
+    pub async fn invitations_sent_since(
+        &self,
+        since: OffsetDateTime,
+    ) -> Result<Vec<OffsetDateTime>> {
+        sqlx::query_scalar::<_, String>(
+            "SELECT at FROM events WHERE kind = 'invitation.intent' AND at >= ? ORDER BY at",
+        )
+        .bind(timestamp(since))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|at| parse_timestamp("events.at", at))
+        .collect()
+    }
+
     /// A wave's events, oldest first.
     pub async fn wave_events(&self, wave: WaveId) -> Result<Vec<Event>> {
         sqlx::query_as::<_, EventRow>(
@@ -194,6 +212,35 @@ mod tests {
         expected.at = Some(at);
         expected.run_id = events[0].event.run_id;
         assert_eq!(events[0].event, expected);
+    }
+
+    #[tokio::test]
+    async fn invitations_sent_are_counted_from_intents_across_waves_since_a_time() {
+        let (_dir, store) = temp_store().await;
+        let intent = |wave| NewEvent {
+            kind: "invitation.intent".into(),
+            ..invitation_sent(wave)
+        };
+        let old = datetime!(2026-11-20 08:00 UTC);
+        let since = datetime!(2026-11-21 08:00 UTC);
+        let recent = [
+            datetime!(2026-11-21 08:00 UTC),
+            datetime!(2026-11-21 09:30 UTC),
+            datetime!(2026-11-21 09:00 UTC),
+        ];
+        store.append_event(&intent(1), old).await.unwrap();
+        store.append_event(&intent(1), recent[0]).await.unwrap();
+        store.append_event(&intent(2), recent[1]).await.unwrap();
+        store.append_event(&intent(3), recent[2]).await.unwrap();
+        store
+            .append_event(&invitation_sent(1), recent[1])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.invitations_sent_since(since).await.unwrap(),
+            [recent[0], recent[2], recent[1]],
+            "intents only, oldest first, from every wave"
+        );
     }
 
     #[tokio::test]

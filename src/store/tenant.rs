@@ -23,12 +23,15 @@ impl Store {
             return Err(Error::TenantMismatch { stored, found });
         }
         sqlx::query(
-            "INSERT INTO tenant (singleton, tenant_id, display_name, fetched_at) VALUES (1, ?, ?, ?)
+            "INSERT INTO tenant (singleton, tenant_id, display_name, created_at, fetched_at)
+             VALUES (1, ?, ?, ?, ?)
              ON CONFLICT (singleton) DO UPDATE SET
-                display_name = excluded.display_name, fetched_at = excluded.fetched_at",
+                display_name = excluded.display_name, created_at = excluded.created_at,
+                fetched_at = excluded.fetched_at",
         )
         .bind(&found)
         .bind(&facts.display_name)
+        .bind(facts.created_at.map(timestamp))
         .bind(timestamp(facts.fetched_at))
         .execute(&mut *tx)
         .await?;
@@ -69,9 +72,10 @@ impl Store {
 
     /// The stored tenant facts, or `None` before the first discovery.
     pub async fn tenant_facts(&self) -> Result<Option<TenantFacts>> {
-        let Some((tenant_id, display_name, fetched_at)) =
-            sqlx::query_as::<_, (String, Option<String>, String)>(
-                "SELECT tenant_id, display_name, fetched_at FROM tenant WHERE singleton = 1",
+        let Some((tenant_id, display_name, created_at, fetched_at)) =
+            sqlx::query_as::<_, (String, Option<String>, Option<String>, String)>(
+                "SELECT tenant_id, display_name, created_at, fetched_at FROM tenant
+                 WHERE singleton = 1",
             )
             .fetch_optional(&self.pool)
             .await?
@@ -114,6 +118,10 @@ impl Store {
             display_name,
             domains,
             federation_domains,
+            created_at: created_at
+                .as_deref()
+                .map(|at| parse_timestamp("tenant.created_at", at))
+                .transpose()?,
             fetched_at: parse_timestamp("tenant.fetched_at", &fetched_at)?,
         }))
     }
@@ -245,6 +253,7 @@ mod tests {
                 configuration_id: "cfg-1".into(),
                 display_name: Some("Fabrikam IdP".into()),
             }],
+            created_at: Some(datetime!(2026-11-01 08:00 UTC)),
             fetched_at: datetime!(2026-11-21 08:00 UTC),
         }
     }

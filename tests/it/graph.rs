@@ -447,22 +447,7 @@ async fn a_next_link_to_another_host_is_refused_before_the_token_is_sent() {
         elsewhere.port
     ))
     .await;
-    let graph_url = graph.url();
-    let client = Connection {
-        connect_timeout: Duration::from_secs(5),
-        request_timeout: Duration::from_secs(5),
-        retry: crate::support::fast_retries(),
-        ..Connection::new(graph_url.clone(), graph_url)
-    }
-    .graph_client(Auth {
-        credential: Credential::Static {
-            token: Arc::new(SecretString::from("token-value")),
-            origin: "test".into(),
-        },
-        tenant: "tenant".into(),
-        resource: "https://graph.microsoft.com".into(),
-    })
-    .unwrap();
+    let client = client_at(&graph);
     let result: Result<Vec<_>, _> = client
         .users(&UserSelection::All, OffsetDateTime::now_utc())
         .try_collect()
@@ -480,4 +465,83 @@ async fn a_next_link_to_another_host_is_refused_before_the_token_is_sent() {
         0,
         "nothing, let alone the token, was sent to the other host"
     );
+}
+
+/// A client with a static token aimed at `graph`, with fast retries.
+fn client_at(graph: &TinyServer) -> b2b_convert::graph::GraphClient {
+    let graph_url = graph.url();
+    Connection {
+        connect_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(5),
+        retry: crate::support::fast_retries(),
+        ..Connection::new(graph_url.clone(), graph_url)
+    }
+    .graph_client(Auth {
+        credential: Credential::Static {
+            token: Arc::new(SecretString::from("token-value")),
+            origin: "test".into(),
+        },
+        tenant: "tenant".into(),
+        resource: "https://graph.microsoft.com".into(),
+    })
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_quota_refusal_is_never_retried_even_as_a_429_with_retry_after() {
+    let graph = TinyServer::start(|_| crate::support::TinyReply {
+        headers: vec![("retry-after", "1".to_owned())],
+        ..crate::support::TinyReply::status(
+            429,
+            r#"{"error":{"code":"TooManyRequests","message":"Invitation quota exceeded for this tenant."}}"#,
+        )
+    })
+    .await;
+    let client = client_at(&graph);
+    let err = client
+        .write::<_, serde_json::Value>(
+            Method::POST,
+            "invitations",
+            &serde_json::json!({"invitedUserEmailAddress": "a@fabrikam.com"}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.tenant_refusal(),
+        Some(b2b_convert::graph::invitations::TenantRefusal::Quota),
+        "{err}"
+    );
+    assert_eq!(graph.heads().len(), 1, "sent once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guard_withholds_the_retry_of_a_throttled_invitation() {
+    let graph = TinyServer::start(|_| crate::support::TinyReply {
+        headers: vec![("retry-after", "0.05".to_owned())],
+        ..crate::support::TinyReply::status(
+            429,
+            r#"{"error":{"code":"TooManyRequests","message":"Too many requests."}}"#,
+        )
+    })
+    .await;
+    let client = client_at(&graph).with_retry_guard(Arc::new(|event| {
+        if event.path.ends_with("/invitations") {
+            Err("the run stopped sending".to_owned())
+        } else {
+            Ok(())
+        }
+    }));
+    let err = client
+        .write::<_, serde_json::Value>(
+            Method::POST,
+            "invitations",
+            &serde_json::json!({"invitedUserEmailAddress": "a@fabrikam.com"}),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Withheld { reason, .. } if reason == "the run stopped sending"),
+        "{err}"
+    );
+    assert_eq!(graph.heads().len(), 1, "not sent again");
 }

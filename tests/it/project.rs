@@ -43,6 +43,7 @@ fn exit_codes_are_documented_as_implemented() {
         (exit::USAGE, "usage or configuration error"),
         (exit::USERS_FAILED, "some users failed"),
         (exit::REFUSED, "refused for safety"),
+        (exit::QUOTA, "daily invitation quota"),
         (exit::INTERRUPTED, "interrupted"),
     ] {
         let row = format!("| {code} |");

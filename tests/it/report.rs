@@ -247,3 +247,65 @@ async fn the_printed_report_of_a_400_user_wave_lists_every_user_and_the_sign_off
     let hash = report["wave"]["plan_hash"].as_str().unwrap();
     assert!(squeezed.contains(hash), "the full plan hash is printed");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_and_the_report_warn_about_a_young_tenants_daily_invitation_quota() {
+    let created = (time::OffsetDateTime::now_utc() - time::Duration::days(5))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let sim = Sim::start(
+        b2b_convert_sim::SimSpec::generated(1_000, 7)
+            .with_throttling(b2b_convert_sim::ThrottleConfig::disabled())
+            .with_tenant_created(created),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let check = cli(dir.path(), &sim, &["check"]).await;
+    let stdout = text(&check.stdout);
+    assert!(
+        stdout.contains("Warning: the tenant was created")
+            && stdout.contains("5 day(s) ago")
+            && stdout.contains("max_invitations_per_day"),
+        "{stdout}"
+    );
+    for step in [&["discover"][..], &["plan", "--wave", "pilot", "--all"]] {
+        let output = cli(dir.path(), &sim, step).await;
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    }
+    let table = cli(dir.path(), &sim, &["report", "--wave", "pilot"]).await;
+    let table = text(&table.stdout);
+    assert!(
+        table.contains("Warning: the tenant was created")
+            && table.contains("users to invite, more than one day's quota"),
+        "{table}"
+    );
+    let json = cli(
+        dir.path(),
+        &sim,
+        &["report", "--wave", "pilot", "--format", "json"],
+    )
+    .await;
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        json["warnings"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        json["warnings"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_old_tenant_or_a_small_wave_is_not_warned_about() {
+    let (sim, dir, _, _) = planned().await;
+    let check = cli(dir.path(), &sim, &["check"]).await;
+    assert!(!text(&check.stdout).contains("Warning: the tenant"));
+    let json = cli(
+        dir.path(),
+        &sim,
+        &["report", "--wave", "pilot", "--format", "json"],
+    )
+    .await;
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert!(json.get("warnings").is_none(), "{json}");
+}

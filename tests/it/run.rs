@@ -640,6 +640,7 @@ fn executor(sim: &Sim, store: &Store, wave: &Wave, observer: Arc<dyn RunObserver
         limit: None,
         attempts_per_run: 3,
         restore_mail_on_failure: true,
+        max_invitations_per_day: None,
     };
     Executor::new(
         Arc::new(client_with_secret(
@@ -1064,4 +1065,146 @@ async fn a_refused_mail_patch_leaves_nothing_to_restore() {
         .collect();
     assert_eq!(kinds, ["mail.intent", "member.failed"]);
     assert_eq!(sim.user(&mailbox.id).unwrap().mail, mailbox.mail);
+}
+
+/// The `POST /invitations` the simulator saw, in arrival order: (status, user id).
+fn invitation_posts(sim: &Sim) -> Vec<u16> {
+    sim.request_log()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/invitations"))
+        .map(|r| r.status)
+        .collect()
+}
+
+/// Members per state, as (state, count) for the states present.
+async fn states(dir: &Path) -> Vec<(UserState, u64)> {
+    let store = store(dir).await;
+    let wave = store.wave_by_name("pilot").await.unwrap().unwrap();
+    let counts = store.state_counts(wave.id).await.unwrap();
+    store.close().await;
+    counts
+}
+
+fn count(states: &[(UserState, u64)], state: UserState) -> u64 {
+    states
+        .iter()
+        .find(|(s, _)| *s == state)
+        .map_or(0, |(_, n)| *n)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_abuse_block_stops_the_run_at_once_and_a_run_after_it_is_lifted_resumes() {
+    let sim = faulty_sim(100, "invitations:abuse-after=3").await;
+    let dir = planned(&sim).await;
+    // Eight users wait behind a slow pacer when the block falls: none of them may go.
+    let output = run_wave(dir.path(), &sim, &["--rate", "4", "--concurrency", "8"]).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    for says in [
+        "abuse protection blocked invitations from this tenant",
+        "Only Microsoft support can lift the block",
+        "run the same command again",
+    ] {
+        assert!(stderr.contains(says), "{says:?} in {stderr}");
+    }
+    assert_eq!(
+        invitation_posts(&sim),
+        [201, 201, 201, 403],
+        "no invitation after the block (the simulator's request log)"
+    );
+    let after_block = states(dir.path()).await;
+    assert_eq!(count(&after_block, UserState::Invited), 3);
+    assert_eq!(
+        count(&after_block, UserState::Failed),
+        0,
+        "the block is no user's failure"
+    );
+    assert_eq!(
+        count(&after_block, UserState::Inviting),
+        0,
+        "nothing left unsettled"
+    );
+    let store = store(dir.path()).await;
+    let (wave, _) = eligible(&store).await;
+    let refused: Vec<_> = store
+        .wave_events(wave.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event.kind == "invitation.tenant-refused")
+        .collect();
+    assert_eq!(
+        refused.len(),
+        1,
+        "the user that met the block, recorded with the answer"
+    );
+    assert_eq!(refused[0].event.http_status, Some(403));
+    assert!(refused[0].event.request_id.is_some());
+    let member = store
+        .members(wave.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| Some(m.plan.user_id) == refused[0].event.user_id)
+        .unwrap();
+    assert_eq!(member.state, UserState::Ready, "left for a later run");
+    store.close().await;
+
+    // Microsoft support lifted the block: the next run converts the rest, nobody twice.
+    sim.set_faults(FaultPlan::none());
+    let output = run_wave(dir.path(), &sim, &["--rate", "30"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_each_invited_once(&sim, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daily_quota_sends_that_many_stops_with_the_resume_time_and_a_second_run_sends_none() {
+    let sim = quiet_sim(100).await;
+    let dir = planned(&sim).await;
+    std::fs::write(
+        dir.path().join("b2b-convert.toml"),
+        "[throughput]\nmax_invitations_per_day = 3\n",
+    )
+    .unwrap();
+    let output = run_wave(dir.path(), &sim, &["--rate", "30", "--concurrency", "8"]).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(5), "{stderr}");
+    assert!(
+        stderr.contains("daily invitation quota of 3 reached; resume after 20"),
+        "{stderr}"
+    );
+    assert_eq!(invitation_posts(&sim), [201, 201, 201]);
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("not started"), "{stdout}");
+
+    let again = run_wave(dir.path(), &sim, &["--rate", "30"]).await;
+    assert_eq!(again.status.code(), Some(5), "{}", text(&again.stderr));
+    assert!(text(&again.stderr).contains("daily invitation quota of 3 reached"));
+    assert_eq!(
+        invitation_posts(&sim).len(),
+        3,
+        "the same day: nothing more"
+    );
+    let after = states(dir.path()).await;
+    assert_eq!(count(&after, UserState::Invited), 3);
+    assert_eq!(count(&after, UserState::Failed), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_quota_refusal_from_the_service_stops_the_run_and_fails_nobody() {
+    let sim = faulty_sim(100, "invitations:daily-quota=2").await;
+    let dir = planned(&sim).await;
+    let output = run_wave(dir.path(), &sim, &["--rate", "4", "--concurrency", "8"]).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(5), "{stderr}");
+    assert!(
+        stderr.contains("the service refused invitations for a quota")
+            && stderr.contains("resume after 20"),
+        "{stderr}"
+    );
+    assert_eq!(invitation_posts(&sim), [201, 201, 403], "never retried");
+    let after = states(dir.path()).await;
+    assert_eq!(count(&after, UserState::Invited), 2);
+    assert_eq!(count(&after, UserState::Failed), 0);
+    assert_eq!(count(&after, UserState::Inviting), 0);
 }

@@ -1,5 +1,6 @@
 //! Fault injection per endpoint: latency, 503/504 (with or without `Retry-After`),
-//! connection resets and "commit then drop the response".
+//! connection resets and "commit then drop the response"; for invitations also the tenant-wide
+//! refusals ([`crate::limits`]): the abuse block after N invitations and a daily quota.
 //!
 //! Owns the endpoint classification used by faults, throttling and counters, the
 //! [`FaultSpec`]/[`FaultPlan`] types, the `--faults` grammar and the per-request decision
@@ -147,6 +148,12 @@ pub struct FaultSpec {
     /// Probability of doing the work (e.g. converting the user) and then closing the
     /// connection without a response. Only write endpoints honour it.
     pub commit_then_drop: f64,
+    /// Invitations only: once this many invitations were created, every `POST /invitations`
+    /// is refused with the abuse block's 403 (NOTES §8.2a), for good.
+    pub abuse_after: Option<u64>,
+    /// Invitations only: at most this many invitations are created in any rolling 24 h of
+    /// simulator time; the next is refused with a quota 403 until the oldest leaves the window.
+    pub daily_quota: Option<u64>,
 }
 
 impl FaultSpec {
@@ -197,6 +204,7 @@ impl FaultPlan {
     /// setting  = "latency=" ms ["-" ms] ("ms" | "s")
     ///          | "429=" rate | "503=" rate | "504=" rate | "reset=" rate | "drop=" rate
     ///          | "retry-after=" seconds (decimal, e.g. 2.128) | "retry-after=none"
+    ///          | "abuse-after=" N | "daily-quota=" N      (invitations only; N whole)
     /// ```
     ///
     /// Later clauses for the same endpoint merge into earlier ones.
@@ -242,6 +250,14 @@ impl FaultPlan {
                 }
             }
         }
+        if let Some((endpoint, _)) = self.endpoints.iter().find(|(endpoint, spec)| {
+            **endpoint != Endpoint::Invitations
+                && (spec.abuse_after.is_some() || spec.daily_quota.is_some())
+        }) {
+            return Err(error(format!(
+                "abuse-after and daily-quota apply to invitations only, not to {endpoint}"
+            )));
+        }
         self.endpoints.retain(|_, spec| !spec.is_empty());
         Ok(())
     }
@@ -277,6 +293,17 @@ fn apply_setting(spec: &mut FaultSpec, setting: &str) -> Result<(), String> {
         "429" => spec.error_429 = rate(value)?,
         "reset" => spec.reset = rate(value)?,
         "drop" => spec.commit_then_drop = rate(value)?,
+        "abuse-after" | "daily-quota" => {
+            let n: u64 = value
+                .trim()
+                .parse()
+                .map_err(|_| format!("{key}: {value:?} is not a whole number"))?;
+            if key.trim() == "abuse-after" {
+                spec.abuse_after = Some(n);
+            } else {
+                spec.daily_quota = Some(n);
+            }
+        }
         "retry-after" => {
             spec.retry_after_secs = if value.trim() == "none" {
                 None
@@ -295,7 +322,7 @@ fn apply_setting(spec: &mut FaultSpec, setting: &str) -> Result<(), String> {
         }
         other => {
             return Err(format!(
-                "unknown setting {other:?} (known: latency, 429, 503, 504, retry-after, reset, drop)"
+                "unknown setting {other:?} (known: latency, 429, 503, 504, retry-after, reset, drop, abuse-after, daily-quota)"
             ));
         }
     }
@@ -449,6 +476,21 @@ mod tests {
     }
 
     #[test]
+    fn the_abuse_block_and_the_daily_quota_are_invitation_settings() {
+        let plan = FaultPlan::parse("invitations:abuse-after=11;invitations:daily-quota=200")
+            .expect("parses");
+        let spec = plan.spec(Endpoint::Invitations);
+        assert_eq!((spec.abuse_after, spec.daily_quota), (Some(11), Some(200)));
+        assert_eq!(
+            FaultDice::new(1)
+                .decide(Endpoint::Invitations, &spec)
+                .before,
+            None,
+            "they are limits, not dice"
+        );
+    }
+
+    #[test]
     fn all_applies_to_every_endpoint_and_seconds_scale() {
         let plan = FaultPlan::parse("all:latency=1s").expect("parses");
         for endpoint in Endpoint::ALL {
@@ -471,6 +513,9 @@ mod tests {
             ("invitations:teapot=1", "unknown setting"),
             ("invitations:retry-after=soon", "not a number of seconds"),
             ("invitations:retry-after=-1", "outside 0..=3600"),
+            ("invitations:abuse-after=some", "not a whole number"),
+            ("get-user:daily-quota=3", "invitations only"),
+            ("all:abuse-after=3", "invitations only"),
         ] {
             let error = FaultPlan::parse(input).expect_err(input);
             assert!(error.reason.contains(reason), "{input}: {}", error.reason);

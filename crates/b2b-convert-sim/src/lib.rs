@@ -4,7 +4,7 @@
 //! Owns the [`Sim`] handle (start, URLs, credentials, observation and control), the
 //! [`SimSpec`] that describes a tenant and its behaviour, and [`serve()`] for the CLI. The
 //! submodules own the data ([`generate`], [`tenant_file`], [`directory`]), the protocol
-//! ([`odata`], [`auth`], `http`) and the service behaviour ([`throttle`], [`faults`]).
+//! ([`odata`], [`auth`], `http`) and the service behaviour ([`throttle`], [`faults`], [`limits`]).
 //!
 //! A crate of its own in the b2b-convert workspace, so that editing the product does not
 //! recompile it. It must stay self-contained: it depends on nothing of the product (`b2b-convert`
@@ -18,6 +18,7 @@ pub mod directory;
 pub mod faults;
 pub mod generate;
 mod http;
+pub mod limits;
 pub mod model;
 pub mod observe;
 pub mod odata;
@@ -128,6 +129,8 @@ pub struct SimSpec {
     pub graph: GraphOptions,
     /// How many recent requests the request log keeps.
     pub request_log_capacity: usize,
+    /// `organization.createdDateTime` (RFC 3339) in place of the tenant's own.
+    pub tenant_created: Option<String>,
 }
 
 impl SimSpec {
@@ -144,6 +147,7 @@ impl SimSpec {
             redemption: RedemptionConfig::default(),
             graph: GraphOptions::default(),
             request_log_capacity: 10_000,
+            tenant_created: None,
         }
     }
 
@@ -193,6 +197,14 @@ impl SimSpec {
         self
     }
 
+    /// The tenant was created at `rfc3339` (`organization.createdDateTime`): a young tenant
+    /// for tests of the 30-day quota warnings.
+    #[must_use]
+    pub fn with_tenant_created(mut self, rfc3339: impl Into<String>) -> Self {
+        self.tenant_created = Some(rfc3339.into());
+        self
+    }
+
     #[must_use]
     pub fn with_port(mut self, port: u16) -> Self {
         self.port = port;
@@ -210,6 +222,7 @@ pub(crate) struct Shared {
     faults: Mutex<FaultPlan>,
     dice: FaultDice,
     observer: Observer,
+    invitation_limits: limits::InvitationLimits,
     graph_url: String,
     login_url: String,
     options: GraphOptions,
@@ -276,6 +289,7 @@ fn build_tenant(spec: &SimSpec) -> Result<(TenantFacts, UserSource, u64), Error>
             let facts = TenantFacts {
                 tenant_id: tenant.tenant_id(),
                 display_name: "Contoso (simulated)".to_owned(),
+                created_date_time: tenant_file::DEFAULT_TENANT_CREATED.to_owned(),
                 domains: GeneratedTenant::domains(),
                 federation: tenant.federation(),
                 realms: GeneratedTenant::realms(),
@@ -322,7 +336,10 @@ impl Sim {
         let addr = listener
             .local_addr()
             .map_err(|source| Error::Bind { addr, source })?;
-        let (facts, source, seed) = build_tenant(&spec)?;
+        let (mut facts, source, seed) = build_tenant(&spec)?;
+        if let Some(created) = &spec.tenant_created {
+            facts.created_date_time.clone_from(created);
+        }
         let users = source.len();
         let tenant_id = facts.tenant_id.clone();
         let graph_url = format!("http://{addr}");
@@ -340,6 +357,7 @@ impl Sim {
             faults: Mutex::new(spec.faults.clone()),
             dice: FaultDice::new(spec.fault_seed),
             observer: Observer::new(spec.request_log_capacity),
+            invitation_limits: limits::InvitationLimits::default(),
             login_url: format!("{graph_url}/login"),
             graph_url,
             options: spec.graph.clone(),

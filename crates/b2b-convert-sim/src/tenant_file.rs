@@ -17,6 +17,14 @@ use super::model::{
 };
 
 /// Placeholder in `applications[].certificates` for the process's shared test certificate.
+/// When a tenant was created unless its file or [`crate::SimSpec::with_tenant_created`] says:
+/// long enough ago that no young-tenant quota applies.
+pub const DEFAULT_TENANT_CREATED: &str = "2019-05-01T09:00:00Z";
+
+fn default_created() -> String {
+    DEFAULT_TENANT_CREATED.to_owned()
+}
+
 pub const SHARED_CERTIFICATE: &str = "sim:shared-certificate";
 
 /// A tenant file.
@@ -26,6 +34,9 @@ pub struct TenantFile {
     pub tenant_id: String,
     #[serde(default = "default_name")]
     pub display_name: String,
+    /// `organization.createdDateTime`; default [`DEFAULT_TENANT_CREATED`] (an old tenant).
+    #[serde(default = "default_created")]
+    pub created_date_time: String,
     pub domains: Vec<Domain>,
     #[serde(default)]
     pub federation_configurations: Vec<FederationConfiguration>,
@@ -150,6 +161,7 @@ impl TenantFile {
         let facts = TenantFacts {
             tenant_id: self.tenant_id,
             display_name: self.display_name,
+            created_date_time: self.created_date_time,
             domains: self.domains,
             federation: self.federation_configurations,
             realms,

@@ -196,6 +196,7 @@ fn a_change_board_reads_what_will_happen_the_full_hash_and_signs() {
     assert!(page.contains("<strong>3 user(s) are not touched</strong>"));
     assert!(page.contains("<strong>about 1 minute</strong> at the configured pace of 24"));
     assert!(page.contains("<li><code>User.Invite.All</code>: invite users (run)</li>"));
+    assert!(page.contains("<strong>200 invitation(s) in any 24 hours</strong>"));
     for role in [
         "Prepared by (operator)",
         "Reviewed by",

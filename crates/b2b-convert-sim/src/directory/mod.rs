@@ -59,6 +59,9 @@ pub struct Group {
 pub struct TenantFacts {
     pub tenant_id: String,
     pub display_name: String,
+    /// `organization.createdDateTime` (RFC 3339): how old the tenant is, which decides its daily
+    /// invitation quota (NOTES §8.2a).
+    pub created_date_time: String,
     pub domains: Vec<Domain>,
     pub federation: Vec<FederationConfiguration>,
     pub realms: BTreeMap<String, RealmKind>,

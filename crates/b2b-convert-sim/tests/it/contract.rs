@@ -379,3 +379,21 @@ async fn unknown_paths_and_methods_fail_like_graph() {
     assert_eq!(status, 400);
     assert_graph_error(&body, "BadRequest", "Invalid version");
 }
+
+#[tokio::test]
+async fn the_organization_says_when_the_tenant_was_created() {
+    let h = Harness::generated(10).await;
+    let (status, org) = h
+        .get_json("/v1.0/organization?$select=id,createdDateTime")
+        .await;
+    assert_eq!(status, 200, "{org}");
+    assert_eq!(org["value"][0]["createdDateTime"], "2019-05-01T09:00:00Z");
+    let young = Harness::start(
+        b2b_convert_sim::SimSpec::generated(10, 7)
+            .with_throttling(b2b_convert_sim::ThrottleConfig::disabled())
+            .with_tenant_created("2026-12-01T08:00:00Z"),
+    )
+    .await;
+    let (_, org) = young.get_json("/v1.0/organization").await;
+    assert_eq!(org["value"][0]["createdDateTime"], "2026-12-01T08:00:00Z");
+}

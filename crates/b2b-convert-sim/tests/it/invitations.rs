@@ -363,3 +363,84 @@ async fn the_2021_limitations_can_be_switched_on() {
         assert_eq!(status, 201, "off by default: {created}");
     }
 }
+
+/// A token valid at the simulator's time now (after its clock was moved on).
+async fn renew_token(h: &mut Harness) {
+    h.token = super::secret_token(&h.http, &h.sim, h.sim.client_id(), h.sim.client_secret()).await;
+}
+
+/// A new guest's invitation (no `invitedUser.id`): each one is an invitation created.
+fn guest(n: u32) -> serde_json::Value {
+    json!({
+        "invitedUserEmailAddress": format!("guest.{n}@fabrikam.com"),
+        "inviteRedirectUrl": "https://myapps.microsoft.com?tenantId=x",
+        "sendInvitationMessage": false,
+    })
+}
+
+#[tokio::test]
+async fn after_abuse_after_invitations_every_invitation_meets_the_abuse_block() {
+    let mut h = harness().await;
+    h.sim.set_faults(
+        b2b_convert_sim::FaultPlan::parse("invitations:abuse-after=2").expect("a fault plan"),
+    );
+    for n in 0..2 {
+        let (status, body) = h.post_json("/v1.0/invitations", &guest(n)).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let user = h.sim.find_user(UserCase::CloudMailExternal).expect("case");
+    for body in [
+        guest(3),
+        Harness::invitation(&user.id, user.mail.as_deref().expect("mail")),
+    ] {
+        let (status, body) = h.post_json("/v1.0/invitations", &body).await;
+        assert_eq!(status, 403, "{body}");
+        assert_graph_error(
+            &body,
+            "Authorization_RequestDenied",
+            "Invitations are blocked for this directory due to suspicious activity",
+        );
+    }
+    h.sim.advance_clock(Duration::from_secs(3 * 24 * 3600));
+    renew_token(&mut h).await;
+    let (status, _) = h.post_json("/v1.0/invitations", &guest(4)).await;
+    assert_eq!(status, 403, "time does not lift the block");
+    assert_eq!(h.sim.counters().invitations_created, 2);
+    assert_eq!(
+        h.sim.user(&user.id).expect("user").external_user_state,
+        None
+    );
+}
+
+#[tokio::test]
+async fn the_daily_quota_refuses_the_next_invitation_until_the_oldest_leaves_the_day() {
+    let mut h = harness().await;
+    h.sim.freeze_clock();
+    h.sim.set_faults(
+        b2b_convert_sim::FaultPlan::parse("invitations:daily-quota=2").expect("a fault plan"),
+    );
+    for n in 0..2 {
+        let (status, body) = h.post_json("/v1.0/invitations", &guest(n)).await;
+        assert_eq!(status, 201, "{body}");
+        h.sim.advance_clock(Duration::from_secs(1800));
+        renew_token(&mut h).await;
+    }
+    let (status, body) = h.post_json("/v1.0/invitations", &guest(2)).await;
+    assert_eq!(status, 403, "{body}");
+    assert_graph_error(&body, "Forbidden", "daily limit of 2 invitations");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("sent again after 20")),
+        "says when: {body}"
+    );
+    // The first leaves the window 24 h after it was made: 23 h from now.
+    h.sim.advance_clock(Duration::from_secs(23 * 3600 - 1));
+    renew_token(&mut h).await;
+    let (status, _) = h.post_json("/v1.0/invitations", &guest(3)).await;
+    assert_eq!(status, 403, "still inside the day");
+    h.sim.advance_clock(Duration::from_secs(1));
+    let (status, body) = h.post_json("/v1.0/invitations", &guest(4)).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(h.sim.counters().invitations_created, 3);
+}

@@ -7,6 +7,8 @@ use super::super::{Reply, RequestContext};
 use super::{context_url, directory_error, invalid_payload};
 use crate::Shared;
 use crate::directory::InvitationRequest;
+use crate::faults::Endpoint;
+use crate::limits::{ABUSE_BLOCK_MESSAGE, Refusal};
 
 const INVITATION_PROPERTIES: &[&str] = &[
     "id",
@@ -95,10 +97,20 @@ pub(super) fn invite(shared: &Shared, ctx: &RequestContext, body: Option<Value>)
         Ok(r) => r,
         Err(reply) => return reply,
     };
+    // The tenant-wide refusals come before the directory's checks; the record stays locked
+    // until the invitation is counted, so concurrent requests cannot pass a limit together.
+    let spec = shared.fault_plan().spec(Endpoint::Invitations);
+    let mut ledger = shared.invitation_limits.lock();
+    let now_ms = shared.clock.now_ms();
+    if let Some(refusal) = ledger.refusal(spec.abuse_after, spec.daily_quota, now_ms) {
+        return limit_refusal(shared, ctx, refusal);
+    }
     let invitation = match shared.directory.invite(&request, &shared.clock) {
         Ok(i) => i,
         Err(error) => return directory_error(shared, ctx, &error),
     };
+    ledger.created(now_ms);
+    drop(ledger);
     let facts = &shared.directory.facts;
     let ticket = invitation.id.replace('-', "");
     let inner = format!(
@@ -137,4 +149,37 @@ pub(super) fn invite(shared: &Shared, ctx: &RequestContext, body: Option<Value>)
     let mut reply = Reply::json(StatusCode::CREATED, &response);
     reply.droppable = true;
     reply
+}
+
+/// The 403 of a tenant-wide refusal. The abuse block's code is Graph's generic
+/// `Authorization_RequestDenied` (the portal shows "Insufficient privileges"), so only its
+/// message tells it from a missing permission; the quota's status, code and wording are the
+/// simulator's choice (unverified, NOTES §8.2a).
+fn limit_refusal(shared: &Shared, ctx: &RequestContext, refusal: Refusal) -> Reply {
+    match refusal {
+        Refusal::AbuseBlock => Reply::graph_error(
+            ctx,
+            shared,
+            StatusCode::FORBIDDEN,
+            "Authorization_RequestDenied",
+            ABUSE_BLOCK_MESSAGE,
+        ),
+        Refusal::Quota {
+            limit,
+            resume_at_ms,
+        } => {
+            let resume = crate::generate::format_unix(
+                i64::try_from(resume_at_ms.div_ceil(1000)).unwrap_or(i64::MAX),
+            );
+            Reply::graph_error(
+                ctx,
+                shared,
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                &format!(
+                    "The daily limit of {limit} invitations for this directory has been reached. Invitations can be sent again after {resume}."
+                ),
+            )
+        }
+    }
 }

@@ -51,6 +51,7 @@ pub(super) fn organization(shared: &Shared, ctx: &RequestContext) -> Reply {
     let mut org = json!({
         "id": facts.tenant_id,
         "displayName": facts.display_name,
+        "createdDateTime": facts.created_date_time,
         "tenantType": "AAD",
         "verifiedDomains": verified,
     });
