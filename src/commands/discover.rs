@@ -13,8 +13,9 @@ use std::time::Instant;
 use anyhow::Context;
 use futures_util::{StreamExt, TryStreamExt};
 use time::OffsetDateTime;
+use uuid::Uuid;
 
-use super::{Ctx, Outcome, connect};
+use super::{Ctx, Outcome, connect, resolve_group};
 use crate::cli::DiscoverArgs;
 use crate::domain::{Rule, RuleMode, RunId, UserSnapshot};
 use crate::graph::users::IN_CLAUSE_LIMIT;
@@ -43,12 +44,17 @@ struct Counters {
 impl DiscoverArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {
         let settings = ctx.settings()?;
-        let source = self.source()?;
         let counters = Arc::new(Counters::default());
         let observed = Arc::clone(&counters);
         let client = connect(&settings)?.with_retry_observer(Arc::new(move |_| {
             observed.retries.fetch_add(1, Ordering::Relaxed);
         }));
+        // A group named by display name is resolved once, before anything is stored.
+        let group = match &self.users.group {
+            Some(group) => Some(resolve_group(&client, group).await?),
+            None => None,
+        };
+        let source = self.source(group.as_ref().map(|(id, _)| *id))?;
         let store = ctx.store(&settings).await?;
 
         let with_federation = settings.rules.mode(Rule::DirectFederation) != RuleMode::Off;
@@ -58,7 +64,7 @@ impl DiscoverArgs {
             .context("reading the tenant's facts (organization, domains, direct federation)")?;
         store.save_tenant_facts(&facts).await?;
 
-        let selector = self.selector_json();
+        let selector = self.selector_json(group.as_ref());
         let discovery = store
             .begin_discovery(&selector, OffsetDateTime::now_utc())
             .await?;
@@ -96,7 +102,12 @@ impl DiscoverArgs {
 
         let users = counters.users.load(Ordering::Relaxed);
         let elapsed = started.elapsed();
-        let mut summary = format!(
+        let mut summary = match &group {
+            Some((id, Some(name))) => format!("Group       \"{name}\" ({id})\n"),
+            _ => String::new(),
+        };
+        let _ = write!(
+            summary,
             "Tenant      {} ({})\n\
              Domains     {} verified, {} with direct federation\n\
              Users       {users} stored in {:.1} s ({:.0}/s), {} page(s), {} throttled or retried request(s)\n\
@@ -130,10 +141,11 @@ impl DiscoverArgs {
         })
     }
 
-    fn source(&self) -> anyhow::Result<Source> {
+    /// What to read; `group` is `--group`'s object id (resolved when given by name).
+    fn source(&self, group: Option<Uuid>) -> anyhow::Result<Source> {
         Ok(if let Some(path) = &self.users.csv {
             Source::List(input::read_user_list(path)?)
-        } else if let Some(id) = self.users.group {
+        } else if let Some(id) = group {
             Source::Selection(UserSelection::Group {
                 id,
                 transitive: self.users.transitive,
@@ -145,10 +157,11 @@ impl DiscoverArgs {
         })
     }
 
-    fn selector_json(&self) -> serde_json::Value {
+    fn selector_json(&self, group: Option<&(Uuid, Option<String>)>) -> serde_json::Value {
         serde_json::json!({
             "csv": self.users.csv.as_ref().map(|p| p.display().to_string()),
-            "group": self.users.group,
+            "group": group.map(|(id, _)| id),
+            "group_name": group.and_then(|(_, name)| name.as_deref()),
             "transitive": self.users.transitive,
             "filter": self.users.filter,
         })

@@ -39,7 +39,9 @@ impl Capability {
             Self::ReadOrganization => "read the organization (discover)",
             Self::ReadDomains => "read the tenant's domains (discover)",
             Self::ReadFederation => "read direct-federation domains (discover)",
-            Self::ReadGroupMembers => "read group members (discover --group)",
+            Self::ReadGroupMembers => {
+                "read groups and their members (discover/plan --group, plan --exclude-group)"
+            }
             Self::InviteUsers => "invite users (run)",
             Self::UpdateUsers => "set `mail` before inviting (run)",
             Self::ReadMemberships => "read users' group memberships (verify, baselines)",
@@ -52,7 +54,7 @@ impl Capability {
     /// right before inviting and stops when it cannot (`verify` compares with it).
     pub fn required(self, workflow: &Workflow) -> bool {
         match self {
-            // Only `discover --group` reads group members.
+            // Only a group selection (`--group`, `--exclude-group`) reads groups and members.
             Self::ReadGroupMembers => false,
             Self::UpdateUsers => workflow.set_mail_before_invite,
             Self::ReadFederation => workflow.checks_direct_federation,

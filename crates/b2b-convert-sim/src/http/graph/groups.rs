@@ -10,6 +10,17 @@ use crate::Shared;
 use crate::directory::DirectoryError;
 use crate::odata::{CollectionQuery, Filter};
 
+/// The group properties the simulator models (what `$select` may name).
+const GROUP_PROPERTIES: &[&str] = &[
+    "id",
+    "displayName",
+    "description",
+    "groupTypes",
+    "mail",
+    "mailEnabled",
+    "securityEnabled",
+];
+
 /// A group's JSON (the properties the simulator models).
 pub(super) fn group_json(group: &crate::directory::Group) -> Value {
     json!({
@@ -23,8 +34,20 @@ pub(super) fn group_json(group: &crate::directory::Group) -> Value {
     })
 }
 
-/// `GET /groups/{id}`.
+/// `GET /groups/{id}`, with `$select`.
 pub(super) fn group(shared: &Shared, ctx: &RequestContext, id: &str) -> Reply {
+    let select = match group_select(ctx) {
+        Ok(select) => select,
+        Err(message) => {
+            return Reply::graph_error(
+                ctx,
+                shared,
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                &message,
+            );
+        }
+    };
     let Some(position) = shared.directory.facts.group_position(id) else {
         return directory_error(shared, ctx, &DirectoryError::NotFound(id.to_owned()));
     };
@@ -33,14 +56,66 @@ pub(super) fn group(shared: &Shared, ctx: &RequestContext, id: &str) -> Reply {
         "@odata.context".to_owned(),
         json!(context_url(shared, "groups/$entity")),
     );
-    if let Value::Object(fields) = group_json(&shared.directory.facts.groups[position]) {
-        body.extend(fields);
-    }
+    body.extend(projected(
+        &shared.directory.facts.groups[position],
+        select.as_deref(),
+    ));
     Reply::json(StatusCode::OK, &Value::Object(body))
 }
 
-/// `GET /groups`, with `$filter` on `displayName` or `id` only (how the tool finds a wave's group).
+/// The `$select` of a group request: `None` for every modelled property; an unknown name is
+/// Graph's 400.
+fn group_select(ctx: &RequestContext) -> Result<Option<Vec<&'static str>>, String> {
+    let Some((_, text)) = ctx.query.iter().find(|(k, _)| k == "$select") else {
+        return Ok(None);
+    };
+    text.split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|name| {
+            GROUP_PROPERTIES
+                .iter()
+                .find(|p| p.eq_ignore_ascii_case(name))
+                .copied()
+                .ok_or_else(|| {
+                    format!(
+                        "Could not find a property named '{name}' on type 'microsoft.graph.group'."
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// A group's JSON projected by `$select`.
+fn projected(group: &crate::directory::Group, select: Option<&[&str]>) -> Map<String, Value> {
+    let Value::Object(mut all) = group_json(group) else {
+        return Map::new();
+    };
+    match select {
+        None => all,
+        Some(names) => names
+            .iter()
+            .filter_map(|n| all.remove(*n).map(|v| ((*n).to_owned(), v)))
+            .collect(),
+    }
+}
+
+/// `GET /groups`, with `$filter` on `displayName` or `id` only (how the tool finds a wave's
+/// group), `$select` and `$top`.
 pub(super) fn list_groups(shared: &Shared, ctx: &RequestContext) -> Reply {
+    let select = match group_select(ctx) {
+        Ok(select) => select,
+        Err(message) => {
+            return Reply::graph_error(
+                ctx,
+                shared,
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                &message,
+            );
+        }
+    };
     let filter = match ctx.query.iter().find(|(k, _)| k == "$filter") {
         None => None,
         Some((_, text)) => match Filter::parse(text, false) {
@@ -68,7 +143,7 @@ pub(super) fn list_groups(shared: &Shared, ctx: &RequestContext) -> Reply {
     if let Some((key, _)) = ctx
         .query
         .iter()
-        .find(|(k, _)| k.starts_with('$') && k != "$filter" && k != "$top")
+        .find(|(k, _)| k.starts_with('$') && k != "$filter" && k != "$top" && k != "$select")
     {
         return Reply::graph_error(
             ctx,
@@ -108,7 +183,7 @@ pub(super) fn list_groups(shared: &Shared, ctx: &RequestContext) -> Reply {
             })
         })
         .take(top)
-        .map(group_json)
+        .map(|g| Value::Object(projected(g, select.as_deref())))
         .collect();
     Reply::json(
         StatusCode::OK,
