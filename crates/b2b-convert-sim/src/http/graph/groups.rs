@@ -1,5 +1,6 @@
 //! Groups for wave selection: `/groups` (looked up by `displayName` or `id`), `/groups/{id}`,
-//! and `/groups/{id}/members` and `/transitiveMembers`, with the `microsoft.graph.user` cast.
+//! and `/groups/{id}/members` and `/transitiveMembers` (users, org contacts and groups), with
+//! the `microsoft.graph.user` cast (users only).
 
 use hyper::StatusCode;
 use serde_json::{Map, Value, json};
@@ -191,6 +192,7 @@ pub(super) fn list_groups(shared: &Shared, ctx: &RequestContext) -> Reply {
     )
 }
 
+#[allow(clippy::too_many_lines)] // one walk over a page of three kinds of member
 pub(super) fn members(
     shared: &Shared,
     ctx: &RequestContext,
@@ -228,15 +230,17 @@ pub(super) fn members(
         Ok(s) => s,
         Err(error) => return query_error(shared, ctx, &error),
     };
-    let (ranges, groups) = shared.directory.members(position, transitive);
+    let found = shared.directory.members(position, transitive);
+    let (ranges, groups) = (&found.users, &found.groups);
     let size = usize::try_from(query.page_size()).unwrap_or(100);
     let user_count: u64 = ranges.iter().map(|r| r.end - r.start).sum();
-    let group_count = if users_only || query.filter.is_some() {
-        0
+    // The cast (and a filter, which needs it) keeps users only: no contacts, no groups.
+    let (contact_count, group_count) = if users_only || query.filter.is_some() {
+        (0, 0)
     } else {
-        groups.len() as u64
+        (found.contacts.len() as u64, groups.len() as u64)
     };
-    let total = user_count + group_count;
+    let total = user_count + contact_count + group_count;
     let mut items = Vec::new();
     let mut next = None;
     let mut cursor = start;
@@ -273,13 +277,27 @@ pub(super) fn members(
                 }
                 items.push(Value::Object(item));
             }
+        } else if cursor < user_count + contact_count {
+            if items.len() == size {
+                next = Some(cursor);
+                break;
+            }
+            let slot = found.contacts[usize::try_from(cursor - user_count).unwrap_or(0)];
+            if let Some(contact) = shared.directory.contact_at(slot) {
+                items.push(json!({
+                    "@odata.type": "#microsoft.graph.orgContact",
+                    "id": contact.id,
+                    "displayName": contact.display_name,
+                    "mail": contact.mail,
+                }));
+            }
         } else {
             if items.len() == size {
                 next = Some(cursor);
                 break;
             }
             let g = &shared.directory.facts.groups
-                [groups[usize::try_from(cursor - user_count).unwrap_or(0)]];
+                [groups[usize::try_from(cursor - user_count - contact_count).unwrap_or(0)]];
             items.push(json!({"@odata.type": "#microsoft.graph.group", "id": g.id, "displayName": g.display_name}));
         }
         cursor += 1;
