@@ -217,6 +217,22 @@ pub struct TenantFacts {
     pub federation_domains: Vec<FederationDomain>,
     #[serde(with = "time::serde::rfc3339")]
     pub fetched_at: OffsetDateTime,
+    /// When `discover` last read every org contact (the store sets it; Graph's reading of the
+    /// tenant leaves it `None`). `None`: contacts were never read, so the addresses they hold
+    /// could not be checked for collisions.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub contacts_read_at: Option<OffsetDateTime>,
+}
+
+/// An organizational contact (`orgContact`): a mail contact in the directory. The addresses it
+/// holds (`mail`, `smtp:` proxy addresses) cannot be given to a user, so they take part in
+/// collision checks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgContact {
+    pub id: Uuid,
+    pub display_name: Option<String>,
+    pub mail: Option<String>,
+    pub proxy_addresses: Vec<String>,
 }
 
 /// A domain registered in this tenant (`GET /domains`).

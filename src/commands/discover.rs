@@ -2,7 +2,8 @@
 //!
 //! Pages are stored as they arrive, each in its own transaction, so an interruption loses at
 //! most the page in flight and a rerun refreshes the snapshot. A user list is validated
-//! completely before the first request.
+//! completely before the first request. Every discover also reads the org contacts (whose
+//! addresses no user may take) when the app may.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -71,18 +72,33 @@ impl DiscoverArgs {
         let started = Instant::now();
         let interrupted = super::interruption()?;
         let progress = Progress::spinner("reading users");
+        let read = async {
+            let missing = snapshot(
+                &client,
+                &store,
+                discovery,
+                &source,
+                &counters,
+                &progress,
+                settings.throughput.max_concurrency.get(),
+            )
+            .await?;
+            progress.set_message("reading org contacts".to_owned());
+            let contacts = snapshot_contacts(&client, &store, discovery).await?;
+            Ok((missing, contacts))
+        };
         let result = tokio::select! {
-            result = snapshot(&client, &store, discovery, &source, &counters, &progress, settings.throughput.max_concurrency.get()) => result,
+            result = read => result,
             () = interrupted => Err(super::Interrupted("interrupted; the pages stored so far are kept, run discover again to complete the snapshot".into()).into()),
         };
         progress.finish();
         let finished = store
             .finish_discovery(discovery, result.is_ok(), OffsetDateTime::now_utc())
             .await;
-        let missing = match (result, finished) {
-            (Ok(missing), finished) => {
+        let (missing, contacts) = match (result, finished) {
+            (Ok(read), finished) => {
                 finished?;
-                missing
+                read
             }
             (Err(err), finished) => {
                 if let Err(also) = finished {
@@ -123,16 +139,7 @@ impl DiscoverArgs {
             store.path().display(),
             store.count_users().await?,
         );
-        if !missing.is_empty() {
-            let _ = writeln!(
-                summary,
-                "\n{} user(s) of the list were not found in the tenant:",
-                missing.len()
-            );
-            for entry in &missing {
-                let _ = writeln!(summary, "  line {}: {}", entry.line, describe(&entry.key));
-            }
-        }
+        summary.push_str(&summary_tail(contacts, &missing));
         output::write_stdout(&summary)?;
         Ok(if missing.is_empty() {
             Outcome::Done
@@ -248,6 +255,62 @@ async fn snapshot(
                 .collect())
         }
     }
+}
+
+/// Reads every org contact into the store (the addresses they hold join the address index),
+/// page by page, and dates the complete read. `None` when the app may not read contacts
+/// (403): the earlier reading, if any, is kept, and plans say what was not checked.
+async fn snapshot_contacts(
+    client: &GraphClient,
+    store: &Store,
+    discovery: RunId,
+) -> anyhow::Result<Option<u64>> {
+    let mut read = 0;
+    let mut pages = std::pin::pin!(client.contacts());
+    loop {
+        match pages.try_next().await {
+            Ok(Some(page)) => {
+                store.store_contact_page(discovery, &page.items).await?;
+                read += page.items.len() as u64;
+            }
+            Ok(None) => break,
+            Err(error) if read == 0 && error.status() == Some(403) => {
+                tracing::warn!("org contacts not read: {error}");
+                return Ok(None);
+            }
+            Err(error) => return Err(error).context("reading org contacts from Graph"),
+        }
+    }
+    store
+        .finish_contacts(discovery, OffsetDateTime::now_utc())
+        .await?;
+    Ok(Some(read))
+}
+
+/// The summary's last lines: the org contacts (`None`: not readable), and the listed users
+/// that were not found.
+fn summary_tail(contacts: Option<u64>, missing: &[UserListEntry]) -> String {
+    let mut text = match contacts {
+        Some(n) => {
+            format!("Contacts    {n} org contact(s) read; the addresses they hold are checked\n")
+        }
+        None => {
+            "Contacts    not read: the app may not read org contacts (grant OrgContact.Read.All); \
+                 plans will warn that addresses contacts hold were not checked\n"
+                .to_owned()
+        }
+    };
+    if !missing.is_empty() {
+        let _ = writeln!(
+            text,
+            "\n{} user(s) of the list were not found in the tenant:",
+            missing.len()
+        );
+        for entry in missing {
+            let _ = writeln!(text, "  line {}: {}", entry.line, describe(&entry.key));
+        }
+    }
+    text
 }
 
 /// Groups a list into lookups of at most [`IN_CLAUSE_LIMIT`] ids or UPNs.

@@ -11,6 +11,7 @@
 //! - [`realm`]: home-realm discovery on the login host (anonymous; never sends the token).
 //! - [`users`] and `tenant`: the resources the tool reads, as domain types.
 //! - [`invitations`]: the one conversion write, and the `mail` update before it.
+//! - [`contacts`]: org contacts, whose addresses no user may take.
 //! - [`groups`]: groups found by display name (how an operator names a wave's group).
 //! - [`memberships`]: a user's direct groups and app role assignments, and the conversion
 //!   baseline built from them.
@@ -22,6 +23,7 @@
 pub mod auth;
 pub mod client;
 mod connection;
+pub mod contacts;
 mod error;
 pub mod groups;
 pub mod invitations;

@@ -544,3 +544,133 @@ async fn a_name_several_groups_share_is_refused_with_their_ids() {
     assert!(stdout.contains("Users       1 stored"), "{stdout}");
     sim.shutdown().await;
 }
+
+/// The simulator's fixture tenant with an org contact holding the address of a new cloud-only
+/// user ("Cleo"), inside nested groups that reach one user twice; `roles` for its app.
+async fn contact_tenant(roles: &[&str]) -> Sim {
+    let mut tenant: serde_json::Value = serde_json::from_str(include_str!(
+        "../../crates/b2b-convert-sim/tests/fixtures/tenant.json"
+    ))
+    .unwrap();
+    tenant["applications"][0]["roles"] = serde_json::json!(roles);
+    tenant["users"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "id": "a1f0c7a2-0000-4000-8000-000000000006",
+            "displayName": "Cleo Held",
+            "userPrincipalName": "cleo@fixturecorp.com",
+            "otherMails": ["cleo@fabrikam.com"]
+        }));
+    tenant["contacts"] = serde_json::json!([{
+        "id": "c0c0c0c0-0000-4000-8000-000000000001",
+        "displayName": "Fabrikam desk",
+        "mail": "Cleo@fabrikam.com",
+        "proxyAddresses": ["SMTP:Cleo@fabrikam.com"]
+    }]);
+    tenant["groups"] = serde_json::json!([
+        { "id": "9f0e0000-0000-4000-8000-000000000001", "displayName": "Wave 1",
+          "members": ["a1f0c7a2-0000-4000-8000-000000000001", "c0c0c0c0-0000-4000-8000-000000000001",
+                      "a1f0c7a2-0000-4000-8000-000000000006"],
+          "memberGroups": ["9f0e0000-0000-4000-8000-000000000002"] },
+        { "id": "9f0e0000-0000-4000-8000-000000000002", "displayName": "Wave 1 – nested",
+          "members": ["linus@fixturecorp.com", "a1f0c7a2-0000-4000-8000-000000000003",
+                      "a1f0c7a2-0000-4000-8000-000000000001", "c0c0c0c0-0000-4000-8000-000000000001"] }
+    ]);
+    let file = b2b_convert_sim::TenantFile::parse(&tenant.to_string()).unwrap();
+    Sim::start(
+        b2b_convert_sim::SimSpec::inline(file)
+            .with_throttling(b2b_convert_sim::ThrottleConfig::disabled()),
+    )
+    .await
+    .unwrap()
+}
+
+const DISCOVER_ROLES: [&str; 5] = [
+    "User.Read.All",
+    "GroupMember.Read.All",
+    "Domain.Read.All",
+    "Organization.Read.All",
+    "IdentityProvider.Read.All",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transitive_group_wave_with_a_contact_plans_each_user_once_and_blocks_its_address() {
+    let roles: Vec<&str> = DISCOVER_ROLES
+        .iter()
+        .copied()
+        .chain(["OrgContact.Read.All"])
+        .collect();
+    let sim = contact_tenant(&roles).await;
+    let dir = tempfile::tempdir().unwrap();
+    let output = cli(dir.path(), &sim, &["discover"]).await;
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(
+        stdout.contains("Contacts    1 org contact(s) read"),
+        "{stdout}"
+    );
+    let output = cli(
+        dir.path(),
+        &sim,
+        &["plan", "--wave", "w1", "--group", "Wave 1", "--transitive"],
+    )
+    .await;
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(!stdout.contains("contacts-not-checked"), "{stdout}");
+    let store = store(dir.path()).await;
+    let wave = store.wave_by_name("w1").await.unwrap().unwrap();
+    let members = store.members(wave.id).await.unwrap();
+    let mut ids: Vec<String> = members.iter().map(|m| m.plan.user_id.to_string()).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [1, 2, 3, 6].map(|n| format!("a1f0c7a2-0000-4000-8000-00000000000{n}")),
+        "Ada once although two groups list her; the contact is no user"
+    );
+    let cleo = members
+        .iter()
+        .find(|m| m.plan.user_id.to_string().ends_with("000000000006"))
+        .unwrap();
+    assert_eq!(cleo.plan.decision, Decision::Blocked);
+    let finding = &cleo.plan.findings[0];
+    assert_eq!(finding.reason.code(), "address-collision");
+    assert!(
+        finding
+            .detail
+            .contains("org contact \"Fabrikam desk\" c0c0c0c0-0000-4000-8000-000000000001 (mail)"),
+        "{}",
+        finding.detail
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_the_contact_permission_the_plan_warns_that_contacts_were_not_checked() {
+    let sim = contact_tenant(&DISCOVER_ROLES).await;
+    let dir = tempfile::tempdir().unwrap();
+    let output = cli(dir.path(), &sim, &["discover"]).await;
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(stdout.contains("Contacts    not read"), "{stdout}");
+    let output = cli(dir.path(), &sim, &["plan", "--wave", "w1", "--all"]).await;
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(stdout.contains("contacts-not-checked"), "{stdout}");
+    let output = cli(
+        dir.path(),
+        &sim,
+        &["report", "--wave", "w1", "--format", "json"],
+    )
+    .await;
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        report["wave_findings"][0]["reason"], "contacts-not-checked",
+        "{report}"
+    );
+    let output = cli(dir.path(), &sim, &["check"]).await;
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("Org contacts cannot be read"), "{stdout}");
+    sim.shutdown().await;
+}
