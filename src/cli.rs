@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::domain::GroupRef;
 use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum};
-use uuid::Uuid;
 
 /// The help heading of the options every command takes, listed apart from a command's own.
 const GLOBAL: &str = "Global options";
@@ -211,6 +211,7 @@ pub struct CheckArgs {
 Examples:
   b2b-convert discover
   b2b-convert discover --group 2f0c8a5e-1b7d-4c3e-9a6f-0d8e7b5c4a3f --transitive
+  b2b-convert discover --group \"Partner Accounts - Pilot\"
   b2b-convert discover --csv partners.csv          (a `user` column: object ids or UPNs)
   b2b-convert discover --filter \"endsWith(mail,'@fabrikam.com')\"")]
 pub struct DiscoverArgs {
@@ -231,9 +232,10 @@ pub struct UserSelectionArgs {
     #[arg(long)]
     pub all: bool,
 
-    /// The members of this group (object id), read from Graph
-    #[arg(long, value_name = "GROUP_ID")]
-    pub group: Option<Uuid>,
+    /// The members of this group, read from Graph: its object id, or its exact display name
+    /// (when several groups share the name, they are listed with their ids)
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<GroupRef>,
 
     /// With --group: include the members of nested groups
     #[arg(long, requires = "group")]
@@ -263,6 +265,7 @@ pub struct UserSelectionArgs {
 Examples:
   b2b-convert plan --wave pilot --csv pilot.csv --max 50
   b2b-convert plan --wave wave2 --group 2f0c8a5e-1b7d-4c3e-9a6f-0d8e7b5c4a3f --transitive
+  b2b-convert plan --wave pilot --group \"Partner Accounts - Pilot\"
   b2b-convert plan --wave pilot                 (re-plan with the same selection)
   b2b-convert plan --wave all-partners --all --exclude-csv keep-internal.csv")]
 pub struct PlanArgs {
@@ -281,9 +284,10 @@ pub struct PlanArgs {
     #[arg(long, value_name = "FILE")]
     pub exclude_csv: Option<PathBuf>,
 
-    /// Members of this group are never converted in this wave (repeatable)
-    #[arg(long, value_name = "GROUP_ID")]
-    pub exclude_group: Vec<Uuid>,
+    /// Members of this group (object id or exact display name) are never converted in this
+    /// wave (repeatable)
+    #[arg(long, value_name = "GROUP")]
+    pub exclude_group: Vec<GroupRef>,
 
     /// Accept an `address` column entry that is not one of the user's addresses
     #[arg(long)]

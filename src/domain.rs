@@ -92,6 +92,38 @@ impl fmt::Display for WaveId {
     }
 }
 
+/// A group as the operator names it on the command line: its object id, or its exact display
+/// name (which Graph resolves, and which several groups may share). Anything that parses as a
+/// GUID is an id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GroupRef {
+    Id(Uuid),
+    Name(String),
+}
+
+impl FromStr for GroupRef {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Ok(id) = Uuid::parse_str(s.trim()) {
+            return Ok(Self::Id(id));
+        }
+        if s.trim().is_empty() {
+            return Err("a group's object id or display name, not an empty value".to_owned());
+        }
+        Ok(Self::Name(s.to_owned()))
+    }
+}
+
+impl fmt::Display for GroupRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Id(id) => fmt::Display::fmt(&id.hyphenated(), f),
+            Self::Name(name) => write!(f, "\"{name}\""),
+        }
+    }
+}
+
 /// Everything the eligibility rules need to know about one user, as read from Graph at one
 /// moment (`snapshot_at`). Collections are never null in Graph (`[]` when empty).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,6 +220,22 @@ pub struct TenantFacts {
     pub created_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
     pub fetched_at: OffsetDateTime,
+    /// When `discover` last read every org contact (the store sets it; Graph's reading of the
+    /// tenant leaves it `None`). `None`: contacts were never read, so the addresses they hold
+    /// could not be checked for collisions.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub contacts_read_at: Option<OffsetDateTime>,
+}
+
+/// An organizational contact (`orgContact`): a mail contact in the directory. The addresses it
+/// holds (`mail`, `smtp:` proxy addresses) cannot be given to a user, so they take part in
+/// collision checks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgContact {
+    pub id: Uuid,
+    pub display_name: Option<String>,
+    pub mail: Option<String>,
+    pub proxy_addresses: Vec<String>,
 }
 
 /// A domain registered in this tenant (`GET /domains`).
@@ -465,6 +513,21 @@ coded_enum!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_is_named_by_id_or_by_display_name() {
+        assert_eq!(
+            " 2F0C8A5E-1B7D-4C3E-9A6F-0D8E7B5C4A3F".parse(),
+            Ok(GroupRef::Id(
+                Uuid::parse_str("2f0c8a5e-1b7d-4c3e-9a6f-0d8e7b5c4a3f").unwrap()
+            ))
+        );
+        assert_eq!(
+            "Partner Accounts - Pilot".parse(),
+            Ok(GroupRef::Name("Partner Accounts - Pilot".to_owned()))
+        );
+        assert!(" ".parse::<GroupRef>().is_err());
+    }
 
     #[test]
     fn wave_names_are_printable_and_bounded() {

@@ -194,6 +194,14 @@ async fn probe(client: &GraphClient) -> (TenantReport, Vec<(Capability, Result<(
         .get::<serde_json::Value>(client.url("users?$select=id&$top=1"), Priority::Normal, &[])
         .await;
     probes.push((Capability::ReadUsers, users.map(drop)));
+    let contacts = client
+        .get::<serde_json::Value>(
+            client.url("contacts?$select=id&$top=1"),
+            Priority::Normal,
+            &[],
+        )
+        .await;
+    probes.push((Capability::ReadContacts, contacts.map(drop)));
     (tenant, probes)
 }
 
@@ -259,6 +267,17 @@ fn render(report: &Report) -> String {
         ["", "CAPABILITY", "PERMISSION", "TRIED"],
         rows,
     ));
+    if report
+        .capabilities
+        .iter()
+        .any(|c| c.capability == Capability::ReadContacts && !c.satisfied)
+    {
+        text.push_str(
+            "\nOrg contacts cannot be read: discover will not know the addresses contacts hold, \
+             and plans will warn that contact collisions were not checked (the service refuses \
+             a user whose address a contact holds). Grant OrgContact.Read.All to check them.\n",
+        );
+    }
     text.push_str(if report.ready {
         "\nReady: the configured workflow can run.\n"
     } else {

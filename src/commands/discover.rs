@@ -2,7 +2,8 @@
 //!
 //! Pages are stored as they arrive, each in its own transaction, so an interruption loses at
 //! most the page in flight and a rerun refreshes the snapshot. A user list is validated
-//! completely before the first request.
+//! completely before the first request. Every discover also reads the org contacts (whose
+//! addresses no user may take) when the app may.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -13,8 +14,9 @@ use std::time::Instant;
 use anyhow::Context;
 use futures_util::{StreamExt, TryStreamExt};
 use time::OffsetDateTime;
+use uuid::Uuid;
 
-use super::{Ctx, Outcome, connect};
+use super::{Ctx, Outcome, connect, resolve_group};
 use crate::cli::DiscoverArgs;
 use crate::domain::{Rule, RuleMode, RunId, UserSnapshot};
 use crate::graph::users::IN_CLAUSE_LIMIT;
@@ -43,12 +45,17 @@ struct Counters {
 impl DiscoverArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {
         let settings = ctx.settings()?;
-        let source = self.source()?;
         let counters = Arc::new(Counters::default());
         let observed = Arc::clone(&counters);
         let client = connect(&settings)?.with_retry_observer(Arc::new(move |_| {
             observed.retries.fetch_add(1, Ordering::Relaxed);
         }));
+        // A group named by display name is resolved once, before anything is stored.
+        let group = match &self.users.group {
+            Some(group) => Some(resolve_group(&client, group).await?),
+            None => None,
+        };
+        let source = self.source(group.as_ref().map(|(id, _)| *id))?;
         let store = ctx.store(&settings).await?;
 
         let with_federation = settings.rules.mode(Rule::DirectFederation) != RuleMode::Off;
@@ -58,25 +65,40 @@ impl DiscoverArgs {
             .context("reading the tenant's facts (organization, domains, direct federation)")?;
         store.save_tenant_facts(&facts).await?;
 
-        let selector = self.selector_json();
+        let selector = self.selector_json(group.as_ref());
         let discovery = store
             .begin_discovery(&selector, OffsetDateTime::now_utc())
             .await?;
         let started = Instant::now();
         let interrupted = super::interruption()?;
         let progress = Progress::spinner("reading users");
+        let read = async {
+            let missing = snapshot(
+                &client,
+                &store,
+                discovery,
+                &source,
+                &counters,
+                &progress,
+                settings.throughput.max_concurrency.get(),
+            )
+            .await?;
+            progress.set_message("reading org contacts".to_owned());
+            let contacts = snapshot_contacts(&client, &store, discovery).await?;
+            Ok((missing, contacts))
+        };
         let result = tokio::select! {
-            result = snapshot(&client, &store, discovery, &source, &counters, &progress, settings.throughput.max_concurrency.get()) => result,
+            result = read => result,
             () = interrupted => Err(super::Interrupted("interrupted; the pages stored so far are kept, run discover again to complete the snapshot".into()).into()),
         };
         progress.finish();
         let finished = store
             .finish_discovery(discovery, result.is_ok(), OffsetDateTime::now_utc())
             .await;
-        let missing = match (result, finished) {
-            (Ok(missing), finished) => {
+        let (missing, contacts) = match (result, finished) {
+            (Ok(read), finished) => {
                 finished?;
-                missing
+                read
             }
             (Err(err), finished) => {
                 if let Err(also) = finished {
@@ -96,7 +118,12 @@ impl DiscoverArgs {
 
         let users = counters.users.load(Ordering::Relaxed);
         let elapsed = started.elapsed();
-        let mut summary = format!(
+        let mut summary = match &group {
+            Some((id, Some(name))) => format!("Group       \"{name}\" ({id})\n"),
+            _ => String::new(),
+        };
+        let _ = write!(
+            summary,
             "Tenant      {} ({})\n\
              Domains     {} verified, {} with direct federation\n\
              Users       {users} stored in {:.1} s ({:.0}/s), {} page(s), {} throttled or retried request(s)\n\
@@ -112,16 +139,7 @@ impl DiscoverArgs {
             store.path().display(),
             store.count_users().await?,
         );
-        if !missing.is_empty() {
-            let _ = writeln!(
-                summary,
-                "\n{} user(s) of the list were not found in the tenant:",
-                missing.len()
-            );
-            for entry in &missing {
-                let _ = writeln!(summary, "  line {}: {}", entry.line, describe(&entry.key));
-            }
-        }
+        summary.push_str(&summary_tail(contacts, &missing));
         output::write_stdout(&summary)?;
         Ok(if missing.is_empty() {
             Outcome::Done
@@ -130,10 +148,11 @@ impl DiscoverArgs {
         })
     }
 
-    fn source(&self) -> anyhow::Result<Source> {
+    /// What to read; `group` is `--group`'s object id (resolved when given by name).
+    fn source(&self, group: Option<Uuid>) -> anyhow::Result<Source> {
         Ok(if let Some(path) = &self.users.csv {
             Source::List(input::read_user_list(path)?)
-        } else if let Some(id) = self.users.group {
+        } else if let Some(id) = group {
             Source::Selection(UserSelection::Group {
                 id,
                 transitive: self.users.transitive,
@@ -145,10 +164,11 @@ impl DiscoverArgs {
         })
     }
 
-    fn selector_json(&self) -> serde_json::Value {
+    fn selector_json(&self, group: Option<&(Uuid, Option<String>)>) -> serde_json::Value {
         serde_json::json!({
             "csv": self.users.csv.as_ref().map(|p| p.display().to_string()),
-            "group": self.users.group,
+            "group": group.map(|(id, _)| id),
+            "group_name": group.and_then(|(_, name)| name.as_deref()),
             "transitive": self.users.transitive,
             "filter": self.users.filter,
         })
@@ -235,6 +255,62 @@ async fn snapshot(
                 .collect())
         }
     }
+}
+
+/// Reads every org contact into the store (the addresses they hold join the address index),
+/// page by page, and dates the complete read. `None` when the app may not read contacts
+/// (403): the earlier reading, if any, is kept, and plans say what was not checked.
+async fn snapshot_contacts(
+    client: &GraphClient,
+    store: &Store,
+    discovery: RunId,
+) -> anyhow::Result<Option<u64>> {
+    let mut read = 0;
+    let mut pages = std::pin::pin!(client.contacts());
+    loop {
+        match pages.try_next().await {
+            Ok(Some(page)) => {
+                store.store_contact_page(discovery, &page.items).await?;
+                read += page.items.len() as u64;
+            }
+            Ok(None) => break,
+            Err(error) if read == 0 && error.status() == Some(403) => {
+                tracing::warn!("org contacts not read: {error}");
+                return Ok(None);
+            }
+            Err(error) => return Err(error).context("reading org contacts from Graph"),
+        }
+    }
+    store
+        .finish_contacts(discovery, OffsetDateTime::now_utc())
+        .await?;
+    Ok(Some(read))
+}
+
+/// The summary's last lines: the org contacts (`None`: not readable), and the listed users
+/// that were not found.
+fn summary_tail(contacts: Option<u64>, missing: &[UserListEntry]) -> String {
+    let mut text = match contacts {
+        Some(n) => {
+            format!("Contacts    {n} org contact(s) read; the addresses they hold are checked\n")
+        }
+        None => {
+            "Contacts    not read: the app may not read org contacts (grant OrgContact.Read.All); \
+                 plans will warn that addresses contacts hold were not checked\n"
+                .to_owned()
+        }
+    };
+    if !missing.is_empty() {
+        let _ = writeln!(
+            text,
+            "\n{} user(s) of the list were not found in the tenant:",
+            missing.len()
+        );
+        for entry in missing {
+            let _ = writeln!(text, "  line {}: {}", entry.line, describe(&entry.key));
+        }
+    }
+    text
 }
 
 /// Groups a list into lookups of at most [`IN_CLAUSE_LIMIT`] ids or UPNs.

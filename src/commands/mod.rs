@@ -25,6 +25,7 @@ mod sim;
 mod status;
 mod verify;
 
+use std::fmt::Write as _;
 use std::io::{BufRead as _, IsTerminal as _};
 use std::path::Path;
 use std::sync::Arc;
@@ -34,7 +35,7 @@ use anyhow::Context;
 
 use crate::cli::{Cli, Command};
 use crate::config::{Environment, FlagOverride, Settings, Sources};
-use crate::domain::{UserId, UserState};
+use crate::domain::{GroupRef, UserId, UserState};
 use crate::execute::{Halt, InvitationTemplate, Pace, RunError, RunObserver, UserOutcome};
 use crate::graph::GraphClient;
 use crate::graph::auth::PromptFn;
@@ -266,6 +267,42 @@ fn connect(settings: &Settings) -> anyhow::Result<GraphClient> {
     let prompt: PromptFn = Box::new(|prompt| crate::output::notice(&prompt.message));
     let auth = settings.graph_auth(prompt)?;
     Ok(settings.graph_connection().graph_client(auth)?)
+}
+
+/// The object id of the group the operator named (`--group`, `--exclude-group`), with its
+/// display name when it was named by it. A name no group has, or one several groups share, is a
+/// usage error (exit 2) that lists the groups with their ids, so the operator can pass one.
+async fn resolve_group(
+    client: &GraphClient,
+    group: &GroupRef,
+) -> anyhow::Result<(uuid::Uuid, Option<String>)> {
+    let name = match group {
+        GroupRef::Id(id) => return Ok((*id, None)),
+        GroupRef::Name(name) => name,
+    };
+    let mut found = client
+        .groups_named(name)
+        .await
+        .with_context(|| format!("looking up the group named {group} in Graph"))?;
+    match found.len() {
+        0 => Err(UsageError(format!(
+            "no group has the display name {group} (names must match exactly); check the name, or pass the group's object id"
+        ))
+        .into()),
+        1 => {
+            let only = found.remove(0);
+            Ok((only.id, Some(only.display_name)))
+        }
+        n => {
+            let mut text = format!(
+                "{n} groups have the display name {group}; pass the one you mean by its object id:"
+            );
+            for g in &found {
+                let _ = write!(text, "\n  {}  {}", g.id, g.display_name);
+            }
+            Err(UsageError(text).into())
+        }
+    }
 }
 
 /// The realm client the settings describe: the login host, the timeouts and the configured

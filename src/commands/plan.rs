@@ -16,11 +16,11 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Ctx, Outcome, Refused, UsageError, connect, realm_client};
+use super::{Ctx, Outcome, Refused, UsageError, connect, realm_client, resolve_group};
 use crate::cli::PlanArgs;
 use crate::config::Settings;
-use crate::domain::{UserId, UserSnapshot};
-use crate::graph::UserSelection;
+use crate::domain::{GroupRef, UserId, UserSnapshot};
+use crate::graph::{GraphClient, UserSelection};
 use crate::input::{self, UserKey};
 use crate::output;
 use crate::plan::{self, Basis, Decider, RealmSummary, Roster, Tally, WaveUsers};
@@ -41,9 +41,35 @@ struct Selection {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 enum Users {
     All,
-    Csv { path: PathBuf },
-    Group { id: Uuid, transitive: bool },
-    Filter { filter: String },
+    Csv {
+        path: PathBuf,
+    },
+    /// A group by object id, whatever the operator typed: a display name is resolved once, so
+    /// a re-plan selects the same group even if it is renamed or another takes its name.
+    Group {
+        id: Uuid,
+        transitive: bool,
+        /// The display name the operator named the group by (shown, never used to select).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    Filter {
+        filter: String,
+    },
+}
+
+impl Selection {
+    /// Whether two selections choose the same users (a group's remembered name aside).
+    fn selects_as(&self, other: &Self) -> bool {
+        let unnamed = |selection: &Self| {
+            let mut selection = selection.clone();
+            if let Users::Group { name, .. } = &mut selection.users {
+                *name = None;
+            }
+            selection
+        };
+        unnamed(self) == unnamed(other)
+    }
 }
 
 impl PlanArgs {
@@ -56,7 +82,7 @@ impl PlanArgs {
             )
         })?;
         let existing = store.wave_by_name(&self.wave).await?;
-        let (selection, cap) = self.settle_selection(existing.as_ref())?;
+        let (selection, cap) = self.settle_selection(&settings, existing.as_ref()).await?;
 
         let (users, overrides) = select_users(&settings, &store, &selection).await?;
         let mut basis = Basis::new(&settings, &facts, selection.allow_new_address);
@@ -123,17 +149,24 @@ impl PlanArgs {
         )
         .await?;
 
-        output::write_stdout(&summary(&wave, &tally, realm_summary.as_ref(), &hash))?;
+        output::write_stdout(&summary(
+            &wave,
+            &selection,
+            &tally,
+            realm_summary.as_ref(),
+            &hash,
+        ))?;
         Ok(Outcome::Done)
     }
 
     /// The selection and cap to plan with: the given ones for a new wave, the stored ones for
     /// a re-plan (a different selection for an existing wave is refused).
-    fn settle_selection(
+    async fn settle_selection(
         &self,
+        settings: &Settings,
         existing: Option<&Wave>,
     ) -> anyhow::Result<(Selection, Option<u32>)> {
-        let given = self.given_selection()?;
+        let given = self.given_selection(settings).await?;
         match (existing, given) {
             (None, Some(selection)) => Ok((selection, self.max)),
             (None, None) => Err(UsageError(format!(
@@ -144,7 +177,7 @@ impl PlanArgs {
             (Some(wave), given) => {
                 let stored: Selection = serde_json::from_value(wave.selector.clone())
                     .context("reading the wave's stored selection")?;
-                if given.as_ref().is_some_and(|g| *g != stored) {
+                if given.as_ref().is_some_and(|g| !g.selects_as(&stored)) {
                     return Err(UsageError(format!(
                         "wave {} was planned with another selection; re-plan it with `plan --wave {}` \
                          alone, or plan a new wave",
@@ -157,18 +190,24 @@ impl PlanArgs {
         }
     }
 
-    fn given_selection(&self) -> anyhow::Result<Option<Selection>> {
+    /// The selection given on the command line, groups named by display name resolved to
+    /// their object ids.
+    async fn given_selection(&self, settings: &Settings) -> anyhow::Result<Option<Selection>> {
         let absolute = |path: &PathBuf| {
             std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))
         };
+        // Graph is asked only for a group named by its display name.
+        let mut client = None;
         let users = if let Some(path) = &self.users.csv {
             Users::Csv {
                 path: absolute(path)?,
             }
-        } else if let Some(id) = self.users.group {
+        } else if let Some(group) = &self.users.group {
+            let (id, name) = group_id(settings, &mut client, group).await?;
             Users::Group {
                 id,
                 transitive: self.users.transitive,
+                name,
             }
         } else if let Some(filter) = &self.users.filter {
             Users::Filter {
@@ -179,13 +218,34 @@ impl PlanArgs {
         } else {
             return Ok(None);
         };
+        let mut exclude_groups = Vec::with_capacity(self.exclude_group.len());
+        for group in &self.exclude_group {
+            exclude_groups.push(group_id(settings, &mut client, group).await?.0);
+        }
         Ok(Some(Selection {
             users,
             exclude_csv: self.exclude_csv.as_ref().map(absolute).transpose()?,
-            exclude_groups: self.exclude_group.clone(),
+            exclude_groups,
             allow_new_address: self.allow_new_address,
         }))
     }
+}
+
+/// A group's object id (and display name, when named by it), connecting to Graph on the first
+/// group named by display name.
+async fn group_id(
+    settings: &Settings,
+    client: &mut Option<GraphClient>,
+    group: &GroupRef,
+) -> anyhow::Result<(Uuid, Option<String>)> {
+    if let GroupRef::Id(id) = group {
+        return Ok((*id, None));
+    }
+    if client.is_none() {
+        *client = Some(connect(settings)?);
+    }
+    let client = client.as_ref().context("connecting to Graph")?;
+    resolve_group(client, group).await
 }
 
 /// The users a selection names, from the stored snapshot (group and filter selections are
@@ -241,7 +301,7 @@ async fn select_users(
             }
             users
         }
-        Users::Group { id, transitive } => {
+        Users::Group { id, transitive, .. } => {
             read_and_store(
                 settings,
                 store,
@@ -353,8 +413,30 @@ async fn exclusions(
     Ok(excluded)
 }
 
-fn summary(wave: &Wave, tally: &Tally, realms: Option<&RealmSummary>, hash: &str) -> String {
+fn summary(
+    wave: &Wave,
+    selection: &Selection,
+    tally: &Tally,
+    realms: Option<&RealmSummary>,
+    hash: &str,
+) -> String {
     let mut text = String::new();
+    if let Users::Group {
+        id,
+        transitive,
+        name: Some(name),
+    } = &selection.users
+    {
+        let _ = writeln!(
+            text,
+            "Group \"{name}\" ({id}){}",
+            if *transitive {
+                ", with nested groups"
+            } else {
+                ""
+            }
+        );
+    }
     let _ = writeln!(
         text,
         "Wave {}: {} user(s): {} eligible ({} with mail set first), {} blocked",

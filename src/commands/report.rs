@@ -22,7 +22,11 @@ use crate::rules::{Finding, Reason};
 use crate::store::Store;
 
 /// Reasons that concern the wave as a whole (they are stored with every member).
-const WAVE_REASONS: [Reason; 2] = [Reason::CustomMessageDropped, Reason::RedirectWithoutTenant];
+const WAVE_REASONS: [Reason; 3] = [
+    Reason::CustomMessageDropped,
+    Reason::RedirectWithoutTenant,
+    Reason::ContactsNotChecked,
+];
 
 impl ReportArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {

@@ -11,6 +11,8 @@
 //! - [`realm`]: home-realm discovery on the login host (anonymous; never sends the token).
 //! - [`users`] and `tenant`: the resources the tool reads, as domain types.
 //! - [`invitations`]: the one conversion write, and the `mail` update before it.
+//! - [`contacts`]: org contacts, whose addresses no user may take.
+//! - [`groups`]: groups found by display name (how an operator names a wave's group).
 //! - [`memberships`]: a user's direct groups and app role assignments, and the conversion
 //!   baseline built from them.
 //!
@@ -21,7 +23,9 @@
 pub mod auth;
 pub mod client;
 mod connection;
+pub mod contacts;
 mod error;
+pub mod groups;
 pub mod invitations;
 pub mod memberships;
 pub mod permissions;
@@ -33,5 +37,6 @@ pub mod users;
 pub use client::{GraphClient, Page, Priority, Response, ResponseMeta};
 pub use connection::{Connection, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 pub use error::{ApiError, Error};
+pub use groups::NamedGroup;
 pub use memberships::{ConversionState, GroupMembership};
 pub use users::{LookupKey, UserSelection};

@@ -1,6 +1,7 @@
 //! Which Graph permissions each thing the tool does needs (least privileged first), as
 //! documented for each API (NOTES.md §1.4, §3.1, §3.4, §5; `user-list-memberof` and
-//! `user-list-approleassignments` for the memberships `verify` compares), and which of them the
+//! `user-list-approleassignments` for the memberships `verify` compares, `orgcontact-list` for
+//! the org contacts whose addresses are taken), and which of them the
 //! configured workflow requires: the one definition `check` reports (text and `--json`) and
 //! `docs/operations.md` describes.
 
@@ -17,10 +18,11 @@ pub enum Capability {
     UpdateUsers,
     ReadMemberships,
     ReadAppRoleAssignments,
+    ReadContacts,
 }
 
 impl Capability {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::ReadUsers,
         Self::ReadOrganization,
         Self::ReadDomains,
@@ -30,6 +32,7 @@ impl Capability {
         Self::UpdateUsers,
         Self::ReadMemberships,
         Self::ReadAppRoleAssignments,
+        Self::ReadContacts,
     ];
 
     /// What `run` does against Graph for each user: re-read them, set `mail` where the plan
@@ -49,11 +52,16 @@ impl Capability {
             Self::ReadOrganization => "read the organization (discover)",
             Self::ReadDomains => "read the tenant's domains (discover)",
             Self::ReadFederation => "read direct-federation domains (discover)",
-            Self::ReadGroupMembers => "read group members (discover --group)",
+            Self::ReadGroupMembers => {
+                "read groups and their members (discover/plan --group, plan --exclude-group)"
+            }
             Self::InviteUsers => "invite users (run)",
             Self::UpdateUsers => "set `mail` before inviting (run)",
             Self::ReadMemberships => "read users' group memberships (verify, baselines)",
             Self::ReadAppRoleAssignments => "read users' app role assignments (verify, baselines)",
+            Self::ReadContacts => {
+                "read org contacts, whose addresses no user may take (discover; optional)"
+            }
         }
     }
 
@@ -62,8 +70,10 @@ impl Capability {
     /// right before inviting and stops when it cannot (`verify` compares with it).
     pub fn required(self, workflow: &Workflow) -> bool {
         match self {
-            // Only `discover --group` reads group members.
-            Self::ReadGroupMembers => false,
+            // Only a group selection (`--group`, `--exclude-group`) reads groups and members.
+            // Without the contacts `discover` skips them and plans warn that the addresses they
+            // hold were not checked (`contacts-not-checked`).
+            Self::ReadGroupMembers | Self::ReadContacts => false,
             Self::UpdateUsers => workflow.set_mail_before_invite,
             Self::ReadFederation => workflow.checks_direct_federation,
             Self::ReadUsers
@@ -146,6 +156,12 @@ impl Capability {
             Self::ReadAppRoleAssignments => {
                 &["Directory.Read.All", "AppRoleAssignment.ReadWrite.All"]
             }
+            // orgcontact-list, application and delegated.
+            Self::ReadContacts => &[
+                "OrgContact.Read.All",
+                "Directory.Read.All",
+                "Directory.ReadWrite.All",
+            ],
         }
     }
 
@@ -204,6 +220,7 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert!(!required(&DEFAULT_WORKFLOW).contains(&Capability::ReadGroupMembers));
+        assert!(!required(&DEFAULT_WORKFLOW).contains(&Capability::ReadContacts));
         assert!(required(&DEFAULT_WORKFLOW).contains(&Capability::ReadMemberships));
         assert!(required(&DEFAULT_WORKFLOW).contains(&Capability::ReadAppRoleAssignments));
         assert!(!required(&lean).contains(&Capability::UpdateUsers));

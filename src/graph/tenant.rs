@@ -162,6 +162,7 @@ impl GraphClient {
                 Vec::new()
             },
             fetched_at: now,
+            contacts_read_at: None,
         })
     }
 }

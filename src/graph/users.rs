@@ -56,7 +56,7 @@ pub fn odata_string(value: &str) -> String {
 }
 
 /// Percent-encodes a query value (spaces as `%20`, never `+`).
-fn encode(value: &str) -> String {
+pub(super) fn encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes())
         .collect::<String>()
         .replace('+', "%20")

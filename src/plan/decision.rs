@@ -34,6 +34,8 @@ pub struct Basis {
     pub tenant: TenantView,
     /// The tenant's verified domains: their realms are never asked.
     verified: Vec<String>,
+    /// Whether `discover` read the org contacts (their addresses are in the index).
+    contacts_read: bool,
 }
 
 impl Basis {
@@ -51,6 +53,7 @@ impl Basis {
             policy,
             tenant,
             verified,
+            contacts_read: facts.contacts_read_at.is_some(),
         }
     }
 
@@ -91,9 +94,12 @@ impl Basis {
         Ok(summary)
     }
 
-    /// The findings about the wave as a whole, which every user of it gets.
+    /// The findings about the wave as a whole, which every user of it gets: its invitation
+    /// settings', and what the snapshot could not check (org contacts not read).
     pub fn wave_findings(&self, wave: &WaveSettings) -> Vec<Finding> {
-        rules::wave_findings(wave, &self.policy)
+        let mut findings = rules::wave_findings(wave, &self.policy);
+        findings.extend(rules::snapshot_findings(self.contacts_read));
+        findings
     }
 }
 
@@ -217,6 +223,12 @@ pub fn as_collisions<S: BuildHasher>(
                 .map(|o| Collision {
                     object_id: o.object_id,
                     property: o.source.to_string(),
+                    kind: match o.kind {
+                        store::OwnerKind::User => rules::OwnerKind::User,
+                        store::OwnerKind::OrgContact { display_name } => {
+                            rules::OwnerKind::OrgContact { display_name }
+                        }
+                    },
                 })
                 .collect();
             (address, collisions)
@@ -345,6 +357,7 @@ mod tests {
             }],
             created_at: None,
             fetched_at: datetime!(2026-11-21 08:00 UTC),
+            contacts_read_at: None,
         }
     }
 

@@ -12,6 +12,7 @@ mod drift;
 mod reasons;
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 
 use aws_lc_rs::digest;
 use serde::{Deserialize, Serialize};
@@ -124,6 +125,33 @@ pub struct Collision {
     pub object_id: String,
     /// The property holding the address there (`mail`, `proxyAddresses`, …).
     pub property: String,
+    /// What the object is: another user, or an org contact (named in the finding).
+    #[serde(default)]
+    pub kind: OwnerKind,
+}
+
+/// The kind of directory object that holds an address.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OwnerKind {
+    #[default]
+    User,
+    /// An org contact (`orgContact`), with its display name when it has one.
+    OrgContact { display_name: Option<String> },
+}
+
+impl fmt::Display for Collision {
+    /// `<id> (<property>)` for a user, `org contact "<name>" <id> (<property>)` for a contact.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            OwnerKind::User => {}
+            OwnerKind::OrgContact {
+                display_name: Some(name),
+            } => write!(f, "org contact \"{name}\" ")?,
+            OwnerKind::OrgContact { display_name: None } => f.write_str("org contact ")?,
+        }
+        write!(f, "{} ({})", self.object_id, self.property)
+    }
 }
 
 /// Who else owns an address; the planner answers from the stored snapshot.
@@ -409,7 +437,7 @@ fn check_address(
     if !collisions.is_empty() {
         let who = collisions
             .iter()
-            .map(|c| format!("{} ({})", c.object_id, c.property))
+            .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", ");
         eval.add(
@@ -636,6 +664,20 @@ pub fn wave_findings(settings: &WaveSettings, policy: &Policy) -> Vec<Finding> {
         eval.apply(policy, Reason::RedirectWithoutTenant, url.clone());
     }
     eval.findings
+}
+
+/// Findings about what the stored snapshot could not check, which every user of a wave gets:
+/// without the org contacts (`contacts_read` false), an address a contact holds is not seen as
+/// a collision, and the service would refuse that user.
+pub fn snapshot_findings(contacts_read: bool) -> Vec<Finding> {
+    if contacts_read {
+        return Vec::new();
+    }
+    vec![Finding {
+        reason: Reason::ContactsNotChecked,
+        severity: Severity::Warning,
+        detail: "discover could not read org contacts (OrgContact.Read.All)".to_owned(),
+    }]
 }
 
 /// For a redemption reset (`resetRedemption`): the user being a B2B user already is the point,

@@ -38,10 +38,12 @@ pub enum Reason {
     // Information for the report, never blocking.
     RealmNotChecked,
     SetMailFirst,
+    // About the whole wave: what the snapshot could not check.
+    ContactsNotChecked,
 }
 
 impl Reason {
-    pub const ALL: [Self; 23] = [
+    pub const ALL: [Self; 24] = [
         Self::ExchangeMailbox,
         Self::DirectFederation,
         Self::HomeRealmNotEntra,
@@ -65,6 +67,7 @@ impl Reason {
         Self::ConvertedInAnotherWave,
         Self::RealmNotChecked,
         Self::SetMailFirst,
+        Self::ContactsNotChecked,
     ];
 
     /// The stable code.
@@ -93,6 +96,7 @@ impl Reason {
             Self::ConvertedInAnotherWave => "converted-in-another-wave",
             Self::RealmNotChecked => "realm-not-checked",
             Self::SetMailFirst => "set-mail-first",
+            Self::ContactsNotChecked => "contacts-not-checked",
         }
     }
 
@@ -162,6 +166,9 @@ impl Reason {
                 "another wave (or `invite`) of this tool already invited the user"
             }
             Self::RealmNotChecked => "the home realm of the address's domain is not known",
+            Self::ContactsNotChecked => {
+                "org contacts were not read, so addresses they hold were not checked for collisions"
+            }
             Self::SetMailFirst => "mail will be set to the invitation address before inviting",
         }
     }
@@ -225,6 +232,9 @@ impl Reason {
                 "nothing to do: the user is converted (or its invitation is being settled) in that wave; run discover to refresh the snapshot"
             }
             Self::RealmNotChecked => "plan again when realm discovery can reach the login service",
+            Self::ContactsNotChecked => {
+                "grant OrgContact.Read.All (or Directory.Read.All), run discover, then plan again"
+            }
             Self::SetMailFirst => "nothing to do; it needs the User.ReadWrite.All permission",
         }
     }

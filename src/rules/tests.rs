@@ -285,6 +285,7 @@ fn an_address_used_by_another_object_is_a_collision() {
         vec![Collision {
             object_id: "other-user".into(),
             property: "proxy_addresses".into(),
+            kind: OwnerKind::User,
         }],
     )]);
     let result = eval_with(&partner(), &Policy::default(), &owners);
@@ -293,6 +294,30 @@ fn an_address_used_by_another_object_is_a_collision() {
         result.findings[0]
             .detail
             .contains("other-user (proxy_addresses)")
+    );
+}
+
+#[test]
+fn an_address_an_org_contact_holds_is_a_collision_naming_the_contact() {
+    let owners: Owners = HashMap::from([(
+        "pat@fabrikam.com".to_owned(),
+        vec![Collision {
+            object_id: "c0ffee".into(),
+            property: "mail".into(),
+            kind: OwnerKind::OrgContact {
+                display_name: Some("Fabrikam desk".into()),
+            },
+        }],
+    )]);
+    let result = eval_with(&partner(), &Policy::default(), &owners);
+    assert_eq!(result.decision, Decision::Blocked);
+    assert_eq!(codes(&result, Severity::Blocker), vec!["address-collision"]);
+    assert!(
+        result.findings[0]
+            .detail
+            .contains("is used by org contact \"Fabrikam desk\" c0ffee (mail)"),
+        "{}",
+        result.findings[0].detail
     );
 }
 

@@ -1,7 +1,8 @@
-//! The address index: every SMTP address any directory object answers to (UPN, `mail`,
-//! `otherMails`, `proxyAddresses`), lower-cased, with the property it came from; and the
-//! look-ups collision checks make at a million users. It is written with the snapshots it
-//! indexes (`users`) and must not decide what a collision means (`rules`).
+//! The address index: every SMTP address any directory object answers to (a user's UPN,
+//! `mail`, `otherMails`, `proxyAddresses`; an org contact's `mail` and `proxyAddresses`),
+//! lower-cased, with the property it came from; and the look-ups collision checks make at a
+//! million users, which say whether an owner is an org contact. It is written with the objects
+//! it indexes (`users`, `contacts`) and must not decide what a collision means (`rules`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -9,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 
 use super::{Result, Store, parse_code, parse_json};
-use crate::domain::{UserId, UserSnapshot};
+use crate::domain::{OrgContact, UserId, UserSnapshot};
 
 /// Address rows per multi-row statement: 3 parameters each.
 const ADDRESSES_PER_STATEMENT: usize = 1_000;
@@ -57,11 +58,72 @@ impl std::str::FromStr for AddressSource {
     }
 }
 
+/// What kind of directory object owns an address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OwnerKind {
+    User,
+    /// An org contact, with its display name when it has one.
+    OrgContact {
+        display_name: Option<String>,
+    },
+}
+
 /// An object that answers to an address, and through which property.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AddressOwner {
     pub object_id: String,
     pub source: AddressSource,
+    pub kind: OwnerKind,
+}
+
+/// A row of the index joined with the contacts: address, object id, source, whether the
+/// object is an org contact, the contact's display name.
+type OwnerRow = (String, String, String, bool, Option<String>);
+
+/// The index joined with the org contacts, for the owner look-ups.
+const OWNERS: &str = "SELECT d.address, d.object_id, d.source, c.id IS NOT NULL, c.display_name
+     FROM directory_addresses d LEFT JOIN org_contacts c ON c.id = d.object_id";
+
+fn owner(row: OwnerRow) -> Result<(String, AddressOwner)> {
+    let (address, object_id, source, is_contact, display_name) = row;
+    Ok((
+        address,
+        AddressOwner {
+            object_id,
+            source: parse_code("directory_addresses.source", &source)?,
+            kind: if is_contact {
+                OwnerKind::OrgContact { display_name }
+            } else {
+                OwnerKind::User
+            },
+        },
+    ))
+}
+
+/// The `smtp:` entries of a `proxyAddresses` list (either case), lower-cased.
+fn smtp_addresses(proxy_addresses: &[String]) -> impl Iterator<Item = String> + '_ {
+    proxy_addresses.iter().filter_map(|p| {
+        let (prefix, address) = p.split_once(':')?;
+        prefix
+            .eq_ignore_ascii_case("smtp")
+            .then(|| address.to_lowercase())
+    })
+}
+
+/// Every SMTP address an org contact answers to, lower-cased, with where it came from.
+fn contact_addresses(contact: &OrgContact) -> Vec<(String, AddressSource)> {
+    let mut out: Vec<(String, AddressSource)> = contact
+        .mail
+        .iter()
+        .map(|m| (m.to_lowercase(), AddressSource::Mail))
+        .collect();
+    out.extend(
+        smtp_addresses(&contact.proxy_addresses).map(|a| (a, AddressSource::ProxyAddresses)),
+    );
+    out.retain(|(address, _)| !address.is_empty());
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Every SMTP address a user answers to, lower-cased, with where it came from.
@@ -78,12 +140,7 @@ fn addresses_of(user: &UserSnapshot) -> Vec<(String, AddressSource)> {
             .iter()
             .map(|m| (m.to_lowercase(), AddressSource::OtherMails)),
     );
-    out.extend(user.proxy_addresses.iter().filter_map(|p| {
-        let (prefix, address) = p.split_once(':')?;
-        prefix
-            .eq_ignore_ascii_case("smtp")
-            .then(|| (address.to_lowercase(), AddressSource::ProxyAddresses))
-    }));
+    out.extend(smtp_addresses(&user.proxy_addresses).map(|a| (a, AddressSource::ProxyAddresses)));
     out.retain(|(address, _)| !address.is_empty());
     out.sort();
     out.dedup();
@@ -99,21 +156,17 @@ impl Store {
     ) -> Result<HashMap<String, Vec<AddressOwner>>> {
         let mut owners: HashMap<String, Vec<AddressOwner>> = HashMap::new();
         for chunk in addresses.chunks(ADDRESSES_PER_STATEMENT) {
-            let mut query = QueryBuilder::<Sqlite>::new(
-                "SELECT address, object_id, source FROM directory_addresses WHERE address IN (",
-            );
+            let mut query = QueryBuilder::<Sqlite>::new(OWNERS);
+            query.push(" WHERE d.address IN (");
             let mut list = query.separated(", ");
             for address in chunk {
                 list.push_bind(address.as_ref().to_lowercase());
             }
-            query.push(") ORDER BY address, object_id, source");
-            let rows: Vec<(String, String, String)> =
-                query.build_query_as().fetch_all(&self.pool).await?;
-            for (address, object_id, source) in rows {
-                owners.entry(address).or_default().push(AddressOwner {
-                    object_id,
-                    source: parse_code("directory_addresses.source", &source)?,
-                });
+            query.push(") ORDER BY d.address, d.object_id, d.source");
+            let rows: Vec<OwnerRow> = query.build_query_as().fetch_all(&self.pool).await?;
+            for row in rows {
+                let (address, found) = owner(row)?;
+                owners.entry(address).or_default().push(found);
             }
         }
         Ok(owners)
@@ -169,20 +222,13 @@ impl Store {
 
     /// Every object that answers to `address` (case-insensitive), through which property.
     pub async fn address_owners(&self, address: &str) -> Result<Vec<AddressOwner>> {
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT object_id, source FROM directory_addresses WHERE address = ? ORDER BY object_id, source",
-        )
-        .bind(address.to_lowercase())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|(object_id, source)| {
-                Ok(AddressOwner {
-                    object_id,
-                    source: parse_code("directory_addresses.source", &source)?,
-                })
-            })
-            .collect()
+        let mut query = QueryBuilder::<Sqlite>::new(OWNERS);
+        query
+            .push(" WHERE d.address = ")
+            .push_bind(address.to_lowercase())
+            .push(" ORDER BY d.object_id, d.source");
+        let rows: Vec<OwnerRow> = query.build_query_as().fetch_all(&self.pool).await?;
+        rows.into_iter().map(|row| Ok(owner(row)?.1)).collect()
     }
 }
 
@@ -191,22 +237,48 @@ pub(super) async fn replace_addresses(
     tx: &mut Transaction<'static, Sqlite>,
     users: &[UserSnapshot],
 ) -> Result<()> {
+    let objects: Vec<(String, Vec<(String, AddressSource)>)> = users
+        .iter()
+        .map(|user| (user.id.to_string(), addresses_of(user)))
+        .collect();
+    replace_object_addresses(tx, &objects).await
+}
+
+/// Replaces the indexed addresses of org `contacts` with those they answer to now.
+pub(super) async fn replace_contact_addresses(
+    tx: &mut Transaction<'static, Sqlite>,
+    contacts: &[OrgContact],
+) -> Result<()> {
+    let objects: Vec<(String, Vec<(String, AddressSource)>)> = contacts
+        .iter()
+        .map(|contact| (contact.id.to_string(), contact_addresses(contact)))
+        .collect();
+    replace_object_addresses(tx, &objects).await
+}
+
+/// Replaces the indexed addresses of each `(object id, its addresses)`.
+async fn replace_object_addresses(
+    tx: &mut Transaction<'static, Sqlite>,
+    objects: &[(String, Vec<(String, AddressSource)>)],
+) -> Result<()> {
+    if objects.is_empty() {
+        return Ok(());
+    }
     let mut delete =
         QueryBuilder::<Sqlite>::new("DELETE FROM directory_addresses WHERE object_id IN (");
     let mut ids = delete.separated(", ");
-    for user in users {
-        ids.push_bind(user.id.to_string());
+    for (id, _) in objects {
+        ids.push_bind(id.clone());
     }
     delete.push(")");
     delete.build().execute(&mut **tx).await?;
 
-    let addresses: Vec<(String, String, AddressSource)> = users
+    let addresses: Vec<(String, String, AddressSource)> = objects
         .iter()
-        .flat_map(|user| {
-            let id = user.id.to_string();
-            addresses_of(user)
-                .into_iter()
-                .map(move |(address, source)| (address, id.clone(), source))
+        .flat_map(|(id, addresses)| {
+            addresses
+                .iter()
+                .map(move |(address, source)| (address.clone(), id.clone(), *source))
         })
         .collect();
     for rows in addresses.chunks(ADDRESSES_PER_STATEMENT) {
@@ -241,7 +313,8 @@ mod tests {
             owners,
             vec![AddressOwner {
                 object_id: Uuid::from_u128(3).to_string(),
-                source: AddressSource::ProxyAddresses
+                source: AddressSource::ProxyAddresses,
+                kind: OwnerKind::User,
             }]
         );
         let upn = store.address_owners("partner3@contoso.com").await.unwrap();

@@ -1,4 +1,4 @@
-//! The SQLite state database: tenant facts, user snapshots, waves with their per-user decisions
+//! The SQLite state database: tenant facts, user snapshots, org contacts, waves with their per-user decisions
 //! and progress, conversion baselines, and the append-only event log. It is the source of truth of every run.
 //!
 //! The only module with SQL. It opens the database (WAL, foreign keys, busy timeout, mode 0600),
@@ -6,13 +6,15 @@
 //! call Graph, evaluate rules, or hold secrets: nothing secret is ever written here.
 //!
 //! One file per idea: `tenant` (facts, domains, realm cache), `users` (snapshot upserts and
-//! discovery runs), `addresses` (the address index and its look-ups), `snapshot` (the read
+//! discovery runs), `contacts` (org contacts and when they were read), `addresses` (the
+//! address index and its look-ups), `snapshot` (the read
 //! transaction a plan reads through), `waves` (wave rows), `members` (member rows and their
 //! queries), `plan_transaction` (a plan being written), `transitions` (compare-and-set state
 //! changes with their event), `runs`, `baselines`, `events`.
 
 mod addresses;
 mod baselines;
+mod contacts;
 mod events;
 mod members;
 mod plan_transaction;
@@ -33,7 +35,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
-pub use addresses::{AddressOwner, AddressSource};
+pub use addresses::{AddressOwner, AddressSource, OwnerKind};
 pub use events::{Event, NewEvent};
 pub use members::{MailRestore, MemberNames, PlannedMember, WaveMember};
 pub use plan_transaction::{PlanTransaction, PreviousDecision, Replaced};

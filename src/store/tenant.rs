@@ -72,10 +72,19 @@ impl Store {
 
     /// The stored tenant facts, or `None` before the first discovery.
     pub async fn tenant_facts(&self) -> Result<Option<TenantFacts>> {
-        let Some((tenant_id, display_name, created_at, fetched_at)) =
-            sqlx::query_as::<_, (String, Option<String>, Option<String>, String)>(
-                "SELECT tenant_id, display_name, created_at, fetched_at FROM tenant
-                 WHERE singleton = 1",
+        let Some((tenant_id, display_name, created_at, fetched_at, contacts_read_at)) =
+            sqlx::query_as::<
+                _,
+                (
+                    String,
+                    Option<String>,
+                    Option<String>,
+                    String,
+                    Option<String>,
+                ),
+            >(
+                "SELECT tenant_id, display_name, created_at, fetched_at, contacts_read_at
+                 FROM tenant WHERE singleton = 1",
             )
             .fetch_optional(&self.pool)
             .await?
@@ -123,6 +132,9 @@ impl Store {
                 .map(|at| parse_timestamp("tenant.created_at", at))
                 .transpose()?,
             fetched_at: parse_timestamp("tenant.fetched_at", &fetched_at)?,
+            contacts_read_at: contacts_read_at
+                .map(|at| parse_timestamp("tenant.contacts_read_at", &at))
+                .transpose()?,
         }))
     }
 
@@ -222,13 +234,13 @@ fn parse_realm(column: &'static str, code: &str) -> Result<RealmKind> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use time::macros::datetime;
 
     use super::*;
     use crate::store::testing::temp_store;
 
-    fn facts(tenant: u128) -> TenantFacts {
+    pub(crate) fn facts(tenant: u128) -> TenantFacts {
         TenantFacts {
             tenant_id: Uuid::from_u128(tenant),
             display_name: Some("Contoso".into()),
@@ -255,6 +267,7 @@ mod tests {
             }],
             created_at: Some(datetime!(2026-11-01 08:00 UTC)),
             fetched_at: datetime!(2026-11-21 08:00 UTC),
+            contacts_read_at: None,
         }
     }
 

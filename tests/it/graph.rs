@@ -545,3 +545,31 @@ async fn a_guard_withholds_the_retry_of_a_throttled_invitation() {
     );
     assert_eq!(graph.heads().len(), 1, "not sent again");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_is_looked_up_by_its_exact_name_quoted_and_encoded_for_odata() {
+    let sim = quiet_sim(100).await;
+    let client = client_with_secret(&sim, sim.client_id(), sim.client_secret());
+    let url = client.groups_named_url("O'Brien & Co – Pilot");
+    assert_eq!(
+        url.query(),
+        Some(
+            "$filter=displayName%20eq%20%27O%27%27Brien%20%26%20Co%20%E2%80%93%20Pilot%27&$select=id,displayName"
+        )
+    );
+    let found = client.groups_named("Partners – Pilot").await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].display_name, "Partners – Pilot");
+    assert_eq!(
+        found[0].id.to_string(),
+        b2b_convert_sim::GeneratedTenant::new(7, 100).groups()[0].0
+    );
+    assert!(
+        client
+            .groups_named("O'Brien & Co")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    sim.shutdown().await;
+}

@@ -390,3 +390,287 @@ async fn a_user_another_wave_converted_is_blocked_naming_it_even_with_an_older_s
     assert_eq!(sim.invitation_posts(&other.id), 1);
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_is_named_by_its_display_name_and_stored_by_its_id() {
+    let (sim, dir) = discovered().await;
+    let pilot = &GeneratedTenant::new(7, 600).groups()[0];
+    let output = cli(
+        dir.path(),
+        &sim,
+        &["plan", "--wave", "pilot", "--group", "Partners – Pilot"],
+    )
+    .await;
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(
+        stdout.contains(&format!("Group \"Partners – Pilot\" ({})", pilot.0)),
+        "{stdout}"
+    );
+    let wave = store(dir.path())
+        .await
+        .wave_by_name("pilot")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(wave.selector["users"]["id"], pilot.0.as_str());
+    assert_eq!(wave.selector["users"]["name"], "Partners – Pilot");
+    // The id names the same selection; a re-plan does not look the name up again.
+    for again in [
+        &["plan", "--wave", "pilot", "--group", pilot.0.as_str()][..],
+        &["plan", "--wave", "pilot"],
+    ] {
+        let output = cli(dir.path(), &sim, again).await;
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    }
+    // The exclusion group may be named too.
+    let output = cli(
+        dir.path(),
+        &sim,
+        &[
+            "plan",
+            "--wave",
+            "late",
+            "--group",
+            "Partners – Wave 2",
+            "--transitive",
+            "--exclude-group",
+            "Partners – Wave 2 late joiners",
+        ],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let wave = store(dir.path())
+        .await
+        .wave_by_name("late")
+        .await
+        .unwrap()
+        .unwrap();
+    let late = &GeneratedTenant::new(7, 600).groups()[2].0;
+    assert_eq!(wave.selector["exclude-groups"][0], late.as_str());
+
+    let output = cli(
+        dir.path(),
+        &sim,
+        &["plan", "--wave", "nobody", "--group", "Partners – Nobody"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("no group has the display name \"Partners – Nobody\""),
+        "{}",
+        text(&output.stderr)
+    );
+    assert!(
+        store(dir.path())
+            .await
+            .wave_by_name("nobody")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_name_several_groups_share_is_refused_with_their_ids() {
+    let mut tenant: serde_json::Value = serde_json::from_str(include_str!(
+        "../../crates/b2b-convert-sim/tests/fixtures/tenant.json"
+    ))
+    .unwrap();
+    // The fixture's app reads users and groups only; discover also reads the tenant.
+    tenant["applications"][0]["roles"] = serde_json::json!([
+        "User.Read.All",
+        "GroupMember.Read.All",
+        "Domain.Read.All",
+        "Organization.Read.All",
+        "IdentityProvider.Read.All"
+    ]);
+    let groups = tenant["groups"].as_array_mut().unwrap();
+    for (n, name) in [
+        "Partner Accounts - O'Brien",
+        "Partner Accounts - O'Brien",
+        "O'Brien's partners",
+    ]
+    .iter()
+    .enumerate()
+    {
+        groups.push(serde_json::json!({
+            "id": format!("9f0e0000-0000-4000-8000-00000000020{n}"),
+            "displayName": name,
+            "members": ["a1f0c7a2-0000-4000-8000-000000000001"],
+        }));
+    }
+    let file = b2b_convert_sim::TenantFile::parse(&tenant.to_string()).unwrap();
+    let sim = Sim::start(
+        b2b_convert_sim::SimSpec::inline(file)
+            .with_throttling(b2b_convert_sim::ThrottleConfig::disabled()),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let output = cli(
+        dir.path(),
+        &sim,
+        &["discover", "--group", "Partner Accounts - O'Brien"],
+    )
+    .await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("2 groups have the display name \"Partner Accounts - O'Brien\""),
+        "{stderr}"
+    );
+    for n in 0..2 {
+        assert!(
+            stderr.contains(&format!("9f0e0000-0000-4000-8000-00000000020{n}")),
+            "{stderr}"
+        );
+    }
+    // The one group of a name is found, its quote doubled on the way (OData).
+    let output = cli(
+        dir.path(),
+        &sim,
+        &["discover", "--group", "O'Brien's partners"],
+    )
+    .await;
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(
+        stdout
+            .contains("Group       \"O'Brien's partners\" (9f0e0000-0000-4000-8000-000000000202)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Users       1 stored"), "{stdout}");
+    sim.shutdown().await;
+}
+
+/// The simulator's fixture tenant with an org contact holding the address of a new cloud-only
+/// user ("Cleo"), inside nested groups that reach one user twice; `roles` for its app.
+async fn contact_tenant(roles: &[&str]) -> Sim {
+    let mut tenant: serde_json::Value = serde_json::from_str(include_str!(
+        "../../crates/b2b-convert-sim/tests/fixtures/tenant.json"
+    ))
+    .unwrap();
+    tenant["applications"][0]["roles"] = serde_json::json!(roles);
+    tenant["users"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "id": "a1f0c7a2-0000-4000-8000-000000000006",
+            "displayName": "Cleo Held",
+            "userPrincipalName": "cleo@fixturecorp.com",
+            "otherMails": ["cleo@fabrikam.com"]
+        }));
+    tenant["contacts"] = serde_json::json!([{
+        "id": "c0c0c0c0-0000-4000-8000-000000000001",
+        "displayName": "Fabrikam desk",
+        "mail": "Cleo@fabrikam.com",
+        "proxyAddresses": ["SMTP:Cleo@fabrikam.com"]
+    }]);
+    tenant["groups"] = serde_json::json!([
+        { "id": "9f0e0000-0000-4000-8000-000000000001", "displayName": "Wave 1",
+          "members": ["a1f0c7a2-0000-4000-8000-000000000001", "c0c0c0c0-0000-4000-8000-000000000001",
+                      "a1f0c7a2-0000-4000-8000-000000000006"],
+          "memberGroups": ["9f0e0000-0000-4000-8000-000000000002"] },
+        { "id": "9f0e0000-0000-4000-8000-000000000002", "displayName": "Wave 1 – nested",
+          "members": ["linus@fixturecorp.com", "a1f0c7a2-0000-4000-8000-000000000003",
+                      "a1f0c7a2-0000-4000-8000-000000000001", "c0c0c0c0-0000-4000-8000-000000000001"] }
+    ]);
+    let file = b2b_convert_sim::TenantFile::parse(&tenant.to_string()).unwrap();
+    Sim::start(
+        b2b_convert_sim::SimSpec::inline(file)
+            .with_throttling(b2b_convert_sim::ThrottleConfig::disabled()),
+    )
+    .await
+    .unwrap()
+}
+
+const DISCOVER_ROLES: [&str; 5] = [
+    "User.Read.All",
+    "GroupMember.Read.All",
+    "Domain.Read.All",
+    "Organization.Read.All",
+    "IdentityProvider.Read.All",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transitive_group_wave_with_a_contact_plans_each_user_once_and_blocks_its_address() {
+    let roles: Vec<&str> = DISCOVER_ROLES
+        .iter()
+        .copied()
+        .chain(["OrgContact.Read.All"])
+        .collect();
+    let sim = contact_tenant(&roles).await;
+    let dir = tempfile::tempdir().unwrap();
+    let output = cli(dir.path(), &sim, &["discover"]).await;
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(
+        stdout.contains("Contacts    1 org contact(s) read"),
+        "{stdout}"
+    );
+    let output = cli(
+        dir.path(),
+        &sim,
+        &["plan", "--wave", "w1", "--group", "Wave 1", "--transitive"],
+    )
+    .await;
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(!stdout.contains("contacts-not-checked"), "{stdout}");
+    let store = store(dir.path()).await;
+    let wave = store.wave_by_name("w1").await.unwrap().unwrap();
+    let members = store.members(wave.id).await.unwrap();
+    let mut ids: Vec<String> = members.iter().map(|m| m.plan.user_id.to_string()).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [1, 2, 3, 6].map(|n| format!("a1f0c7a2-0000-4000-8000-00000000000{n}")),
+        "Ada once although two groups list her; the contact is no user"
+    );
+    let cleo = members
+        .iter()
+        .find(|m| m.plan.user_id.to_string().ends_with("000000000006"))
+        .unwrap();
+    assert_eq!(cleo.plan.decision, Decision::Blocked);
+    let finding = &cleo.plan.findings[0];
+    assert_eq!(finding.reason.code(), "address-collision");
+    assert!(
+        finding
+            .detail
+            .contains("org contact \"Fabrikam desk\" c0c0c0c0-0000-4000-8000-000000000001 (mail)"),
+        "{}",
+        finding.detail
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_the_contact_permission_the_plan_warns_that_contacts_were_not_checked() {
+    let sim = contact_tenant(&DISCOVER_ROLES).await;
+    let dir = tempfile::tempdir().unwrap();
+    let output = cli(dir.path(), &sim, &["discover"]).await;
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(stdout.contains("Contacts    not read"), "{stdout}");
+    let output = cli(dir.path(), &sim, &["plan", "--wave", "w1", "--all"]).await;
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(stdout.contains("contacts-not-checked"), "{stdout}");
+    let output = cli(
+        dir.path(),
+        &sim,
+        &["report", "--wave", "w1", "--format", "json"],
+    )
+    .await;
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        report["wave_findings"][0]["reason"], "contacts-not-checked",
+        "{report}"
+    );
+    let output = cli(dir.path(), &sim, &["check"]).await;
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("Org contacts cannot be read"), "{stdout}");
+    sim.shutdown().await;
+}

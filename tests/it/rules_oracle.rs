@@ -7,9 +7,7 @@ use std::collections::HashMap;
 
 use b2b_convert::domain::{Decision, RuleMode, UserSnapshot};
 use b2b_convert::graph::{Error, UserSelection};
-use b2b_convert::rules::{
-    self, Candidate, Collision, DomainSet, Policy, Reason, Severity, TenantView,
-};
+use b2b_convert::rules::{self, Candidate, DomainSet, Policy, Reason, Severity, TenantView};
 use b2b_convert::store::Store;
 use b2b_convert_sim::{InvitationRules, Sim, SimSpec, ThrottleConfig, UserCase};
 use futures_util::TryStreamExt;
@@ -54,6 +52,7 @@ async fn eligible_users_are_accepted_and_service_side_blocks_are_refused() {
 
     let mut checked = (0, 0);
     let mut warned = 0;
+    let mut contact_held = 0;
     for user in &users {
         let Some((verdict, blockers)) = plan_user(user, &tenant, &policy, &store).await else {
             continue;
@@ -73,6 +72,20 @@ async fn eligible_users_are_accepted_and_service_side_blocks_are_refused() {
             verdict.decision,
             if accepted { "accepted" } else { "refused" }
         );
+        if case == "contact-address-collision" {
+            // The org contact holding the address is named in the finding.
+            assert!(
+                verdict
+                    .findings
+                    .iter()
+                    .any(|f| f.reason == Reason::AddressCollision
+                        && f.detail.contains("org contact")),
+                "user {} (case {case}): {:?}",
+                user.id,
+                verdict.findings
+            );
+            contact_held += 1;
+        }
         if case == "exchange-add-on-plan" {
             // A warning, not a refusal: the service converts them (scrubbing is unmodelled).
             assert!(
@@ -100,6 +113,10 @@ async fn eligible_users_are_accepted_and_service_side_blocks_are_refused() {
     );
     assert!(warned > 5, "add-on plan users were planned: {warned}");
     assert!(
+        contact_held > 5,
+        "users whose address an org contact holds were planned: {contact_held}"
+    );
+    assert!(
         checked.1 > 100,
         "many service-side blocks were tried: {checked:?}"
     );
@@ -110,6 +127,7 @@ async fn eligible_users_are_accepted_and_service_side_blocks_are_refused() {
         UserCase::ConvertedBackToInternal,
         UserCase::ExchangeAddOnPlan,
         UserCase::ExchangeMailbox,
+        UserCase::ContactAddressCollision,
     ] {
         assert!(
             sim.find_user(case).is_some(),
@@ -119,7 +137,8 @@ async fn eligible_users_are_accepted_and_service_side_blocks_are_refused() {
     sim.shutdown().await;
 }
 
-/// Reads the tenant like `discover` and stores it, for the collision index.
+/// Reads the tenant like `discover` (users and org contacts) and stores it, for the collision
+/// index.
 async fn snapshot(
     client: &b2b_convert::graph::GraphClient,
 ) -> (Vec<UserSnapshot>, TenantView, Store, tempfile::TempDir) {
@@ -136,6 +155,17 @@ async fn snapshot(
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("state.db")).await.unwrap();
     store.store_users(&users).await.unwrap();
+    let discovery = store
+        .begin_discovery(&serde_json::json!({"oracle": true}), now)
+        .await
+        .unwrap();
+    let mut contacts = std::pin::pin!(client.contacts());
+    while let Some(page) = contacts.try_next().await.unwrap() {
+        store
+            .store_contact_page(discovery, &page.items)
+            .await
+            .unwrap();
+    }
     let tenant = TenantView {
         verified_domains: DomainSet::new(
             facts
@@ -165,17 +195,13 @@ async fn plan_user(
     };
     let first = rules::evaluate(candidate, tenant, policy, &HashMap::new());
     let chosen = first.address?;
-    let owners = store
-        .address_owners(&chosen.address)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|o| Collision {
-            object_id: o.object_id,
-            property: format!("{:?}", o.source),
-        })
-        .collect();
-    let book = HashMap::from([(chosen.address.to_lowercase(), owners)]);
+    // The planner's own reading of the address index (users and org contacts).
+    let book = b2b_convert::plan::as_collisions(
+        store
+            .address_owners_of_many(&[chosen.address.as_str()])
+            .await
+            .unwrap(),
+    );
     let verdict = rules::evaluate(candidate, tenant, policy, &book);
     let blockers = verdict
         .findings

@@ -55,11 +55,13 @@ pub enum Endpoint {
     AppRoleAssignments,
     /// `DELETE /v1.0/groups/{id}/members/{id}/$ref`
     RemoveGroupMember,
+    /// `GET /v1.0/contacts` (org contacts)
+    Contacts,
 }
 
 impl Endpoint {
     /// Every endpoint, in declaration order.
-    pub const ALL: [Endpoint; 17] = [
+    pub const ALL: [Endpoint; 18] = [
         Self::Token,
         Self::DeviceCode,
         Self::UserRealm,
@@ -77,6 +79,7 @@ impl Endpoint {
         Self::MemberOf,
         Self::AppRoleAssignments,
         Self::RemoveGroupMember,
+        Self::Contacts,
     ];
 
     /// The name used in the `--faults` grammar and in JSON.
@@ -99,6 +102,7 @@ impl Endpoint {
             Self::MemberOf => "member-of",
             Self::AppRoleAssignments => "app-role-assignments",
             Self::RemoveGroupMember => "remove-group-member",
+            Self::Contacts => "contacts",
         }
     }
 
@@ -117,6 +121,7 @@ impl Endpoint {
                 | Self::MemberOf
                 | Self::AppRoleAssignments
                 | Self::RemoveGroupMember
+                | Self::Contacts
         )
     }
 }

@@ -14,7 +14,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::model::{
     AppRegistration, AppRoleAssignment, AssignedLicense, AssignedPlan, DEFAULT_APP_ROLE_ID, Domain,
-    FederationConfiguration, ObjectIdentity, ProvisionedPlan, RealmKind, User,
+    FederationConfiguration, ObjectIdentity, OrgContact, ProvisionedPlan, RealmKind, User,
 };
 use super::rng::{SplitMix64, decode_indexed_guid, indexed_guid, keyed, stable_guid};
 
@@ -31,6 +31,9 @@ pub enum UserCase {
     ConvertedBackToInternal,
     /// Cloud-only member; `mail` empty, one external `otherMails` entry.
     CloudOtherMailOnly,
+    /// Like `CloudOtherMailOnly`, but an org contact holds that external address (`mail` and
+    /// `SMTP:` proxy address): the service refuses the `mail` PATCH and the invitation.
+    ContactAddressCollision,
     /// Cloud-only member; `mail` internal (verified domain), one external `otherMails` entry.
     CloudInternalMailOneExternal,
     /// Cloud-only member; several distinct external `otherMails` entries, `mail` empty.
@@ -83,7 +86,10 @@ pub const CASE_MIX: &[(UserCase, u64)] = &[
     // Carved out of `CloudMailExternal`'s share, next to it, so every other case keeps its
     // users for a given seed.
     (UserCase::ConvertedBackToInternal, 15),
-    (UserCase::CloudOtherMailOnly, 150),
+    (UserCase::CloudOtherMailOnly, 140),
+    // Carved out of `CloudOtherMailOnly`'s share, next to it, so every other case keeps its
+    // users for a given seed.
+    (UserCase::ContactAddressCollision, 10),
     (UserCase::CloudInternalMailOneExternal, 60),
     (UserCase::CloudSeveralExternal, 40),
     (UserCase::CloudInternalOnly, 40),
@@ -227,6 +233,17 @@ const DOMAIN_SEP_APP_ROLES: u64 = 7;
 const DOMAIN_SEP_SERVICE_PRINCIPAL: u64 = 8;
 const DOMAIN_SEP_APP_ROLE_ID: u64 = 9;
 const DOMAIN_SEP_ASSIGNMENT_ID: u64 = 10;
+const DOMAIN_SEP_CONTACT: u64 = 11;
+
+/// The generated tenant's org contacts that hold nobody else's address: `(display name,
+/// mail)`. Listed first in `/contacts`; "Partners – Pilot" has the first as a direct member
+/// and "Partners – Wave 2 late joiners" the second (so "Partners – Wave 2" and "All partners"
+/// reach it through nesting).
+pub const PLAIN_CONTACTS: &[(&str, &str)] = &[
+    ("Fabrikam partner desk", "partner.desk@fabrikam.com"),
+    ("Adatum accounts payable", "accounts.payable@adatum.com"),
+    ("Litware support", "support@litwareinc.com"),
+];
 
 /// The enterprise apps (service principals) generated users are assigned to. Each has the
 /// default role (`00000000-…`, "assigned without a specific role") and one named role.
@@ -287,6 +304,71 @@ impl GeneratedTenant {
             return UserCase::CloudMailExternal;
         }
         case
+    }
+
+    /// Positions in the org contact listing: the [`PLAIN_CONTACTS`] first, then one slot per
+    /// user index (a contact only where the user is a `ContactAddressCollision`), so the
+    /// listing pages by position without holding the contacts in memory.
+    pub fn contact_positions(&self) -> u64 {
+        PLAIN_CONTACTS.len() as u64 + self.users
+    }
+
+    /// The org contact at listing `position`, if that slot holds one.
+    pub fn contact_at(&self, position: u64) -> Option<OrgContact> {
+        let plain = PLAIN_CONTACTS.len() as u64;
+        let id = stable_guid(self.seed, DOMAIN_SEP_CONTACT, position);
+        if position < plain {
+            let (name, mail) = PLAIN_CONTACTS[usize::try_from(position).ok()?];
+            return Some(OrgContact {
+                id,
+                display_name: Some(name.to_owned()),
+                mail: Some(mail.to_owned()),
+                mail_nickname: mail.split_once('@').map(|(local, _)| local.to_owned()),
+                proxy_addresses: vec![format!("SMTP:{mail}")],
+                ..OrgContact::default()
+            });
+        }
+        let index = position - plain;
+        if index >= self.users || self.case_of(index) != UserCase::ContactAddressCollision {
+            return None;
+        }
+        let base = self.base(index);
+        let mail = Self::external_address(&base);
+        Some(OrgContact {
+            id,
+            display_name: Some(format!("{} {} (mail contact)", base.given, base.surname)),
+            given_name: Some(base.given.to_owned()),
+            surname: Some(base.surname.to_owned()),
+            company_name: Some(base.external_domain.to_owned()),
+            mail_nickname: Some(base.local.clone()),
+            proxy_addresses: vec![format!("SMTP:{mail}")],
+            mail: Some(mail),
+            on_premises_sync_enabled: None,
+        })
+    }
+
+    /// The org contact that holds `address`, if any (O(1): generated addresses end with their
+    /// user's index).
+    pub fn contact_holding(&self, address: &str) -> Option<OrgContact> {
+        if let Some(k) = PLAIN_CONTACTS
+            .iter()
+            .position(|(_, mail)| mail.eq_ignore_ascii_case(address))
+        {
+            return self.contact_at(k as u64);
+        }
+        let index = trailing_index(address)?;
+        self.contact_at(PLAIN_CONTACTS.len() as u64 + index)
+            .filter(|c| c.holds(address))
+    }
+
+    /// The org contacts (listing positions) among group `k`'s direct members (`k` as in
+    /// [`groups`](Self::groups)).
+    pub fn group_contacts(&self, k: usize) -> Vec<u64> {
+        match k {
+            0 => vec![0],
+            2 => vec![1],
+            _ => Vec::new(),
+        }
     }
 
     /// The first user at or after `from` whose case is `case`.
@@ -421,7 +503,9 @@ impl GeneratedTenant {
                     user.external_user_converted_on = Some(date_time(self.seed, index, 2));
                 }
             }
-            UserCase::CloudOtherMailOnly => user.other_mails = vec![external],
+            UserCase::CloudOtherMailOnly | UserCase::ContactAddressCollision => {
+                user.other_mails = vec![external];
+            }
             UserCase::CloudInternalMailOneExternal => {
                 user.mail = Some(internal.clone());
                 user.other_mails = vec![external];

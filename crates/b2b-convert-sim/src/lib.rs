@@ -41,7 +41,7 @@ pub use auth::{AuthConfig, Permission, SimCertificate};
 pub use directory::{AddressRule, InvitationRules, RedemptionConfig, RepeatPolicy};
 pub use faults::{Endpoint, FaultPlan, FaultSpec, FaultSpecError};
 pub use generate::{GeneratedTenant, UserCase};
-pub use model::{AppRegistration, AppRoleAssignment, User};
+pub use model::{AppRegistration, AppRoleAssignment, OrgContact, User};
 pub use observe::{Counters, EndpointCounters, Outcome, RequestRecord};
 pub use serve::{ServeOptions, serve};
 pub use tenant_file::TenantFile;
@@ -279,10 +279,12 @@ fn build_tenant(spec: &SimSpec) -> Result<(TenantFacts, UserSource, u64), Error>
             let groups = tenant
                 .groups()
                 .into_iter()
-                .map(|(id, display_name, user_ranges, nested)| Group {
+                .enumerate()
+                .map(|(k, (id, display_name, user_ranges, nested))| Group {
                     id,
                     display_name,
                     user_ranges,
+                    contacts: tenant.group_contacts(k),
                     nested,
                 })
                 .collect();
@@ -295,6 +297,7 @@ fn build_tenant(spec: &SimSpec) -> Result<(TenantFacts, UserSource, u64), Error>
                 realms: GeneratedTenant::realms(),
                 groups,
                 apps: tenant.applications(Some(&certificate.certificate_pem)),
+                contacts: Vec::new(),
             };
             Ok((facts, UserSource::Generated(tenant), *seed))
         }

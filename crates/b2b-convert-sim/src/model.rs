@@ -1,6 +1,6 @@
 //! The simulated directory's objects, shaped exactly like their Graph JSON.
 //!
-//! Owns the serde types for `user`, `domain`, `organization`, groups, app role assignments,
+//! Owns the serde types for `user`, `orgContact`, `domain`, `organization`, groups, app role assignments,
 //! direct-federation configurations, realms and app registrations. The same types are used for the JSON tenant
 //! file, so a tenant file's `users` entries are literally Graph user objects. It must not hold
 //! behaviour (validation, paging, auth): those live in `directory`, `http` and `auth`.
@@ -82,6 +82,59 @@ impl User {
             display_name: Some(display_name.to_owned()),
             ..Self::default()
         }
+    }
+}
+
+/// A `microsoft.graph.orgContact` (an organizational contact: Exchange or on-premises mail
+/// contacts, read-only in Graph), with the properties the simulator models. Its `mail` and
+/// `smtp:` proxy addresses are addresses no other object may take.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrgContact {
+    pub id: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub given_name: Option<String>,
+    #[serde(default)]
+    pub surname: Option<String>,
+    #[serde(default)]
+    pub company_name: Option<String>,
+    #[serde(default)]
+    pub mail: Option<String>,
+    #[serde(default)]
+    pub mail_nickname: Option<String>,
+    #[serde(default)]
+    pub proxy_addresses: Vec<String>,
+    #[serde(default)]
+    pub on_premises_sync_enabled: Option<bool>,
+}
+
+/// Every `orgContact` property the simulator models (what `$select` may name).
+pub const CONTACT_PROPERTIES: &[&str] = &[
+    "id",
+    "displayName",
+    "givenName",
+    "surname",
+    "companyName",
+    "mail",
+    "mailNickname",
+    "proxyAddresses",
+    "onPremisesSyncEnabled",
+];
+
+impl OrgContact {
+    /// Whether the contact answers to `address` (its `mail` or an `smtp:` proxy address),
+    /// compared without regard to case.
+    pub fn holds(&self, address: &str) -> bool {
+        self.mail
+            .as_deref()
+            .is_some_and(|m| m.eq_ignore_ascii_case(address))
+            || self.proxy_addresses.iter().any(|p| {
+                p.split_once(':').is_some_and(|(prefix, a)| {
+                    prefix.eq_ignore_ascii_case("smtp") && a.eq_ignore_ascii_case(address)
+                })
+            })
     }
 }
 
@@ -285,7 +338,7 @@ impl RealmKind {
 pub struct GroupSpec {
     pub id: String,
     pub display_name: String,
-    /// Direct user members, by object id.
+    /// Direct members that are users (by object id or UPN) or org contacts (by object id).
     #[serde(default)]
     pub members: Vec<String>,
     /// Direct members that are groups, by object id.

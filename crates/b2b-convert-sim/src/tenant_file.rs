@@ -13,7 +13,8 @@ use super::Error;
 use super::auth::SimCertificate;
 use super::directory::{Group, ListedUsers, TenantFacts};
 use super::model::{
-    AppRegistration, AppRoleAssignment, Domain, FederationConfiguration, GroupSpec, RealmKind, User,
+    AppRegistration, AppRoleAssignment, Domain, FederationConfiguration, GroupSpec, OrgContact,
+    RealmKind, User,
 };
 
 /// Placeholder in `applications[].certificates` for the process's shared test certificate.
@@ -44,6 +45,9 @@ pub struct TenantFile {
     #[serde(default)]
     pub realms: BTreeMap<String, RealmKind>,
     pub users: Vec<FileUser>,
+    /// Org contacts (Graph `orgContact` objects): their addresses are taken.
+    #[serde(default)]
+    pub contacts: Vec<OrgContact>,
     #[serde(default)]
     pub groups: Vec<GroupSpec>,
     pub applications: Vec<AppRegistration>,
@@ -102,36 +106,14 @@ impl TenantFile {
             ids.entry(u.user_principal_name.to_lowercase())
                 .or_insert(i as u64);
         }
-        let group_positions: HashMap<String, usize> = self
-            .groups
-            .iter()
-            .enumerate()
-            .map(|(i, g)| (g.id.to_ascii_lowercase(), i))
-            .collect();
-        let mut groups = Vec::new();
-        for (gi, spec) in self.groups.iter().enumerate() {
-            let mut user_ranges = Vec::new();
-            for member in &spec.members {
-                let index = ids
-                    .get(&member.to_lowercase())
-                    .ok_or_else(|| format!("groups[{gi}].members: no user {member}"))?;
-                user_ranges.push(*index..*index + 1);
+        let mut contact_positions: HashMap<String, u64> = HashMap::new();
+        for (k, contact) in self.contacts.iter().enumerate() {
+            let id = contact.id.to_ascii_lowercase();
+            if ids.contains_key(&id) || contact_positions.insert(id, k as u64).is_some() {
+                return Err(format!("contacts[{k}]: duplicate id {}", contact.id));
             }
-            let mut nested = Vec::new();
-            for member in &spec.member_groups {
-                nested.push(
-                    *group_positions
-                        .get(&member.to_ascii_lowercase())
-                        .ok_or_else(|| format!("groups[{gi}].memberGroups: no group {member}"))?,
-                );
-            }
-            groups.push(Group {
-                id: spec.id.clone(),
-                display_name: spec.display_name.clone(),
-                user_ranges,
-                nested,
-            });
         }
+        let groups = groups(&self.groups, &ids, &contact_positions)?;
         let mut realms: BTreeMap<String, RealmKind> = self
             .realms
             .into_iter()
@@ -167,6 +149,7 @@ impl TenantFile {
             realms,
             groups,
             apps,
+            contacts: self.contacts,
         };
         let mut users = Vec::with_capacity(self.users.len());
         let mut cases = Vec::with_capacity(self.users.len());
@@ -187,6 +170,50 @@ impl TenantFile {
             ListedUsers::new(users, cases).with_app_role_assignments(assignments),
         ))
     }
+}
+
+/// The groups of a tenant file, their members resolved: users (`ids`: lower-cased id or UPN →
+/// index), org contacts (lower-cased id → listing position) and nested groups.
+fn groups(
+    specs: &[GroupSpec],
+    ids: &HashMap<String, u64>,
+    contact_positions: &HashMap<String, u64>,
+) -> Result<Vec<Group>, String> {
+    let group_positions: HashMap<String, usize> = specs
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.id.to_ascii_lowercase(), i))
+        .collect();
+    let mut groups = Vec::new();
+    for (gi, spec) in specs.iter().enumerate() {
+        let mut user_ranges = Vec::new();
+        let mut contacts = Vec::new();
+        for member in &spec.members {
+            if let Some(index) = ids.get(&member.to_lowercase()) {
+                user_ranges.push(*index..*index + 1);
+            } else if let Some(k) = contact_positions.get(&member.to_ascii_lowercase()) {
+                contacts.push(*k);
+            } else {
+                return Err(format!("groups[{gi}].members: no user or contact {member}"));
+            }
+        }
+        let mut nested = Vec::new();
+        for member in &spec.member_groups {
+            nested.push(
+                *group_positions
+                    .get(&member.to_ascii_lowercase())
+                    .ok_or_else(|| format!("groups[{gi}].memberGroups: no group {member}"))?,
+            );
+        }
+        groups.push(Group {
+            id: spec.id.clone(),
+            display_name: spec.display_name.clone(),
+            user_ranges,
+            contacts,
+            nested,
+        });
+    }
+    Ok(groups)
 }
 
 /// An id for a tenant-file assignment that has none: base64url like Graph's, unique per

@@ -98,6 +98,8 @@ pub enum Permission {
     ReadAppRoleAssignments,
     /// `DELETE /groups/{id}/members/{id}/$ref`.
     WriteGroupMembers,
+    /// `GET /contacts` (org contacts).
+    ReadContacts,
 }
 
 impl Permission {
@@ -150,6 +152,12 @@ impl Permission {
             Self::WriteGroupMembers => &[
                 "GroupMember.ReadWrite.All",
                 "Group.ReadWrite.All",
+                "Directory.ReadWrite.All",
+            ],
+            // orgcontact-list, application and delegated.
+            Self::ReadContacts => &[
+                "OrgContact.Read.All",
+                "Directory.Read.All",
                 "Directory.ReadWrite.All",
             ],
         }

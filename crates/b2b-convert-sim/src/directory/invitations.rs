@@ -202,9 +202,11 @@ impl Directory {
             if !on_user {
                 return Err(DirectoryError::bad(messages::ADDRESS_NOT_ON_USER));
             }
+            // An org contact's address is taken like another user's (troubleshooting article).
             if self
                 .proxy_holder(&mut state, &address, Some(index), now)
                 .is_some()
+                || self.contact_holding(&address).is_some()
             {
                 return Err(DirectoryError::bad(messages::PROXY_COLLISION));
             }
@@ -226,6 +228,11 @@ impl Directory {
         } else {
             if self.facts.verified_domain_of(&domain).is_some() {
                 return Err(DirectoryError::bad(messages::VERIFIED_DOMAIN));
+            }
+            // A new guest cannot take an org contact's address either (the service's exact
+            // answer here is not documented; the proxy-address message stands in).
+            if self.contact_holding(&address).is_some() {
+                return Err(DirectoryError::bad(messages::PROXY_COLLISION));
             }
             if let Some(holder) = self.proxy_holder(&mut state, &address, None, now) {
                 if holder.external_user_state.is_none() {

@@ -1,6 +1,7 @@
 //! The simulated directory: users (generated or listed) plus every change made to them.
 //!
-//! Owns the tenant's facts (domains, federation, realms, groups, apps), the user sources, the
+//! Owns the tenant's facts (domains, federation, realms, groups, apps), the user sources (and
+//! the org contacts that come with them: generated, or listed in a tenant file), the
 //! overlay of mutations (updated properties, invitations, redemptions, newly invited guests,
 //! removed group memberships and app role assignments), lookups, group expansion, a user's
 //! direct groups (`memberOf`, always consistent with the groups' members) and app role
@@ -17,8 +18,8 @@ use serde::Serialize;
 use super::clock::SimClock;
 use super::generate::{GeneratedTenant, UserCase, format_unix};
 use super::model::{
-    AppRegistration, AppRoleAssignment, Domain, FederationConfiguration, ObjectIdentity, RealmKind,
-    User,
+    AppRegistration, AppRoleAssignment, Domain, FederationConfiguration, ObjectIdentity,
+    OrgContact, RealmKind, User,
 };
 
 mod invitations;
@@ -50,6 +51,8 @@ pub struct Group {
     pub id: String,
     pub display_name: String,
     pub user_ranges: Vec<Range<u64>>,
+    /// Org contacts among the direct members (positions in the contact listing).
+    pub contacts: Vec<u64>,
     /// Positions (in `TenantFacts::groups`) of nested groups.
     pub nested: Vec<usize>,
 }
@@ -67,6 +70,8 @@ pub struct TenantFacts {
     pub realms: BTreeMap<String, RealmKind>,
     pub groups: Vec<Group>,
     pub apps: Vec<AppRegistration>,
+    /// The tenant file's org contacts, in listing order (a generated tenant makes its own).
+    pub contacts: Vec<OrgContact>,
 }
 
 impl TenantFacts {
@@ -117,6 +122,17 @@ impl TenantFacts {
             .iter()
             .position(|g| g.id.eq_ignore_ascii_case(id))
     }
+}
+
+/// A group's members as [`Directory::members`] finds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMembers {
+    /// User indexes, merged (each user once).
+    pub users: Vec<Range<u64>>,
+    /// Org contacts (positions in the contact listing), each once.
+    pub contacts: Vec<u64>,
+    /// Member groups (positions in `TenantFacts::groups`).
+    pub groups: Vec<usize>,
 }
 
 /// Users given explicitly (tenant file), with lookup indexes.
@@ -463,6 +479,38 @@ impl Directory {
         }
     }
 
+    /// Positions in the org contact listing (some may be empty slots).
+    pub fn contact_positions(&self) -> u64 {
+        match &self.source {
+            UserSource::Generated(g) => g.contact_positions(),
+            UserSource::Listed(_) => self.facts.contacts.len() as u64,
+        }
+    }
+
+    /// The org contact at listing `position`, if that slot holds one.
+    pub fn contact_at(&self, position: u64) -> Option<OrgContact> {
+        match &self.source {
+            UserSource::Generated(g) => g.contact_at(position),
+            UserSource::Listed(_) => usize::try_from(position)
+                .ok()
+                .and_then(|i| self.facts.contacts.get(i))
+                .cloned(),
+        }
+    }
+
+    /// The org contact that answers to `address` (`mail` or an `smtp:` proxy address).
+    pub fn contact_holding(&self, address: &str) -> Option<OrgContact> {
+        match &self.source {
+            UserSource::Generated(g) => g.contact_holding(address),
+            UserSource::Listed(_) => self
+                .facts
+                .contacts
+                .iter()
+                .find(|c| c.holds(address))
+                .cloned(),
+        }
+    }
+
     /// Resolves an id or UPN (as in `/users/{id | userPrincipalName}`) to an index.
     pub fn resolve(&self, key: &str) -> Option<u64> {
         if let Some(i) = self
@@ -550,11 +598,13 @@ impl Directory {
         *crate::lock(&self.redemption) = config;
     }
 
-    /// The members of a group: merged user ranges and member-group positions. Users removed
-    /// from a group no longer count as its members (nor, through it, as a parent's).
-    pub fn members(&self, group: usize, transitive: bool) -> (Vec<Range<u64>>, Vec<usize>) {
+    /// The members of a group: merged user ranges, org contacts (listing positions, each
+    /// once) and member-group positions. Users removed from a group no longer count as its
+    /// members (nor, through it, as a parent's).
+    pub fn members(&self, group: usize, transitive: bool) -> GroupMembers {
         let removed = self.lock().removed_members.clone();
         let mut ranges = Vec::new();
+        let mut contacts = BTreeSet::new();
         let mut groups = Vec::new();
         let mut seen = HashSet::new();
         let mut stack = vec![group];
@@ -570,6 +620,7 @@ impl Directory {
                 groups.push(position);
             }
             let gone = removed.get(&position);
+            contacts.extend(g.contacts.iter().copied());
             ranges.extend(
                 g.user_ranges
                     .iter()
@@ -583,7 +634,11 @@ impl Directory {
             }
             first = false;
         }
-        (merge_ranges(ranges), groups)
+        GroupMembers {
+            users: merge_ranges(ranges),
+            contacts: contacts.into_iter().collect(),
+            groups,
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! `PATCH /users/{id}` as the directory applies it: read-only and sync-mastered properties,
-//! the mailbox rule for `mail`, proxy-address collisions, type checks, and the proxy-address
+//! the mailbox rule for `mail`, proxy-address collisions (with users and org contacts), type checks, and the proxy-address
 //! update that follows a new `mail`. It must not know HTTP.
 
 use serde_json::{Map, Value};
@@ -86,9 +86,11 @@ impl Directory {
                         {
                             return Err(DirectoryError::request(messages::MAILBOX_PROPERTIES));
                         }
+                        // Another user's or an org contact's address (NOTES §1.6).
                         if self
                             .proxy_holder(&mut state, mail, Some(index), now)
                             .is_some()
+                            || self.contact_holding(mail).is_some()
                         {
                             return Err(DirectoryError::request(messages::PROXY_COLLISION));
                         }

@@ -2,6 +2,7 @@
 //! on small machines), one module per area, and the harness they share.
 
 mod auth;
+mod contacts;
 mod contract;
 mod faults;
 mod invitations;

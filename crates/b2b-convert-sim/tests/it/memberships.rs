@@ -475,7 +475,11 @@ async fn changes_behind_the_tools_back_through_the_handle_and_the_admin_api() {
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(member_ids.len(), 18);
+    assert_eq!(
+        member_ids.len(),
+        19,
+        "18 users left, and the group's org contact"
+    );
     assert!(!member_ids.contains(&first.as_str()) && !member_ids.contains(&second.as_str()));
 
     let index = (0..60)

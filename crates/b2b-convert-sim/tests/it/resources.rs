@@ -289,4 +289,79 @@ async fn groups_are_found_by_display_name_or_id() {
     let (status, body) = h.get_json(&format!("/v1.0/groups?$filter={filter}")).await;
     assert_eq!(status, 400);
     assert_graph_error(&body, "Request_UnsupportedQuery", "userType");
+    // How b2b-convert resolves a group's name: `$select=id,displayName`, the name quoted.
+    let filter: String =
+        url::form_urlencoded::byte_serialize("displayName eq 'Partners – Wave 2'".as_bytes())
+            .collect();
+    let (status, list) = h
+        .get_json(&format!(
+            "/v1.0/groups?$filter={filter}&$select=id,displayName"
+        ))
+        .await;
+    assert_eq!(status, 200, "{list}");
+    let found = list["value"].as_array().expect("value");
+    assert_eq!(found.len(), 1);
+    let mut keys: Vec<&String> = found[0].as_object().expect("object").keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["displayName", "id"]);
+    let (status, group) = h
+        .get_json(&format!("/v1.0/groups/{id}?$select=displayName"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(group["displayName"], "Partners – Pilot");
+    assert!(group.get("securityEnabled").is_none(), "{group}");
+    let (status, body) = h.get_json("/v1.0/groups?$select=id,bogus").await;
+    assert_eq!(status, 400);
+    assert_graph_error(
+        &body,
+        "BadRequest",
+        "'bogus' on type 'microsoft.graph.group'",
+    );
+    // `ne` on displayName is an advanced query, as for users.
+    let filter: String = url::form_urlencoded::byte_serialize(b"displayName ne 'x'").collect();
+    let (status, body) = h.get_json(&format!("/v1.0/groups?$filter={filter}")).await;
+    assert_eq!(status, 400);
+    assert_graph_error(&body, "Request_UnsupportedQuery", "ConsistencyLevel");
+}
+
+#[tokio::test]
+async fn groups_sharing_a_name_are_all_found_and_quotes_are_doubled() {
+    let mut tenant: Value =
+        serde_json::from_str(include_str!("../fixtures/tenant.json")).expect("fixture parses");
+    let groups = tenant["groups"].as_array_mut().expect("groups");
+    for (n, name) in ["Partners", "Partners", "O'Brien's partners"]
+        .iter()
+        .enumerate()
+    {
+        groups.push(serde_json::json!({
+            "id": format!("9f0e0000-0000-4000-8000-00000000010{n}"),
+            "displayName": name,
+            "members": [],
+        }));
+    }
+    let file = TenantFile::parse(&tenant.to_string()).expect("tenant file");
+    let h = Harness::start(SimSpec::inline(file).with_throttling(ThrottleConfig::disabled())).await;
+    let named = |name: &str| {
+        let filter: String = url::form_urlencoded::byte_serialize(
+            format!("displayName eq '{}'", name.replace('\'', "''")).as_bytes(),
+        )
+        .collect();
+        format!("/v1.0/groups?$filter={filter}&$select=id,displayName")
+    };
+    let (status, list) = h.get_json(&named("Partners")).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["value"].as_array().expect("value").len(), 2);
+    let (status, list) = h.get_json(&named("O'Brien's partners")).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(
+        list["value"][0]["id"],
+        "9f0e0000-0000-4000-8000-000000000102"
+    );
+    let (_, list) = h.get_json(&named("Nobody's")).await;
+    assert_eq!(list["value"].as_array().expect("value").len(), 0);
+    // A quote left single is a syntax error.
+    let filter: String =
+        url::form_urlencoded::byte_serialize(b"displayName eq 'O'Brien's partners'").collect();
+    let (status, _) = h.get_json(&format!("/v1.0/groups?$filter={filter}")).await;
+    assert_eq!(status, 400);
 }

@@ -1,5 +1,6 @@
 //! Groups for wave selection: `/groups` (looked up by `displayName` or `id`), `/groups/{id}`,
-//! and `/groups/{id}/members` and `/transitiveMembers`, with the `microsoft.graph.user` cast.
+//! and `/groups/{id}/members` and `/transitiveMembers` (users, org contacts and groups), with
+//! the `microsoft.graph.user` cast (users only).
 
 use hyper::StatusCode;
 use serde_json::{Map, Value, json};
@@ -9,6 +10,17 @@ use super::{context_url, directory_error, next_link, query_error, users_context}
 use crate::Shared;
 use crate::directory::DirectoryError;
 use crate::odata::{CollectionQuery, Filter};
+
+/// The group properties the simulator models (what `$select` may name).
+const GROUP_PROPERTIES: &[&str] = &[
+    "id",
+    "displayName",
+    "description",
+    "groupTypes",
+    "mail",
+    "mailEnabled",
+    "securityEnabled",
+];
 
 /// A group's JSON (the properties the simulator models).
 pub(super) fn group_json(group: &crate::directory::Group) -> Value {
@@ -23,8 +35,20 @@ pub(super) fn group_json(group: &crate::directory::Group) -> Value {
     })
 }
 
-/// `GET /groups/{id}`.
+/// `GET /groups/{id}`, with `$select`.
 pub(super) fn group(shared: &Shared, ctx: &RequestContext, id: &str) -> Reply {
+    let select = match group_select(ctx) {
+        Ok(select) => select,
+        Err(message) => {
+            return Reply::graph_error(
+                ctx,
+                shared,
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                &message,
+            );
+        }
+    };
     let Some(position) = shared.directory.facts.group_position(id) else {
         return directory_error(shared, ctx, &DirectoryError::NotFound(id.to_owned()));
     };
@@ -33,14 +57,66 @@ pub(super) fn group(shared: &Shared, ctx: &RequestContext, id: &str) -> Reply {
         "@odata.context".to_owned(),
         json!(context_url(shared, "groups/$entity")),
     );
-    if let Value::Object(fields) = group_json(&shared.directory.facts.groups[position]) {
-        body.extend(fields);
-    }
+    body.extend(projected(
+        &shared.directory.facts.groups[position],
+        select.as_deref(),
+    ));
     Reply::json(StatusCode::OK, &Value::Object(body))
 }
 
-/// `GET /groups`, with `$filter` on `displayName` or `id` only (how the tool finds a wave's group).
+/// The `$select` of a group request: `None` for every modelled property; an unknown name is
+/// Graph's 400.
+fn group_select(ctx: &RequestContext) -> Result<Option<Vec<&'static str>>, String> {
+    let Some((_, text)) = ctx.query.iter().find(|(k, _)| k == "$select") else {
+        return Ok(None);
+    };
+    text.split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|name| {
+            GROUP_PROPERTIES
+                .iter()
+                .find(|p| p.eq_ignore_ascii_case(name))
+                .copied()
+                .ok_or_else(|| {
+                    format!(
+                        "Could not find a property named '{name}' on type 'microsoft.graph.group'."
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// A group's JSON projected by `$select`.
+fn projected(group: &crate::directory::Group, select: Option<&[&str]>) -> Map<String, Value> {
+    let Value::Object(mut all) = group_json(group) else {
+        return Map::new();
+    };
+    match select {
+        None => all,
+        Some(names) => names
+            .iter()
+            .filter_map(|n| all.remove(*n).map(|v| ((*n).to_owned(), v)))
+            .collect(),
+    }
+}
+
+/// `GET /groups`, with `$filter` on `displayName` or `id` only (how the tool finds a wave's
+/// group), `$select` and `$top`.
 pub(super) fn list_groups(shared: &Shared, ctx: &RequestContext) -> Reply {
+    let select = match group_select(ctx) {
+        Ok(select) => select,
+        Err(message) => {
+            return Reply::graph_error(
+                ctx,
+                shared,
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                &message,
+            );
+        }
+    };
     let filter = match ctx.query.iter().find(|(k, _)| k == "$filter") {
         None => None,
         Some((_, text)) => match Filter::parse(text, false) {
@@ -68,7 +144,7 @@ pub(super) fn list_groups(shared: &Shared, ctx: &RequestContext) -> Reply {
     if let Some((key, _)) = ctx
         .query
         .iter()
-        .find(|(k, _)| k.starts_with('$') && k != "$filter" && k != "$top")
+        .find(|(k, _)| k.starts_with('$') && k != "$filter" && k != "$top" && k != "$select")
     {
         return Reply::graph_error(
             ctx,
@@ -108,7 +184,7 @@ pub(super) fn list_groups(shared: &Shared, ctx: &RequestContext) -> Reply {
             })
         })
         .take(top)
-        .map(group_json)
+        .map(|g| Value::Object(projected(g, select.as_deref())))
         .collect();
     Reply::json(
         StatusCode::OK,
@@ -116,6 +192,7 @@ pub(super) fn list_groups(shared: &Shared, ctx: &RequestContext) -> Reply {
     )
 }
 
+#[allow(clippy::too_many_lines)] // one walk over a page of three kinds of member
 pub(super) fn members(
     shared: &Shared,
     ctx: &RequestContext,
@@ -153,15 +230,17 @@ pub(super) fn members(
         Ok(s) => s,
         Err(error) => return query_error(shared, ctx, &error),
     };
-    let (ranges, groups) = shared.directory.members(position, transitive);
+    let found = shared.directory.members(position, transitive);
+    let (ranges, groups) = (&found.users, &found.groups);
     let size = usize::try_from(query.page_size()).unwrap_or(100);
     let user_count: u64 = ranges.iter().map(|r| r.end - r.start).sum();
-    let group_count = if users_only || query.filter.is_some() {
-        0
+    // The cast (and a filter, which needs it) keeps users only: no contacts, no groups.
+    let (contact_count, group_count) = if users_only || query.filter.is_some() {
+        (0, 0)
     } else {
-        groups.len() as u64
+        (found.contacts.len() as u64, groups.len() as u64)
     };
-    let total = user_count + group_count;
+    let total = user_count + contact_count + group_count;
     let mut items = Vec::new();
     let mut next = None;
     let mut cursor = start;
@@ -198,13 +277,27 @@ pub(super) fn members(
                 }
                 items.push(Value::Object(item));
             }
+        } else if cursor < user_count + contact_count {
+            if items.len() == size {
+                next = Some(cursor);
+                break;
+            }
+            let slot = found.contacts[usize::try_from(cursor - user_count).unwrap_or(0)];
+            if let Some(contact) = shared.directory.contact_at(slot) {
+                items.push(json!({
+                    "@odata.type": "#microsoft.graph.orgContact",
+                    "id": contact.id,
+                    "displayName": contact.display_name,
+                    "mail": contact.mail,
+                }));
+            }
         } else {
             if items.len() == size {
                 next = Some(cursor);
                 break;
             }
             let g = &shared.directory.facts.groups
-                [groups[usize::try_from(cursor - user_count).unwrap_or(0)]];
+                [groups[usize::try_from(cursor - user_count - contact_count).unwrap_or(0)]];
             items.push(json!({"@odata.type": "#microsoft.graph.group", "id": g.id, "displayName": g.display_name}));
         }
         cursor += 1;

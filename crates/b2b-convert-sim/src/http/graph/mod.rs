@@ -17,6 +17,7 @@ use crate::observe::Outcome;
 use crate::odata::{CollectionQuery, QueryError};
 use crate::throttle::{Admission, Cost};
 
+mod contacts;
 mod groups;
 mod invitations;
 mod memberships;
@@ -35,6 +36,7 @@ enum Route {
     },
     ListGroups,
     Group(String),
+    Contacts,
     MemberOf {
         user: String,
         groups_only: bool,
@@ -226,6 +228,12 @@ fn resolve(ctx: &RequestContext) -> Resolution {
             Permission::ReadGroupMembers,
         ),
         ["groups", ..] => not_modelled(),
+        ["contacts"] if get => found(
+            Route::Contacts,
+            Endpoint::Contacts,
+            Permission::ReadContacts,
+        ),
+        ["contacts", ..] => not_modelled(),
         ["domains"] if get => found(Route::Domains, Endpoint::Domains, Permission::ReadDomains),
         ["domains", id] if get => found(
             Route::Domain((*id).to_owned()),
@@ -478,6 +486,7 @@ pub(crate) async fn handle(
         }
         Route::ListGroups => groups::list_groups(shared, ctx),
         Route::Group(id) => groups::group(shared, ctx, &id),
+        Route::Contacts => contacts::list_contacts(shared, ctx),
         Route::Domains => tenant::domains(shared, ctx, None),
         Route::Domain(id) => tenant::domains(shared, ctx, Some(&id)),
         Route::Organization => tenant::organization(shared, ctx),
