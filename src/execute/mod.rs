@@ -20,8 +20,9 @@
 //!
 //! Every other change of a member's state goes through this module too, so the state machine
 //! has one owner (the store applies each change compare-and-set, with its event):
-//! [`redemptions`] (`invited → accepted`, read from Graph) and [`scramble`] (`→ scrambled`,
-//! over LDAPS or from a script's results). [`run_wave`] runs the executor inside a
+//! [`redemptions`] (`invited → accepted`, read from Graph), [`reinvite`] (re-sent invitations:
+//! `invited` stays `invited` with a new link, a redemption reset `accepted → invited`) and
+//! [`scramble`] (`→ scrambled`, over LDAPS or from a script's results). [`run_wave`] runs the executor inside a
 //! [`RunRecord`], the record every `run`, `invite` and `scramble` is bracketed by. Nothing here
 //! prints: progress goes to an observer the command gives.
 
@@ -30,6 +31,7 @@ mod lock;
 mod pacer;
 mod record;
 pub mod redemptions;
+pub mod reinvite;
 mod run;
 pub mod scramble;
 
@@ -61,7 +63,7 @@ use crate::store::{self, MailRestore, MemberNames, NewEvent, Store, Transition, 
 
 /// The invitation fields of a run, from the settings: what every request carries besides the
 /// user and the address.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct InvitationTemplate {
     pub redirect_url: String,
     pub send_message: bool,
@@ -646,9 +648,8 @@ impl Executor {
         before: Option<OffsetDateTime>,
         may_retry: bool,
     ) -> Result<Sent, Fatal> {
-        self.invitations.acquire().await;
         let started = Instant::now();
-        let answer = self.client.invite(request).await;
+        let answer = self.post_invitation(request).await;
         self.observer.at_step(user, Step::InvitationAnswered).await;
         match answer {
             Ok(response) => {
@@ -705,6 +706,17 @@ impl Executor {
                 .await
                 .map(Sent::Done),
         }
+    }
+
+    /// Sends one `POST /invitations` at the run's pace: the one place every invitation of a
+    /// run, an `invite` or a `reinvite` leaves through. The caller has recorded its intent and
+    /// records the answer.
+    pub(crate) async fn post_invitation(
+        &self,
+        request: &InvitationRequest,
+    ) -> Result<graph::Response<graph::invitations::Invitation>, graph::Error> {
+        self.invitations.acquire().await;
+        self.client.invite(request).await
     }
 
     /// Whether the user may be converted as planned.

@@ -187,7 +187,11 @@ async fn reinviting_a_pending_user_resends_and_reset_redemption_reopens_an_accep
     assert_eq!(status, 201, "{second}");
     // NOTES §1.6: each (re-)invitation returns a new link; the state stays pending, and with
     // it the time the state last changed.
-    assert!(second["inviteRedeemUrl"].as_str().is_some_and(|u| u.starts_with("http")));
+    assert!(
+        second["inviteRedeemUrl"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("http"))
+    );
     assert_ne!(first["inviteRedeemUrl"], second["inviteRedeemUrl"]);
     let after_second = h.sim.user(&user.id).expect("user");
     assert_eq!(
@@ -212,7 +216,8 @@ async fn reinviting_a_pending_user_resends_and_reset_redemption_reopens_an_accep
         Some("PendingAcceptance")
     );
     assert_ne!(
-        reopened.external_user_state_change_date_time, redeemed.external_user_state_change_date_time,
+        reopened.external_user_state_change_date_time,
+        redeemed.external_user_state_change_date_time,
         "a reset changes the state, and its time"
     );
 }
