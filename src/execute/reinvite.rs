@@ -22,7 +22,7 @@
 //! be read back (NOTES §1.6), so a resend whose answer was lost is `unknown`, never re-sent by
 //! the same operation; a redemption reset is visible (`Accepted → PendingAcceptance`, with a
 //! later change time) and is settled by reading. It must not print, decide eligibility, or
-//! send an invitation anywhere but through [`Executor::post_invitation`].
+//! send an invitation anywhere but through the executor's `post_invitation`.
 
 use std::future::Future;
 use std::sync::Arc;

@@ -347,6 +347,17 @@ async fn a_reinvite_killed_with_answers_lost_resumes_and_sends_nobody_twice() {
             .await
             .unwrap();
         assert!(matches!(planned, Planned::Resume { .. }), "{planned:?}");
+        let other = Selection {
+            older_than: Some(time::Duration::days(14)),
+            ..selection.clone()
+        };
+        let refused = reinvite::plan(&store, &wave, &other, time::OffsetDateTime::now_utc())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, reinvite::PlanError::OtherOpen { .. }),
+            "another selection waits for the unfinished one: {refused}"
+        );
         let summary = reinvite_once(&sim, &store, &wave, &selection, Arc::new(Quiet)).await;
         assert!(summary.finished, "{summary:?}");
         assert!(summary.unknown >= 1, "the victim at least: {summary:?}");
