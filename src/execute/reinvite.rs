@@ -154,6 +154,20 @@ pub async fn plan(
     now: OffsetDateTime,
 ) -> Result<Planned, PlanError> {
     if let Some(reinvite) = store.open_reinvite(wave.id).await? {
+        let open = store
+            .reinvite_members(reinvite.id)
+            .await?
+            .iter()
+            .filter(|m| m.state.is_open())
+            .count() as u64;
+        // An operation stopped after its last member was recorded is over: [`start`] closes it.
+        if open == 0 {
+            return Ok(Planned::New(
+                store
+                    .resend_candidates(wave.id, &selection.criteria(now))
+                    .await?,
+            ));
+        }
         if reinvite.selection != selection.json() {
             return Err(PlanError::OtherOpen {
                 wave: wave.name.clone(),
@@ -161,12 +175,6 @@ pub async fn plan(
                 selection: reinvite.selection.to_string(),
             });
         }
-        let open = store
-            .reinvite_members(reinvite.id)
-            .await?
-            .iter()
-            .filter(|m| m.state.is_open())
-            .count() as u64;
         return Ok(Planned::Resume { reinvite, open });
     }
     Ok(Planned::New(
@@ -176,15 +184,20 @@ pub async fn plan(
     ))
 }
 
-/// The template of the wave's invitations: the one its last `run` sent (recorded with the
-/// run), with `resetRedemption` as `mode` says. `None` when the wave was never run.
+/// The template of the wave's invitations: the one its last `run` (or, for a one-user wave,
+/// `invite`) sent, recorded with that run, with `resetRedemption` as `mode` says. `None` when
+/// the wave was never run.
 pub async fn wave_template(
     store: &Store,
     wave: &Wave,
     mode: Mode,
 ) -> Result<Option<InvitationTemplate>, store::Error> {
     let runs = store.runs(wave.id).await?;
-    let Some(run) = runs.iter().rev().find(|r| r.command == "run") else {
+    let Some(run) = runs
+        .iter()
+        .rev()
+        .find(|r| r.command == "run" || r.command == "invite")
+    else {
         return Ok(None);
     };
     let mut template: InvitationTemplate =
@@ -284,12 +297,17 @@ pub async fn start(
 ) -> Result<(Reinvite, bool), store::Error> {
     match planned {
         Planned::Resume { reinvite, .. } => Ok((reinvite, true)),
-        Planned::New(users) => Ok((
-            store
-                .start_reinvite(RunId::new(), wave.id, &selection.json(), &users, now)
-                .await?,
-            false,
-        )),
+        Planned::New(users) => {
+            if let Some(stale) = store.open_reinvite(wave.id).await? {
+                store.finish_reinvite_if_done(stale.id, now).await?;
+            }
+            Ok((
+                store
+                    .start_reinvite(RunId::new(), wave.id, &selection.json(), &users, now)
+                    .await?,
+                false,
+            ))
+        }
     }
 }
 
@@ -592,10 +610,33 @@ impl Executor {
                     invite_redeem_url: redeem_url,
                     external_state_changed_at: None,
                 };
-                self.store
+                match self
+                    .store
                     .record_resent(reinvite.id, self.wave, user, &resent, &event, now())
-                    .await?;
-                Ok(ResendOutcome::Sent { link })
+                    .await
+                {
+                    Ok(()) => Ok(ResendOutcome::Sent { link }),
+                    // The member moved on meanwhile (say `status --refresh` saw a redemption):
+                    // the re-send is recorded as sent, the member left as it is now.
+                    Err(store::Error::StateConflict { actual, .. }) => {
+                        let note =
+                            format!("sent, but the member was {actual} by then and is left so");
+                        self.store
+                            .resend_step(
+                                reinvite.id,
+                                user,
+                                ResendState::Sending,
+                                ResendState::Sent,
+                                None,
+                                Some(&note),
+                                &event,
+                                now(),
+                            )
+                            .await?;
+                        Ok(ResendOutcome::Sent { link: false })
+                    }
+                    Err(err) => Err(err.into()),
+                }
             }
             Err(graph::Error::OutcomeUnknown {
                 reason,
@@ -859,5 +900,75 @@ impl Executor {
         };
         detail["reinvite"] = reinvite.id.to_string().into();
         self.event(user, kind, detail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::execute::testing::{id, invited_wave};
+    use crate::store::testing::temp_store;
+
+    fn missing_links() -> Selection {
+        Selection {
+            mode: Mode::Resend,
+            missing_links: true,
+            older_than: None,
+            users: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unfinished_operation_is_resumed_and_one_with_nobody_left_is_closed() {
+        let (_dir, store) = temp_store().await;
+        let wave = invited_wave(&store, 2).await;
+        let t = datetime!(2026-12-01 09:00 UTC);
+        let selection = missing_links();
+        let planned = plan(&store, &wave, &selection, t).await.unwrap();
+        assert_eq!(planned, Planned::New(vec![id(1), id(2)]));
+        let (first, resumed) = start(&store, &wave, &selection, planned, t).await.unwrap();
+        assert!(!resumed);
+
+        // Unfinished: the same selection resumes it, another one waits for it.
+        let again = plan(&store, &wave, &selection, t).await.unwrap();
+        assert!(matches!(&again, Planned::Resume { reinvite, open: 2 } if reinvite.id == first.id));
+        let other = Selection {
+            older_than: Some(time::Duration::days(1)),
+            ..selection.clone()
+        };
+        assert!(matches!(
+            plan(&store, &wave, &other, t).await,
+            Err(PlanError::OtherOpen { .. })
+        ));
+
+        // Stopped after its last member was recorded: over, and a new selection starts.
+        for user in [id(1), id(2)] {
+            store
+                .resend_step(
+                    first.id,
+                    user,
+                    ResendState::Selected,
+                    ResendState::Skipped,
+                    None,
+                    Some("test"),
+                    &NewEvent {
+                        kind: "invitation.resend-skipped".into(),
+                        ..NewEvent::default()
+                    },
+                    t,
+                )
+                .await
+                .unwrap();
+        }
+        let planned = plan(&store, &wave, &other, t).await.unwrap();
+        assert!(matches!(planned, Planned::New(_)), "{planned:?}");
+        let (second, resumed) = start(&store, &wave, &other, planned, t).await.unwrap();
+        assert!(!resumed);
+        assert_eq!(
+            store.open_reinvite(wave.id).await.unwrap().unwrap().id,
+            second.id
+        );
     }
 }
