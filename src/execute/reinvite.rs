@@ -9,7 +9,7 @@
 //!    +--> skipped (redeemed meanwhile, no longer pending …)                  |   +--> failed
 //!                                                       (answer lost, or a kill) --> settled by reading:
 //!                                                       resend: unknown (never sent again by this operation)
-//!                                                       reset:  sent (state reset after our intent) or selected again
+//!                                                       reset:  sent (pending again) or selected again (still accepted)
 //! ```
 //!
 //! The member's state: a resend leaves it `invited` (with the new invitation id, and the new
@@ -20,8 +20,9 @@
 //! rerun after an interruption resumes it, so nobody it recorded as sending, sent or unknown is
 //! sent again. Graph does not say whether a resend to a pending user changes anything that can
 //! be read back (NOTES §1.6), so a resend whose answer was lost is `unknown`, never re-sent by
-//! the same operation; a redemption reset is visible (`Accepted → PendingAcceptance`, with a
-//! later change time) and is settled by reading. It must not print, decide eligibility, or
+//! the same operation; a redemption reset is visible (the intent is recorded only while Graph
+//! shows `Accepted`, and only a reset leads back to `PendingAcceptance`) and is settled by
+//! reading. It must not print, decide eligibility, or
 //! send an invitation anywhere but through the executor's `post_invitation`.
 
 use std::future::Future;
@@ -754,7 +755,10 @@ impl Executor {
         let shown = fresh.external_user_state.as_deref();
         let changed_after = fresh.external_user_state_changed_at > member.state_before;
         match (mode, shown) {
-            (Mode::ResetRedemption, Some("PendingAcceptance")) if changed_after => {
+            // The intent was recorded only after Graph showed the user `Accepted`, and only a
+            // reset leads from there back to pending: it landed (the change time, in whole
+            // seconds, may equal the redemption's).
+            (Mode::ResetRedemption, Some("PendingAcceptance")) => {
                 let event = self.resend_event(
                     user,
                     "invitation.resend-reconciled",

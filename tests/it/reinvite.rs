@@ -693,3 +693,72 @@ async fn waves_and_status_pending_show_the_funnel_and_who_has_not_redeemed() {
     );
     assert!(!table.contains("redeem?"), "no link is shown");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reset_whose_answer_is_lost_is_settled_by_reading_and_a_killed_one_is_sent_once() {
+    let sim = quiet_sim(40).await;
+    let dir = converted(&sim).await;
+    let (wave, eligible, _) = linkless(dir.path()).await;
+    let (lost, killed) = (eligible[0], eligible[1]);
+    for user in [lost, killed] {
+        sim.redeem(&user.to_string()).unwrap();
+    }
+    let output = cli(
+        dir.path(),
+        &sim,
+        &["status", "--wave", "pilot", "--refresh"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let store = open_store(dir.path()).await;
+    let reset = |user| Selection {
+        mode: Mode::ResetRedemption,
+        missing_links: false,
+        older_than: None,
+        users: vec![user],
+    };
+
+    // Every answer lost: the reset landed (Graph shows it pending again, changed after the
+    // intent), so it is recorded as made, without a link, and not sent again.
+    sim.set_faults(FaultPlan::parse("invitations:drop=1").unwrap());
+    let summary = reinvite_once(&sim, &store, &wave, &reset(lost), Arc::new(Quiet)).await;
+    assert_eq!(summary.reconciled, 1, "{summary:?}");
+    assert_eq!(sim.invitation_posts(&lost.to_string()), 2);
+    let member = store.member(wave.id, lost).await.unwrap().unwrap();
+    assert_eq!(member.state, UserState::Invited);
+    assert_eq!(member.invite_redeem_url, None, "its link is unknown");
+    sim.set_faults(FaultPlan::default());
+
+    // Killed after the intent, before the request: Graph still shows it accepted, so the
+    // resumed reset sends it, once.
+    let selection = reset(killed);
+    let crash = Arc::new(CrashAt {
+        user: killed,
+        step: Step::IntentRecorded,
+        reached: AtomicBool::new(false),
+    });
+    let reached = async {
+        while !crash.reached.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::select! {
+        summary = reinvite_once(&sim, &store, &wave, &selection, crash.clone()) => panic!("should have parked: {summary:?}"),
+        () = reached => {}
+    }
+    assert_eq!(sim.invitation_posts(&killed.to_string()), 1);
+    let summary = reinvite_once(&sim, &store, &wave, &selection, Arc::new(Quiet)).await;
+    assert_eq!((summary.sent, summary.finished), (1, true), "{summary:?}");
+    assert_eq!(sim.invitation_posts(&killed.to_string()), 2);
+    assert_eq!(
+        sim.user(&killed.to_string())
+            .unwrap()
+            .external_user_state
+            .as_deref(),
+        Some("PendingAcceptance")
+    );
+    let member = store.member(wave.id, killed).await.unwrap().unwrap();
+    assert_eq!(member.state, UserState::Invited);
+    assert!(member.invite_redeem_url.is_some(), "the new link is stored");
+    store.close().await;
+}
