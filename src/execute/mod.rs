@@ -648,8 +648,7 @@ impl Executor {
         before: Option<OffsetDateTime>,
         may_retry: bool,
     ) -> Result<Sent, Fatal> {
-        let started = Instant::now();
-        let answer = self.post_invitation(request).await;
+        let (answer, elapsed) = self.post_invitation(request).await;
         self.observer.at_step(user, Step::InvitationAnswered).await;
         match answer {
             Ok(response) => {
@@ -673,7 +672,7 @@ impl Executor {
                     }),
                 );
                 with_meta(&mut event, "POST", "/v1.0/invitations", &response.meta);
-                event.duration_ms = Some(millis(started.elapsed()));
+                event.duration_ms = Some(millis(elapsed));
                 self.store
                     .record(self.wave, user, &transition, Some(&event))
                     .await?;
@@ -696,7 +695,7 @@ impl Executor {
                 event.http_status = status;
                 event.request_id = request_id;
                 event.client_request_id = Some(client_request_id);
-                event.duration_ms = Some(millis(started.elapsed()));
+                event.duration_ms = Some(millis(elapsed));
                 self.store.append_event(&event, now()).await?;
                 self.reconcile_after_unknown(user, before, &reason, may_retry)
                     .await
@@ -710,13 +709,18 @@ impl Executor {
 
     /// Sends one `POST /invitations` at the run's pace: the one place every invitation of a
     /// run, an `invite` or a `reinvite` leaves through. The caller has recorded its intent and
-    /// records the answer.
+    /// records the answer; the time is the request's, without the wait for the pace.
     pub(crate) async fn post_invitation(
         &self,
         request: &InvitationRequest,
-    ) -> Result<graph::Response<graph::invitations::Invitation>, graph::Error> {
+    ) -> (
+        Result<graph::Response<graph::invitations::Invitation>, graph::Error>,
+        Duration,
+    ) {
         self.invitations.acquire().await;
-        self.client.invite(request).await
+        let started = Instant::now();
+        let answer = self.client.invite(request).await;
+        (answer, started.elapsed())
     }
 
     /// Whether the user may be converted as planned.

@@ -561,10 +561,9 @@ impl Executor {
         let request = self
             .template
             .request(user, &address, fresh.display_name.as_deref());
-        let started = Instant::now();
-        let answer = self.post_invitation(&request).await;
+        let (answer, elapsed) = self.post_invitation(&request).await;
         self.observer.at_step(user, Step::InvitationAnswered).await;
-        self.record_answer(reinvite, mode, user, before, started, answer)
+        self.record_answer(reinvite, mode, user, before, elapsed, answer)
             .await
     }
 
@@ -576,7 +575,7 @@ impl Executor {
         mode: Mode,
         user: UserId,
         before: Option<OffsetDateTime>,
-        started: Instant,
+        elapsed: std::time::Duration,
         answer: Result<graph::Response<graph::invitations::Invitation>, graph::Error>,
     ) -> Result<ResendOutcome, RunError> {
         let expected = mode.member_state();
@@ -604,7 +603,7 @@ impl Executor {
                     }),
                 );
                 with_meta(&mut event, "POST", "/v1.0/invitations", &response.meta);
-                event.duration_ms = Some(millis(started.elapsed()));
+                event.duration_ms = Some(millis(elapsed));
                 let resent = Resent {
                     from: expected,
                     invitation_id: Some(invitation.id),
@@ -657,7 +656,7 @@ impl Executor {
                 event.http_status = status;
                 event.request_id = request_id;
                 event.client_request_id = Some(client_request_id);
-                event.duration_ms = Some(millis(started.elapsed()));
+                event.duration_ms = Some(millis(elapsed));
                 self.store.append_event(&event, now()).await?;
                 tokio::time::sleep(self.options.reconcile_delay).await;
                 let sending = ResendMember {
