@@ -29,6 +29,8 @@ Getting started:
   b2b-convert report --wave pilot --format html --out pilot.html    the dry-run report
   b2b-convert run --wave pilot     convert the wave (asks first)
   b2b-convert status --wave pilot --refresh        follow redemptions
+  b2b-convert waves                every wave with its funnel
+  b2b-convert reinvite --wave pilot --missing-links   new links for users whose link was lost
   b2b-convert scramble --wave pilot                scramble redeemed synced users' AD passwords
 
 Settings come from the config file, then environment variables (AZURE_TENANT_ID,
@@ -134,6 +136,8 @@ pub enum Command {
     Run(RunArgs),
     Invite(InviteArgs),
     Status(StatusArgs),
+    Waves(WavesArgs),
+    Reinvite(ReinviteArgs),
     ExportLinks(ExportLinksArgs),
     Backup(BackupArgs),
     Demo(DemoArgs),
@@ -467,11 +471,16 @@ pub struct InviteArgs {
 /// Counts the wave's members by state (planned, excluded, ready, invited, accepted, scrambled,
 /// failed, drifted) and shows how long invitations have been pending. With --refresh, first
 /// reads each invited user's externalUserState from Graph (read-only) and records who redeemed.
+/// With --pending, lists who has not redeemed yet, oldest invitation first (UPN, address,
+/// invited at, last re-sent, days pending, whether a redemption link is stored).
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
   b2b-convert status --wave pilot
-  b2b-convert status --wave pilot --refresh --json")]
+  b2b-convert status --wave pilot --refresh --json
+  b2b-convert status --wave pilot --pending --older-than 14d
+  b2b-convert status --wave pilot --pending --csv > pending.csv")]
+#[allow(clippy::struct_excessive_bools)] // one flag per output switch
 pub struct StatusArgs {
     /// The wave to show
     #[arg(long, value_name = "NAME")]
@@ -484,6 +493,98 @@ pub struct StatusArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
+
+    /// List the members who have not redeemed yet, oldest first
+    #[arg(long)]
+    pub pending: bool,
+
+    /// With --pending: only those whose invitation was last sent longer ago than this (`14d`, `36h`, `90m`)
+    #[arg(long, value_name = "AGE", value_parser = age, requires = "pending")]
+    pub older_than: Option<time::Duration>,
+
+    /// With --pending: print CSV instead of a table
+    #[arg(long, requires = "pending", conflicts_with = "json")]
+    pub csv: bool,
+}
+
+/// Show every wave with its funnel in one table.
+///
+/// One row per wave: members planned, eligible, blocked, and how many are ready, invited,
+/// accepted, scrambled, failed or drifted, with the time of the wave's last run. From the
+/// database only; `status --wave W --refresh` reads redemptions from Graph.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  b2b-convert waves
+  b2b-convert waves --json")]
+pub struct WavesArgs {
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Re-send the invitations of a wave's members (this changes the tenant).
+///
+/// --missing-links: members waiting to redeem whose redemption link was lost (the wave ran with
+/// `invitation.send_message = false` and an answer never came); each re-sent invitation
+/// returns a new link, stored for `export-links`. --older-than AGE: members waiting to redeem
+/// whose invitation was last sent longer ago than AGE (Microsoft mails them again when the
+/// wave sends its mail). --reset-redemption: members who redeemed and must redeem again
+/// (`resetRedemption`); they become `invited`. Each member is re-read first and re-sent only
+/// while Graph shows it pending (accepted, for a reset), with the invitation settings the
+/// wave's `run` used, paced like `run`, intent recorded before and outcome after. An
+/// interrupted reinvite resumes when run again with the same selection, and sends nobody it
+/// may already have reached. Refuses without --yes when stdin is not a terminal.
+#[derive(Debug, Args)]
+#[command(
+    group(ArgGroup::new("selector").required(true).multiple(true).args(["missing_links", "older_than", "reset_redemption"])),
+    after_help = "\
+Examples:
+  b2b-convert reinvite --wave pilot --missing-links --dry-run
+  b2b-convert reinvite --wave pilot --missing-links --yes
+  b2b-convert reinvite --wave pilot --older-than 14d
+  b2b-convert reinvite --wave pilot --reset-redemption --user ada@contoso.com --yes")]
+#[allow(clippy::struct_excessive_bools)] // one flag per selector and switch
+pub struct ReinviteArgs {
+    /// The wave whose members to re-invite
+    #[arg(long, value_name = "NAME")]
+    pub wave: String,
+
+    /// Members waiting to redeem who have no stored redemption link
+    #[arg(long)]
+    pub missing_links: bool,
+
+    /// Members waiting to redeem whose invitation was last sent longer ago than AGE (`14d`, `36h`, `90m`)
+    #[arg(long, value_name = "AGE", value_parser = age)]
+    pub older_than: Option<time::Duration>,
+
+    /// resetRedemption for members who redeemed and must redeem again
+    #[arg(long, conflicts_with_all = ["missing_links", "older_than"])]
+    pub reset_redemption: bool,
+
+    /// Only this member (object id or UPN; repeat for more)
+    #[arg(long = "user", value_name = "ID_OR_UPN")]
+    pub users: Vec<String>,
+
+    /// Do not ask for confirmation (required when stdin is not a terminal)
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Print the requests reinvite would send and send nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Requests in flight at once (default: `throughput.max_concurrency`)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub concurrency: Option<u32>,
+
+    /// Invitations per second (default: `throughput.max_invitations_per_second`; at most 30)
+    #[arg(long, value_name = "RATE")]
+    pub rate: Option<f64>,
+
+    /// Seconds to wait before reading a user whose re-send got no clear answer (0 to 3600)
+    #[arg(long, value_name = "SECONDS", default_value_t = 5, allow_negative_numbers = true, value_parser = reconcile_seconds)]
+    pub reconcile_delay: u64,
 }
 
 /// Write the redemption links of a wave for your own mail merge (sensitive file).
@@ -772,6 +873,27 @@ fn positive<N: std::str::FromStr + TryFrom<u64>>(text: &str) -> Result<N, String
     }
 }
 
+/// An age such as `14d`, `36h` or `90m`: a positive whole number of days, hours or minutes.
+fn age(text: &str) -> Result<time::Duration, String> {
+    let problem = || {
+        format!(
+            "the age must be a positive whole number of days, hours or minutes (`14d`, `36h`, `90m`), not `{text}`"
+        )
+    };
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = number.parse().map_err(|_| problem())?;
+    if n <= 0 {
+        return Err(problem());
+    }
+    match unit {
+        "d" => Ok(time::Duration::days(n)),
+        "h" => Ok(time::Duration::hours(n)),
+        "m" => Ok(time::Duration::minutes(n)),
+        _ => Err(problem()),
+    }
+}
+
 /// `--reconcile-delay`: whole seconds from 0 to an hour (an answer still unknown after that
 /// is better reconciled by the next run).
 fn reconcile_seconds(text: &str) -> Result<u64, String> {
@@ -810,5 +932,30 @@ mod tests {
         assert!(Cli::try_parse_from(["b2b-convert", "-q", "-v", "config"]).is_err());
         let cli = Cli::try_parse_from(["b2b-convert", "-vv", "config"]).unwrap();
         assert_eq!(cli.verbosity(), 2);
+    }
+
+    #[test]
+    fn an_age_is_days_hours_or_minutes() {
+        assert_eq!(age("14d"), Ok(time::Duration::days(14)));
+        assert_eq!(age("36h"), Ok(time::Duration::hours(36)));
+        assert_eq!(age("90m"), Ok(time::Duration::minutes(90)));
+        for bad in ["0d", "14", "d", "1.5d", "2w", "", "-3d"] {
+            assert!(age(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn reinvite_needs_a_selector_and_a_reset_stands_alone() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(
+                ["b2b-convert", "reinvite", "--wave", "w"]
+                    .iter()
+                    .chain(args),
+            )
+        };
+        assert!(parse(&[]).is_err(), "a selector is required");
+        assert!(parse(&["--missing-links", "--older-than", "14d"]).is_ok());
+        assert!(parse(&["--reset-redemption", "--missing-links"]).is_err());
+        assert!(parse(&["--reset-redemption", "--user", "a@b.c", "--user", "d@e.f"]).is_ok());
     }
 }

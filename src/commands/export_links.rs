@@ -47,7 +47,7 @@ impl ExportLinksArgs {
         if links.missing.is_empty() {
             return Ok(Outcome::Done);
         }
-        output::notice(&links.missing_text());
+        output::notice(&links.missing_text(&wave.name));
         Ok(Outcome::SomeUsersFailed)
     }
 }

@@ -18,12 +18,14 @@ mod init;
 mod invite;
 mod man;
 mod plan;
+mod reinvite;
 mod report;
 mod run;
 mod scramble;
 mod sim;
 mod status;
 mod verify;
+mod waves;
 
 use std::fmt::Write as _;
 use std::io::{BufRead as _, IsTerminal as _};
@@ -537,6 +539,8 @@ async fn dispatch(command: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         Command::Run(args) => args.run(ctx).await,
         Command::Invite(args) => args.run(ctx).await,
         Command::Status(args) => args.run(ctx).await,
+        Command::Waves(args) => args.run(ctx).await,
+        Command::Reinvite(args) => args.run(ctx).await,
         Command::ExportLinks(args) => args.run(ctx).await,
         Command::Backup(args) => args.run(ctx).await,
         Command::Demo(args) => args.run().await,

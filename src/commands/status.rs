@@ -1,7 +1,8 @@
 //! `status`: a wave's funnel (planned → invited → accepted …) and the age of pending
 //! invitations, from the store; with `--refresh`, redemption states are read from Graph first
 //! (read-only on the tenant) and newly accepted users recorded by
-//! [`crate::execute::redemptions`].
+//! [`crate::execute::redemptions`]. With `--pending`, the members who have not redeemed,
+//! oldest first ([`crate::report::pending`]), after the refresh when both are asked.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -14,6 +15,7 @@ use crate::cli::StatusArgs;
 use crate::domain::{FailureKind, UserState};
 use crate::execute::redemptions::{Invited, Refresh};
 use crate::output;
+use crate::report::pending;
 use crate::store::{MailRestore, Store, Wave};
 
 /// What `status --json` prints (stable: scripts read it).
@@ -65,7 +67,23 @@ impl StatusArgs {
         } else {
             None
         };
-        let status = status(&store, &wave, refresh, OffsetDateTime::now_utc()).await?;
+        let now = OffsetDateTime::now_utc();
+        if self.pending {
+            let members = store.pending_members(wave.id).await?;
+            let rows = pending::rows(&members, now, self.older_than.map(|age| now - age));
+            let text = if self.json {
+                let mut text = serde_json::to_string_pretty(&rows)?;
+                text.push('\n');
+                text
+            } else if self.csv {
+                pending::csv(&rows)
+            } else {
+                pending::table(&wave.name, &rows)
+            };
+            output::write_stdout(&text)?;
+            return Ok(Outcome::Done);
+        }
+        let status = status(&store, &wave, refresh, now).await?;
         if self.json {
             let mut text = serde_json::to_string_pretty(&status)?;
             text.push('\n');

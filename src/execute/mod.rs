@@ -24,8 +24,9 @@
 //!
 //! Every other change of a member's state goes through this module too, so the state machine
 //! has one owner (the store applies each change compare-and-set, with its event):
-//! [`redemptions`] (`invited → accepted`, read from Graph) and [`scramble`] (`→ scrambled`,
-//! over LDAPS or from a script's results). [`run_wave`] runs the executor inside a
+//! [`redemptions`] (`invited → accepted`, read from Graph), [`reinvite`] (re-sent invitations:
+//! `invited` stays `invited` with a new link, a redemption reset `accepted → invited`) and
+//! [`scramble`] (`→ scrambled`, over LDAPS or from a script's results). [`run_wave`] runs the executor inside a
 //! [`RunRecord`], the record every `run`, `invite` and `scramble` is bracketed by. Nothing here
 //! prints: progress goes to an observer the command gives.
 
@@ -35,6 +36,7 @@ mod lock;
 mod pacer;
 mod record;
 pub mod redemptions;
+pub mod reinvite;
 mod run;
 pub mod scramble;
 mod withheld;
@@ -73,7 +75,7 @@ use crate::store::{self, MailRestore, MemberNames, NewEvent, Store, Transition, 
 
 /// The invitation fields of a run, from the settings: what every request carries besides the
 /// user and the address.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct InvitationTemplate {
     pub redirect_url: String,
     pub send_message: bool,
@@ -702,12 +704,7 @@ impl Executor {
         before: Option<OffsetDateTime>,
         may_retry: bool,
     ) -> Result<Sent, Fatal> {
-        if let Some(halt) = self.gate.is_blocked() {
-            // Refused for the tenant since this user's turn came: nothing is sent.
-            return self.withheld(user, &halt.to_string()).await;
-        }
-        let started = Instant::now();
-        let answer = self.client.invite(request).await;
+        let (answer, elapsed) = self.post_invitation(request).await;
         self.observer.at_step(user, Step::InvitationAnswered).await;
         match answer {
             Ok(response) => {
@@ -731,7 +728,7 @@ impl Executor {
                     }),
                 );
                 with_meta(&mut event, "POST", "/v1.0/invitations", &response.meta);
-                event.duration_ms = Some(millis(started.elapsed()));
+                event.duration_ms = Some(millis(elapsed));
                 self.store
                     .record(self.wave, user, &transition, Some(&event))
                     .await?;
@@ -754,13 +751,13 @@ impl Executor {
                 event.http_status = status;
                 event.request_id = request_id;
                 event.client_request_id = Some(client_request_id);
-                event.duration_ms = Some(millis(started.elapsed()));
+                event.duration_ms = Some(millis(elapsed));
                 self.store.append_event(&event, now()).await?;
                 self.reconcile_after_unknown(user, before, &reason, may_retry)
                     .await
             }
             Err(err) if err.tenant_refusal().is_some() => {
-                self.refused_for_the_tenant(user, &err, started).await
+                self.refused_for_the_tenant(user, &err, elapsed).await
             }
             Err(graph::Error::Withheld { reason, .. }) => self.withheld(user, &reason).await,
             Err(err) => self
@@ -768,6 +765,39 @@ impl Executor {
                 .await
                 .map(Sent::Done),
         }
+    }
+
+    /// Sends one `POST /invitations` through the invitation gate: the one place every
+    /// invitation of a run, an `invite` or a `reinvite` leaves through. The caller has waited
+    /// for the pacer, spent its place in the quota and recorded its intent, and records the
+    /// answer; a shut gate answers [`graph::Error::Withheld`] without sending, and a refusal
+    /// for the tenant shuts it. The time is the request's.
+    pub(crate) async fn post_invitation(
+        &self,
+        request: &InvitationRequest,
+    ) -> (
+        Result<graph::Response<graph::invitations::Invitation>, graph::Error>,
+        Duration,
+    ) {
+        if let Some(halt) = self.gate.is_blocked() {
+            // Refused for the tenant since this one's turn came: nothing is sent.
+            return (
+                Err(graph::Error::Withheld {
+                    method: "POST".into(),
+                    path: "/v1.0/invitations".into(),
+                    reason: halt.to_string(),
+                    last: String::new(),
+                }),
+                Duration::ZERO,
+            );
+        }
+        let started = Instant::now();
+        let answer = self.client.invite(request).await;
+        if let Err(err) = &answer {
+            // The abuse block or a quota refusal shuts the gate for everything not yet sent.
+            self.gate.observe(err, now());
+        }
+        (answer, started.elapsed())
     }
 
     /// Whether the user may be converted as planned.

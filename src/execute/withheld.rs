@@ -6,7 +6,7 @@
 //! [`InvitationGate::observe`]) nor fail a user for what concerns the whole tenant.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
 use super::{Executor, Fatal, InvitationGate, Sent, UserOutcome, millis, now};
 use crate::domain::{UserId, UserState};
@@ -21,7 +21,7 @@ impl Executor {
         &self,
         user: UserId,
         err: &graph::Error,
-        started: Instant,
+        elapsed: Duration,
     ) -> Result<Sent, Fatal> {
         let halt = self.gate.observe(err, now());
         let mut event = self.event(
@@ -36,7 +36,7 @@ impl Executor {
             event.request_id = Some(api.request_id.clone());
             event.client_request_id = Some(api.client_request_id.clone());
         }
-        event.duration_ms = Some(millis(started.elapsed()));
+        event.duration_ms = Some(millis(elapsed));
         tracing::warn!(%user, "invitations refused for the tenant: {err}");
         self.store
             .record(

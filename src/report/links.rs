@@ -79,12 +79,14 @@ impl Links {
         csv.into_inner().map_err(|e| e.into_error().into())
     }
 
-    /// What to tell the operator about the pending members without a link, one per line.
-    pub fn missing_text(&self) -> String {
+    /// What to tell the operator about the pending members of `wave` without a link, one per
+    /// line.
+    pub fn missing_text(&self, wave: &str) -> String {
         use std::fmt::Write as _;
         let mut text = format!(
-            "{} invited user(s) have no redemption link: the service's answer to their invitation was lost, and Microsoft sent them no email either (invitation.send_message = false). Re-send each one's invitation to get a new link (Entra admin center: the user → Resend invitation; or New-MgInvitation with the same address and -SendInvitationMessage:$false):",
-            self.missing.len()
+            "{} invited user(s) have no redemption link: the service's answer to their invitation was lost, and Microsoft sent them no email either (invitation.send_message = false). Get each a new link with `b2b-convert reinvite --wave {} --missing-links`, then export the links again:",
+            self.missing.len(),
+            crate::output::terminal_safe(wave)
         );
         for user in &self.missing {
             let _ = write!(text, "\n  {} ({})", user.user_principal_name, user.user_id);
@@ -123,12 +125,16 @@ mod tests {
         assert_eq!(links.links.len(), 2);
         assert_eq!(links.missing.len(), 1);
         assert_eq!(links.missing[0].user_principal_name, "u2@contoso.com");
-        let text = links.missing_text();
+        let text = links.missing_text("pilot");
         assert!(
             text.starts_with("1 invited user(s) have no redemption link"),
             "{text}"
         );
         assert!(text.contains("u2@contoso.com (00000000-0000-0000-0000-000000000002)"));
+        assert!(
+            text.contains("reinvite --wave pilot --missing-links"),
+            "{text}"
+        );
         let csv = String::from_utf8(links.csv().unwrap()).unwrap();
         assert_eq!(csv.lines().count(), 3, "{csv}");
         assert!(csv.contains("https://login.example/redeem?4"));

@@ -12,16 +12,20 @@
 //! - [`html`]: one self-contained page with inline SVG charts and a paged user table;
 //! - [`summary`]: the counts the renderers share;
 //! - [`links`]: the redemption links of an own-distribution wave, and who has none;
-//! - [`run`]: the terminal summary of a run of the executor (`run`, `invite`).
+//! - [`run`]: the terminal summary of a run of the executor (`run`, `invite`);
+//! - [`pending`]: who has not redeemed yet (`status --pending`);
+//! - [`waves`]: every wave's funnel in one table (`waves`).
 
 pub mod csv;
 pub mod html;
 pub mod json;
 pub mod links;
+pub mod pending;
 pub mod run;
 pub mod summary;
 pub mod table;
 mod text;
+pub mod waves;
 
 #[cfg(test)]
 mod testdata;

@@ -58,14 +58,18 @@ impl Store {
     }
 
     /// When the invitations recorded at or after `since` were sent, oldest first: one per
-    /// `invitation.intent` (recorded right before each `POST /invitations`), across every run,
-    /// wave and `invite`. What the daily invitation quota counts.
+    /// `invitation.intent` or `invitation.resend-intent` (recorded right before each `POST
+    /// /invitations`), across every run, wave, `invite` and `reinvite`. What the daily
+    /// invitation quota counts.
     pub async fn invitations_sent_since(
         &self,
         since: OffsetDateTime,
     ) -> Result<Vec<OffsetDateTime>> {
         sqlx::query_scalar::<_, String>(
-            "SELECT at FROM events WHERE kind = 'invitation.intent' AND at >= ? ORDER BY at",
+            "SELECT at FROM events WHERE kind = 'invitation.intent' AND at >= ?1 \
+             UNION ALL \
+             SELECT at FROM events WHERE kind = 'invitation.resend-intent' AND at >= ?1 \
+             ORDER BY at",
         )
         .bind(timestamp(since))
         .fetch_all(&self.pool)

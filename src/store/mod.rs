@@ -10,7 +10,8 @@
 //! address index and its look-ups), `snapshot` (the read
 //! transaction a plan reads through), `waves` (wave rows), `members` (member rows and their
 //! queries), `plan_transaction` (a plan being written), `transitions` (compare-and-set state
-//! changes with their event), `runs`, `baselines`, `events`.
+//! changes with their event), `reinvites` (re-send operations and their compare-and-set steps),
+//! `runs`, `baselines`, `events`.
 
 mod addresses;
 mod baselines;
@@ -18,6 +19,7 @@ mod contacts;
 mod events;
 mod members;
 mod plan_transaction;
+mod reinvites;
 mod runs;
 mod snapshot;
 mod tenant;
@@ -39,6 +41,7 @@ pub use addresses::{AddressOwner, AddressSource, OwnerKind};
 pub use events::{Event, NewEvent};
 pub use members::{MailRestore, MemberNames, PlannedMember, WaveMember};
 pub use plan_transaction::{PlanTransaction, PreviousDecision, Replaced};
+pub use reinvites::{PendingMember, Reinvite, ResendCriteria, ResendMember, ResendState, Resent};
 pub use runs::{Run, RunStatus};
 pub use snapshot::{AddressFields, RuleInputs, SnapshotRead, StoragePosition};
 pub use transitions::Transition;

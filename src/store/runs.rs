@@ -21,7 +21,7 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
-    fn code(self) -> &'static str {
+    pub fn code(self) -> &'static str {
         match self {
             Self::Running => "running",
             Self::Completed => "completed",

@@ -226,7 +226,7 @@ impl Store {
         .transpose()
     }
 
-    /// Looks many users up by id at once, a statement per [`KEYS_PER_LOOKUP`] ids (a list of
+    /// Looks many users up by id at once, a statement per 5,000 ids (a list of
     /// 100,000 users looked up one statement at a time spent most of `plan`'s time in
     /// round-trips). Ids not in the snapshot are absent from the map.
     pub async fn users_by_ids(&self, ids: &[UserId]) -> Result<HashMap<UserId, UserSnapshot>> {

@@ -10,6 +10,7 @@ mod invite;
 mod plan;
 mod project;
 mod realm;
+mod reinvite;
 mod report;
 mod rules_oracle;
 mod run;

@@ -257,9 +257,16 @@ impl Directory {
                 (index, user)
             }
         };
-        user.external_user_state = Some("PendingAcceptance".to_owned());
-        user.external_user_state_change_date_time =
-            Some(format_unix(i64::try_from(now / 1000).unwrap_or(0)));
+        // A resend to a user already pending leaves the state, and so the time it last
+        // changed, as they were; it only makes a new invitation (a new `inviteRedeemUrl`).
+        // A redemption reset always starts the state afresh.
+        if request.reset_redemption
+            || user.external_user_state.as_deref() != Some("PendingAcceptance")
+        {
+            user.external_user_state = Some("PendingAcceptance".to_owned());
+            user.external_user_state_change_date_time =
+                Some(format_unix(i64::try_from(now / 1000).unwrap_or(0)));
+        }
         if request.reset_redemption {
             user.identities
                 .retain(|i| i.sign_in_type.as_deref() != Some("federated"));

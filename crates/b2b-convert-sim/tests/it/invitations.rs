@@ -179,21 +179,46 @@ async fn reinviting_a_pending_user_resends_and_reset_redemption_reopens_an_accep
     let h = harness().await;
     let user = h.sim.find_user(UserCase::AlreadyInvited).expect("case");
     let body = Harness::invitation(&user.id, user.mail.as_deref().expect("mail"));
-    let (status, _) = h.post_json("/v1.0/invitations", &body).await;
+    let (status, first) = h.post_json("/v1.0/invitations", &body).await;
     assert_eq!(status, 201, "pending users get a resend by default");
+    let after_first = h.sim.user(&user.id).expect("user");
+    h.sim.advance_clock(Duration::from_secs(60));
+    let (status, second) = h.post_json("/v1.0/invitations", &body).await;
+    assert_eq!(status, 201, "{second}");
+    // NOTES §1.6: each (re-)invitation returns a new link; the state stays pending, and with
+    // it the time the state last changed.
+    assert!(
+        second["inviteRedeemUrl"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("http"))
+    );
+    assert_ne!(first["inviteRedeemUrl"], second["inviteRedeemUrl"]);
+    let after_second = h.sim.user(&user.id).expect("user");
+    assert_eq!(
+        after_second.external_user_state.as_deref(),
+        Some("PendingAcceptance")
+    );
+    assert_eq!(
+        after_second.external_user_state_change_date_time,
+        after_first.external_user_state_change_date_time,
+        "a resend does not change the state"
+    );
+    assert_eq!(h.sim.invitation_posts(&user.id), 2);
     let redeemed = h.sim.find_user(UserCase::AlreadyRedeemed).expect("case");
     let mut body = Harness::invitation(&redeemed.id, redeemed.mail.as_deref().expect("mail"));
     body["resetRedemption"] = json!(true);
     let (status, response) = h.post_json("/v1.0/invitations", &body).await;
     assert_eq!(status, 201, "{response}");
     assert_eq!(response["resetRedemption"], true);
+    let reopened = h.sim.user(&redeemed.id).expect("user");
     assert_eq!(
-        h.sim
-            .user(&redeemed.id)
-            .expect("user")
-            .external_user_state
-            .as_deref(),
+        reopened.external_user_state.as_deref(),
         Some("PendingAcceptance")
+    );
+    assert_ne!(
+        reopened.external_user_state_change_date_time,
+        redeemed.external_user_state_change_date_time,
+        "a reset changes the state, and its time"
     );
 }
 
