@@ -11,7 +11,7 @@ use crate::cli::RunArgs;
 use crate::config::{INVITATIONS_PER_SECOND_CEILING, Settings};
 use crate::domain::{FailureKind, UserState};
 use crate::execute::{InvitationTemplate, Pace, RunLock};
-use crate::output;
+use crate::output::{self, terminal_safe};
 use crate::store::{Store, Wave};
 
 impl RunArgs {
@@ -64,7 +64,32 @@ impl RunArgs {
             ))
             .into());
         }
-        confirm_run(&self, &settings, &wave, count(UserState::Ready))?;
+        let prompt = if self.yes {
+            String::new()
+        } else {
+            // Only asked at a terminal: what the operator is about to do, in full.
+            let ready = store
+                .members_in_states(wave.id, &[UserState::Ready])
+                .await?;
+            let facts = store.tenant_facts().await?;
+            run_prompt(&RunPrompt {
+                wave: &wave.name,
+                tenant_name: facts.as_ref().and_then(|f| f.display_name.as_deref()),
+                tenant_id: settings.tenant.tenant_id.as_deref(),
+                users: count(UserState::Ready),
+                limit: self.limit.map(|l| l as u64),
+                mail_changes: ready.iter().filter(|(m, _)| m.plan.set_mail).count() as u64,
+                send_message: settings.invitation.send_message,
+            })
+        };
+        confirm(&Confirmation {
+            yes: self.yes,
+            changes: "run changes the tenant",
+            prompt,
+            expected: &wave.name,
+            ignore_case: false,
+            not_done: "sent",
+        })?;
         let _lock = RunLock::acquire(&settings.store.path, &format!("run --wave {}", wave.name))?;
         let pace = Pace {
             rate,
@@ -142,34 +167,49 @@ fn runnable(settings: &Settings, wave: &Wave) -> anyhow::Result<InvitationTempla
     Ok(InvitationTemplate::from_settings(&settings.invitation)?)
 }
 
-/// The operator said yes: `--yes`, or the wave name typed at the terminal.
-fn confirm_run(args: &RunArgs, settings: &Settings, wave: &Wave, ready: u64) -> anyhow::Result<()> {
-    let limit = args
-        .limit
-        .map_or(String::new(), |l| format!(" (at most {l} now)"));
-    confirm(&Confirmation {
-        yes: args.yes,
-        changes: "run changes the tenant",
-        prompt: format!(
-            "About to convert {ready} user(s){limit} of wave {} into B2B users in tenant {}.\n\
-             Microsoft {} the invitation emails. This cannot simply be undone.\n\
-             Type the wave name to go ahead:",
-            wave.name,
-            settings
-                .tenant
-                .tenant_id
-                .as_deref()
-                .unwrap_or("(from the token)"),
-            if settings.invitation.send_message {
-                "sends"
-            } else {
-                "does not send"
-            },
-        ),
-        expected: &wave.name,
-        ignore_case: false,
-        not_done: "sent",
-    })
+/// What `run` asks the operator to confirm.
+struct RunPrompt<'a> {
+    wave: &'a str,
+    tenant_name: Option<&'a str>,
+    tenant_id: Option<&'a str>,
+    /// Members ready to be converted.
+    users: u64,
+    limit: Option<u64>,
+    /// Of them, those whose `mail` is set to the invitation address first.
+    mail_changes: u64,
+    send_message: bool,
+}
+
+/// The confirmation prompt: the tenant by name and id, the wave, the invitations and `mail`
+/// changes, whether Microsoft mails the partners; then the wave name to type.
+fn run_prompt(prompt: &RunPrompt<'_>) -> String {
+    let tenant = match (prompt.tenant_name, prompt.tenant_id) {
+        (Some(name), Some(id)) => format!("{} ({id})", terminal_safe(name)),
+        (Some(name), None) => terminal_safe(name),
+        (None, Some(id)) => id.to_owned(),
+        (None, None) => "(the token's tenant)".to_owned(),
+    };
+    let now = prompt.limit.map_or(prompt.users, |l| l.min(prompt.users));
+    let limit = if now < prompt.users {
+        format!(" (at most {now} now, --limit)")
+    } else {
+        String::new()
+    };
+    format!(
+        "About to convert {} user(s){limit} of wave {} into B2B users in tenant {tenant}:\n  \
+         {} invitation(s) (POST /invitations), {} of them after setting mail to the invitation address;\n  \
+         Microsoft {} the invitation emails.\n\
+         This cannot simply be undone. Type the wave name to go ahead:",
+        prompt.users,
+        terminal_safe(prompt.wave),
+        now,
+        prompt.mail_changes.min(now),
+        if prompt.send_message {
+            "sends"
+        } else {
+            "does not send (own distribution: `export-links`)"
+        },
+    )
 }
 
 /// Prints each request the run would send, in order, without sending any.
@@ -228,4 +268,42 @@ async fn print_dry_run(
     writeln!(out, "\n# {count} invitation(s) would be sent{more}.")?;
     output::write_stdout(&out)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prompt_names_the_tenant_the_wave_the_invitations_mail_changes_and_the_emails() {
+        let prompt = run_prompt(&RunPrompt {
+            wave: "pilot",
+            tenant_name: Some("Contoso\u{1b}[2J Ltd"),
+            tenant_id: Some("0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"),
+            users: 120,
+            limit: Some(50),
+            mail_changes: 70,
+            send_message: false,
+        });
+        assert_eq!(
+            prompt,
+            "About to convert 120 user(s) (at most 50 now, --limit) of wave pilot into B2B users \
+             in tenant Contoso\u{fffd}[2J Ltd (0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0):\n  \
+             50 invitation(s) (POST /invitations), 50 of them after setting mail to the invitation address;\n  \
+             Microsoft does not send (own distribution: `export-links`) the invitation emails.\n\
+             This cannot simply be undone. Type the wave name to go ahead:"
+        );
+        let unlimited = run_prompt(&RunPrompt {
+            wave: "pilot",
+            tenant_name: None,
+            tenant_id: Some("t"),
+            users: 3,
+            limit: None,
+            mail_changes: 1,
+            send_message: true,
+        });
+        assert!(unlimited.contains("3 user(s) of wave pilot into B2B users in tenant t:"));
+        assert!(unlimited.contains("3 invitation(s) (POST /invitations), 1 of them"));
+        assert!(unlimited.contains("Microsoft sends the invitation emails."));
+    }
 }
