@@ -333,13 +333,15 @@ async fn look_up_listed(
             UserKey::Upn(upn) => upns.push(upn.as_str()),
         }
     }
-    let by_id = store.users_by_ids(&ids).await?;
-    let by_upn = store.users_by_upns(&upns).await?;
+    let mut by_id = store.users_by_ids(&ids).await?;
+    let mut by_upn = store.users_by_upns(&upns).await?;
+    // Each found user moves out of its map, so a million snapshots are not held twice (the
+    // list refuses a key written twice, UPNs compared ignoring case: each key is taken once).
     Ok(entries
         .iter()
         .map(|entry| match &entry.key {
-            UserKey::Id(id) => by_id.get(id).cloned(),
-            UserKey::Upn(upn) => by_upn.get(&store::upn_key(upn)).cloned(),
+            UserKey::Id(id) => by_id.remove(id),
+            UserKey::Upn(upn) => by_upn.remove(&store::upn_key(upn)),
         })
         .collect())
 }
