@@ -1,32 +1,61 @@
 #!/usr/bin/env bash
 # Benchmark: `run` converting a wave against the simulated tenant with realistic latency and the
-# service's throttling (150 invitations per 5 s per tenant). Discovers and plans first (not
-# timed), then times the run. CONVERSIONS users are converted (a CSV wave of that many
-# eligible users), at the configured rate and concurrency.
+# service's throttling (150 invitations per 5 s per tenant: a ceiling of 30/s). Discovers and
+# plans first (not timed), then times two runs in the same script, on the same machine at the
+# same time: the one-request-at-a-time baseline (what a script's loop does: concurrency 1) on
+# BASELINE users, then the product on CONVERSIONS users at the configured rate and
+# concurrency. It prints each run's rate, the ratio between them, and the share of the ceiling
+# and of the configured rate the product reached.
 #
 #   bench/run.sh                                   # 10,000 conversions, default settings
-#   CONVERSIONS=1000 CONCURRENCY=1 bench/run.sh    # the loop a script would do
+#   CONVERSIONS=3000 LATENCY=150-600ms bench/run.sh
 #   RATE=30 CONCURRENCY=32 bench/run.sh
-#   LATENCY=150-600ms bench/run.sh
+#   BASELINE=0 bench/run.sh                        # the product alone
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONVERSIONS=${CONVERSIONS:-10000}
+BASELINE=${BASELINE:-200}
 LATENCY=${LATENCY:-100-400ms}
-# The simulator's case mix makes 58 % of users eligible; take enough users for the wave.
-USERS=$(( CONVERSIONS * 2 + 1000 ))
+CEILING=30
+# The simulator's case mix makes about 56 % of users eligible; take enough users for both waves.
+USERS=$(( (CONVERSIONS + BASELINE) * 2 + 1000 ))
 source bench/lib.sh
 start_sim "$USERS" "${PORT:-8964}" \
   --faults "invitations:latency=$LATENCY;get-user:latency=20-80ms;patch-user:latency=50-150ms"
 cd "$WORK"
 "$BIN" discover > /dev/null
 "$BIN" plan --wave everyone --all > /dev/null
-# The wave: the first CONVERSIONS eligible users of the full plan.
-{ echo user; "$BIN" report --wave everyone --format csv \
-  | awk -F, -v n="$CONVERSIONS" '$4 == "eligible" && c < n { print $1; c++ }'; } > wave.csv
+# The waves: the first CONVERSIONS eligible users of the full plan, then BASELINE more.
+"$BIN" report --wave everyone --format csv | awk -F, '$4 == "eligible" { print $1 }' > eligible.txt
+{ echo user; head -n "$CONVERSIONS" eligible.txt; } > wave.csv
+{ echo user; tail -n +"$(( CONVERSIONS + 1 ))" eligible.txt | head -n "$BASELINE"; } > baseline.csv
+[ "$(( $(wc -l < wave.csv) - 1 ))" -eq "$CONVERSIONS" ] || { echo "not enough eligible users" >&2; exit 1; }
+
+# `run` prints "<s> s, <rate> invitations/s, throttled <n> time(s)."; the rate is the second field.
+rate_of() { awk '/ invitations\/s, throttled / { gsub(",", "", $3); print $3 }' "$1"; }
+
+baseline_rate=
+if [ "$BASELINE" -gt 0 ]; then
+  "$BIN" plan --wave baseline --csv baseline.csv > /dev/null
+  echo "baseline: $BASELINE conversions one at a time (concurrency 1), invitation latency $LATENCY"
+  /usr/bin/time -f "wall %e s, peak RSS %M KB, CPU user %U s, system %S s" \
+    "$BIN" run --wave baseline --yes --concurrency 1 | tee baseline.out | tail -1
+  baseline_rate=$(rate_of baseline.out)
+fi
+
 "$BIN" plan --wave bench --csv wave.csv > /dev/null
 ARGS=(run --wave bench --yes)
 [ -n "${RATE:-}" ] && ARGS+=(--rate "$RATE")
 [ -n "${CONCURRENCY:-}" ] && ARGS+=(--concurrency "$CONCURRENCY")
-echo "run: $CONVERSIONS conversions, invitation latency $LATENCY, rate ${RATE:-default (24/s)}, concurrency ${CONCURRENCY:-default (16)}"
-/usr/bin/time -f "wall %e s, peak RSS %M KB, CPU user %U s, system %S s" "$BIN" "${ARGS[@]}"
+configured=${RATE:-$("$BIN" config --json \
+  | awk '/"key": "throughput.max_invitations_per_second"/ { getline; gsub(/[^0-9.]/, ""); print; exit }')}
+echo "run: $CONVERSIONS conversions, invitation latency $LATENCY, rate $configured/s, concurrency ${CONCURRENCY:-default}"
+/usr/bin/time -f "wall %e s, peak RSS %M KB, CPU user %U s, system %S s" "$BIN" "${ARGS[@]}" | tee run.out | tail -1
+product_rate=$(rate_of run.out)
+throttled=$(awk '/ invitations\/s, throttled / { print $6 }' run.out)
 curl -s "$B2BC_GRAPH_URL/_sim/counters" | grep -o '"invitationsCreated":[0-9]*' || true
+
+awk -v p="$product_rate" -v b="$baseline_rate" -v c="$CEILING" -v r="$configured" -v t="$throttled" -v n="$CONVERSIONS" 'BEGIN {
+  printf "product: %.1f conversions/s = %.0f %% of the %d/s ceiling, %.0f %% of the configured %s/s; %s throttled answer(s) (%.2f %% of %d)\n", p, 100 * p / c, c, 100 * p / r, r, t, 100 * t / n, n
+  if (b != "") printf "baseline (one at a time): %.1f/s; the product is %.1fx faster\n", b, p / b
+}'

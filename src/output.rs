@@ -170,6 +170,11 @@ impl Progress {
         self.bar.inc(1);
     }
 
+    /// `n` more items done.
+    pub fn inc_by(&self, n: u64) {
+        self.bar.inc(n);
+    }
+
     pub fn set_message(&self, message: String) {
         self.bar.set_message(message);
     }

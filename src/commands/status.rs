@@ -105,8 +105,11 @@ async fn refresh(
 ) -> anyhow::Result<Refresh> {
     let invited = Invited::of(store, wave.id).await?;
     let now = OffsetDateTime::now_utc();
-    let progress = output::Progress::spinner(&format!("reading {} invited user(s)", invited.len()));
-    let redemptions = invited.read(client, concurrency, now).await?;
+    let progress = output::Progress::bar(invited.len() as u64);
+    progress.set_message("invited users read".to_owned());
+    let redemptions = invited
+        .read(client, concurrency, now, |n| progress.inc_by(n as u64))
+        .await?;
     progress.finish();
     Ok(redemptions.record_accepted(store, wave.id, now).await?)
 }

@@ -49,11 +49,14 @@ impl Invited {
 
     /// Reads each member's redemption state from Graph (15 users per request, `concurrency`
     /// requests at once).
+    /// Reads the members from Graph, `concurrency` requests at a time; `read_some` is told how
+    /// many users each answer covered (for a progress line).
     pub async fn read(
         self,
         client: &GraphClient,
         concurrency: usize,
         now: OffsetDateTime,
+        read_some: impl Fn(usize),
     ) -> Result<Redemptions, graph::Error> {
         let ids: Vec<String> = self
             .members
@@ -61,8 +64,15 @@ impl Invited {
             .map(|(m, _)| m.plan.user_id.to_string())
             .collect();
         let answers: Vec<_> = futures_util::stream::iter(ids.chunks(IN_CLAUSE_LIMIT))
-            .map(|chunk| client.users_by_key(LookupKey::Id, chunk, now))
+            .map(|chunk| async move {
+                let users = client.users_by_key(LookupKey::Id, chunk, now).await;
+                (chunk.len(), users)
+            })
             .buffer_unordered(concurrency)
+            .map(|(asked, users)| {
+                read_some(asked);
+                users
+            })
             .try_collect()
             .await?;
         let mut seen: BTreeMap<UserId, UserSnapshot> = BTreeMap::new();
