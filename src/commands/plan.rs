@@ -265,12 +265,14 @@ async fn select_users(
             // The list refuses a user written twice the same way; by id on one line and by
             // UPN on another is found once both name a stored user.
             let mut lines_of: HashMap<UserId, u64> = HashMap::with_capacity(entries.len());
-            let found = look_up_listed(store, &entries).await?;
-            for (entry, found) in entries.into_iter().zip(found) {
-                match found {
-                    Some(user) => {
-                        if let Some(first) = lines_of.insert(user.id, entry.line) {
-                            return Err(UsageError(format!(
+            // A chunk at a time, so only the wave's users are held, not a second copy.
+            for chunk in entries.chunks(LISTED_PER_LOOKUP) {
+                let found = look_up_listed(store, chunk).await?;
+                for (entry, found) in chunk.iter().zip(found) {
+                    match found {
+                        Some(user) => {
+                            if let Some(first) = lines_of.insert(user.id, entry.line) {
+                                return Err(UsageError(format!(
                                 "{}, lines {first} and {}: both name the user {} ({}); keep one of them",
                                 path.display(),
                                 entry.line,
@@ -278,13 +280,14 @@ async fn select_users(
                                 user.id
                             ))
                             .into());
+                            }
+                            if let Some(address) = &entry.address {
+                                overrides.insert(user.id, address.clone());
+                            }
+                            users.push(user);
                         }
-                        if let Some(address) = entry.address {
-                            overrides.insert(user.id, address);
-                        }
-                        users.push(user);
+                        None => missing.push(entry.line),
                     }
-                    None => missing.push(entry.line),
                 }
             }
             if !missing.is_empty() {
@@ -318,6 +321,9 @@ async fn select_users(
     };
     Ok((Roster::listed(users), overrides))
 }
+
+/// Lines of a user list looked up together: two statements per this many lines.
+const LISTED_PER_LOOKUP: usize = 5_000;
 
 /// The stored users a list names, in the list's order (`None` where the snapshot has no such
 /// user), looked up in batches: one statement per line made a 100,000-line list slow.
@@ -375,21 +381,23 @@ async fn exclusions(
     let mut excluded = HashMap::new();
     if let Some(path) = &selection.exclude_csv {
         let entries = input::read_user_list(path)?;
-        let upns: Vec<&str> = entries
-            .iter()
-            .filter_map(|entry| match &entry.key {
-                UserKey::Upn(upn) => Some(upn.as_str()),
-                UserKey::Id(_) => None,
-            })
-            .collect();
-        let by_upn = store.users_by_upns(&upns).await?;
-        for entry in &entries {
-            let found = match &entry.key {
-                UserKey::Id(id) => Some(*id),
-                UserKey::Upn(upn) => by_upn.get(&store::upn_key(upn)).map(|u| u.id),
-            };
-            if let Some(id) = found {
-                excluded.insert(id, format!("{}, line {}", path.display(), entry.line));
+        for chunk in entries.chunks(LISTED_PER_LOOKUP) {
+            let upns: Vec<&str> = chunk
+                .iter()
+                .filter_map(|entry| match &entry.key {
+                    UserKey::Upn(upn) => Some(upn.as_str()),
+                    UserKey::Id(_) => None,
+                })
+                .collect();
+            let by_upn = store.users_by_upns(&upns).await?;
+            for entry in chunk {
+                let found = match &entry.key {
+                    UserKey::Id(id) => Some(*id),
+                    UserKey::Upn(upn) => by_upn.get(&store::upn_key(upn)).map(|u| u.id),
+                };
+                if let Some(id) = found {
+                    excluded.insert(id, format!("{}, line {}", path.display(), entry.line));
+                }
             }
         }
     }
