@@ -575,7 +575,7 @@ impl Checker<'_> {
                 _ => None,
             },
         };
-        if !is_language_tag(&inv.message_language) {
+        if !crate::domain::is_language_tag(&inv.message_language) {
             return Err(self.invalid(
                 "invitation.message_language",
                 format!(
@@ -880,14 +880,4 @@ fn parse_tenant_id(text: &str) -> Option<String> {
             && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
     });
     (labels_ok && domain.contains('.')).then_some(domain)
-}
-
-/// `en`, `en-US`, `zh-Hans-CN`: what `messageLanguage` takes.
-fn is_language_tag(text: &str) -> bool {
-    let mut parts = text.split('-');
-    let primary_ok = parts
-        .next()
-        .is_some_and(|p| (2..=3).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphabetic()));
-    primary_ok
-        && parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
 }

@@ -1218,6 +1218,7 @@ pub(crate) mod testing {
             assigned_plans: vec![],
             assigned_licenses: vec![],
             identities: vec![],
+            profile: crate::domain::UserProfile::default(),
             snapshot_at: datetime!(2026-11-21 08:00 UTC),
         }
     }
