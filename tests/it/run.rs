@@ -363,6 +363,33 @@ async fn own_distribution_keeps_redemption_links_for_export_only() {
     let (_, users) = eligible(&store).await;
     assert_eq!(csv.lines().count(), users.len() + 1);
     assert!(csv.lines().nth(1).unwrap().contains("http"), "{csv}");
+    // For a mail merge in a spreadsheet: BOM, CRLF, each user's names and language.
+    let body = csv.strip_prefix('\u{feff}').expect("a byte-order mark");
+    assert_eq!(
+        body.split("\r\n").next(),
+        Some(
+            "user_id,user_principal_name,given_name,surname,display_name,address,language,redeem_url"
+        )
+    );
+    assert_eq!(
+        body.matches('\n').count(),
+        body.matches("\r\n").count(),
+        "CRLF only"
+    );
+    let mut languages = std::collections::BTreeSet::new();
+    for row in ::csv::Reader::from_reader(body.as_bytes()).records() {
+        let row = row.unwrap();
+        let user = sim.user(&row[0]).expect("a simulated user");
+        assert_eq!(&row[2], user.given_name.as_deref().unwrap_or(""));
+        assert_eq!(&row[3], user.surname.as_deref().unwrap_or(""));
+        assert_eq!(
+            &row[6],
+            user.preferred_language.as_deref().unwrap_or("en-US"),
+            "the user's language, or the wave's"
+        );
+        languages.insert(row[6].to_owned());
+    }
+    assert!(languages.len() > 1, "{languages:?}");
     assert_eq!(
         std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
         0o600
