@@ -179,11 +179,15 @@ impl UserProfile {
     /// The language of a message to this user: `preferredLanguage` when it is a language tag,
     /// `fallback` (the configured message language) when it is unset or not a tag.
     pub fn language<'a>(&'a self, fallback: &'a str) -> &'a str {
+        self.own_language().unwrap_or(fallback)
+    }
+
+    /// `preferredLanguage` when it is a language tag.
+    pub fn own_language(&self) -> Option<&str> {
         self.preferred_language
             .as_deref()
             .map(str::trim)
             .filter(|tag| is_language_tag(tag))
-            .unwrap_or(fallback)
     }
 }
 

@@ -106,6 +106,9 @@ pub struct InvitationSettings {
     pub redirect_url: Option<Url>,
     pub send_message: bool,
     pub message_language: String,
+    /// Each invitation's `messageLanguage` is the user's `preferredLanguage` when that is a
+    /// language tag, `message_language` otherwise.
+    pub message_language_from_user: bool,
     pub custom_message: Option<String>,
     pub cc_recipient: Option<CcRecipient>,
     /// `None`: the field is left out of the request and the service decides.
@@ -619,6 +622,7 @@ impl Checker<'_> {
             redirect_url,
             send_message: inv.send_message,
             message_language: inv.message_language.clone(),
+            message_language_from_user: inv.message_language_from_user,
             custom_message: inv.custom_message.clone(),
             cc_recipient,
             invited_user_type: inv.invited_user_type,
