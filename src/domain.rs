@@ -155,8 +155,54 @@ pub struct UserSnapshot {
     pub assigned_plans: Vec<AssignedPlan>,
     pub assigned_licenses: Vec<AssignedLicense>,
     pub identities: Vec<ObjectIdentity>,
+    /// `givenName`, `surname` and `preferredLanguage`: how a message addresses the user (the
+    /// mail merge of `export-links`, the invitation's language). Never a rule input, so never
+    /// in the rule-input fingerprint.
+    #[serde(default)]
+    pub profile: UserProfile,
     #[serde(with = "time::serde::rfc3339")]
     pub snapshot_at: OffsetDateTime,
+}
+
+/// How a message addresses a user: names and language as the directory holds them. Not read
+/// by the eligibility rules.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserProfile {
+    pub given_name: Option<String>,
+    pub surname: Option<String>,
+    /// `preferredLanguage` as the directory holds it (RFC 4646 style, `en-US`); not checked:
+    /// [`UserProfile::language`] is what a message uses.
+    pub preferred_language: Option<String>,
+}
+
+impl UserProfile {
+    /// The language of a message to this user: `preferredLanguage` when it is a language tag,
+    /// `fallback` (the configured message language) when it is unset or not a tag.
+    pub fn language<'a>(&'a self, fallback: &'a str) -> &'a str {
+        self.own_language().unwrap_or(fallback)
+    }
+
+    /// `preferredLanguage` when it is a language tag.
+    pub fn own_language(&self) -> Option<&str> {
+        self.preferred_language
+            .as_deref()
+            .map(str::trim)
+            .filter(|tag| is_language_tag(tag))
+    }
+}
+
+/// Whether `tag` has the shape of a BCP 47 language tag, what `messageLanguage` takes and
+/// `preferredLanguage` holds (`en`, `en-US`, `zh-Hant-TW`): a 2–3 letter language, then
+/// subtags of 2–8 letters or digits, joined by `-`. It does not check the registry.
+pub fn is_language_tag(tag: &str) -> bool {
+    let mut subtags = tag.split('-');
+    let language_ok = subtags
+        .next()
+        .is_some_and(|l| (2..=3).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_alphabetic()));
+    language_ok
+        && tag.len() <= 35
+        && subtags
+            .all(|s| (2..=8).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 impl UserSnapshot {
@@ -513,6 +559,27 @@ coded_enum!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_uses_the_users_language_when_it_is_a_tag() {
+        let with = |tag: Option<&str>| UserProfile {
+            preferred_language: tag.map(str::to_owned),
+            ..UserProfile::default()
+        };
+        assert_eq!(with(Some("fr-FR")).language("en-US"), "fr-FR");
+        assert_eq!(with(Some(" de ")).language("en-US"), "de");
+        assert_eq!(with(Some("zh-Hant-TW")).language("en-US"), "zh-Hant-TW");
+        for unusable in [
+            None,
+            Some(""),
+            Some("French"),
+            Some("fr_FR"),
+            Some("f"),
+            Some("fr-"),
+        ] {
+            assert_eq!(with(unusable).language("en-US"), "en-US", "{unusable:?}");
+        }
+    }
 
     #[test]
     fn a_group_is_named_by_id_or_by_display_name() {

@@ -23,7 +23,10 @@ impl ExportLinksArgs {
                 ],
             )
             .await?;
-        let links = Links::of(&members);
+        let language = wave.settings["invitation"]["message_language"]
+            .as_str()
+            .unwrap_or(&settings.invitation.message_language);
+        let links = Links::of(&members, language);
         let own_distribution =
             wave.settings["invitation"]["send_message"] == serde_json::Value::Bool(false);
         if links.links.is_empty() && (links.missing.is_empty() || !own_distribution) {
@@ -38,7 +41,7 @@ impl ExportLinksArgs {
         } else {
             Overwrite::No
         };
-        fsutil::write_private(&self.out, &links.csv()?, overwrite)?;
+        fsutil::write_private(&self.out, links.csv().as_bytes(), overwrite)?;
         let written = links.links.len();
         output::notice(&format!(
             "Wrote {written} redemption link(s) to {} (mode 0600). Anyone holding a link can redeem that invitation: share each link only with its user, and delete the file when done.",

@@ -48,7 +48,12 @@ impl InviteArgs {
             .as_ref()
             .map(|a| a.address.clone())
             .context("an eligible user has an address")?;
-        let request = template.request(user.id, &address, user.display_name.as_deref());
+        let request = template.request(
+            user.id,
+            &address,
+            user.display_name.as_deref(),
+            &user.profile,
+        );
         if self.dry_run {
             let mut text = String::new();
             let base = settings.tenant.graph_url.as_str().trim_end_matches('/');

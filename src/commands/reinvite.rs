@@ -267,7 +267,12 @@ async fn print_dry_run(
             "\n# {} ({user})",
             crate::output::terminal_safe(&names.user_principal_name)
         )?;
-        let request = template.request(*user, address, names.display_name.as_deref());
+        let request = template.request(
+            *user,
+            address,
+            names.display_name.as_deref(),
+            &names.profile,
+        );
         writeln!(
             out,
             "POST {base}/v1.0/invitations\nContent-Type: application/json\n\n{}",

@@ -149,12 +149,15 @@ fn runnable(settings: &Settings, wave: &Wave) -> anyhow::Result<InvitationTempla
     }
     let now = crate::plan::invitation_json(settings);
     let planned = &wave.settings["invitation"];
-    let changed: Vec<&str> = now
-        .as_object()
+    // Both ways: a setting kept only when on is in the plan and not in `now` when turned off.
+    let keys: std::collections::BTreeSet<&str> = [&now, planned]
         .into_iter()
-        .flatten()
-        .filter(|(key, value)| planned.get(key.as_str()) != Some(value))
-        .map(|(key, _)| key.as_str())
+        .filter_map(serde_json::Value::as_object)
+        .flat_map(|settings| settings.keys().map(String::as_str))
+        .collect();
+    let changed: Vec<&str> = keys
+        .into_iter()
+        .filter(|key| now.get(key) != planned.get(key))
         .collect();
     if !changed.is_empty() {
         return Err(Refused(format!(
@@ -253,7 +256,8 @@ async fn print_dry_run(
                 serde_json::json!({ "mail": address })
             )?;
         }
-        let request = template.request(user, address, names.display_name.as_deref());
+        let request =
+            template.request(user, address, names.display_name.as_deref(), &names.profile);
         writeln!(
             out,
             "POST {base}/v1.0/invitations\nContent-Type: application/json\n\n{}",

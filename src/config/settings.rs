@@ -106,6 +106,9 @@ pub struct InvitationSettings {
     pub redirect_url: Option<Url>,
     pub send_message: bool,
     pub message_language: String,
+    /// Each invitation's `messageLanguage` is the user's `preferredLanguage` when that is a
+    /// language tag, `message_language` otherwise.
+    pub message_language_from_user: bool,
     pub custom_message: Option<String>,
     pub cc_recipient: Option<CcRecipient>,
     /// `None`: the field is left out of the request and the service decides.
@@ -575,7 +578,7 @@ impl Checker<'_> {
                 _ => None,
             },
         };
-        if !is_language_tag(&inv.message_language) {
+        if !crate::domain::is_language_tag(&inv.message_language) {
             return Err(self.invalid(
                 "invitation.message_language",
                 format!(
@@ -619,6 +622,7 @@ impl Checker<'_> {
             redirect_url,
             send_message: inv.send_message,
             message_language: inv.message_language.clone(),
+            message_language_from_user: inv.message_language_from_user,
             custom_message: inv.custom_message.clone(),
             cc_recipient,
             invited_user_type: inv.invited_user_type,
@@ -880,14 +884,4 @@ fn parse_tenant_id(text: &str) -> Option<String> {
             && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
     });
     (labels_ok && domain.contains('.')).then_some(domain)
-}
-
-/// `en`, `en-US`, `zh-Hans-CN`: what `messageLanguage` takes.
-fn is_language_tag(text: &str) -> bool {
-    let mut parts = text.split('-');
-    let primary_ok = parts
-        .next()
-        .is_some_and(|p| (2..=3).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphabetic()));
-    primary_ok
-        && parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
 }

@@ -65,7 +65,7 @@ pub use run::{Pace, run_wave};
 pub use withheld::invitation_guard;
 
 use crate::config::InvitationSettings;
-use crate::domain::{FailureKind, RunId, UserId, UserSnapshot, UserState, WaveId};
+use crate::domain::{FailureKind, RunId, UserId, UserProfile, UserSnapshot, UserState, WaveId};
 use crate::graph::invitations::{
     EmailAddress, InvitationRequest, InvitedUserRef, MessageInfo, Recipient,
 };
@@ -76,10 +76,15 @@ use crate::store::{self, MailRestore, MemberNames, NewEvent, Store, Transition, 
 /// The invitation fields of a run, from the settings: what every request carries besides the
 /// user and the address.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[allow(clippy::struct_excessive_bools)] // one per invitation setting
 pub struct InvitationTemplate {
     pub redirect_url: String,
     pub send_message: bool,
     pub message_language: Option<String>,
+    /// `messageLanguage` is the user's own language when they have one, `message_language`
+    /// otherwise (`invitation.message_language_from_user`).
+    #[serde(default)]
+    pub message_language_from_user: bool,
     pub custom_message: Option<String>,
     pub cc_recipient: Option<(String, Option<String>)>,
     pub invited_user_type: Option<String>,
@@ -107,6 +112,7 @@ impl InvitationTemplate {
                 .to_string(),
             send_message: settings.send_message,
             message_language: Some(settings.message_language.clone()),
+            message_language_from_user: settings.message_language_from_user,
             custom_message: settings.custom_message.clone(),
             cc_recipient: settings
                 .cc_recipient
@@ -119,23 +125,34 @@ impl InvitationTemplate {
         })
     }
 
+    /// The `messageLanguage` of a message to a user with `profile`.
+    pub fn message_language_of(&self, profile: &UserProfile) -> Option<String> {
+        self.message_language_from_user
+            .then(|| profile.own_language())
+            .flatten()
+            .map(str::to_owned)
+            .or_else(|| self.message_language.clone())
+    }
+
     /// Whether redemption URLs are kept: only when the operator distributes them
     /// (`sendInvitationMessage` false).
     pub fn keeps_redeem_urls(&self) -> bool {
         !self.send_message
     }
 
-    /// The request converting `user` with `address`. The message fields go only with an
-    /// email Microsoft sends; without one they would be ignored, so they are left out.
+    /// The request converting `user` with `address`; `profile` is the user's, for the
+    /// message language. The message fields go only with an email Microsoft sends; without one
+    /// they would be ignored, so they are left out.
     pub fn request(
         &self,
         user: UserId,
         address: &str,
         display_name: Option<&str>,
+        profile: &UserProfile,
     ) -> InvitationRequest {
         let message_info = self.send_message.then(|| MessageInfo {
             customized_message_body: self.custom_message.clone(),
-            message_language: self.message_language.clone(),
+            message_language: self.message_language_of(profile),
             cc_recipients: self
                 .cc_recipient
                 .iter()
@@ -581,14 +598,13 @@ impl Executor {
         };
         self.store.save_baseline(self.wave, &baseline).await?;
 
-        let request = self.template.request(
-            user,
-            address,
-            names
-                .display_name
-                .as_deref()
-                .or(fresh.display_name.as_deref()),
-        );
+        let display_name = names
+            .display_name
+            .as_deref()
+            .or(fresh.display_name.as_deref());
+        let request = self
+            .template
+            .request(user, address, display_name, &fresh.profile);
         let mut attempt = member.attempts;
         loop {
             attempt += 1;
@@ -1218,6 +1234,7 @@ pub(crate) mod testing {
             assigned_plans: vec![],
             assigned_licenses: vec![],
             identities: vec![],
+            profile: crate::domain::UserProfile::default(),
             snapshot_at: datetime!(2026-11-21 08:00 UTC),
         }
     }
@@ -1280,6 +1297,7 @@ mod tests {
             redirect_url: Some("https://myapps.microsoft.com/?tenantId=t".parse().unwrap()),
             send_message: true,
             message_language: "de-DE".into(),
+            message_language_from_user: false,
             custom_message: Some("Hallo".into()),
             cc_recipient: Some(CcRecipient {
                 address: "pm@contoso.com".into(),
@@ -1296,8 +1314,13 @@ mod tests {
     fn the_template_sends_what_the_settings_say() {
         let template = InvitationTemplate::from_settings(&settings()).unwrap();
         let user = UserId::from_uuid(Uuid::from_u128(1));
-        let body =
-            serde_json::to_value(template.request(user, "a@fabrikam.com", Some("Ada"))).unwrap();
+        let body = serde_json::to_value(template.request(
+            user,
+            "a@fabrikam.com",
+            Some("Ada"),
+            &UserProfile::default(),
+        ))
+        .unwrap();
         assert_eq!(body["invitedUserDisplayName"], "Ada");
         assert_eq!(body["invitedUserType"], "Guest");
         assert_eq!(body["sendInvitationMessage"], true);
@@ -1320,8 +1343,13 @@ mod tests {
         settings.send_display_name = false;
         let template = InvitationTemplate::from_settings(&settings).unwrap();
         let user = UserId::from_uuid(Uuid::from_u128(1));
-        let body =
-            serde_json::to_value(template.request(user, "a@fabrikam.com", Some("Ada"))).unwrap();
+        let body = serde_json::to_value(template.request(
+            user,
+            "a@fabrikam.com",
+            Some("Ada"),
+            &UserProfile::default(),
+        ))
+        .unwrap();
         let keys: Vec<_> = body.as_object().unwrap().keys().cloned().collect();
         assert_eq!(
             keys,
@@ -1335,6 +1363,31 @@ mod tests {
             "in key order"
         );
         assert!(template.keeps_redeem_urls());
+    }
+
+    #[test]
+    fn the_users_own_language_is_sent_only_when_switched_on_and_usable() {
+        let language = |from_user: bool, preferred: Option<&str>| {
+            let mut settings = settings();
+            settings.message_language_from_user = from_user;
+            let template = InvitationTemplate::from_settings(&settings).unwrap();
+            let profile = UserProfile {
+                preferred_language: preferred.map(str::to_owned),
+                ..UserProfile::default()
+            };
+            let user = UserId::from_uuid(Uuid::from_u128(1));
+            serde_json::to_value(template.request(user, "a@fabrikam.com", None, &profile)).unwrap()
+                ["invitedUserMessageInfo"]["messageLanguage"]
+                .clone()
+        };
+        assert_eq!(language(false, Some("ja-JP")), "de-DE", "off by default");
+        assert_eq!(language(true, Some("ja-JP")), "ja-JP");
+        assert_eq!(language(true, None), "de-DE", "the configured one without");
+        assert_eq!(
+            language(true, Some("Japanese")),
+            "de-DE",
+            "or with an unusable one"
+        );
     }
 
     #[test]

@@ -593,9 +593,12 @@ impl Executor {
             )
             .await?;
         self.observer.at_step(user, Step::IntentRecorded).await;
-        let request = self
-            .template
-            .request(user, &address, fresh.display_name.as_deref());
+        let request = self.template.request(
+            user,
+            &address,
+            fresh.display_name.as_deref(),
+            &fresh.profile,
+        );
         let (answer, elapsed) = self.post_invitation(&request).await;
         self.observer.at_step(user, Step::InvitationAnswered).await;
         self.record_answer(reinvite, mode, user, before, elapsed, answer)

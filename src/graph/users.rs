@@ -12,15 +12,18 @@ use uuid::Uuid;
 use super::client::{GraphClient, Page, Priority};
 use super::error::Error;
 use crate::domain::{
-    AssignedLicense, AssignedPlan, ObjectIdentity, OnPremisesProperties, UserId, UserSnapshot,
+    AssignedLicense, AssignedPlan, ObjectIdentity, OnPremisesProperties, UserId, UserProfile,
+    UserSnapshot,
 };
 
-/// Every user property the eligibility rules read (NOTES.md §3). `id` is always included.
+/// Every user property the eligibility rules read (NOTES.md §3), and the names and language a
+/// message uses (`givenName`, `surname`, `preferredLanguage`: no rule reads them). `id` is
+/// always included.
 pub const USER_SELECT: &str = "id,userPrincipalName,displayName,mail,otherMails,proxyAddresses,\
 userType,accountEnabled,creationType,externalUserState,externalUserStateChangeDateTime,\
 onPremisesSyncEnabled,onPremisesImmutableId,onPremisesSamAccountName,\
 onPremisesDistinguishedName,onPremisesDomainName,onPremisesUserPrincipalName,assignedPlans,\
-assignedLicenses,identities";
+assignedLicenses,identities,givenName,surname,preferredLanguage";
 
 /// The user's conversion stamp from external back to internal (NOTES §2.x), as Graph beta
 /// names it on the user object; the conversion's own answer calls it
@@ -179,6 +182,9 @@ struct UserDto {
     id: String,
     user_principal_name: Option<String>,
     display_name: Option<String>,
+    given_name: Option<String>,
+    surname: Option<String>,
+    preferred_language: Option<String>,
     mail: Option<String>,
     #[serde(default)]
     other_mails: Option<Vec<String>>,
@@ -328,6 +334,11 @@ impl UserDto {
             },
             assigned_plans,
             assigned_licenses,
+            profile: UserProfile {
+                given_name: self.given_name,
+                surname: self.surname,
+                preferred_language: self.preferred_language,
+            },
             identities: self
                 .identities
                 .unwrap_or_default()

@@ -284,7 +284,7 @@ pub fn settings_json(settings: &Settings, policy: &Policy) -> serde_json::Value 
 /// The invitation settings as a plan keeps them; `run` sends only what they were.
 pub fn invitation_json(settings: &Settings) -> serde_json::Value {
     let invitation = &settings.invitation;
-    serde_json::json!({
+    let mut json = serde_json::json!({
         "redirect_url": invitation.redirect_url.as_ref().map(ToString::to_string),
         "send_message": invitation.send_message,
         "message_language": invitation.message_language,
@@ -293,7 +293,13 @@ pub fn invitation_json(settings: &Settings) -> serde_json::Value {
         "invited_user_type": invitation.invited_user_type,
         "send_display_name": invitation.send_display_name,
         "set_mail_before_invite": invitation.set_mail_before_invite,
-    })
+    });
+    // Kept only when on, so plans made before the setting existed still match settings that
+    // leave it off.
+    if invitation.message_language_from_user {
+        json["message_language_from_user"] = true.into();
+    }
+    json
 }
 
 /// What the rules know about the tenant before realms are asked, and its verified domains.

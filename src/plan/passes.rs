@@ -518,6 +518,7 @@ mod tests {
             assigned_plans: vec![],
             assigned_licenses: vec![],
             identities: vec![],
+            profile: crate::domain::UserProfile::default(),
             snapshot_at: datetime!(2026-11-21 08:00 UTC),
         };
         if n.is_multiple_of(7) {

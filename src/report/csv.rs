@@ -1,6 +1,7 @@
 //! The CSV report: one row per user, ready for Excel (UTF-8 with a byte-order mark, CRLF).
 //!
-//! Owns the column layout and the guard against formula injection: display names, addresses
+//! Owns the report's column layout, the spreadsheet CSV format every CSV for people shares
+//! ([`spreadsheet_csv`], also `export-links`'), and the guard against formula injection: display names, addresses
 //! and details come from the directory and are attacker-controlled, so a cell that Excel or
 //! `LibreOffice` would read as a formula gets a leading `'`.
 
@@ -28,16 +29,27 @@ pub const COLUMNS: [&str; 16] = [
 ];
 
 /// Excel reads UTF-8 only with it.
-const BYTE_ORDER_MARK: &str = "\u{feff}";
+pub(crate) const BYTE_ORDER_MARK: &str = "\u{feff}";
 
 /// Renders the CSV report.
 pub fn render_csv(data: &ReportData) -> String {
+    spreadsheet_csv(&COLUMNS, data.members.iter().map(row))
+}
+
+/// A CSV a spreadsheet opens as it is meant: UTF-8 with a byte-order mark, CRLF line ends,
+/// `header` then `rows`, every cell passed through [`defuse_formula`]. Every CSV this program
+/// writes for people to open goes through here.
+pub fn spreadsheet_csv<R>(header: &[&str], rows: impl IntoIterator<Item = R>) -> String
+where
+    R: IntoIterator,
+    R::Item: AsRef<str>,
+{
     let mut writer = ::csv::WriterBuilder::new()
         .terminator(::csv::Terminator::CRLF)
         .from_writer(BYTE_ORDER_MARK.as_bytes().to_vec());
-    write_record(&mut writer, &COLUMNS.map(str::to_owned));
-    for member in &data.members {
-        write_record(&mut writer, &row(member));
+    write_record(&mut writer, header);
+    for cells in rows {
+        write_record(&mut writer, cells);
     }
     let bytes = writer
         .into_inner()
@@ -45,9 +57,13 @@ pub fn render_csv(data: &ReportData) -> String {
     String::from_utf8(bytes).expect("every cell is a Rust string, so the CSV is UTF-8")
 }
 
-fn write_record(writer: &mut ::csv::Writer<Vec<u8>>, cells: &[String; COLUMNS.len()]) {
+fn write_record(writer: &mut ::csv::Writer<Vec<u8>>, cells: impl IntoIterator<Item: AsRef<str>>) {
     writer
-        .write_record(cells.iter().map(|cell| defuse_formula(cell).into_owned()))
+        .write_record(
+            cells
+                .into_iter()
+                .map(|cell| defuse_formula(cell.as_ref()).into_owned()),
+        )
         .expect("writing into a Vec cannot fail");
 }
 

@@ -288,6 +288,7 @@ pub fn stored_member(
         user_principal_name: format!("u{n}@contoso.com"),
         display_name: Some(format!("Partner {n}")),
         synced: false,
+        profile: crate::domain::UserProfile::default(),
     };
     (member, names)
 }

@@ -33,6 +33,7 @@ pub(super) fn partner() -> UserSnapshot {
             issuer: Some("contoso.com".into()),
             issuer_assigned_id: Some("pat@contoso.com".into()),
         }],
+        profile: crate::domain::UserProfile::default(),
         snapshot_at: datetime!(2026-11-21 08:00 UTC),
     }
 }
@@ -570,6 +571,29 @@ fn the_fingerprint_changes_with_rule_inputs_only() {
     moved.other_mails.push("x@adatum.com".into());
     assert_ne!(fingerprint(&user), fingerprint(&moved));
     assert_eq!(fingerprint(&user).len(), 64);
+}
+
+#[test]
+fn names_and_language_are_not_rule_inputs() {
+    let user = partner();
+    let mut addressed = user.clone();
+    addressed.profile = crate::domain::UserProfile {
+        given_name: Some("Pat".into()),
+        surname: Some("Partner".into()),
+        preferred_language: Some("ja-JP".into()),
+    };
+    assert_eq!(fingerprint(&user), fingerprint(&addressed));
+    // The value plans made before these fields existed hold for this user: pinned, so no
+    // change to the snapshot makes every stored plan drift.
+    assert_eq!(
+        fingerprint(&addressed),
+        "21f5e69f5da10c70cc3a2254d0835d3939b1c4122e5006f051c3635fbd075d73"
+    );
+    let (plain, named) = (eval(&user), eval(&addressed));
+    assert_eq!(
+        plan_hash(std::slice::from_ref(&plain)),
+        plan_hash(std::slice::from_ref(&named))
+    );
 }
 
 #[test]

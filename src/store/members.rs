@@ -11,7 +11,8 @@ use super::{
     Error, Result, Store, parse_code, parse_json, parse_optional_timestamp, parse_timestamp,
 };
 use crate::domain::{
-    Decision, FailureKind, InvitationId, OnPremisesProperties, UserId, UserState, WaveId,
+    Decision, FailureKind, InvitationId, OnPremisesProperties, UserId, UserProfile, UserState,
+    WaveId,
 };
 use crate::rules::{AddressOrigin, Finding};
 
@@ -132,6 +133,8 @@ pub struct MemberNames {
     pub user_principal_name: String,
     pub display_name: Option<String>,
     pub synced: bool,
+    /// Given name, surname and preferred language (empty without a snapshot).
+    pub profile: UserProfile,
 }
 
 #[derive(sqlx::FromRow)]
@@ -141,6 +144,9 @@ struct NamedMemberRow {
     upn: Option<String>,
     name: Option<String>,
     synced: Option<bool>,
+    given_name: Option<String>,
+    surname: Option<String>,
+    preferred_language: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -233,7 +239,8 @@ impl Store {
     pub async fn members_with_names(&self, wave: WaveId) -> Result<Vec<(WaveMember, MemberNames)>> {
         sqlx::query_as::<_, NamedMemberRow>(
             "SELECT m.*, u.user_principal_name AS upn, u.display_name AS name,
-                    u.on_premises_sync_enabled AS synced
+                    u.on_premises_sync_enabled AS synced, u.given_name, u.surname,
+                    u.preferred_language
              FROM wave_members m LEFT JOIN user_snapshots u ON u.id = m.user_id
              WHERE m.wave_id = ? ORDER BY m.user_id",
         )
@@ -341,7 +348,8 @@ impl Store {
     ) -> Result<Vec<(WaveMember, MemberNames)>> {
         let mut query = QueryBuilder::<Sqlite>::new(
             "SELECT m.*, u.user_principal_name AS upn, u.display_name AS name,
-                    u.on_premises_sync_enabled AS synced
+                    u.on_premises_sync_enabled AS synced, u.given_name, u.surname,
+                    u.preferred_language
              FROM wave_members m LEFT JOIN user_snapshots u ON u.id = m.user_id
              WHERE m.wave_id = ",
         );
@@ -374,7 +382,8 @@ impl Store {
     ) -> Result<Vec<(WaveMember, MemberNames, Option<OnPremisesProperties>)>> {
         sqlx::query_as::<_, OnPremisesMemberRow>(
             "SELECT m.*, u.user_principal_name AS upn, u.display_name AS name,
-                    u.on_premises_sync_enabled AS synced, u.id IS NOT NULL AS has_snapshot,
+                    u.on_premises_sync_enabled AS synced, u.given_name, u.surname,
+                    u.preferred_language, u.id IS NOT NULL AS has_snapshot,
                     u.on_premises_immutable_id AS immutable_id,
                     u.on_premises_sam_account_name AS sam_account_name,
                     u.on_premises_distinguished_name AS distinguished_name,
@@ -408,6 +417,11 @@ fn named_member(row: NamedMemberRow) -> Result<(WaveMember, MemberNames)> {
         user_principal_name: row.upn.unwrap_or_default(),
         display_name: row.name,
         synced: row.synced == Some(true),
+        profile: UserProfile {
+            given_name: row.given_name,
+            surname: row.surname,
+            preferred_language: row.preferred_language,
+        },
     };
     Ok((WaveMember::try_from(row.member)?, names))
 }

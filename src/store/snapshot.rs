@@ -164,6 +164,7 @@ impl TryFrom<RuleInputsJson> for UserSnapshot {
                     issuer_assigned_id: None,
                 })
                 .collect(),
+            profile: crate::domain::UserProfile::default(),
             snapshot_at: OffsetDateTime::UNIX_EPOCH,
         })
     }

@@ -13,9 +13,9 @@ use super::{
     Error, Result, Store, parse_code, parse_json, parse_optional_timestamp, parse_timestamp,
     timestamp, to_json,
 };
-use crate::domain::{OnPremisesProperties, RunId, UserId, UserSnapshot};
+use crate::domain::{OnPremisesProperties, RunId, UserId, UserProfile, UserSnapshot};
 
-/// Users per multi-row statement: 23 parameters each, well under SQLite's 32,766.
+/// Users per multi-row statement: 26 parameters each, well under SQLite's 32,766.
 const USERS_PER_STATEMENT: usize = 200;
 
 /// Keys per batched look-up: one JSON array parameter, so only memory bounds it.
@@ -49,6 +49,9 @@ struct UserRow {
     assigned_plans: String,
     assigned_licenses: String,
     identities: String,
+    given_name: Option<String>,
+    surname: Option<String>,
+    preferred_language: Option<String>,
     snapshot_at: String,
 }
 
@@ -89,6 +92,11 @@ impl TryFrom<UserRow> for UserSnapshot {
                 &row.assigned_licenses,
             )?,
             identities: parse_json("user_snapshots.identities", &row.identities)?,
+            profile: UserProfile {
+                given_name: row.given_name,
+                surname: row.surname,
+                preferred_language: row.preferred_language,
+            },
             snapshot_at: parse_timestamp("user_snapshots.snapshot_at", &row.snapshot_at)?,
         })
     }
@@ -294,7 +302,7 @@ async fn upsert_users(
                 on_premises_sam_account_name, on_premises_distinguished_name,
                 on_premises_domain_name, on_premises_user_principal_name, assigned_plans,
                 assigned_licenses, identities, snapshot_at, discovery_id,
-                converted_to_internal_at) ",
+                converted_to_internal_at, given_name, surname, preferred_language) ",
         );
         insert.push_values(chunk, |mut row, user| {
             row.push_bind(user.id.to_string())
@@ -319,7 +327,10 @@ async fn upsert_users(
                 .push_bind(to_json(&user.identities))
                 .push_bind(timestamp(user.snapshot_at))
                 .push_bind(discovery.clone())
-                .push_bind(user.converted_to_internal_at.map(timestamp));
+                .push_bind(user.converted_to_internal_at.map(timestamp))
+                .push_bind(user.profile.given_name.clone())
+                .push_bind(user.profile.surname.clone())
+                .push_bind(user.profile.preferred_language.clone());
         });
         insert.push(
             " ON CONFLICT (id) DO UPDATE SET
@@ -343,6 +354,9 @@ async fn upsert_users(
                 assigned_plans = excluded.assigned_plans,
                 assigned_licenses = excluded.assigned_licenses,
                 identities = excluded.identities,
+                given_name = excluded.given_name,
+                surname = excluded.surname,
+                preferred_language = excluded.preferred_language,
                 snapshot_at = excluded.snapshot_at,
                 discovery_id = COALESCE(excluded.discovery_id, user_snapshots.discovery_id),
                 retired_at = NULL",
@@ -409,6 +423,11 @@ pub(crate) mod tests {
                 issuer: Some("contoso.com".into()),
                 issuer_assigned_id: Some(format!("partner{n}@contoso.com")),
             }],
+            profile: UserProfile {
+                given_name: Some(format!("Zoë{n}")),
+                surname: Some("O'Neil".into()),
+                preferred_language: Some("fr-FR".into()),
+            },
             snapshot_at: datetime!(2026-11-21 08:00:00.123456 UTC),
         }
     }

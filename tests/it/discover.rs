@@ -58,6 +58,29 @@ async fn all_users_and_the_tenant_facts_are_stored() {
     assert!(stored.is_synced());
     assert!(stored.on_premises.user_principal_name.is_some());
 
+    // Names and language, for the mail merge and the invitation's language: as served, unset
+    // ones included.
+    let (mut named, mut nameless, mut languages) = (0, 0, std::collections::BTreeSet::new());
+    for user in store.active_users().await.unwrap() {
+        let served = sim.user(&user.id.to_string()).unwrap();
+        assert_eq!(user.profile.given_name, served.given_name);
+        assert_eq!(user.profile.surname, served.surname);
+        assert_eq!(user.profile.preferred_language, served.preferred_language);
+        if served.given_name.is_some() {
+            named += 1;
+        } else {
+            nameless += 1;
+        }
+        languages.insert(served.preferred_language);
+    }
+    assert!(named > 0 && nameless > 0, "{named} named, {nameless} not");
+    for language in [None, Some("fr-FR"), Some("de-DE"), Some("ja-JP")] {
+        assert!(
+            languages.contains(&language.map(str::to_owned)),
+            "{language:?}"
+        );
+    }
+
     // A second run refreshes the same snapshots instead of adding any.
     let output = discover(dir.path(), &sim, &["--all"]).await;
     assert_eq!(output.status.code(), Some(0));

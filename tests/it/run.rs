@@ -197,6 +197,67 @@ async fn dry_run_prints_each_request_and_sends_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn with_the_users_language_switched_on_each_invitation_is_in_that_language() {
+    let sim = quiet_sim(120).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("b2b-convert.toml");
+    let on = "[invitation]\nmessage_language = \"nl-NL\"\nmessage_language_from_user = true\n";
+    std::fs::write(&config, on).unwrap();
+    for args in [&["discover"][..], &["plan", "--wave", "pilot", "--all"]] {
+        let output = cli(dir.path(), &sim, args).await;
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    }
+    let store = store(dir.path()).await;
+    let (_, users) = eligible(&store).await;
+    let expected = |user: &UserId| {
+        sim.user(&user.to_string())
+            .unwrap()
+            .preferred_language
+            .unwrap_or_else(|| "nl-NL".to_owned())
+    };
+    let languages: std::collections::BTreeSet<String> = users.iter().map(expected).collect();
+    assert!(
+        languages.contains("nl-NL") && languages.len() > 2,
+        "the wave has users with and without a language of their own: {languages:?}"
+    );
+
+    // The dry run shows each user's language.
+    let dry = run_wave(dir.path(), &sim, &["--dry-run"]).await;
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry.stderr));
+    let stdout = text(&dry.stdout);
+    for user in &users {
+        let request = stdout
+            .split("\n# ")
+            .find(|part| part.contains(&format!("({user})")))
+            .expect("the user's request");
+        let language = format!("\"messageLanguage\": \"{}\"", expected(user));
+        assert!(request.contains(&language), "{language} in {request}");
+    }
+
+    // Turned off since the plan: the plan no longer says what would be sent.
+    std::fs::write(&config, "[invitation]\nmessage_language = \"nl-NL\"\n").unwrap();
+    let refused = run_wave(dir.path(), &sim, &[]).await;
+    assert_eq!(refused.status.code(), Some(4), "{}", text(&refused.stderr));
+    assert!(
+        text(&refused.stderr).contains("invitation.message_language_from_user"),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert_eq!(sim.counters().invitations_created, 0);
+
+    std::fs::write(&config, on).unwrap();
+    let output = run_wave(dir.path(), &sim, &[]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    for user in &users {
+        assert_eq!(
+            sim.invitation_message_language(&user.to_string()),
+            Some(expected(user)),
+            "{user}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_second_process_on_the_same_database_is_refused() {
     let sim = quiet_sim(60).await;
     let dir = planned(&sim).await;
@@ -363,6 +424,33 @@ async fn own_distribution_keeps_redemption_links_for_export_only() {
     let (_, users) = eligible(&store).await;
     assert_eq!(csv.lines().count(), users.len() + 1);
     assert!(csv.lines().nth(1).unwrap().contains("http"), "{csv}");
+    // For a mail merge in a spreadsheet: BOM, CRLF, each user's names and language.
+    let body = csv.strip_prefix('\u{feff}').expect("a byte-order mark");
+    assert_eq!(
+        body.split("\r\n").next(),
+        Some(
+            "user_id,user_principal_name,given_name,surname,display_name,address,language,redeem_url"
+        )
+    );
+    assert_eq!(
+        body.matches('\n').count(),
+        body.matches("\r\n").count(),
+        "CRLF only"
+    );
+    let mut languages = std::collections::BTreeSet::new();
+    for row in ::csv::Reader::from_reader(body.as_bytes()).records() {
+        let row = row.unwrap();
+        let user = sim.user(&row[0]).expect("a simulated user");
+        assert_eq!(&row[2], user.given_name.as_deref().unwrap_or(""));
+        assert_eq!(&row[3], user.surname.as_deref().unwrap_or(""));
+        assert_eq!(
+            &row[6],
+            user.preferred_language.as_deref().unwrap_or("en-US"),
+            "the user's language, or the wave's"
+        );
+        languages.insert(row[6].to_owned());
+    }
+    assert!(languages.len() > 1, "{languages:?}");
     assert_eq!(
         std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
         0o600
@@ -625,6 +713,7 @@ fn executor(sim: &Sim, store: &Store, wave: &Wave, observer: Arc<dyn RunObserver
         redirect_url: format!("https://myapps.microsoft.com/?tenantId={}", sim.tenant_id()),
         send_message: true,
         message_language: None,
+        message_language_from_user: false,
         custom_message: None,
         cc_recipient: None,
         invited_user_type: None,

@@ -234,6 +234,7 @@ const DOMAIN_SEP_SERVICE_PRINCIPAL: u64 = 8;
 const DOMAIN_SEP_APP_ROLE_ID: u64 = 9;
 const DOMAIN_SEP_ASSIGNMENT_ID: u64 = 10;
 const DOMAIN_SEP_CONTACT: u64 = 11;
+const DOMAIN_SEP_PROFILE: u64 = 12;
 
 /// The generated tenant's org contacts that hold nobody else's address: `(display name,
 /// mail)`. Listed first in `/contacts`; "Partners – Pilot" has the first as a direct member
@@ -441,6 +442,29 @@ impl GeneratedTenant {
         format!("{}@{}", base.local, base.external_domain)
     }
 
+    /// Names and language as directories hold them: most users have both names and a
+    /// `preferredLanguage` (mostly `en-US`, some `fr-FR`, `de-DE`, `ja-JP`, `en-GB`, `nl-NL`),
+    /// some no language, a few neither names nor language (accounts an admin created by hand).
+    /// From their own random stream, so the other properties do not depend on them.
+    fn profile(&self, index: u64, user: &mut User) {
+        let roll = keyed(self.seed, DOMAIN_SEP_PROFILE, index) % 100;
+        if roll < 6 {
+            user.given_name = None;
+            user.surname = None;
+            return;
+        }
+        let language = match roll {
+            6..=55 => Some("en-US"),
+            56..=67 => None,
+            68..=77 => Some("fr-FR"),
+            78..=86 => Some("de-DE"),
+            87..=92 => Some("ja-JP"),
+            93..=96 => Some("en-GB"),
+            _ => Some("nl-NL"),
+        };
+        user.preferred_language = language.map(str::to_owned);
+    }
+
     /// User `index` as initially generated (no mutations applied).
     #[allow(clippy::too_many_lines)] // one arm per case reads better than helpers here
     pub fn user(&self, index: u64) -> User {
@@ -484,8 +508,9 @@ impl GeneratedTenant {
             job_title: Some("Partner consultant".to_owned()),
             mobile_phone: None,
             office_location: None,
-            preferred_language: Some("en-US".to_owned()),
+            preferred_language: None,
         };
+        self.profile(index, &mut user);
         match case {
             UserCase::CloudMailExternal
             | UserCase::ConvertedBackToInternal

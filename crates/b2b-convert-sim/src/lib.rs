@@ -508,6 +508,12 @@ impl Sim {
         self.shared.observer.invitation_posts(user_id)
     }
 
+    /// The `invitedUserMessageInfo.messageLanguage` of the last `POST /invitations` naming this
+    /// user (`None` when there was none, or it carried no language).
+    pub fn invitation_message_language(&self, user_id: &str) -> Option<String> {
+        self.shared.observer.message_language(user_id)
+    }
+
     pub fn counters(&self) -> Counters {
         self.shared.counters()
     }

@@ -1,5 +1,5 @@
-//! What tests can observe about the simulator: a bounded request log, counters per endpoint
-//! and per-user counts of invitation POSTs.
+//! What tests can observe about the simulator: a bounded request log, counters per endpoint,
+//! per-user counts of invitation POSTs and the message language each user's last one asked for.
 //!
 //! Owns recording and snapshots. It must not influence behaviour: nothing here is read by the
 //! request pipeline to decide an answer.
@@ -81,6 +81,9 @@ struct State {
     log: VecDeque<RequestRecord>,
     counters: Counters,
     invitation_posts: HashMap<String, u64>,
+    /// `invitedUserMessageInfo.messageLanguage` of each user's last invitation POST (`None`
+    /// when it had none).
+    message_languages: HashMap<String, Option<String>>,
 }
 
 /// The recorder.
@@ -134,12 +137,25 @@ impl Observer {
         }
     }
 
-    pub fn count_invitation_post(&self, user_id: &str) {
-        *self
-            .lock()
-            .invitation_posts
-            .entry(user_id.to_ascii_lowercase())
-            .or_default() += 1;
+    /// Counts an invitation POST naming `user_id`, and remembers the message language it
+    /// asked for.
+    pub fn count_invitation_post(&self, user_id: &str, message_language: Option<&str>) {
+        let key = user_id.to_ascii_lowercase();
+        let mut state = self.lock();
+        state
+            .message_languages
+            .insert(key.clone(), message_language.map(str::to_owned));
+        *state.invitation_posts.entry(key).or_default() += 1;
+    }
+
+    /// The `messageLanguage` of the last invitation POST naming `user_id`: `None` when there
+    /// was none or it had no language.
+    pub fn message_language(&self, user_id: &str) -> Option<String> {
+        self.lock()
+            .message_languages
+            .get(&user_id.to_ascii_lowercase())
+            .cloned()
+            .flatten()
     }
 
     pub fn count_token(&self) {

@@ -64,6 +64,11 @@ const RULES: &[PropertyRule] = &[
         ops: &["eq", "ne", "not", "ge", "le", "in", "startsWith", "null"],
     },
     PropertyRule {
+        name: "preferredLanguage",
+        kind: Kind::Str,
+        ops: &["eq", "ne", "not", "ge", "le", "in", "startsWith", "null"],
+    },
+    PropertyRule {
         name: "jobTitle",
         kind: Kind::Str,
         ops: &["eq", "ne", "not", "ge", "le", "in", "startsWith", "null"],
@@ -446,6 +451,7 @@ fn scalar(user: &User, property: &str) -> Literal {
         "givenName" => text(&user.given_name),
         "surname" => text(&user.surname),
         "jobTitle" => text(&user.job_title),
+        "preferredLanguage" => text(&user.preferred_language),
         "mail" => text(&user.mail),
         "userType" => text(&user.user_type),
         "onPremisesSyncEnabled" => flag(user.on_premises_sync_enabled),

@@ -45,6 +45,28 @@ async fn conversion_marks_the_user_pending_and_counts_the_post() {
         .await;
     assert_eq!(seen["externalUserState"], "PendingAcceptance");
     assert_eq!(h.sim.counters().invitations_created, 1);
+    assert_eq!(
+        h.sim.invitation_message_language(&user.id),
+        None,
+        "none asked for"
+    );
+}
+
+#[tokio::test]
+async fn the_message_language_of_each_users_invitation_is_recorded() {
+    let h = harness().await;
+    let user = h.sim.find_user(UserCase::CloudMailExternal).expect("case");
+    let mut invitation = Harness::invitation(&user.id, user.mail.as_deref().expect("mail"));
+    invitation["sendInvitationMessage"] = json!(true);
+    invitation["invitedUserMessageInfo"] = json!({"messageLanguage": "ja-JP"});
+    let (status, body) = h.post_json("/v1.0/invitations", &invitation).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["invitedUserMessageInfo"]["messageLanguage"], "ja-JP");
+    assert_eq!(
+        h.sim.invitation_message_language(&user.id).as_deref(),
+        Some("ja-JP")
+    );
+    assert_eq!(h.sim.invitation_message_language("someone-else"), None);
 }
 
 #[tokio::test]

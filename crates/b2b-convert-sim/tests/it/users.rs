@@ -297,3 +297,60 @@ async fn a_million_user_tenant_serves_any_user() {
     assert_eq!(status, 200);
     assert_eq!(page["value"].as_array().expect("value").len(), 999);
 }
+
+#[tokio::test]
+async fn names_and_languages_are_served_by_default_and_filterable() {
+    let h = Harness::generated(2000).await;
+    let (status, page) = h.get_json("/v1.0/users?$top=999").await;
+    assert_eq!(status, 200, "{page}");
+    let users = page["value"].as_array().expect("value");
+    let language = |u: &Value| u["preferredLanguage"].as_str().map(str::to_owned);
+    for expected in ["en-US", "fr-FR", "de-DE", "ja-JP"] {
+        assert!(
+            users
+                .iter()
+                .any(|u| language(u).as_deref() == Some(expected)),
+            "some user prefers {expected}"
+        );
+    }
+    assert!(
+        users
+            .iter()
+            .any(|u| u.get("preferredLanguage") == Some(&Value::Null)),
+        "some users have no language, served as null"
+    );
+    assert!(
+        users
+            .iter()
+            .any(|u| u["givenName"].is_null() && u["surname"].is_null()),
+        "some users have no names"
+    );
+    assert!(
+        users
+            .iter()
+            .any(|u| u["givenName"].is_string() && u["surname"].is_string())
+    );
+
+    let (status, french) = h
+        .get_json(&format!(
+            "/v1.0/users?$top=999&$select=id,givenName,surname,preferredLanguage&$filter={}",
+            urlencode("preferredLanguage eq 'fr-FR'")
+        ))
+        .await;
+    assert_eq!(status, 200, "{french}");
+    let french = french["value"].as_array().expect("value");
+    assert!(!french.is_empty() && french.iter().all(|u| u["preferredLanguage"] == "fr-FR"));
+    assert!(french[0].get("givenName").is_some(), "selectable");
+    let (status, none) = h
+        .get_json(&format!(
+            "/v1.0/users?$top=999&$select=id,preferredLanguage&$filter={}",
+            urlencode("preferredLanguage eq null")
+        ))
+        .await;
+    assert_eq!(status, 200, "{none}");
+    assert!(
+        none["value"]
+            .as_array()
+            .is_some_and(|v| !v.is_empty() && v.iter().all(|u| u["preferredLanguage"].is_null()))
+    );
+}

@@ -348,7 +348,11 @@ pub(crate) async fn handle(
             .and_then(|b| b.pointer("/invitedUser/id"))
             .and_then(Value::as_str)
         {
-            shared.observer.count_invitation_post(id);
+            let language = parsed
+                .as_ref()
+                .and_then(|b| b.pointer("/invitedUserMessageInfo/messageLanguage"))
+                .and_then(Value::as_str);
+            shared.observer.count_invitation_post(id, language);
         }
         Some(parsed)
     } else {
