@@ -7,6 +7,7 @@
 //! several share (settings, store and clients, the confirmation prompt, Ctrl-C, the conversion
 //! `run` and `invite` both start) is in this file.
 
+mod audit;
 mod backup;
 mod check;
 mod completions;
@@ -569,6 +570,7 @@ async fn dispatch(command: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         Command::Waves(args) => args.run(ctx).await,
         Command::Reinvite(args) => args.run(ctx).await,
         Command::ExportLinks(args) => args.run(ctx).await,
+        Command::Audit(args) => args.run(ctx).await,
         Command::Backup(args) => args.run(ctx).await,
         Command::Demo(args) => args.run().await,
         Command::Verify(args) => args.run(ctx).await,
