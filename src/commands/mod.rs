@@ -572,7 +572,7 @@ async fn dispatch(command: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         Command::ExportLinks(args) => args.run(ctx).await,
         Command::Audit(args) => args.run(ctx).await,
         Command::Backup(args) => args.run(ctx).await,
-        Command::Demo(args) => args.run().await,
+        Command::Demo(args) => args.run(ctx).await,
         Command::Verify(args) => args.run(ctx).await,
         Command::Scramble(args) => args.run(ctx).await,
         Command::Sim(args) => args.run().await,
