@@ -139,6 +139,7 @@ pub enum Command {
     Waves(WavesArgs),
     Reinvite(ReinviteArgs),
     ExportLinks(ExportLinksArgs),
+    Audit(AuditArgs),
     Backup(BackupArgs),
     Demo(DemoArgs),
     Verify(VerifyArgs),
@@ -611,6 +612,62 @@ pub struct ExportLinksArgs {
     pub force: bool,
 }
 
+/// The audit trail: every tenant write this tool made, and who made it.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    Export(AuditExportArgs),
+}
+
+/// Export every tenant write from the state database, for a SIEM or an auditor.
+///
+/// One record per write (`POST /invitations`, `PATCH` of `mail`, including refused and
+/// unanswered ones): its time, the operator (OS user and host, the token's app id or signed-in
+/// user, the tool version), the command and wave, the user's id and UPN, method and path, HTTP
+/// status, `request-id` and `client-request-id`, and for a `mail` change the value before and
+/// after. CSV is UTF-8 with a byte-order mark and CRLF, formula cells defused; JSON is JSON
+/// Lines (one object per line, each with `schema_version`). Reads the database only; never
+/// holds a redemption link or a secret.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  b2b-convert audit export --format csv --out audit.csv
+  b2b-convert audit export --wave pilot --since 2026-12-01 --format json >> siem.ndjson")]
+pub struct AuditExportArgs {
+    /// Only the writes of this wave
+    #[arg(long, value_name = "NAME")]
+    pub wave: Option<String>,
+
+    /// Only writes at or after this time: RFC 3339 (`2026-12-06T07:00:00Z`) or a date (`2026-12-06`, from midnight UTC)
+    #[arg(long, value_name = "TIME", value_parser = since)]
+    pub since: Option<time::OffsetDateTime>,
+
+    /// The format to write
+    #[arg(long, value_enum)]
+    pub format: AuditFormat,
+
+    /// Write to this file (atomically, mode 0600) instead of stdout
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// With --out: replace an existing file
+    #[arg(long, requires = "out")]
+    pub force: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AuditFormat {
+    /// CSV for spreadsheets (UTF-8 with BOM, CRLF)
+    Csv,
+    /// JSON Lines: one object per write and line
+    Json,
+}
+
 /// Write a consistent copy of the state database, to keep or to move.
 ///
 /// Copies the whole database with SQLite's own mechanism (`VACUUM INTO`): one moment of it,
@@ -894,6 +951,22 @@ fn age(text: &str) -> Result<time::Duration, String> {
     }
 }
 
+/// `--since`: an RFC 3339 time, or a date (`2026-12-06`) meaning its midnight UTC.
+fn since(text: &str) -> Result<time::OffsetDateTime, String> {
+    use time::format_description::well_known::Rfc3339;
+    let text = text.trim();
+    if let Ok(at) = time::OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok(at);
+    }
+    time::Date::parse(text, time::macros::format_description!("[year]-[month]-[day]"))
+        .map(|date| date.midnight().assume_utc())
+        .map_err(|_| {
+            format!(
+                "the time must be RFC 3339 (`2026-12-06T07:00:00Z`) or a date (`2026-12-06`), not `{text}`"
+            )
+        })
+}
+
 /// `--reconcile-delay`: whole seconds from 0 to an hour (an answer still unknown after that
 /// is better reconciled by the next run).
 fn reconcile_seconds(text: &str) -> Result<u64, String> {
@@ -941,6 +1014,19 @@ mod tests {
         assert_eq!(age("90m"), Ok(time::Duration::minutes(90)));
         for bad in ["0d", "14", "d", "1.5d", "2w", "", "-3d"] {
             assert!(age(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn since_is_rfc_3339_or_a_date_at_midnight_utc() {
+        use time::macros::datetime;
+        assert_eq!(
+            since("2026-12-06T08:30:00+01:00"),
+            Ok(datetime!(2026-12-06 07:30 UTC))
+        );
+        assert_eq!(since("2026-12-06"), Ok(datetime!(2026-12-06 00:00 UTC)));
+        for bad in ["", "yesterday", "2026-13-01", "06/12/2026"] {
+            assert!(since(bad).is_err(), "{bad}");
         }
     }
 

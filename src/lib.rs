@@ -14,6 +14,8 @@
 //! - [`graph`]: the only HTTP client: Microsoft Graph and its token endpoint.
 //! - [`input`]: operator files (CSV user lists), validated row by row.
 //! - [`store`]: the SQLite state database; the only place with SQL.
+//! - [`operator`]: who runs the tool (OS user, host, token identity, version), for the audit
+//!   trail.
 //! - [`output`]: what the tool writes to stdout, and the logging set-up on stderr.
 //! - [`plan`]: the planning engine (the passes over a wave, decisions, the realm cache), shared
 //!   by `plan` and `invite`.
@@ -34,6 +36,7 @@ pub mod execute;
 pub mod fsutil;
 pub mod graph;
 pub mod input;
+pub mod operator;
 pub mod output;
 pub mod plan;
 pub mod report;

@@ -9,7 +9,7 @@ use anyhow::Context;
 use b2b_convert_sim::{FaultPlan, RedemptionConfig, Sim, SimSpec};
 use clap::Parser as _;
 
-use super::{Outcome, UsageError};
+use super::{Ctx, Outcome, UsageError};
 use crate::cli::{Cli, DemoArgs};
 use crate::config::Environment;
 use crate::output;
@@ -19,16 +19,22 @@ const MARKER: &str = ".b2b-convert-demo";
 const SEED: u64 = 2026;
 
 impl DemoArgs {
-    pub async fn run(self) -> anyhow::Result<Outcome> {
+    pub async fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {
         let out = prepare_folder(&self.out)?;
         let sim = start_sim(self.users).await?;
-        let env = Environment::from_pairs([
-            ("AZURE_TENANT_ID", sim.tenant_id().to_owned()),
-            ("AZURE_CLIENT_ID", sim.client_id().to_owned()),
-            ("AZURE_CLIENT_SECRET", sim.client_secret().to_owned()),
-            ("B2BC_GRAPH_URL", sim.graph_url().to_owned()),
-            ("B2BC_LOGIN_URL", sim.login_url().to_owned()),
-        ]);
+        // The simulator's credentials, and who runs the demo (the audit trail names them).
+        let operator = ctx.operator();
+        let env = Environment::from_pairs(
+            [
+                ("AZURE_TENANT_ID", sim.tenant_id().to_owned()),
+                ("AZURE_CLIENT_ID", sim.client_id().to_owned()),
+                ("AZURE_CLIENT_SECRET", sim.client_secret().to_owned()),
+                ("B2BC_GRAPH_URL", sim.graph_url().to_owned()),
+                ("B2BC_LOGIN_URL", sim.login_url().to_owned()),
+            ]
+            .into_iter()
+            .chain(operator.os_user.map(|user| ("USER", user))),
+        );
         output::write_stdout(&format!(
             "b2b-convert demo: a simulated tenant of {} users (every eligibility case, the service's throttling, realistic latency) is running at {}.\n\
              Each step below is the real command, run against it over HTTP; they use {} and the\n\
@@ -40,7 +46,7 @@ impl DemoArgs {
         let pilot_csv = out.join("pilot.csv");
         write_pilot(&sim, &pilot_csv, self.pilot)?;
         let report = out.join("pilot.html");
-        let steps = steps(&pilot_csv, &report, self.pilot);
+        let steps = steps(&pilot_csv, &report, &out.join("audit.csv"), self.pilot);
         let config = out.join("b2b-convert.toml");
         for (step, why) in steps {
             output::write_stdout(&format!(
@@ -101,7 +107,12 @@ async fn start_sim(users: u64) -> anyhow::Result<Sim> {
 }
 
 /// The demo's steps: the command line after `b2b-convert`, and why.
-fn steps(pilot_csv: &Path, report: &Path, pilot: u64) -> Vec<(Vec<String>, &'static str)> {
+fn steps(
+    pilot_csv: &Path,
+    report: &Path,
+    audit: &Path,
+    pilot: u64,
+) -> Vec<(Vec<String>, &'static str)> {
     vec![
         (
             args(&["init"]),
@@ -158,6 +169,19 @@ fn steps(pilot_csv: &Path, report: &Path, pilot: u64) -> Vec<(Vec<String>, &'sta
         (
             args(&["status", "--wave", "pilot", "--refresh"]),
             "Who has redeemed? (some simulated partners already did)",
+        ),
+        (
+            args(&[
+                "audit",
+                "export",
+                "--wave",
+                "pilot",
+                "--format",
+                "csv",
+                "--out",
+                &audit.to_string_lossy(),
+            ]),
+            "Every tenant write, with who made it and Graph's request ids, for an auditor. (read-only)",
         ),
         (
             args(&[

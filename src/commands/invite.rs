@@ -89,7 +89,17 @@ impl InviteArgs {
             restore_mail_on_failure: settings.invitation.restore_mail_on_failure,
             max_invitations_per_day: settings.throughput.max_invitations_per_day,
         };
-        convert(&settings, &store, &wave, template, &pace, 1, "invite").await
+        convert(
+            &settings,
+            &store,
+            &wave,
+            template,
+            &pace,
+            1,
+            "invite",
+            &ctx.operator(),
+        )
+        .await
     }
 
     /// The configured invitation settings with this command's options on top.

@@ -7,6 +7,7 @@
 //! several share (settings, store and clients, the confirmation prompt, Ctrl-C, the conversion
 //! `run` and `invite` both start) is in this file.
 
+mod audit;
 mod backup;
 mod check;
 mod completions;
@@ -34,6 +35,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
+use secrecy::ExposeSecret as _;
 
 use crate::cli::{Cli, Command};
 use crate::config::{Environment, FlagOverride, Settings, Sources};
@@ -42,6 +44,7 @@ use crate::execute::{Halt, InvitationTemplate, Pace, RunError, RunObserver, User
 use crate::graph::GraphClient;
 use crate::graph::auth::PromptFn;
 use crate::graph::realm::RealmClient;
+use crate::operator::Operator;
 use crate::output::{self, Progress};
 use crate::store::{Store, Wave};
 
@@ -221,6 +224,27 @@ impl Ctx {
     pub fn config_path(&self) -> &Path {
         self.sources.config_path()
     }
+
+    /// Who runs this command, as far as the machine tells: OS user, host, version (a Graph
+    /// command adds the token's identity with `token_operator`).
+    pub fn operator(&self) -> Operator {
+        Operator::local(&self.sources.env)
+    }
+}
+
+/// `operator` with the identity `client`'s access token names (its app id, or the signed-in
+/// user), for the run's record. Fetching the token is what the run's first request does
+/// anyway (it is cached); when it fails here, the run records no token identity and the
+/// run's own requests report the failure.
+async fn token_operator(operator: &Operator, client: &GraphClient) -> Operator {
+    let claims = match client.tokens().token().await {
+        Ok(token) => crate::graph::auth::TokenClaims::decode(token.expose_secret()),
+        Err(err) => {
+            tracing::debug!("no token identity for the run's record: {err}");
+            None
+        }
+    };
+    operator.clone().with_token(claims.as_ref())
 }
 
 /// The wave named `name`, or an error naming the waves there are.
@@ -429,6 +453,7 @@ fn confirmed(
 
 /// Converts `wave`'s `ready` members with the executor (the caller holds the lock), with a
 /// progress bar for `ready` users on stderr, and prints the run's summary: `run` and `invite`.
+#[allow(clippy::too_many_arguments)] // the parts of a conversion, given once (as `run_wave`)
 async fn convert(
     settings: &Settings,
     store: &Store,
@@ -437,22 +462,25 @@ async fn convert(
     pace: &Pace,
     ready: u64,
     command: &str,
+    operator: &Operator,
 ) -> anyhow::Result<Outcome> {
     let client = connect(settings)?;
+    let operator = token_operator(operator, &client).await;
     let progress = Arc::new(ProgressObserver::new(
         ready.min(pace.limit.map_or(u64::MAX, |l| l as u64)),
     ));
     let stop = interruption()?;
-    let summary =
-        crate::execute::run_wave(client, store, wave, template, pace, command, progress, stop)
-            .await?
-            .map_err(|err| match err {
-                RunError::Graph(err) => anyhow::Error::new(err).context(format!(
-                    "run of wave {} stopped; members in flight were recorded, run again to resume",
-                    wave.name
-                )),
-                RunError::Store(err) => anyhow::Error::new(err).context("run stopped"),
-            })?;
+    let summary = crate::execute::run_wave(
+        client, store, wave, template, pace, command, &operator, progress, stop,
+    )
+    .await?
+    .map_err(|err| match err {
+        RunError::Graph(err) => anyhow::Error::new(err).context(format!(
+            "run of wave {} stopped; members in flight were recorded, run again to resume",
+            wave.name
+        )),
+        RunError::Store(err) => anyhow::Error::new(err).context("run stopped"),
+    })?;
     let not_converted = store
         .members_in_states(wave.id, &[UserState::Failed, UserState::Drifted])
         .await?;
@@ -542,8 +570,9 @@ async fn dispatch(command: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         Command::Waves(args) => args.run(ctx).await,
         Command::Reinvite(args) => args.run(ctx).await,
         Command::ExportLinks(args) => args.run(ctx).await,
+        Command::Audit(args) => args.run(ctx).await,
         Command::Backup(args) => args.run(ctx).await,
-        Command::Demo(args) => args.run().await,
+        Command::Demo(args) => args.run(ctx).await,
         Command::Verify(args) => args.run(ctx).await,
         Command::Scramble(args) => args.run(ctx).await,
         Command::Sim(args) => args.run().await,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::{
     Confirmation, Ctx, Outcome, ProgressObserver, Refused, UsageError, confirm, connect,
-    interruption, same_tenant, stored_wave,
+    interruption, same_tenant, stored_wave, token_operator,
 };
 use crate::cli::ReinviteArgs;
 use crate::config::INVITATIONS_PER_SECOND_CEILING;
@@ -95,10 +95,11 @@ impl ReinviteArgs {
             .filter(|m| m.state.is_open())
             .count() as u64;
         let client = connect(&settings)?;
+        let operator = token_operator(&ctx.operator(), &client).await;
         let progress = Arc::new(ProgressObserver::new(open));
         let stop = interruption()?;
         let mut summary = reinvite::reinvite_wave(
-            client, &store, &wave, template, &pace, &operation, mode, progress, stop,
+            client, &store, &wave, template, &pace, &operation, mode, &operator, progress, stop,
         )
         .await?
         .map_err(|err| match err {

@@ -110,6 +110,7 @@ impl RunArgs {
             &pace,
             count(UserState::Ready),
             "run",
+            &ctx.operator(),
         )
         .await
     }

@@ -24,6 +24,7 @@ use crate::execute::scramble::{
 };
 use crate::fsutil::{self, Overwrite};
 use crate::input;
+use crate::operator::Operator;
 use crate::output::{self, Progress};
 use crate::store::{NewEvent, Store, Wave};
 
@@ -37,7 +38,7 @@ impl ScrambleArgs {
                 &settings.store.path,
                 &format!("scramble --wave {} --import-results", wave.name),
             )?;
-            return import(&store, &wave, path).await;
+            return import(&store, &wave, path, &ctx.operator()).await;
         }
         let scope = if self.include_invited {
             Scope::Invited
@@ -80,7 +81,16 @@ impl ScrambleArgs {
         }
         let targets = limited(targets, self.limit);
         confirm_scramble(&self, &settings, &wave, targets.len())?;
-        direct(&settings, &store, &wave, targets, &skipped, scope).await
+        direct(
+            &settings,
+            &store,
+            &wave,
+            targets,
+            &skipped,
+            scope,
+            &ctx.operator(),
+        )
+        .await
     }
 }
 
@@ -145,6 +155,7 @@ async fn direct(
     targets: Vec<(Target, UserState)>,
     skipped: &[Skipped],
     scope: Scope,
+    operator: &Operator,
 ) -> anyhow::Result<Outcome> {
     let timeouts = Timeouts {
         connect: settings.throughput.connect_timeout,
@@ -176,6 +187,7 @@ async fn direct(
         skipped.len() as u64,
         &settings.directory,
         &run_settings,
+        operator,
         interruption()?,
         &progress,
     )
@@ -298,11 +310,16 @@ async fn emit(
 
 /// Records a script's results file: every row is checked first (a bad row stops the import,
 /// with its line, before anything is recorded).
-async fn import(store: &Store, wave: &Wave, path: &Path) -> anyhow::Result<Outcome> {
+async fn import(
+    store: &Store,
+    wave: &Wave,
+    path: &Path,
+    operator: &Operator,
+) -> anyhow::Result<Outcome> {
     let rows = input::read_scramble_results(path)?;
     let members = scrambling::members(store, wave.id).await?;
     let checked = scrambling::check_results(&wave.name, path, &rows, &members)?;
-    let (summary, failures) = scrambling::import_results(store, wave, path, checked)
+    let (summary, failures) = scrambling::import_results(store, wave, path, checked, operator)
         .await
         .map_err(scramble_error)?;
     let mut text = format!(

@@ -82,6 +82,13 @@ pub const LOG_FILTER_VAR: &str = "B2BC_LOG";
 /// Turns colour and other terminal escape sequences off when set (<https://no-color.org>).
 pub const NO_COLOR_VAR: &str = "NO_COLOR";
 
+/// The OS account running the tool, in the order they are read (Unix login shells set `USER`
+/// and `LOGNAME`, Windows `USERNAME`): who the audit trail names with each run.
+pub const OS_USER_VARS: &[&str] = &["USER", "LOGNAME", "USERNAME"];
+
+/// The host name where the OS cannot be asked for it (Windows sets `COMPUTERNAME`).
+pub const HOST_NAME_VARS: &[&str] = &["COMPUTERNAME", "HOSTNAME"];
+
 /// Where one effective value came from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -161,8 +168,8 @@ pub struct Environment {
 }
 
 impl Environment {
-    /// Reads the variables listed in [`ENV_KEYS`], [`ENV_SECRETS`], [`LOG_FILTER_VAR`] and
-    /// [`NO_COLOR_VAR`].
+    /// Reads the variables listed in [`ENV_KEYS`], [`ENV_SECRETS`], [`LOG_FILTER_VAR`],
+    /// [`NO_COLOR_VAR`], [`OS_USER_VARS`] and [`HOST_NAME_VARS`].
     /// Empty values count as unset.
     #[allow(clippy::disallowed_methods)] // the one place that reads the environment
     pub fn from_process() -> Self {
@@ -170,7 +177,9 @@ impl Environment {
             .iter()
             .chain(ENV_SECRETS)
             .map(|(var, _)| *var)
-            .chain([LOG_FILTER_VAR, NO_COLOR_VAR]);
+            .chain([LOG_FILTER_VAR, NO_COLOR_VAR])
+            .chain(OS_USER_VARS.iter().copied())
+            .chain(HOST_NAME_VARS.iter().copied());
         Self::from_pairs(names.filter_map(|name| Some((name, std::env::var(name).ok()?))))
     }
 
@@ -192,6 +201,16 @@ impl Environment {
     /// The log filter from `B2BC_LOG`, if set.
     pub fn log_filter(&self) -> Option<&str> {
         self.get(LOG_FILTER_VAR)
+    }
+
+    /// The OS account running the tool ([`OS_USER_VARS`]), if the environment names one.
+    pub fn os_user(&self) -> Option<&str> {
+        OS_USER_VARS.iter().find_map(|var| self.get(var))
+    }
+
+    /// The host name the environment names ([`HOST_NAME_VARS`]), if any.
+    pub fn host_name(&self) -> Option<&str> {
+        HOST_NAME_VARS.iter().find_map(|var| self.get(var))
     }
 
     /// `NO_COLOR` is set to something (<https://no-color.org>: an empty value counts as unset).

@@ -1,12 +1,14 @@
 //! The record of one run in the `runs` table, from its start to its end: every `run`, `invite`
 //! and `scramble` (over LDAPS, or the import of a script's results) is bracketed by one, so a
-//! wave's runs show what was done, with which settings, and how it ended. It owns the run's
+//! wave's runs show what was done, with which settings, by whom ([`Operator`]: the audit
+//! trail's "who" for every event of the run), and how it ended. It owns the run's
 //! status; it must not change a member's state (the per-user record is the members' states
 //! and the event log).
 
 use time::OffsetDateTime;
 
 use crate::domain::{RunId, WaveId};
+use crate::operator::Operator;
 use crate::store::{self, RunStatus, Store};
 
 /// A run whose start is recorded; [`RunRecord::finish`] records its end.
@@ -17,16 +19,25 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
-    /// Records the start of a run of `command` over `wave`, with the settings it runs with.
+    /// Records the start of a run of `command` over `wave` by `operator`, with the settings it
+    /// runs with.
     pub async fn start(
         store: &Store,
         wave: WaveId,
         command: &str,
         settings: &serde_json::Value,
+        operator: &Operator,
     ) -> Result<Self, store::Error> {
         let id = RunId::new();
         store
-            .start_run(id, wave, command, settings, OffsetDateTime::now_utc())
+            .start_run(
+                id,
+                wave,
+                command,
+                settings,
+                operator,
+                OffsetDateTime::now_utc(),
+            )
             .await?;
         Ok(Self { id })
     }
@@ -83,7 +94,7 @@ mod tests {
             .unwrap();
         let settings = serde_json::json!({ "mode": "test" });
         for (interrupted, error) in [(false, None), (true, None), (true, Some("gone"))] {
-            let run = RunRecord::start(&store, wave.id, "run", &settings)
+            let run = RunRecord::start(&store, wave.id, "run", &settings, &Operator::default())
                 .await
                 .unwrap();
             run.finish(

@@ -42,6 +42,7 @@ use super::{
 };
 use crate::domain::{FailureKind, RunId, UserId, UserState};
 use crate::graph::{self, GraphClient};
+use crate::operator::Operator;
 use crate::store::{
     self, NewEvent, Reinvite, ResendCriteria, ResendMember, ResendState, Resent, Store, Wave,
 };
@@ -328,6 +329,7 @@ pub async fn reinvite_wave(
     pace: &Pace,
     reinvite: &Reinvite,
     mode: Mode,
+    operator: &Operator,
     observer: Arc<dyn RunObserver>,
     stop: impl Future<Output = ()>,
 ) -> Result<Result<ResendSummary, RunError>, store::Error> {
@@ -353,7 +355,7 @@ pub async fn reinvite_wave(
         "id": reinvite.id,
         "selection": reinvite.selection,
     });
-    let record = RunRecord::start(store, wave.id, "reinvite", &settings).await?;
+    let record = RunRecord::start(store, wave.id, "reinvite", &settings, operator).await?;
     let executor = Executor::new(
         client,
         store.clone(),

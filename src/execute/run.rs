@@ -15,6 +15,7 @@ use super::{
     RunRecord, RunSummary, invitation_guard, throttle_reporter,
 };
 use crate::graph::GraphClient;
+use crate::operator::Operator;
 use crate::store::{self, Store, Wave};
 
 /// How fast and how much a run goes.
@@ -47,6 +48,7 @@ pub async fn run_wave(
     template: InvitationTemplate,
     pace: &Pace,
     command: &str,
+    operator: &Operator,
     observer: Arc<dyn RunObserver>,
     stop: impl Future<Output = ()>,
 ) -> Result<Result<RunSummary, RunError>, store::Error> {
@@ -72,6 +74,7 @@ pub async fn run_wave(
         wave.id,
         command,
         &serde_json::to_value(&template).expect("an invitation template is plain JSON"),
+        operator,
     )
     .await?;
     let executor = Executor::new(

@@ -23,6 +23,7 @@ use crate::directory::select::judge_result;
 use crate::directory::{self, Directory, Member, NewPassword, ResultAction, Target, UserFailure};
 use crate::domain::{RunId, UserId, UserState, WaveId};
 use crate::input::{self, ScrambleOutcome, ScrambleResultRow};
+use crate::operator::Operator;
 use crate::store::{self, NewEvent, Store, Transition, Wave};
 
 /// A scramble could not be recorded.
@@ -97,10 +98,11 @@ pub async fn scramble_over_ldap(
     skipped: u64,
     password: &DirectorySettings,
     run_settings: &serde_json::Value,
+    operator: &Operator,
     stop: impl Future<Output = ()> + Send + 'static,
     observer: &dyn ScrambleObserver,
 ) -> Result<ScrambledOverLdap, ScrambleError> {
-    let record = RunRecord::start(store, wave.id, "scramble", run_settings).await?;
+    let record = RunRecord::start(store, wave.id, "scramble", run_settings, operator).await?;
     let stopped = Arc::new(AtomicBool::new(false));
     {
         let stopped = Arc::clone(&stopped);
@@ -238,12 +240,14 @@ pub async fn import_results<'r>(
     wave: &Wave,
     path: &Path,
     checked: CheckedResults<'r>,
+    operator: &Operator,
 ) -> Result<(ImportSummary, Vec<(&'r ScrambleResultRow, String)>), ScrambleError> {
     let record = RunRecord::start(
         store,
         wave.id,
         "scramble",
         &serde_json::json!({ "mode": "powershell-import", "file": path.display().to_string() }),
+        operator,
     )
     .await?;
     let mut summary = ImportSummary::default();
@@ -509,7 +513,10 @@ mod tests {
         ];
         let members = members(&store, wave.id).await.unwrap();
         let checked = check_results(&wave.name, path, &rows, &members).unwrap();
-        let (summary, failures) = import_results(&store, &wave, path, checked).await.unwrap();
+        let (summary, failures) =
+            import_results(&store, &wave, path, checked, &Operator::default())
+                .await
+                .unwrap();
         assert_eq!(
             summary,
             ImportSummary {
@@ -534,7 +541,9 @@ mod tests {
         // The same file again: the scramble is on record already.
         let members = super::members(&store, wave.id).await.unwrap();
         let checked = check_results(&wave.name, path, &rows[..1], &members).unwrap();
-        let (summary, _) = import_results(&store, &wave, path, checked).await.unwrap();
+        let (summary, _) = import_results(&store, &wave, path, checked, &Operator::default())
+            .await
+            .unwrap();
         assert_eq!(summary.already_recorded, 1);
         let runs = store.runs(wave.id).await.unwrap();
         assert_eq!(runs.len(), 2);

@@ -14,8 +14,10 @@
 //! - [`links`]: the redemption links of an own-distribution wave, and who has none;
 //! - [`run`]: the terminal summary of a run of the executor (`run`, `invite`);
 //! - [`pending`]: who has not redeemed yet (`status --pending`);
-//! - [`waves`]: every wave's funnel in one table (`waves`).
+//! - [`waves`]: every wave's funnel in one table (`waves`);
+//! - [`audit`]: every tenant write, with its operator and request ids (`audit export`).
 
+pub mod audit;
 pub mod csv;
 pub mod html;
 pub mod json;

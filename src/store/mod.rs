@@ -14,6 +14,7 @@
 //! `runs`, `baselines`, `events`.
 
 mod addresses;
+mod audit;
 mod baselines;
 mod contacts;
 mod events;
@@ -38,6 +39,7 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
 pub use addresses::{AddressOwner, AddressSource, OwnerKind};
+pub use audit::{AuditFilter, MailChange, TenantWrite};
 pub use events::{Event, NewEvent};
 pub use members::{MailRestore, MemberNames, PlannedMember, WaveMember};
 pub use plan_transaction::{PlanTransaction, PreviousDecision, Replaced};

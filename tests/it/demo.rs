@@ -25,6 +25,7 @@ async fn the_demo_runs_every_step_and_names_its_report() {
         "$ b2b-convert run --wave pilot --yes",
         "$ b2b-convert verify --wave pilot",
         "$ b2b-convert status --wave pilot --refresh",
+        "$ b2b-convert audit export --wave pilot --format csv --out audit.csv",
     ] {
         assert!(stdout.contains(step), "missing `{step}` in:\n{stdout}");
     }
@@ -34,6 +35,28 @@ async fn the_demo_runs_every_step_and_names_its_report() {
     assert!(stdout.contains(&report.display().to_string()), "{stdout}");
     let html = std::fs::read_to_string(&report).unwrap();
     assert!(html.contains("<svg"), "the report has its charts");
+    // The audit trail: one row per write, each with its request ids and the operator.
+    let audit = std::fs::read_to_string(out.join("audit.csv")).unwrap();
+    let mut rows = csv::Reader::from_reader(audit.trim_start_matches('\u{feff}').as_bytes());
+    let header = rows.headers().unwrap().clone();
+    let column = |name| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    assert!(
+        rows.iter().any(|r| &r[column("method")] == "POST"),
+        "{audit}"
+    );
+    for row in &rows {
+        for name in [
+            "requestId",
+            "clientRequestId",
+            "operator",
+            "appId",
+            "host",
+            "toolVersion",
+        ] {
+            assert!(!row[column(name)].is_empty(), "{name} in {row:?}");
+        }
+    }
 
     // A second demo replaces the first; a folder that is not a demo's is refused.
     let mut again = b2b_convert(dir.path());

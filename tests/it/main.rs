@@ -1,5 +1,6 @@
 //! Integration tests: one binary (faster to link on small machines), one module per area.
 
+mod audit;
 mod check;
 mod cli;
 mod credentials;

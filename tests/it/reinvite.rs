@@ -295,6 +295,7 @@ async fn reinvite_once(
         &pace(),
         &operation,
         selection.mode,
+        &b2b_convert::operator::Operator::default(),
         observer,
         std::future::pending(),
     )
@@ -537,6 +538,7 @@ async fn reinvite_once_at(
         &pace(),
         &operation,
         selection.mode,
+        &b2b_convert::operator::Operator::default(),
         Arc::new(Quiet),
         std::future::pending(),
     )

@@ -23,8 +23,13 @@ pub struct TokenClaims {
     pub aud: Option<String>,
     /// Expiry, Unix seconds.
     pub exp: Option<u64>,
-    /// The signed-in user for delegated tokens.
+    /// The signed-in user for delegated tokens (v1 tokens; v2 tokens carry
+    /// `preferred_username`).
     pub upn: Option<String>,
+    pub preferred_username: Option<String>,
+    /// The signed-in user's object id (delegated tokens; the app's service principal in
+    /// app-only tokens).
+    pub oid: Option<String>,
 }
 
 impl TokenClaims {
