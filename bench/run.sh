@@ -39,7 +39,7 @@ if [ "$BASELINE" -gt 0 ]; then
   "$BIN" plan --wave baseline --csv baseline.csv > /dev/null
   echo "baseline: $BASELINE conversions one at a time (concurrency 1), invitation latency $LATENCY"
   /usr/bin/time -f "wall %e s, peak RSS %M KB, CPU user %U s, system %S s" \
-    "$BIN" run --wave baseline --yes --concurrency 1 | tee baseline.out | tail -1
+    "$BIN" run --wave baseline --yes --concurrency 1 | tee baseline.out | grep " invitations/s, throttled "
   baseline_rate=$(rate_of baseline.out)
 fi
 
@@ -50,7 +50,7 @@ ARGS=(run --wave bench --yes)
 configured=${RATE:-$("$BIN" config --json \
   | awk '/"key": "throughput.max_invitations_per_second"/ { getline; gsub(/[^0-9.]/, ""); print; exit }')}
 echo "run: $CONVERSIONS conversions, invitation latency $LATENCY, rate $configured/s, concurrency ${CONCURRENCY:-default}"
-/usr/bin/time -f "wall %e s, peak RSS %M KB, CPU user %U s, system %S s" "$BIN" "${ARGS[@]}" | tee run.out | tail -1
+/usr/bin/time -f "wall %e s, peak RSS %M KB, CPU user %U s, system %S s" "$BIN" "${ARGS[@]}" | tee run.out | grep " invitations/s, throttled "
 product_rate=$(rate_of run.out)
 throttled=$(awk '/ invitations\/s, throttled / { print $6 }' run.out)
 curl -s "$B2BC_GRAPH_URL/_sim/counters" | grep -o '"invitationsCreated":[0-9]*' || true
