@@ -1027,7 +1027,8 @@ impl Executor {
             Err(err) if err.is_about_the_caller() => {
                 let mut detail = detail;
                 detail["error"] = err.to_string().into();
-                let event = self.event(user, "mail.restore-failed", detail);
+                let mut event = self.event(user, "mail.restore-failed", detail);
+                with_failure(&mut event, "PATCH", &format!("/v1.0/users/{user}"), &err);
                 (MailRestore::Failed, event, Some(err))
             }
             Err(err) => {
@@ -1037,15 +1038,14 @@ impl Executor {
                     (None, None) => true,
                     _ => false,
                 };
+                let path = format!("/v1.0/users/{user}");
                 match self.client.user(user, now()).await {
                     Ok(fresh) if same(fresh.mail.as_deref()) => {
                         let mut detail = detail;
                         detail["reconciled"] = true.into();
-                        (
-                            MailRestore::Restored,
-                            self.event(user, "mail.restored", detail),
-                            None,
-                        )
+                        let mut event = self.event(user, "mail.restored", detail);
+                        with_failure(&mut event, "PATCH", &path, &err);
+                        (MailRestore::Restored, event, None)
                     }
                     read => {
                         let mut detail = detail;
@@ -1056,11 +1056,9 @@ impl Executor {
                             }
                         }
                         .into();
-                        (
-                            MailRestore::Failed,
-                            self.event(user, "mail.restore-failed", detail),
-                            None,
-                        )
+                        let mut event = self.event(user, "mail.restore-failed", detail);
+                        with_failure(&mut event, "PATCH", &path, &err);
+                        (MailRestore::Failed, event, None)
                     }
                 }
             }
@@ -1178,6 +1176,31 @@ fn with_meta(event: &mut NewEvent, method: &str, path: &str, meta: &graph::Respo
     event.http_status = Some(meta.status);
     event.request_id.clone_from(&meta.request_id);
     event.client_request_id = Some(meta.client_request_id.clone());
+}
+
+/// Records on `event` the write that failed: its method and path, and what the service said
+/// when it answered (status, request ids), so the audit trail lists the attempt too.
+fn with_failure(event: &mut NewEvent, method: &str, path: &str, err: &graph::Error) {
+    event.http_method = Some(method.into());
+    event.http_path = Some(path.into());
+    match err {
+        graph::Error::Api(api) => {
+            event.http_status = Some(api.status);
+            event.request_id = Some(api.request_id.clone());
+            event.client_request_id = Some(api.client_request_id.clone());
+        }
+        graph::Error::OutcomeUnknown {
+            status,
+            request_id,
+            client_request_id,
+            ..
+        } => {
+            event.http_status = *status;
+            event.request_id.clone_from(request_id);
+            event.client_request_id = Some(client_request_id.clone());
+        }
+        _ => {}
+    }
 }
 
 fn millis(elapsed: Duration) -> u64 {
