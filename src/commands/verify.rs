@@ -108,12 +108,9 @@ impl VerifyArgs {
             .map(|(m, _)| m.plan.user_id)
             .filter(|id| baselines.contains_key(id))
             .collect();
-        let progress = Progress::spinner(&format!(
-            "reading {} converted user(s) of wave {}",
-            to_read.len(),
-            wave.name
-        ));
-        let readings = read_users(&client, &to_read, now, concurrency).await;
+        let progress = Progress::bar(to_read.len() as u64);
+        progress.set_message("converted users read".to_owned());
+        let readings = read_users(&client, &to_read, now, concurrency, &progress).await;
         let readings = match readings {
             Ok(readings) => readings,
             Err(err) => {
@@ -150,6 +147,7 @@ async fn read_users(
     users: &[UserId],
     now: OffsetDateTime,
     concurrency: usize,
+    progress: &Progress,
 ) -> anyhow::Result<HashMap<UserId, Reading>> {
     futures_util::stream::iter(users.iter().copied())
         .map(|user| async move {
@@ -167,6 +165,7 @@ async fn read_users(
                     Reading::Failed(error.to_string())
                 }
             };
+            progress.inc();
             Ok((user, reading))
         })
         .buffer_unordered(concurrency)
