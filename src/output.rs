@@ -40,6 +40,12 @@ fn escapes_on_stderr() -> bool {
     ESCAPES_ON_STDERR.get().copied().unwrap_or(false)
 }
 
+/// Whether a progress line is drawn at all (stderr is a terminal and may carry escape
+/// sequences): work done only for it, such as counting what is to come, can be skipped.
+pub fn progress_shown() -> bool {
+    escapes_on_stderr() && io::stderr().is_terminal()
+}
+
 /// Starts logging to stderr. `verbosity`: -1 quiet, 0 default, 1.. per `-v`. A filter from
 /// `B2BC_LOG` wins over the verbosity flags.
 pub fn init_logging(verbosity: i8, json: bool, filter_override: Option<&str>) {

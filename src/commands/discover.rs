@@ -71,7 +71,7 @@ impl DiscoverArgs {
             .await?;
         let started = Instant::now();
         let interrupted = super::interruption()?;
-        let progress = Progress::spinner("reading users");
+        let progress = progress_line(&client, &source).await;
         let read = async {
             let missing = snapshot(
                 &client,
@@ -176,6 +176,23 @@ impl DiscoverArgs {
 }
 
 /// Reads the users and stores them page by page. Returns the list entries not found.
+/// The progress line of a read: a whole-tenant read knows its total (one advanced query, asked
+/// only when the line is drawn), so it shows done/total and an ETA; others a spinner.
+async fn progress_line(client: &GraphClient, source: &Source) -> Progress {
+    let total = match source {
+        Source::Selection(UserSelection::All) if output::progress_shown() => client
+            .count_users()
+            .await
+            .map_err(|err| tracing::debug!("no user count for the progress line: {err}"))
+            .ok(),
+        _ => None,
+    };
+    match total {
+        Some(total) => Progress::bar(total),
+        None => Progress::spinner("reading users"),
+    }
+}
+
 async fn snapshot(
     client: &GraphClient,
     store: &Store,
@@ -200,6 +217,7 @@ async fn snapshot(
             let mut pages = std::pin::pin!(client.users(selection, OffsetDateTime::now_utc()));
             while let Some(page) = pages.try_next().await.context("reading users from Graph")? {
                 store.store_user_page(discovery, &page.items).await?;
+                progress.inc_by(page.items.len() as u64);
                 counters
                     .users
                     .fetch_add(page.items.len() as u64, Ordering::Relaxed);

@@ -92,6 +92,16 @@ impl GraphClient {
         }
     }
 
+    /// How many users the tenant has: `GET /users/$count`, an advanced query (NOTES §3.2:
+    /// `ConsistencyLevel: eventual`; the count may lag recent changes a little). For a
+    /// progress line, never for a decision.
+    pub async fn count_users(&self) -> Result<u64, Error> {
+        Ok(self
+            .get::<u64>(self.url("users/$count"), Priority::Low, EVENTUAL)
+            .await?
+            .body)
+    }
+
     /// Streams the selected users a page at a time, as snapshots taken at `now`.
     pub fn users(
         &self,

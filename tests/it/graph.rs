@@ -573,3 +573,11 @@ async fn a_group_is_looked_up_by_its_exact_name_quoted_and_encoded_for_odata() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_user_count_is_an_advanced_query_the_simulator_answers() {
+    let sim = quiet_sim(137).await;
+    let client = client_with_secret(&sim, sim.client_id(), sim.client_secret());
+    assert_eq!(client.count_users().await.unwrap(), 137);
+    sim.shutdown().await;
+}
