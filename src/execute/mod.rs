@@ -769,7 +769,10 @@ impl Executor {
                 event.client_request_id = Some(client_request_id);
                 event.duration_ms = Some(millis(elapsed));
                 self.store.append_event(&event, now()).await?;
-                self.reconcile_after_unknown(user, before, &reason, may_retry)
+                // A 2xx whose body could not be read: the invitation was made, even if reading
+                // the user does not show it yet. Never send it again in this run.
+                let accepted = status.is_some_and(|s| (200..300).contains(&s));
+                self.reconcile_after_unknown(user, before, &reason, may_retry && !accepted)
                     .await
             }
             Err(err) if err.tenant_refusal().is_some() => {

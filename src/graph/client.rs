@@ -63,9 +63,10 @@ pub struct Response<T> {
 /// Called once per retry, so callers can count and show throttling.
 pub type RetryObserver = Arc<dyn Fn(&RetryEvent) + Send + Sync>;
 
-/// Asked before every retry, after the [`RetryObserver`]: `false` withholds it, and the request
-/// ends with [`Error::Withheld`] (a run that stopped sending lets nothing more out, not even a
-/// retry waiting out a `Retry-After`).
+/// Asked before every retry (before the [`RetryObserver`] hears of it) and again right before
+/// every attempt is sent, the first included: an `Err` withholds it, and the request ends with
+/// [`Error::Withheld`]. So a run that stopped sending lets nothing more out, not even a retry
+/// that was waiting out a `Retry-After` or fetching a fresh token when the run stopped.
 pub type RetryGuard = Arc<dyn Fn(&RetryEvent) -> Result<(), String> + Send + Sync>;
 
 /// One retry about to happen.
@@ -352,6 +353,11 @@ impl GraphClient {
             Ok(token) => token,
             Err(err) => return Attempt::Done(Err(err.into())),
         };
+        // The last word before the request leaves: whatever waited (a Retry-After, a token, a
+        // refresh after a 401), the guard sees the state of the run now.
+        if let Err(withheld) = self.guard_allows(request, progress.attempt) {
+            return Attempt::Done(Err(withheld));
+        }
         let mut builder = self
             .http
             .request(request.method.clone(), request.url.clone())
@@ -438,6 +444,30 @@ impl GraphClient {
             retry_after: wait_hint,
             error,
         }
+    }
+
+    /// Asks the guard whether `request`'s attempt may be sent now.
+    fn guard_allows(&self, request: &Request<'_>, attempt: u32) -> Result<(), Error> {
+        let Some(guard) = &self.guard else {
+            return Ok(());
+        };
+        let event = RetryEvent {
+            method: request.method.to_string(),
+            path: request.path.clone(),
+            attempt,
+            status: None,
+            failure: String::new(),
+            wait: Duration::ZERO,
+        };
+        guard(&event).map_err(|reason| {
+            tracing::info!(method = %request.method, path = %request.path, "request withheld: {reason}");
+            Error::Withheld {
+                method: event.method,
+                path: event.path,
+                reason,
+                last: String::new(),
+            }
+        })
     }
 
     /// Tells the observer about a retry about to happen, and asks the guard whether it may.

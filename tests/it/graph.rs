@@ -524,8 +524,9 @@ async fn a_guard_withholds_the_retry_of_a_throttled_invitation() {
         )
     })
     .await;
+    // Withholds retries (announced with the status that failed), not the first attempt.
     let client = client_at(&graph).with_retry_guard(Arc::new(|event| {
-        if event.path.ends_with("/invitations") {
+        if event.path.ends_with("/invitations") && event.status.is_some() {
             Err("the run stopped sending".to_owned())
         } else {
             Ok(())
@@ -544,6 +545,50 @@ async fn a_guard_withholds_the_retry_of_a_throttled_invitation() {
         "{err}"
     );
     assert_eq!(graph.heads().len(), 1, "not sent again");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_waiting_out_its_retry_after_is_withheld_when_the_run_stops_meanwhile() {
+    // Throttled with a Retry-After of 0.6 s; the run stops sending 0.1 s into that wait (as when
+    // another request met the abuse block): the retry must not leave.
+    let graph = TinyServer::start(|_| crate::support::TinyReply {
+        headers: vec![("retry-after", "0.6".to_owned())],
+        ..crate::support::TinyReply::status(
+            429,
+            r#"{"error":{"code":"TooManyRequests","message":"Too many requests."}}"#,
+        )
+    })
+    .await;
+    let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let guard_sees = Arc::clone(&stopped);
+    let client = client_at(&graph).with_retry_guard(Arc::new(move |_| {
+        if guard_sees.load(std::sync::atomic::Ordering::SeqCst) {
+            Err("the run stopped sending".to_owned())
+        } else {
+            Ok(())
+        }
+    }));
+    let stops_the_run = {
+        let stopped = Arc::clone(&stopped);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    };
+    let err = client
+        .write::<_, serde_json::Value>(
+            Method::POST,
+            "invitations",
+            &serde_json::json!({"invitedUserEmailAddress": "a@fabrikam.com"}),
+        )
+        .await
+        .unwrap_err();
+    stops_the_run.await.unwrap();
+    assert!(
+        matches!(&err, Error::Withheld { reason, .. } if reason == "the run stopped sending"),
+        "{err}"
+    );
+    assert_eq!(graph.heads().len(), 1, "the retry did not leave");
 }
 
 #[tokio::test(flavor = "multi_thread")]
