@@ -38,7 +38,7 @@ use time::OffsetDateTime;
 use super::{
     Executor, Halt, InvitationGate, InvitationTemplate, Pace, Pacer, RunError, RunObserver,
     RunOptions, RunRecord, Step, UserOutcome, gate, invitation_guard, millis, now,
-    throttle_reporter, with_meta,
+    throttle_reporter, with_failure, with_meta,
 };
 use crate::domain::{FailureKind, RunId, UserId, UserState};
 use crate::graph::{self, GraphClient};
@@ -607,6 +607,28 @@ impl Executor {
             .await
     }
 
+    /// Puts a member whose re-send did not leave (withheld, refused for the tenant or for the
+    /// caller) back to `selected`, with `event`: a later reinvite sends it once.
+    async fn reopen(
+        &self,
+        reinvite: &Reinvite,
+        user: UserId,
+        event: &NewEvent,
+    ) -> Result<(), store::Error> {
+        self.store
+            .resend_step(
+                reinvite.id,
+                user,
+                ResendState::Sending,
+                ResendState::Selected,
+                None,
+                None,
+                event,
+                now(),
+            )
+            .await
+    }
+
     /// Records the answer to a re-send whose intent is recorded.
     #[allow(clippy::too_many_lines)] // one match: each answer and its record
     async fn record_answer(
@@ -724,18 +746,7 @@ impl Executor {
                     reinvite,
                     serde_json::json!({ "reason": err.to_string() }),
                 );
-                self.store
-                    .resend_step(
-                        reinvite.id,
-                        user,
-                        ResendState::Sending,
-                        ResendState::Selected,
-                        None,
-                        None,
-                        &event,
-                        now(),
-                    )
-                    .await?;
+                self.reopen(reinvite, user, &event).await?;
                 Ok(ResendOutcome::Unresolved(format!("not sent: {err}")))
             }
             Err(err) if err.tenant_refusal().is_some() => {
@@ -747,26 +758,9 @@ impl Executor {
                     reinvite,
                     serde_json::json!({ "error": err.to_string() }),
                 );
-                if let graph::Error::Api(api) = &err {
-                    event.http_method = Some(api.method.clone());
-                    event.http_path = Some(api.path.clone());
-                    event.http_status = Some(api.status);
-                    event.request_id = Some(api.request_id.clone());
-                    event.client_request_id = Some(api.client_request_id.clone());
-                }
+                with_failure(&mut event, "POST", "/v1.0/invitations", &err);
                 event.duration_ms = Some(millis(elapsed));
-                self.store
-                    .resend_step(
-                        reinvite.id,
-                        user,
-                        ResendState::Sending,
-                        ResendState::Selected,
-                        None,
-                        None,
-                        &event,
-                        now(),
-                    )
-                    .await?;
+                self.reopen(reinvite, user, &event).await?;
                 Ok(ResendOutcome::Unresolved(format!("not re-sent: {err}")))
             }
             Err(err) if err.is_about_the_caller() => {
@@ -777,18 +771,7 @@ impl Executor {
                     reinvite,
                     serde_json::Value::Null,
                 );
-                self.store
-                    .resend_step(
-                        reinvite.id,
-                        user,
-                        ResendState::Sending,
-                        ResendState::Selected,
-                        None,
-                        None,
-                        &event,
-                        now(),
-                    )
-                    .await?;
+                self.reopen(reinvite, user, &event).await?;
                 Err(RunError::Graph(err))
             }
             Err(err) => {
@@ -802,13 +785,7 @@ impl Executor {
                     reinvite,
                     serde_json::json!({ "code": code, "message": message }),
                 );
-                if let graph::Error::Api(api) = &err {
-                    event.http_method = Some(api.method.clone());
-                    event.http_path = Some(api.path.clone());
-                    event.http_status = Some(api.status);
-                    event.request_id = Some(api.request_id.clone());
-                    event.client_request_id = Some(api.client_request_id.clone());
-                }
+                with_failure(&mut event, "POST", "/v1.0/invitations", &err);
                 self.store
                     .resend_step(
                         reinvite.id,
@@ -875,18 +852,7 @@ impl Executor {
                     reinvite,
                     serde_json::json!({ "external_user_state": shown }),
                 );
-                self.store
-                    .resend_step(
-                        reinvite.id,
-                        user,
-                        ResendState::Sending,
-                        ResendState::Selected,
-                        None,
-                        None,
-                        &event,
-                        now(),
-                    )
-                    .await?;
+                self.reopen(reinvite, user, &event).await?;
                 Ok(Settled::NotSent)
             }
             (Mode::Resend, Some("Accepted")) => {

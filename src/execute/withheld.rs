@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Executor, Fatal, InvitationGate, Sent, UserOutcome, millis, now};
+use super::{Executor, Fatal, InvitationGate, Sent, UserOutcome, millis, now, with_failure};
 use crate::domain::{UserId, UserState};
 use crate::graph;
 use crate::store::Transition;
@@ -29,13 +29,7 @@ impl Executor {
             "invitation.tenant-refused",
             serde_json::json!({ "halt": halt, "error": err.to_string() }),
         );
-        if let graph::Error::Api(api) = err {
-            event.http_method = Some(api.method.clone());
-            event.http_path = Some(api.path.clone());
-            event.http_status = Some(api.status);
-            event.request_id = Some(api.request_id.clone());
-            event.client_request_id = Some(api.client_request_id.clone());
-        }
+        with_failure(&mut event, "POST", "/v1.0/invitations", err);
         event.duration_ms = Some(millis(elapsed));
         tracing::warn!(%user, "invitations refused for the tenant: {err}");
         self.store
