@@ -38,7 +38,8 @@ AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, ...), then flags. Logs go to stderr; B2BC_
 filter such as `b2b_convert=debug`.
 
 Exit codes: 0 success, 1 operational failure, 2 usage or configuration error,
-3 finished but some users failed, 4 refused for safety, 130 interrupted.
+3 finished but some users failed, 4 refused for safety, 5 stopped at a daily invitation
+quota (resume later), 130 interrupted.
 
 Shell completions: `b2b-convert completions --help`; manual pages: `b2b-convert man --help`.";
 
