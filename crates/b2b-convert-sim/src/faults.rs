@@ -57,11 +57,13 @@ pub enum Endpoint {
     RemoveGroupMember,
     /// `GET /v1.0/contacts` (org contacts)
     Contacts,
+    /// `GET /v1.0/auditLogs/directoryAudits`
+    DirectoryAudits,
 }
 
 impl Endpoint {
     /// Every endpoint, in declaration order.
-    pub const ALL: [Endpoint; 18] = [
+    pub const ALL: [Endpoint; 19] = [
         Self::Token,
         Self::DeviceCode,
         Self::UserRealm,
@@ -80,6 +82,7 @@ impl Endpoint {
         Self::AppRoleAssignments,
         Self::RemoveGroupMember,
         Self::Contacts,
+        Self::DirectoryAudits,
     ];
 
     /// The name used in the `--faults` grammar and in JSON.
@@ -103,6 +106,7 @@ impl Endpoint {
             Self::AppRoleAssignments => "app-role-assignments",
             Self::RemoveGroupMember => "remove-group-member",
             Self::Contacts => "contacts",
+            Self::DirectoryAudits => "directory-audits",
         }
     }
 
@@ -159,6 +163,12 @@ pub struct FaultSpec {
     /// Invitations only: at most this many invitations are created in any rolling 24 h of
     /// simulator time; the next is refused with a quota 403 until the oldest leaves the window.
     pub daily_quota: Option<u64>,
+    /// Invitations only: the users (object ids) whose conversion writes no directory audit
+    /// event, although it succeeds (a gap in the audit log).
+    pub audit_missing_for: Vec<String>,
+    /// Invitations only: the users (object ids) whose conversion succeeds but is logged as a
+    /// failed audit event.
+    pub audit_failed_for: Vec<String>,
 }
 
 impl FaultSpec {
@@ -210,6 +220,8 @@ impl FaultPlan {
     ///          | "429=" rate | "503=" rate | "504=" rate | "reset=" rate | "drop=" rate
     ///          | "retry-after=" seconds (decimal, e.g. 2.128) | "retry-after=none"
     ///          | "abuse-after=" N | "daily-quota=" N      (invitations only; N whole)
+    ///          | "audit-missing=" id *("|" id) | "audit-failed=" id *("|" id)
+    ///                                                    (invitations only; user object ids)
     /// ```
     ///
     /// Later clauses for the same endpoint merge into earlier ones.
@@ -257,10 +269,13 @@ impl FaultPlan {
         }
         if let Some((endpoint, _)) = self.endpoints.iter().find(|(endpoint, spec)| {
             **endpoint != Endpoint::Invitations
-                && (spec.abuse_after.is_some() || spec.daily_quota.is_some())
+                && (spec.abuse_after.is_some()
+                    || spec.daily_quota.is_some()
+                    || !spec.audit_missing_for.is_empty()
+                    || !spec.audit_failed_for.is_empty())
         }) {
             return Err(error(format!(
-                "abuse-after and daily-quota apply to invitations only, not to {endpoint}"
+                "abuse-after, daily-quota, audit-missing and audit-failed apply to invitations only, not to {endpoint}"
             )));
         }
         self.endpoints.retain(|_, spec| !spec.is_empty());
@@ -309,6 +324,22 @@ fn apply_setting(spec: &mut FaultSpec, setting: &str) -> Result<(), String> {
                 spec.daily_quota = Some(n);
             }
         }
+        "audit-missing" | "audit-failed" => {
+            let ids: Vec<String> = value
+                .split('|')
+                .map(str::trim)
+                .filter(|id| !id.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if ids.is_empty() {
+                return Err(format!("{key}: name at least one user object id"));
+            }
+            if key.trim() == "audit-missing" {
+                spec.audit_missing_for.extend(ids);
+            } else {
+                spec.audit_failed_for.extend(ids);
+            }
+        }
         "retry-after" => {
             spec.retry_after_secs = if value.trim() == "none" {
                 None
@@ -327,7 +358,7 @@ fn apply_setting(spec: &mut FaultSpec, setting: &str) -> Result<(), String> {
         }
         other => {
             return Err(format!(
-                "unknown setting {other:?} (known: latency, 429, 503, 504, retry-after, reset, drop, abuse-after, daily-quota)"
+                "unknown setting {other:?} (known: latency, 429, 503, 504, retry-after, reset, drop, abuse-after, daily-quota, audit-missing, audit-failed)"
             ));
         }
     }
@@ -493,6 +524,22 @@ mod tests {
             None,
             "they are limits, not dice"
         );
+    }
+
+    #[test]
+    fn audit_event_faults_name_users_on_invitations_only() {
+        let plan =
+            FaultPlan::parse("invitations:audit-missing=u1|u2,audit-failed=u3").expect("parses");
+        let spec = plan.spec(Endpoint::Invitations);
+        assert_eq!(spec.audit_missing_for, ["u1", "u2"]);
+        assert_eq!(spec.audit_failed_for, ["u3"]);
+        let error = FaultPlan::parse("get-user:audit-failed=u1").expect_err("invitations only");
+        assert!(
+            error.reason.contains("invitations only"),
+            "{}",
+            error.reason
+        );
+        assert!(FaultPlan::parse("invitations:audit-missing=").is_err());
     }
 
     #[test]

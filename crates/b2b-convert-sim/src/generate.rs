@@ -836,6 +836,8 @@ impl GeneratedTenant {
             // `verify` (and baselines before `run` invites) read memberOf and app role
             // assignments, documented under Directory.Read.All for app-only tokens.
             "Directory.Read.All",
+            // `verify` corroborates conversions with the directory audit log.
+            "AuditLog.Read.All",
         ]
         .iter()
         .map(|s| (*s).to_owned())

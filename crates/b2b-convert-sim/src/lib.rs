@@ -3,7 +3,7 @@
 //!
 //! Owns the [`Sim`] handle (start, URLs, credentials, observation and control), the
 //! [`SimSpec`] that describes a tenant and its behaviour, and [`serve()`] for the CLI. The
-//! submodules own the data ([`generate`], [`tenant_file`], [`directory`]), the protocol
+//! submodules own the data ([`generate`], [`tenant_file`], [`directory`], [`audit`]), the protocol
 //! ([`odata`], [`auth`], `http`) and the service behaviour ([`throttle`], [`faults`], [`limits`]).
 //!
 //! A crate of its own in the b2b-convert workspace, so that editing the product does not
@@ -12,6 +12,7 @@
 //! other way round), and nothing in it is used by the real conversion path. See the repository's
 //! `docs/simulator.md`.
 
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod directory;
@@ -217,6 +218,8 @@ impl SimSpec {
 pub(crate) struct Shared {
     clock: SimClock,
     directory: Directory,
+    /// The directory audit log (`auditLogs/directoryAudits`).
+    audit: audit::AuditLog,
     auth: auth::Auth,
     throttle: Throttler,
     faults: Mutex<FaultPlan>,
@@ -355,6 +358,7 @@ impl Sim {
                 spec.redemption.clone(),
                 seed,
             ),
+            audit: audit::AuditLog::new(seed),
             auth: auth::Auth::new(spec.auth.clone()),
             throttle: Throttler::new(spec.throttling.clone(), tenant_id, users),
             faults: Mutex::new(spec.faults.clone()),
@@ -516,6 +520,12 @@ impl Sim {
 
     pub fn counters(&self) -> Counters {
         self.shared.counters()
+    }
+
+    /// Every directory audit event so far, oldest first (what `auditLogs/directoryAudits`
+    /// serves).
+    pub fn audit_events(&self) -> Vec<audit::AuditEvent> {
+        self.shared.audit.events()
     }
 
     /// The most recent requests (bounded by `request_log_capacity`).

@@ -43,6 +43,9 @@ pub struct ThrottleConfig {
     pub tenant_writes: WindowLimit,
     /// Whether `POST /invitations` also draws on the identity write quota (unverified in NOTES §8.2).
     pub invitations_use_write_quota: bool,
+    /// Identity and access reports (`auditLogs/...`), per app+tenant: 5 per 10 s
+    /// (throttling-limits, "Identity and access reports service limits").
+    pub reports: WindowLimit,
 }
 
 impl Default for ThrottleConfig {
@@ -54,6 +57,7 @@ impl Default for ThrottleConfig {
             app_tenant_writes: WindowLimit::new(3000, Duration::from_secs(150)),
             tenant_writes: WindowLimit::new(18_000, Duration::from_mins(5)),
             invitations_use_write_quota: false,
+            reports: WindowLimit::new(5, Duration::from_secs(10)),
         }
     }
 }
@@ -213,6 +217,15 @@ impl Throttler {
                 1,
                 format!("Tenant/ReadWrite//{tenant}"),
                 "InvitationLimitExceeded",
+            ));
+        }
+        if endpoint == Endpoint::DirectoryAudits {
+            checks.push((
+                format!("reports/{app_id}"),
+                config.reports,
+                1,
+                format!("Tenant_Application/Read/{app_id}/{tenant}"),
+                "ReportsLimitExceeded",
             ));
         }
         let identity = endpoint.is_identity()

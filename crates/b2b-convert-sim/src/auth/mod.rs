@@ -100,6 +100,9 @@ pub enum Permission {
     WriteGroupMembers,
     /// `GET /contacts` (org contacts).
     ReadContacts,
+    /// `GET /auditLogs/directoryAudits`: `AuditLog.Read.All` *and* a directory read
+    /// ([`Permission::also_needs`]).
+    ReadAuditLogs,
 }
 
 impl Permission {
@@ -160,6 +163,16 @@ impl Permission {
                 "Directory.Read.All",
                 "Directory.ReadWrite.All",
             ],
+            // directoryaudit-list: "AuditLog.Read.All and Directory.Read.All".
+            Self::ReadAuditLogs => &["AuditLog.Read.All"],
+        }
+    }
+
+    /// Permissions of which one is needed *as well* (the documentation's "X and Y").
+    pub fn also_needs(self) -> &'static [&'static str] {
+        match self {
+            Self::ReadAuditLogs => &["Directory.Read.All", "Directory.ReadWrite.All"],
+            _ => &[],
         }
     }
 
@@ -223,9 +236,13 @@ impl Principal {
         } else {
             permission.granted_by()
         };
-        granted_by
-            .iter()
-            .any(|p| self.permissions.iter().any(|q| q.eq_ignore_ascii_case(p)))
+        let holds = |names: &[&str]| {
+            names
+                .iter()
+                .any(|p| self.permissions.iter().any(|q| q.eq_ignore_ascii_case(p)))
+        };
+        let also = permission.also_needs();
+        holds(granted_by) && (also.is_empty() || holds(also))
     }
 }
 

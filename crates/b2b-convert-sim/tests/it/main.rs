@@ -1,6 +1,7 @@
 //! Integration tests of the simulated tenant, over HTTP with reqwest: one binary (faster to link
 //! on small machines), one module per area, and the harness they share.
 
+mod audit_logs;
 mod auth;
 mod contacts;
 mod contract;

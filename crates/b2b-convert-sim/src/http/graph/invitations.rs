@@ -6,9 +6,11 @@ use serde_json::{Value, json};
 use super::super::{Reply, RequestContext};
 use super::{context_url, directory_error, invalid_payload};
 use crate::Shared;
+use crate::audit::{Initiator, TargetUser, activities};
 use crate::directory::InvitationRequest;
 use crate::faults::Endpoint;
 use crate::limits::{ABUSE_BLOCK_MESSAGE, Refusal};
+use crate::model::User;
 
 const INVITATION_PROPERTIES: &[&str] = &[
     "id",
@@ -27,7 +29,12 @@ const INVITATION_PROPERTIES: &[&str] = &[
 ];
 
 #[allow(clippy::too_many_lines)] // one linear sequence of checks in the order the service makes them
-pub(super) fn invite(shared: &Shared, ctx: &RequestContext, body: Option<Value>) -> Reply {
+pub(super) fn invite(
+    shared: &Shared,
+    ctx: &RequestContext,
+    body: Option<Value>,
+    app_id: &str,
+) -> Reply {
     let Some(Value::Object(body)) = body else {
         return invalid_payload(shared, ctx);
     };
@@ -100,15 +107,56 @@ pub(super) fn invite(shared: &Shared, ctx: &RequestContext, body: Option<Value>)
     // The tenant-wide refusals come before the directory's checks; the record stays locked
     // until the invitation is counted, so concurrent requests cannot pass a limit together.
     let spec = shared.fault_plan().spec(Endpoint::Invitations);
+    let before: Option<User> = request.invited_user_id.as_deref().and_then(|id| {
+        shared
+            .directory
+            .resolve(id)
+            .and_then(|index| shared.directory.user(index, &shared.clock))
+    });
+    let audit = AuditRecorder {
+        shared,
+        app_id,
+        activity: activity_of(&request, before.as_ref()),
+    };
     let mut ledger = shared.invitation_limits.lock();
     let now_ms = shared.clock.now_ms();
     if let Some(refusal) = ledger.refusal(spec.abuse_after, spec.daily_quota, now_ms) {
-        return limit_refusal(shared, ctx, refusal);
+        let reply = limit_refusal(shared, ctx, refusal);
+        if let Some(user) = &before {
+            let reason = match refusal {
+                Refusal::AbuseBlock => "Invitations from this directory are blocked".to_owned(),
+                Refusal::Quota { .. } => error_message(&reply),
+            };
+            audit.record(user, false, &reason);
+        }
+        return reply;
     }
     let invitation = match shared.directory.invite(&request, &shared.clock) {
         Ok(i) => i,
-        Err(error) => return directory_error(shared, ctx, &error),
+        Err(error) => {
+            if let Some(user) = &before {
+                audit.record(user, false, &error.to_string());
+            }
+            return directory_error(shared, ctx, &error);
+        }
     };
+    let user_id = &invitation.user.id;
+    if !spec
+        .audit_missing_for
+        .iter()
+        .any(|id| id.eq_ignore_ascii_case(user_id))
+    {
+        let logged_as_failed = spec
+            .audit_failed_for
+            .iter()
+            .any(|id| id.eq_ignore_ascii_case(user_id));
+        let reason = if logged_as_failed {
+            "Simulated: the service logged this invitation as failed."
+        } else {
+            ""
+        };
+        audit.record(&invitation.user, !logged_as_failed, reason);
+    }
     ledger.created(now_ms);
     drop(ledger);
     let facts = &shared.directory.facts;
@@ -149,6 +197,61 @@ pub(super) fn invite(shared: &Shared, ctx: &RequestContext, body: Option<Value>)
     let mut reply = Reply::json(StatusCode::CREATED, &response);
     reply.droppable = true;
     reply
+}
+
+/// The audit activity of an invitation (entra-docs `reference-audit-activities.md`, "Invited
+/// users"): an existing user without `externalUserState` is converted; a redemption reset and
+/// everything else (a resend, a new guest) are the external-user activities.
+fn activity_of(request: &InvitationRequest, before: Option<&User>) -> &'static str {
+    if request.reset_redemption {
+        activities::INVITE_WITH_RESET
+    } else if before.is_some_and(|user| user.external_user_state.is_none()) {
+        activities::INVITE_INTERNAL_USER
+    } else {
+        activities::INVITE_EXTERNAL_USER
+    }
+}
+
+/// Writes the directory audit event of one invitation.
+struct AuditRecorder<'a> {
+    shared: &'a Shared,
+    app_id: &'a str,
+    activity: &'static str,
+}
+
+impl AuditRecorder<'_> {
+    fn record(&self, user: &User, success: bool, reason: &str) {
+        let initiator = Initiator {
+            app_id: self.app_id.to_owned(),
+            app_display_name: self
+                .shared
+                .directory
+                .facts
+                .app(self.app_id)
+                .map(|app| app.display_name.clone()),
+        };
+        let target = TargetUser {
+            id: user.id.clone(),
+            user_principal_name: user.user_principal_name.clone(),
+            display_name: user.display_name.clone(),
+        };
+        self.shared.audit.record(
+            self.activity,
+            success,
+            reason,
+            initiator,
+            target,
+            self.shared.clock.now_ms(),
+        );
+    }
+}
+
+/// The `error.message` of a Graph error reply.
+fn error_message(reply: &Reply) -> String {
+    serde_json::from_slice::<Value>(&reply.body)
+        .ok()
+        .and_then(|body| body["error"]["message"].as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// The 403 of a tenant-wide refusal. The abuse block's code is Graph's generic

@@ -17,6 +17,7 @@ use crate::observe::Outcome;
 use crate::odata::{CollectionQuery, QueryError};
 use crate::throttle::{Admission, Cost};
 
+mod audit_logs;
 mod contacts;
 mod groups;
 mod invitations;
@@ -53,6 +54,7 @@ enum Route {
     Federation(String),
     FederationDomains(String),
     Invitations,
+    DirectoryAudits,
 }
 
 enum Resolution {
@@ -76,7 +78,6 @@ const NOT_MODELLED: &[&str] = &[
     "directoryObjects",
     "identity",
     "policies",
-    "auditLogs",
 ];
 
 #[allow(clippy::match_same_arms)] // one arm per Graph path reads as a routing table
@@ -295,6 +296,14 @@ fn resolve(ctx: &RequestContext) -> Resolution {
             Permission::InviteUsers,
         ),
         ["invitations", ..] => not_modelled(),
+        ["auditLogs", "directoryAudits" | "directoryaudits"] if get => found(
+            Route::DirectoryAudits,
+            Endpoint::DirectoryAudits,
+            Permission::ReadAuditLogs,
+        ),
+        ["auditLogs", "directoryAudits" | "directoryaudits", ..] if get => not_modelled(),
+        ["auditLogs", "directoryAudits" | "directoryaudits", ..] => method_not_allowed(),
+        ["auditLogs", ..] => not_modelled(),
         [first, ..] if NOT_MODELLED.contains(first) => not_modelled(),
         [first, ..] => not_found(first),
     }
@@ -497,7 +506,10 @@ pub(crate) async fn handle(
         Route::FederationList => tenant::federation(shared, ctx, None, false),
         Route::Federation(id) => tenant::federation(shared, ctx, Some(&id), false),
         Route::FederationDomains(id) => tenant::federation(shared, ctx, Some(&id), true),
-        Route::Invitations => invitations::invite(shared, ctx, invitation_body.flatten()),
+        Route::Invitations => {
+            invitations::invite(shared, ctx, invitation_body.flatten(), &principal.app_id)
+        }
+        Route::DirectoryAudits => audit_logs::list(shared, ctx),
     };
     for (name, value) in extra_headers {
         reply = reply.header(name, value);
@@ -559,6 +571,11 @@ pub(super) fn next_link(
     query: &CollectionQuery,
     position: u64,
 ) -> String {
+    link_with_token(shared, ctx, &query.token_for(position))
+}
+
+/// The same request with `$skiptoken` set to `token`.
+pub(super) fn link_with_token(shared: &Shared, ctx: &RequestContext, token: &str) -> String {
     // Like Graph's links: `$select=id&$top=999&$skiptoken=…`, with `$` and `,` left readable.
     const VALUE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
         .add(b' ')
@@ -577,13 +594,12 @@ pub(super) fn next_link(
         .add(b'|')
         .add(b'\\')
         .add(b'^');
-    let token = query.token_for(position);
     let pairs = ctx
         .query
         .iter()
         .filter(|(k, _)| k != "$skiptoken")
         .map(|(k, v)| (k.as_str(), v.as_str()))
-        .chain([("$skiptoken", token.as_str())])
+        .chain([("$skiptoken", token)])
         .map(|(k, v)| {
             format!(
                 "{}={}",
