@@ -724,13 +724,23 @@ pub struct DemoArgs {
 /// and compares it with the baseline recorded right before that user was invited. Prints each
 /// difference (a group the user is no longer in or was added to, a changed UPN or app role
 /// assignment count, a deleted object, a user without a baseline) and records it in the event
-/// log. Read-only on the tenant; needs Directory.Read.All. Exits 3 when any user differs or
-/// cannot be verified, 0 when every converted user matches or none was converted yet.
+/// log. Read-only on the tenant; needs Directory.Read.All.
+///
+/// With AuditLog.Read.All it also reads the directory audit log's "Invite internal user to B2B
+/// collaboration" events since the wave's first invitation (one filtered query, paged) and
+/// lists converted users whose event is missing or says the conversion failed. Events older
+/// than the tenant's retention (30 days with Entra ID P1/P2, 7 without) cannot be found, and
+/// an event may take a while to appear: such users are not flagged.
+///
+/// Exits 3 when any user differs, cannot be verified or has a missing or failed audit event,
+/// 0 when every converted user matches or none was converted yet.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
   b2b-convert verify --wave pilot
-  b2b-convert verify --wave pilot --json > pilot-verify.json")]
+  b2b-convert verify --wave pilot --json > pilot-verify.json
+  b2b-convert verify --wave pilot --audit-log off
+  b2b-convert verify --wave pilot --audit-retention-days 7   # a tenant without Entra ID P1/P2")]
 pub struct VerifyArgs {
     /// The wave whose converted members to verify
     #[arg(long, value_name = "NAME")]
@@ -739,6 +749,30 @@ pub struct VerifyArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
+
+    /// Corroborate conversions with the directory audit log
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = AuditLogChoice::Auto)]
+    pub audit_log: AuditLogChoice,
+
+    /// How many days the tenant keeps audit events (30 with Entra ID P1/P2, 7 without)
+    #[arg(long, value_name = "DAYS", default_value_t = 30, value_parser = clap::value_parser!(u16).range(1..=365))]
+    pub audit_retention_days: u16,
+
+    /// How long a conversion's audit event may take to appear: younger conversions without one
+    /// are reported as too recent, not as missing
+    #[arg(long, value_name = "MINUTES", default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=1440))]
+    pub audit_latency_minutes: u32,
+}
+
+/// Whether `verify` reads the directory audit log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AuditLogChoice {
+    /// When the token claims AuditLog.Read.All; otherwise skipped with a note
+    Auto,
+    /// Always; a refusal is an error
+    On,
+    /// Never
+    Off,
 }
 
 /// Replace the on-premises AD passwords of a wave's converted synced users with random values.

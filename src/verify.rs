@@ -1,18 +1,24 @@
 //! Verification of converted users: compares what a conversion had to keep (the baseline read
 //! right before the invitation) with what Graph says now, and names every difference: the
 //! object gone or answering with another id, the UPN changed, groups removed or added, the app
-//! role assignment count changed, or no baseline to compare with.
+//! role assignment count changed, or no baseline to compare with. And, from the directory
+//! audit log, whether the service logged each conversion ([`corroborate`]): logged, logged as
+//! failed, missing, or not to be expected (older than the log's retention, or too recent).
 //!
 //! Pure: no I/O and no clock. The `verify` command reads the store and Graph and passes both
 //! in; this module only decides what differs and how to say it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::time::Duration;
 
 use serde::Serialize;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::{ConversionBaseline, UserId};
+use crate::graph::audit_logs::ConversionEvent;
+use crate::store::TenantWrite;
 
 /// What Graph says about a converted user now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -217,6 +223,186 @@ pub fn removed_groups(baseline: &ConversionBaseline, current: &ConversionBaselin
         .collect()
 }
 
+/// How far the directory audit log reaches, and how soon an event is expected in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuditLogReach {
+    /// How long the tenant keeps audit events (30 days with Entra ID P1/P2, 7 without).
+    pub retention: Duration,
+    /// How long after a conversion its event may take to appear (unverified: Microsoft gives
+    /// no figure for the audit log through Graph).
+    pub latency: Duration,
+}
+
+/// How far before our own record of a conversion its event is still looked for (clock skew
+/// between this machine and the service).
+pub const AUDIT_CLOCK_SKEW: Duration = Duration::from_mins(10);
+
+impl AuditLogReach {
+    /// The oldest time the log still covers at `now`.
+    pub fn oldest(&self, now: OffsetDateTime) -> OffsetDateTime {
+        now - self.retention
+    }
+
+    /// Where to start reading for conversions made at `times`: the earliest, less the clock
+    /// skew, but never before the retention. `None` when every conversion is out of reach
+    /// (or there is none), so nothing needs to be read.
+    pub fn read_from(
+        &self,
+        times: impl IntoIterator<Item = OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Option<OffsetDateTime> {
+        let oldest = self.oldest(now);
+        times
+            .into_iter()
+            .filter(|at| *at >= oldest)
+            .min()
+            .map(|earliest| (earliest - AUDIT_CLOCK_SKEW).max(oldest))
+    }
+}
+
+/// What the directory audit log says about one converted user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "finding", rename_all = "kebab-case")]
+pub enum AuditFinding {
+    /// A successful conversion event names the user.
+    Logged {
+        event_id: String,
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+    /// Only unsuccessful conversion events name the user (the latest is given).
+    Failed {
+        event_id: String,
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+        result: String,
+        reason: Option<String>,
+    },
+    /// No conversion event names the user, although the log covers its conversion.
+    Missing,
+    /// Converted before the log's retention: its event can no longer be found.
+    BeyondRetention,
+    /// Converted too recently for its event to be expected yet.
+    TooRecent,
+}
+
+impl AuditFinding {
+    /// The stable code shown in tables and JSON.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Logged { .. } => "logged",
+            Self::Failed { .. } => "failed",
+            Self::Missing => "missing",
+            Self::BeyondRetention => "beyond-retention",
+            Self::TooRecent => "too-recent",
+        }
+    }
+
+    /// Whether the log contradicts the store: the event is missing or says the conversion
+    /// failed.
+    pub fn is_unconfirmed(&self) -> bool {
+        matches!(self, Self::Failed { .. } | Self::Missing)
+    }
+}
+
+impl fmt::Display for AuditFinding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Logged { at, .. } => write!(f, "conversion logged at {at}"),
+            Self::Failed {
+                at, result, reason, ..
+            } => {
+                write!(
+                    f,
+                    "the audit log says the conversion at {at} ended in {result}"
+                )?;
+                match reason {
+                    Some(reason) => write!(f, ": {reason}"),
+                    None => Ok(()),
+                }
+            }
+            Self::Missing => f.write_str(
+                "no \"Invite internal user to B2B collaboration\" event for this user in the \
+                 directory audit log",
+            ),
+            Self::BeyondRetention => {
+                f.write_str("converted before the audit log's retention: no event to find")
+            }
+            Self::TooRecent => f.write_str("converted too recently for the event to be expected"),
+        }
+    }
+}
+
+/// When each user's first invitation was sent, from the wave's recorded tenant writes (every
+/// `POST /invitations`, answered or not): where to look for its conversion event. A later
+/// re-invitation moves `invited_at`, not the conversion.
+pub fn first_invitations(writes: &[TenantWrite]) -> HashMap<UserId, OffsetDateTime> {
+    let mut first: HashMap<UserId, OffsetDateTime> = HashMap::new();
+    for write in writes {
+        let is_invitation = write.http_method.eq_ignore_ascii_case("POST")
+            && write
+                .http_path
+                .as_deref()
+                .is_some_and(|p| p.ends_with("/invitations"));
+        if let (true, Some(user)) = (is_invitation, write.user_id) {
+            first
+                .entry(user)
+                .and_modify(|at| *at = (*at).min(write.at))
+                .or_insert(write.at);
+        }
+    }
+    first
+}
+
+/// The conversion events that name each user.
+pub fn events_by_user(events: &[ConversionEvent]) -> HashMap<UserId, Vec<&ConversionEvent>> {
+    let mut by_user: HashMap<UserId, Vec<&ConversionEvent>> = HashMap::new();
+    for event in events {
+        for user in &event.users {
+            by_user.entry(*user).or_default().push(event);
+        }
+    }
+    by_user
+}
+
+/// What the log says about a user converted at `converted_at` (our own record), given the
+/// events that name it. A successful event wins over failed ones (a retry that succeeded);
+/// without any, whether one was to be expected depends on the log's reach at `now`.
+pub fn corroborate(
+    converted_at: OffsetDateTime,
+    events: &[&ConversionEvent],
+    reach: &AuditLogReach,
+    now: OffsetDateTime,
+) -> AuditFinding {
+    let latest = |succeeded: bool| {
+        events
+            .iter()
+            .filter(|e| e.succeeded() == succeeded)
+            .max_by_key(|e| e.at)
+    };
+    if let Some(event) = latest(true) {
+        return AuditFinding::Logged {
+            event_id: event.id.clone(),
+            at: event.at,
+        };
+    }
+    if let Some(event) = latest(false) {
+        return AuditFinding::Failed {
+            event_id: event.id.clone(),
+            at: event.at,
+            result: event.result.clone(),
+            reason: event.result_reason.clone(),
+        };
+    }
+    if converted_at < reach.oldest(now) {
+        AuditFinding::BeyondRetention
+    } else if converted_at > now - reach.latency {
+        AuditFinding::TooRecent
+    } else {
+        AuditFinding::Missing
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rstest::rstest;
@@ -351,5 +537,139 @@ mod tests {
                 .to_string()
                 .starts_with("not verifiable")
         );
+    }
+
+    fn event(id: &str, at: OffsetDateTime, result: &str, users: &[u128]) -> ConversionEvent {
+        ConversionEvent {
+            id: id.to_owned(),
+            at,
+            result: result.to_owned(),
+            result_reason: (result != "success").then(|| "Invalid request input.".to_owned()),
+            initiated_by_app: Some("app".to_owned()),
+            users: users
+                .iter()
+                .map(|u| UserId::from_uuid(Uuid::from_u128(*u)))
+                .collect(),
+        }
+    }
+
+    const REACH: AuditLogReach = AuditLogReach {
+        retention: Duration::from_hours(30 * 24),
+        latency: Duration::from_mins(30),
+    };
+
+    #[rstest]
+    #[case::logged(&[("e1", "success")], 10, "logged")]
+    #[case::a_success_beats_an_earlier_failure(&[("e1", "failure"), ("e2", "success")], 10, "logged")]
+    #[case::failed(&[("e1", "failure"), ("e2", "timeout")], 10, "failed")]
+    #[case::missing(&[], 60, "missing")]
+    #[case::beyond_retention(&[], 31 * 24 * 60, "beyond-retention")]
+    #[case::too_recent(&[], 29, "too-recent")]
+    #[case::an_event_is_an_event_even_when_recent(&[("e1", "failure")], 1, "failed")]
+    fn the_audit_log_corroborates_or_not(
+        #[case] events: &[(&str, &str)],
+        #[case] minutes_ago: i64,
+        #[case] expected: &str,
+    ) {
+        let now = datetime!(2026-12-06 09:00 UTC);
+        let converted_at = now - time::Duration::minutes(minutes_ago);
+        let events: Vec<ConversionEvent> = events
+            .iter()
+            .enumerate()
+            .map(|(k, (id, result))| {
+                let k = i64::try_from(k).expect("few");
+                event(
+                    id,
+                    converted_at + time::Duration::seconds(k),
+                    result,
+                    &[ALICE],
+                )
+            })
+            .collect();
+        let refs: Vec<&ConversionEvent> = events.iter().collect();
+        let finding = corroborate(converted_at, &refs, &REACH, now);
+        assert_eq!(finding.code(), expected, "{finding}");
+        assert_eq!(
+            finding.is_unconfirmed(),
+            matches!(expected, "failed" | "missing")
+        );
+        if let (
+            AuditFinding::Failed {
+                event_id, result, ..
+            },
+            2,
+        ) = (&finding, events.len())
+        {
+            assert_eq!(
+                (event_id.as_str(), result.as_str()),
+                ("e2", "timeout"),
+                "the latest"
+            );
+        }
+    }
+
+    #[test]
+    fn the_first_invitation_attempt_of_each_user_is_where_to_look() {
+        let at = datetime!(2026-12-06 08:00 UTC);
+        let write = |user: u128, minutes: i64, method: &str, path: &str| TenantWrite {
+            event_id: 0,
+            at: at + time::Duration::minutes(minutes),
+            kind: "invitation.sent".to_owned(),
+            run_id: None,
+            command: None,
+            operator: crate::operator::Operator::default(),
+            wave: None,
+            user_id: Some(UserId::from_uuid(Uuid::from_u128(user))),
+            user_principal_name: None,
+            http_method: method.to_owned(),
+            http_path: Some(path.to_owned()),
+            http_status: Some(201),
+            request_id: None,
+            client_request_id: None,
+            mail_change: None,
+        };
+        let first = first_invitations(&[
+            write(1, 30, "POST", "/v1.0/invitations"),
+            write(1, 5, "POST", "/v1.0/invitations"),
+            write(1, 1, "PATCH", "/v1.0/users/1"),
+            write(2, 40, "POST", "/v1.0/invitations"),
+        ]);
+        assert_eq!(
+            first[&UserId::from_uuid(Uuid::from_u128(1))],
+            at + time::Duration::minutes(5)
+        );
+        assert_eq!(
+            first[&UserId::from_uuid(Uuid::from_u128(2))],
+            at + time::Duration::minutes(40)
+        );
+        assert_eq!(first.len(), 2);
+    }
+
+    #[test]
+    fn events_are_indexed_by_every_user_they_name() {
+        let at = datetime!(2026-12-06 08:00 UTC);
+        let events = [
+            event("e1", at, "success", &[1, 2]),
+            event("e2", at, "success", &[2]),
+        ];
+        let by_user = events_by_user(&events);
+        assert_eq!(by_user[&UserId::from_uuid(Uuid::from_u128(1))].len(), 1);
+        assert_eq!(by_user[&UserId::from_uuid(Uuid::from_u128(2))].len(), 2);
+    }
+
+    #[test]
+    fn reading_starts_before_the_earliest_conversion_within_the_retention() {
+        let now = datetime!(2026-12-06 09:00 UTC);
+        let old = now - time::Duration::days(40);
+        let first = now - time::Duration::hours(5);
+        let later = now - time::Duration::hours(1);
+        assert_eq!(
+            REACH.read_from([later, first, old], now),
+            Some(first - AUDIT_CLOCK_SKEW)
+        );
+        let edge = now - time::Duration::days(30) + time::Duration::minutes(1);
+        assert_eq!(REACH.read_from([edge], now), Some(REACH.oldest(now)));
+        assert_eq!(REACH.read_from([old], now), None, "nothing in reach");
+        assert_eq!(REACH.read_from([], now), None);
     }
 }

@@ -202,6 +202,14 @@ async fn probe(client: &GraphClient) -> (TenantReport, Vec<(Capability, Result<(
         )
         .await;
     probes.push((Capability::ReadContacts, contacts.map(drop)));
+    let audit_logs = client
+        .get::<serde_json::Value>(
+            client.url("auditLogs/directoryAudits?$top=1"),
+            Priority::Normal,
+            &[],
+        )
+        .await;
+    probes.push((Capability::ReadAuditLogs, audit_logs.map(drop)));
     (tenant, probes)
 }
 
@@ -276,6 +284,16 @@ fn render(report: &Report) -> String {
             "\nOrg contacts cannot be read: discover will not know the addresses contacts hold, \
              and plans will warn that contact collisions were not checked (the service refuses \
              a user whose address a contact holds). Grant OrgContact.Read.All to check them.\n",
+        );
+    }
+    if report
+        .capabilities
+        .iter()
+        .any(|c| c.capability == Capability::ReadAuditLogs && !c.satisfied)
+    {
+        text.push_str(
+            "\nThe directory audit log cannot be read: verify will not corroborate conversions \
+             with the service's own events. Grant AuditLog.Read.All to have it do so.\n",
         );
     }
     text.push_str(if report.ready {

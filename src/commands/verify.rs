@@ -2,24 +2,34 @@
 //! scrambled) against the baseline recorded right before its invitation: same object id, same
 //! UPN, same direct groups, same number of app role assignments. Reads Graph at bounded
 //! concurrency, prints the differences and a summary, and records each difference in the
-//! event log. Read-only on the tenant; the comparison itself is `crate::verify`.
+//! event log. With `AuditLog.Read.All` (or `--audit-log on`) it also reads the directory audit
+//! log's conversion events since the wave's first invitation and lists users whose event is
+//! missing or failed. Read-only on the tenant; the comparison and the corroboration themselves
+//! are `crate::verify`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
+use std::pin::pin;
+use std::time::Duration;
+
 use anyhow::Context;
 use futures_util::{StreamExt, TryStreamExt};
+use secrecy::ExposeSecret;
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{Ctx, Outcome, connect};
-use crate::cli::VerifyArgs;
+use crate::cli::{AuditLogChoice, VerifyArgs};
 use crate::domain::{ConversionBaseline, RunId, UserId, UserState};
+use crate::graph::audit_logs::ConversionEvent;
+use crate::graph::auth::TokenClaims;
+use crate::graph::permissions::Capability;
 use crate::graph::{ConversionState, GraphClient};
 use crate::output::{self, Progress};
-use crate::store::{MemberNames, NewEvent, Store, Wave, WaveMember};
-use crate::verify::{self, Current, Difference, Verdict};
+use crate::store::{AuditFilter, MemberNames, NewEvent, Store, Wave, WaveMember};
+use crate::verify::{self, AuditFinding, AuditLogReach, Current, Difference, Verdict};
 
 /// Member states that mean "converted": the invitation went out.
 const CONVERTED: [UserState; 3] = [
@@ -30,6 +40,9 @@ const CONVERTED: [UserState; 3] = [
 
 /// The event kind of one difference.
 const DIFFERENCE_EVENT: &str = "verify.difference";
+
+/// The event kind of a conversion the audit log does not confirm (missing or failed).
+const AUDIT_LOG_EVENT: &str = "verify.audit-log";
 
 /// What reading one user from Graph gave.
 enum Reading {
@@ -51,6 +64,60 @@ struct UserReport {
     /// Why the user could not be read, when it could not.
     error: Option<String>,
     differences: Vec<Difference>,
+    /// What the directory audit log says about the conversion (absent when it was not read).
+    audit_log: Option<AuditFinding>,
+}
+
+/// The directory audit log's part of the report.
+#[derive(Serialize)]
+struct AuditLogReport {
+    /// `read`, or `skipped` (`note` says why).
+    status: &'static str,
+    note: Option<String>,
+    /// The start of the events read (`activityDateTime ge`).
+    #[serde(with = "time::serde::rfc3339::option")]
+    read_from: Option<OffsetDateTime>,
+    retention_days: u16,
+    latency_minutes: u32,
+    /// Requests (pages) it took.
+    requests: usize,
+    /// Conversion events read that name a member of the wave.
+    events_read: usize,
+    logged: usize,
+    missing: usize,
+    failed: usize,
+    beyond_retention: usize,
+    too_recent: usize,
+}
+
+impl AuditLogReport {
+    fn skipped(args: &VerifyArgs, note: String) -> Self {
+        Self {
+            status: "skipped",
+            note: Some(note),
+            read_from: None,
+            retention_days: args.audit_retention_days,
+            latency_minutes: args.audit_latency_minutes,
+            requests: 0,
+            events_read: 0,
+            logged: 0,
+            missing: 0,
+            failed: 0,
+            beyond_retention: 0,
+            too_recent: 0,
+        }
+    }
+
+    /// Users whose conversion the log contradicts.
+    fn unconfirmed(&self) -> usize {
+        self.missing + self.failed
+    }
+}
+
+/// The audit log's findings and their summary.
+struct AuditLogOutcome {
+    report: AuditLogReport,
+    findings: HashMap<UserId, AuditFinding>,
 }
 
 #[derive(Serialize)]
@@ -65,6 +132,7 @@ struct Report {
     not_verifiable: usize,
     /// Members not converted (planned, ready, failed, …): not checked.
     not_converted: usize,
+    audit_log: AuditLogReport,
     users: Vec<UserReport>,
 }
 
@@ -87,7 +155,9 @@ impl VerifyArgs {
                 wave.name
             );
             if self.json {
-                let report = summarise(&wave, now, total, Vec::new());
+                let audit_log =
+                    AuditLogReport::skipped(&self, "no converted member to look for".to_owned());
+                let report = summarise(&wave, now, total, Vec::new(), audit_log);
                 write_json(&report)?;
             } else {
                 output::write_stdout(&message)?;
@@ -120,24 +190,187 @@ impl VerifyArgs {
         };
         let names = group_names(&client, &baselines, &readings, concurrency).await;
         progress.finish();
+        let mut audit = read_audit_log(&client, &store, &wave, &converted, &self, now).await?;
 
         let users: Vec<UserReport> = converted
             .iter()
-            .map(|(member, names_of)| user_report(member, names_of, &baselines, &readings, &names))
+            .map(|(member, names_of)| {
+                let mut report = user_report(member, names_of, &baselines, &readings, &names);
+                report.audit_log = audit.findings.remove(&member.plan.user_id);
+                report
+            })
             .collect();
         record_differences(&store, &wave, &users, now).await?;
-        let report = summarise(&wave, now, total, users);
+        let report = summarise(&wave, now, total, users, audit.report);
         if self.json {
             write_json(&report)?;
         } else {
             output::write_stdout(&render(&report))?;
         }
-        Ok(if report.differing + report.not_verifiable > 0 {
-            Outcome::SomeUsersFailed
-        } else {
-            Outcome::Done
-        })
+        Ok(
+            if report.differing + report.not_verifiable + report.audit_log.unconfirmed() > 0 {
+                Outcome::SomeUsersFailed
+            } else {
+                Outcome::Done
+            },
+        )
     }
+}
+
+/// When each converted member was first invited, as this tool recorded it: its first
+/// `POST /invitations` in the event log, else `invited_at`, else its last state change.
+async fn conversion_times(
+    store: &Store,
+    wave: &Wave,
+    converted: &[(WaveMember, MemberNames)],
+) -> anyhow::Result<HashMap<UserId, OffsetDateTime>> {
+    let writes = store
+        .tenant_writes(AuditFilter {
+            wave: Some(wave.id),
+            since: None,
+        })
+        .await?;
+    let first = verify::first_invitations(&writes);
+    Ok(converted
+        .iter()
+        .map(|(member, _)| {
+            let user = member.plan.user_id;
+            let at = first
+                .get(&user)
+                .copied()
+                .or(member.invited_at)
+                .unwrap_or(member.state_changed_at);
+            (user, at)
+        })
+        .collect())
+}
+
+/// The conversion events since `since` that name one of `members`, and the requests it took.
+/// Only those are kept: the log holds the whole tenant's.
+async fn conversion_events(
+    client: &GraphClient,
+    since: OffsetDateTime,
+    members: &HashMap<UserId, OffsetDateTime>,
+) -> Result<(Vec<ConversionEvent>, usize), crate::graph::Error> {
+    let mut events = Vec::new();
+    let mut requests = 0;
+    let mut pages = pin!(client.conversion_events(since));
+    while let Some(page) = pages.next().await {
+        requests += 1;
+        events.extend(
+            page?
+                .items
+                .into_iter()
+                .filter(|e| e.users.iter().any(|u| members.contains_key(u))),
+        );
+    }
+    Ok((events, requests))
+}
+
+/// Whether the token may read the audit log, per its claims (`None`: it cannot tell).
+async fn token_reads_audit_log(client: &GraphClient) -> anyhow::Result<Option<bool>> {
+    let token = client
+        .tokens()
+        .token()
+        .await
+        .context("getting an access token")?;
+    let claims = TokenClaims::decode(token.expose_secret());
+    drop(token);
+    Ok(claims.map(|claims| {
+        Capability::ReadAuditLogs
+            .granted_to(&claims.permissions(), claims.is_delegated())
+            .is_some()
+    }))
+}
+
+/// Reads the conversion events since the wave's first invitation (when `--audit-log` and the
+/// token allow it) and says, for each converted member, what the log holds. With `auto`, a
+/// log that cannot be read is a note; with `on`, an error.
+async fn read_audit_log(
+    client: &GraphClient,
+    store: &Store,
+    wave: &Wave,
+    converted: &[(WaveMember, MemberNames)],
+    args: &VerifyArgs,
+    now: OffsetDateTime,
+) -> anyhow::Result<AuditLogOutcome> {
+    let skipped = |note: String| AuditLogOutcome {
+        report: AuditLogReport::skipped(args, note),
+        findings: HashMap::new(),
+    };
+    match args.audit_log {
+        AuditLogChoice::Off => return Ok(skipped("not asked for (--audit-log off)".to_owned())),
+        AuditLogChoice::On => {}
+        AuditLogChoice::Auto => match token_reads_audit_log(client).await? {
+            Some(true) => {}
+            Some(false) => {
+                return Ok(skipped(
+                    "the token does not claim AuditLog.Read.All (grant it to corroborate \
+                     conversions with the service's own events)"
+                        .to_owned(),
+                ));
+            }
+            None => {
+                return Ok(skipped(
+                    "the token's permissions cannot be read (not a JWT): use --audit-log on \
+                     to read the audit log anyway"
+                        .to_owned(),
+                ));
+            }
+        },
+    }
+    let reach = AuditLogReach {
+        retention: Duration::from_hours(u64::from(args.audit_retention_days) * 24),
+        latency: Duration::from_mins(u64::from(args.audit_latency_minutes)),
+    };
+    let converted_at = conversion_times(store, wave, converted).await?;
+    let read_from = reach.read_from(converted_at.values().copied(), now);
+    let (events, requests) = match read_from {
+        None => (Vec::new(), 0),
+        Some(since) => match conversion_events(client, since, &converted_at).await {
+            Ok(read) => read,
+            Err(error) if args.audit_log == AuditLogChoice::Auto => {
+                tracing::warn!("could not read the directory audit log: {error}");
+                return Ok(skipped(format!("the audit log could not be read: {error}")));
+            }
+            Err(error) => {
+                return Err(anyhow::Error::new(error).context(
+                    "reading the directory audit log (needs AuditLog.Read.All and \
+                     Directory.Read.All; `b2b-convert check` lists what the token has; \
+                     --audit-log off skips it)",
+                ));
+            }
+        },
+    };
+    let by_user = verify::events_by_user(&events);
+    let findings: HashMap<UserId, AuditFinding> = converted_at
+        .iter()
+        .map(|(user, at)| {
+            let events = by_user.get(user).map_or(&[][..], Vec::as_slice);
+            (*user, verify::corroborate(*at, events, &reach, now))
+        })
+        .collect();
+    let count = |code: &str| findings.values().filter(|f| f.code() == code).count();
+    let report = AuditLogReport {
+        status: "read",
+        note: read_from.is_none().then(|| {
+            format!(
+                "every conversion is older than the {}-day retention: no event to look for",
+                args.audit_retention_days
+            )
+        }),
+        read_from,
+        retention_days: args.audit_retention_days,
+        latency_minutes: args.audit_latency_minutes,
+        requests,
+        events_read: events.len(),
+        logged: count("logged"),
+        missing: count("missing"),
+        failed: count("failed"),
+        beyond_retention: count("beyond-retention"),
+        too_recent: count("too-recent"),
+    };
+    Ok(AuditLogOutcome { report, findings })
 }
 
 /// Reads every user's state now, `concurrency` at a time. Stops at the first failure that is
@@ -255,6 +488,7 @@ fn user_report(
         baseline_taken_at: baseline.map(|b| b.taken_at),
         error,
         differences,
+        audit_log: None,
     }
 }
 
@@ -285,11 +519,35 @@ async fn record_differences(
                 .await
                 .context("recording a difference in the event log")?;
         }
+        if let Some(finding) = user.audit_log.as_ref().filter(|f| f.is_unconfirmed()) {
+            let mut detail = serde_json::to_value(finding)?;
+            if let Some(fields) = detail.as_object_mut() {
+                fields.insert("message".to_owned(), finding.to_string().into());
+            }
+            let event = NewEvent {
+                run_id: Some(run_id),
+                wave_id: Some(wave.id),
+                user_id: Some(user.user_id),
+                kind: AUDIT_LOG_EVENT.to_owned(),
+                detail,
+                ..NewEvent::default()
+            };
+            store
+                .append_event(&event, now)
+                .await
+                .context("recording an unconfirmed conversion in the event log")?;
+        }
     }
     Ok(())
 }
 
-fn summarise(wave: &Wave, now: OffsetDateTime, total: usize, users: Vec<UserReport>) -> Report {
+fn summarise(
+    wave: &Wave,
+    now: OffsetDateTime,
+    total: usize,
+    users: Vec<UserReport>,
+    audit_log: AuditLogReport,
+) -> Report {
     let count = |verdict: Verdict| users.iter().filter(|u| u.verdict == verdict).count();
     Report {
         wave: wave.name.clone(),
@@ -299,6 +557,7 @@ fn summarise(wave: &Wave, now: OffsetDateTime, total: usize, users: Vec<UserRepo
         differing: count(Verdict::Differs),
         not_verifiable: count(Verdict::NotVerifiable),
         not_converted: total - users.len(),
+        audit_log,
         users,
     }
 }
@@ -332,6 +591,12 @@ fn render(report: &Report) -> String {
             if let Some(error) = &user.error {
                 rows.push(row("not-read", format!("not verifiable: {error}")));
             }
+            if let Some(finding) = user.audit_log.as_ref().filter(|f| f.is_unconfirmed()) {
+                rows.push(row(
+                    &format!("audit-log-{}", finding.code()),
+                    finding.to_string(),
+                ));
+            }
             rows
         })
         .collect();
@@ -358,6 +623,53 @@ fn render(report: &Report) -> String {
         );
     } else {
         text.push_str("Each difference is recorded in the event log (verify.difference).\n");
+    }
+    text.push_str(&render_audit_log(&report.audit_log));
+    text
+}
+
+fn render_audit_log(audit: &AuditLogReport) -> String {
+    let mut text = String::new();
+    if audit.status != "read" {
+        let _ = writeln!(
+            text,
+            "Audit log not read: {}.",
+            audit.note.as_deref().unwrap_or("skipped")
+        );
+        return text;
+    }
+    match audit.read_from {
+        Some(from) => {
+            let _ = write!(
+                text,
+                "Audit log (events since {from}, {} request(s)): {} conversion(s) logged, {} \
+                 missing, {} logged as failed.",
+                audit.requests, audit.logged, audit.missing, audit.failed
+            );
+        }
+        None => {
+            let _ = write!(text, "Audit log: {}.", audit.note.as_deref().unwrap_or(""));
+        }
+    }
+    if audit.beyond_retention > 0 {
+        let _ = write!(
+            text,
+            " {} converted before the {}-day retention (no event can be found).",
+            audit.beyond_retention, audit.retention_days
+        );
+    }
+    if audit.too_recent > 0 {
+        let _ = write!(
+            text,
+            " {} converted in the last {} minute(s) without an event yet (run verify again later).",
+            audit.too_recent, audit.latency_minutes
+        );
+    }
+    text.push('\n');
+    if audit.unconfirmed() > 0 {
+        text.push_str(
+            "Each missing or failed event is recorded in the event log (verify.audit-log).\n",
+        );
     }
     text
 }

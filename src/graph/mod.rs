@@ -12,6 +12,7 @@
 //! - [`users`] and `tenant`: the resources the tool reads, as domain types.
 //! - [`invitations`]: the one conversion write, and the `mail` update before it.
 //! - [`contacts`]: org contacts, whose addresses no user may take.
+//! - [`audit_logs`]: the directory audit log's conversion events (`verify`'s corroboration).
 //! - [`groups`]: groups found by display name (how an operator names a wave's group).
 //! - [`memberships`]: a user's direct groups and app role assignments, and the conversion
 //!   baseline built from them.
@@ -20,6 +21,7 @@
 //! reports precisely what happened (including "the outcome of this write is unknown") and the
 //! caller decides.
 
+pub mod audit_logs;
 pub mod auth;
 pub mod client;
 mod connection;

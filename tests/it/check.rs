@@ -23,6 +23,14 @@ async fn a_fully_permitted_app_is_ready() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(stdout.contains("Ready"), "{stdout}");
+    let audit_row = stdout
+        .lines()
+        .find(|l| l.contains("directory audit log"))
+        .unwrap_or_else(|| panic!("an audit-log row: {stdout}"));
+    assert!(
+        audit_row.starts_with("ok") && audit_row.contains("AuditLog.Read.All"),
+        "{audit_row}"
+    );
     assert!(
         stdout.contains("contoso.com"),
         "lists the verified domains: {stdout}"
@@ -64,6 +72,13 @@ async fn a_read_only_app_is_not_ready_and_says_what_is_missing() {
     );
     assert_eq!(capability("invite-users")["satisfied"], false);
     assert_eq!(capability("read-group-members")["required"], false);
+    // The audit log is optional: its absence is shown, never a reason not to be ready.
+    let audit_log = capability("read-audit-logs");
+    assert_eq!(
+        (&audit_log["required"], &audit_log["satisfied"]),
+        (&false.into(), &false.into())
+    );
+    assert_eq!(audit_log["probe"], "403 Authorization_RequestDenied");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("not ready") && stderr.contains("invite users"),

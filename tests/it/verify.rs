@@ -346,3 +346,133 @@ async fn after_a_real_run_verify_finds_the_membership_removed_behind_its_back() 
     assert_eq!(differing[0]["differences"][0]["check"], "groups-removed");
     assert_eq!(differing[0]["differences"][0]["groups"][0]["id"], pilot);
 }
+
+/// `verify`'s corroboration: one filtered, paged read of the directory audit log for the whole
+/// wave, and the users whose "Invite internal user to B2B collaboration" event is missing or
+/// failed listed, in JSON and in the table, and recorded in the event log.
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_lists_conversions_the_audit_log_does_not_confirm() {
+    let (sim, dir) = discovered().await;
+    let (wave, ready) = plan_group(dir.path(), &sim, "pilot", &group(0)).await;
+    assert!(ready.len() >= 4, "{ready:?}");
+    let (missing, failed) = (ready[0], ready[1]);
+    sim.set_faults(
+        b2b_convert_sim::FaultPlan::parse(&format!(
+            "invitations:audit-missing={missing},audit-failed={failed}"
+        ))
+        .unwrap(),
+    );
+    let output = cli(
+        dir.path(),
+        &sim,
+        &["run", "--wave", "pilot", "--yes", "--reconcile-delay", "0"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
+    let requests_before = audit_requests(&sim);
+
+    // Right after the run: a failed event is flagged at once, a missing one not yet.
+    let (code, stdout, stderr) = verify(dir.path(), &sim, "pilot", true).await;
+    assert_eq!(code, Some(3), "{stdout}{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let audit = &report["audit_log"];
+    assert_eq!(audit["status"], "read", "{audit:#}");
+    assert_eq!(
+        audit["requests"], 1,
+        "one request for the whole wave: {audit:#}"
+    );
+    assert_eq!(audit_requests(&sim) - requests_before, 1);
+    assert_eq!(audit["logged"], ready.len() - 2, "{audit:#}");
+    assert_eq!(
+        (&audit["failed"], &audit["missing"], &audit["too_recent"]),
+        (&1.into(), &0.into(), &1.into())
+    );
+    assert_eq!(finding(&report, failed)["finding"], "failed");
+    assert_eq!(finding(&report, failed)["result"], "failure");
+    assert_eq!(finding(&report, missing)["finding"], "too-recent");
+    assert_eq!(finding(&report, ready[2])["finding"], "logged");
+
+    // Once the latency has passed, the missing event is listed too.
+    let output = cli(
+        dir.path(),
+        &sim,
+        &["verify", "--wave", "pilot", "--audit-latency-minutes", "0"],
+    )
+    .await;
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(3), "{stdout}");
+    let row = |check: &str| {
+        stdout
+            .lines()
+            .find(|l| l.contains(check))
+            .unwrap_or_else(|| panic!("a {check} row: {stdout}"))
+            .to_owned()
+    };
+    assert!(row("audit-log-missing").contains(&upn(missing)), "{stdout}");
+    assert!(row("audit-log-failed").contains(&upn(failed)), "{stdout}");
+    assert!(stdout.contains("1 missing, 1 logged as failed"), "{stdout}");
+    assert_eq!(
+        stdout.matches("audit-log-").count(),
+        2,
+        "only the two: {stdout}"
+    );
+    let store = store(dir.path()).await;
+    let recorded: Vec<_> = store
+        .wave_events(wave)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event.kind == "verify.audit-log")
+        .collect();
+    assert_eq!(
+        recorded.len(),
+        3,
+        "the failed one twice, the missing one once"
+    );
+    assert!(
+        recorded
+            .iter()
+            .any(|e| e.event.user_id == Some(missing) && e.event.detail["finding"] == "missing")
+    );
+    store.close().await;
+
+    // Off: not read at all, and nothing else differs.
+    let before = audit_requests(&sim);
+    let output = cli(
+        dir.path(),
+        &sim,
+        &["verify", "--wave", "pilot", "--audit-log", "off", "--json"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["audit_log"]["status"], "skipped");
+    assert_eq!(audit_requests(&sim), before);
+    sim.shutdown().await;
+}
+
+/// A user's `audit_log` finding in a `verify --json` report.
+fn finding(report: &Value, user: UserId) -> Value {
+    report["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["user_id"] == user.to_string().as_str())
+        .unwrap()["audit_log"]
+        .clone()
+}
+
+/// A generated user's UPN.
+fn upn(user: UserId) -> String {
+    let tenant = GeneratedTenant::new(7, USERS);
+    tenant
+        .user(tenant.index_of_id(&user.to_string()).unwrap())
+        .user_principal_name
+}
+
+/// Requests the simulator's directory audit log has answered.
+fn audit_requests(sim: &Sim) -> u64 {
+    sim.counters()
+        .endpoint(b2b_convert_sim::Endpoint::DirectoryAudits)
+        .requests
+}
