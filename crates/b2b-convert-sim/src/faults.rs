@@ -169,6 +169,10 @@ pub struct FaultSpec {
     /// Invitations only: the users (object ids) whose conversion succeeds but is logged as a
     /// failed audit event.
     pub audit_failed_for: Vec<String>,
+    /// `patch-user` only: for this many seconds (simulator time) after a user's latest
+    /// invitation, a `PATCH` of its `userType` is refused with the replication-lag 400 "Not a
+    /// valid reference update." (NOTES §2.x, observed).
+    pub reference_lag_secs: Option<f64>,
 }
 
 impl FaultSpec {
@@ -222,6 +226,7 @@ impl FaultPlan {
     ///          | "abuse-after=" N | "daily-quota=" N      (invitations only; N whole)
     ///          | "audit-missing=" id *("|" id) | "audit-failed=" id *("|" id)
     ///                                                    (invitations only; user object ids)
+    ///          | "reference-lag=" seconds                (patch-user only)
     /// ```
     ///
     /// Later clauses for the same endpoint merge into earlier ones.
@@ -276,6 +281,13 @@ impl FaultPlan {
         }) {
             return Err(error(format!(
                 "abuse-after, daily-quota, audit-missing and audit-failed apply to invitations only, not to {endpoint}"
+            )));
+        }
+        if let Some((endpoint, _)) = self.endpoints.iter().find(|(endpoint, spec)| {
+            **endpoint != Endpoint::PatchUser && spec.reference_lag_secs.is_some()
+        }) {
+            return Err(error(format!(
+                "reference-lag applies to patch-user only, not to {endpoint}"
             )));
         }
         self.endpoints.retain(|_, spec| !spec.is_empty());
@@ -340,6 +352,19 @@ fn apply_setting(spec: &mut FaultSpec, setting: &str) -> Result<(), String> {
                 spec.audit_failed_for.extend(ids);
             }
         }
+        "reference-lag" => {
+            let seconds: f64 = value
+                .trim()
+                .trim_end_matches('s')
+                .parse()
+                .map_err(|_| format!("reference-lag: {value:?} is not a number of seconds"))?;
+            if !(0.0..=86_400.0).contains(&seconds) {
+                return Err(format!(
+                    "reference-lag: {value:?} is outside 0..=86400 seconds"
+                ));
+            }
+            spec.reference_lag_secs = Some(seconds);
+        }
         "retry-after" => {
             spec.retry_after_secs = if value.trim() == "none" {
                 None
@@ -358,7 +383,7 @@ fn apply_setting(spec: &mut FaultSpec, setting: &str) -> Result<(), String> {
         }
         other => {
             return Err(format!(
-                "unknown setting {other:?} (known: latency, 429, 503, 504, retry-after, reset, drop, abuse-after, daily-quota, audit-missing, audit-failed)"
+                "unknown setting {other:?} (known: latency, 429, 503, 504, retry-after, reset, drop, abuse-after, daily-quota, audit-missing, audit-failed, reference-lag)"
             ));
         }
     }
@@ -540,6 +565,24 @@ mod tests {
             error.reason
         );
         assert!(FaultPlan::parse("invitations:audit-missing=").is_err());
+    }
+
+    #[test]
+    fn the_reference_lag_is_a_patch_user_setting() {
+        let plan = FaultPlan::parse("patch-user:reference-lag=90").expect("parses");
+        assert_eq!(
+            plan.spec(Endpoint::PatchUser).reference_lag_secs,
+            Some(90.0)
+        );
+        for (input, reason) in [
+            ("get-user:reference-lag=90", "patch-user only"),
+            ("all:reference-lag=90", "patch-user only"),
+            ("patch-user:reference-lag=soon", "not a number"),
+            ("patch-user:reference-lag=100000", "outside"),
+        ] {
+            let error = FaultPlan::parse(input).expect_err(input);
+            assert!(error.reason.contains(reason), "{input}: {}", error.reason);
+        }
     }
 
     #[test]

@@ -491,3 +491,55 @@ async fn the_daily_quota_refuses_the_next_invitation_until_the_oldest_leaves_the
     assert_eq!(status, 201, "{body}");
     assert_eq!(h.sim.counters().invitations_created, 3);
 }
+
+/// `PATCH /users/{id}` of `userType` after a conversion (NOTES §2: converted users keep
+/// `Member`): only `Guest` or `Member`, only with a user-write permission, and for a while after
+/// the invitation refused with the replication-lag 400 when the `reference-lag` fault says so.
+#[tokio::test]
+async fn user_type_is_set_with_the_right_permission_and_after_the_replication_lag() {
+    let h = harness().await;
+    h.sim.freeze_clock();
+    let user = h.sim.find_user(UserCase::CloudMailExternal).expect("case");
+    h.sim.set_faults(
+        b2b_convert_sim::FaultPlan::parse("patch-user:reference-lag=120").expect("parses"),
+    );
+    let (status, _) = h
+        .post_json(
+            "/v1.0/invitations",
+            &Harness::invitation(&user.id, user.mail.as_deref().expect("mail")),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let path = format!("/v1.0/users/{}", user.id);
+    let (status, body) = h.patch_json(&path, &json!({"userType": "Guest"})).await;
+    assert_eq!(status, 400, "{body}");
+    assert_graph_error(&body, "Request_BadRequest", "Not a valid reference update");
+    assert_eq!(
+        h.sim.user(&user.id).expect("user").user_type.as_deref(),
+        Some("Member")
+    );
+    h.sim.advance_clock(Duration::from_secs(120));
+    for bad in [json!("guest "), json!("External"), json!(null), json!(1)] {
+        let (status, body) = h.patch_json(&path, &json!({"userType": bad})).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    let reader = &h.sim.apps()[1];
+    let token = super::secret_token(&h.http, &h.sim, &reader.client_id, &reader.secrets[0]).await;
+    let denied = h
+        .http
+        .patch(h.url(&path))
+        .bearer_auth(token)
+        .json(&json!({"userType": "Guest"}))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(denied.status(), 403);
+    let (status, body) = h.patch_json(&path, &json!({"userType": "Guest"})).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(
+        h.sim.user(&user.id).expect("user").user_type.as_deref(),
+        Some("Guest")
+    );
+    let (status, _) = h.patch_json(&path, &json!({"userType": "Member"})).await;
+    assert_eq!(status, 204, "and back");
+}

@@ -104,6 +104,26 @@ pub(super) fn get_user(
     Reply::json(StatusCode::OK, &Value::Object(body))
 }
 
+/// The replication-lag answer to a write right after an invitation (NOTES §2.x, observed).
+pub const REFERENCE_LAG_MESSAGE: &str = "Not a valid reference update.";
+
+/// Whether the user's latest invitation is recent enough for the `reference-lag` fault.
+fn in_reference_lag(shared: &Shared, index: u64) -> bool {
+    let Some(lag) = shared
+        .fault_plan()
+        .spec(crate::faults::Endpoint::PatchUser)
+        .reference_lag_secs
+    else {
+        return false;
+    };
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // 0..=86400 s
+    let lag_ms = (lag * 1_000.0).round() as u64;
+    shared
+        .directory
+        .invitation_of(index)
+        .is_some_and(|record| shared.clock.now_ms() < record.invited_at_ms + lag_ms)
+}
+
 pub(super) fn patch_user(shared: &Shared, ctx: &RequestContext, key: &str) -> Reply {
     let Some(index) = shared.directory.resolve(key) else {
         return directory_error(shared, ctx, &DirectoryError::NotFound(key.to_owned()));
@@ -111,6 +131,15 @@ pub(super) fn patch_user(shared: &Shared, ctx: &RequestContext, key: &str) -> Re
     let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&ctx.body) else {
         return invalid_payload(shared, ctx);
     };
+    if body.contains_key("userType") && in_reference_lag(shared, index) {
+        return Reply::graph_error(
+            ctx,
+            shared,
+            StatusCode::BAD_REQUEST,
+            "Request_BadRequest",
+            REFERENCE_LAG_MESSAGE,
+        );
+    }
     match shared.directory.patch(index, &body, &shared.clock) {
         Ok(()) => {
             let mut reply = Reply::empty(StatusCode::NO_CONTENT);
