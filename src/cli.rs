@@ -144,6 +144,7 @@ pub enum Command {
     Backup(BackupArgs),
     Demo(DemoArgs),
     Verify(VerifyArgs),
+    SetUserType(SetUserTypeArgs),
     Scramble(ScrambleArgs),
     Sim(SimArgs),
     Completions(CompletionsArgs),
@@ -762,6 +763,81 @@ pub struct VerifyArgs {
     /// are reported as too recent, not as missing
     #[arg(long, value_name = "MINUTES", default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=1440))]
     pub audit_latency_minutes: u32,
+}
+
+/// Set the userType of a wave's redeemed members to Guest, or back to Member (this changes the
+/// tenant).
+///
+/// A conversion keeps userType Member; Microsoft leaves setting Guest to you (MAU billing, guest
+/// restrictions). Considers the members this tool converted and recorded as redeemed
+/// (`accepted` or `scrambled`; `status --refresh` records redemptions), reads each from Graph
+/// first, and writes only where Graph shows externalUserState Accepted and another userType:
+/// running it again finishes what is left and repeats nothing. Each write is paced with
+/// `throughput.max_directory_writes_per_second` and recorded before and after in the event log
+/// (`audit export` lists it with its request ids). Right after an invitation the service may
+/// refuse the write with 400 "Not a valid reference update." for a few minutes: each such
+/// refusal is recorded and the write tried again after --lag-retry-delay, up to --lag-retries
+/// times. `--to member` is the back-out. Needs User.ReadWrite.All. Exits 3 when a member
+/// failed, 0 otherwise.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  b2b-convert set-user-type --wave pilot --to guest --dry-run
+  b2b-convert set-user-type --wave pilot --to guest --yes
+  b2b-convert set-user-type --wave pilot --to member --yes   # the back-out")]
+pub struct SetUserTypeArgs {
+    /// The wave whose redeemed members to change
+    #[arg(long, value_name = "NAME")]
+    pub wave: String,
+
+    /// The userType to set
+    #[arg(long, value_name = "TYPE", value_enum)]
+    pub to: UserTypeChoice,
+
+    /// Do not ask for confirmation (required when stdin is not a terminal)
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Read every member and say what would change; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+
+    /// Seconds to wait after a replication-lag refusal before trying again
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = lag_delay)]
+    pub lag_retry_delay: f64,
+
+    /// Tries again after replication-lag refusals before giving up on a member
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub lag_retries: u32,
+
+    /// Members read and written at a time (default: `throughput.max_concurrency`)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub concurrency: Option<u32>,
+}
+
+/// The `userType` `set-user-type` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum UserTypeChoice {
+    /// Guest: MAU billing, guest restrictions
+    Guest,
+    /// Member: what conversion keeps (the back-out)
+    Member,
+}
+
+fn lag_delay(value: &str) -> Result<f64, String> {
+    let seconds: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{value:?} is not a number of seconds"))?;
+    if (0.0..=3600.0).contains(&seconds) {
+        Ok(seconds)
+    } else {
+        Err(format!("{seconds} is outside 0 to 3600 seconds"))
+    }
 }
 
 /// Whether `verify` reads the directory audit log.

@@ -446,6 +446,22 @@ macro_rules! coded_enum {
     };
 }
 
+coded_enum!(
+    /// A user's `userType` (v1.0 `user`): conversion keeps `Member`; `Guest` is set afterwards,
+    /// when wanted, for MAU billing and guest restrictions (NOTES §2).
+    UserType {
+        Member => "Member",
+        Guest => "Guest",
+    }
+);
+
+impl UserType {
+    /// Whether Graph's value (`userType`, compared without regard to case) is this type.
+    pub fn is(self, graph_value: Option<&str>) -> bool {
+        graph_value.is_some_and(|v| v.eq_ignore_ascii_case(self.code()))
+    }
+}
+
 /// A stored or configured code that names no known variant (for example after a downgrade).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {kind} `{code}`")]

@@ -23,6 +23,7 @@ mod reinvite;
 mod report;
 mod run;
 mod scramble;
+mod set_user_type;
 mod sim;
 mod status;
 mod verify;
@@ -574,6 +575,7 @@ async fn dispatch(command: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         Command::Backup(args) => args.run(ctx).await,
         Command::Demo(args) => args.run(ctx).await,
         Command::Verify(args) => args.run(ctx).await,
+        Command::SetUserType(args) => args.run(ctx).await,
         Command::Scramble(args) => args.run(ctx).await,
         Command::Sim(args) => args.run().await,
         Command::Completions(args) => args.run(),

@@ -26,7 +26,9 @@
 //! has one owner (the store applies each change compare-and-set, with its event):
 //! [`redemptions`] (`invited → accepted`, read from Graph), [`reinvite`] (re-sent invitations:
 //! `invited` stays `invited` with a new link, a redemption reset `accepted → invited`) and
-//! [`scramble`] (`→ scrambled`, over LDAPS or from a script's results). [`run_wave`] runs the executor inside a
+//! [`scramble`] (`→ scrambled`, over LDAPS or from a script's results). [`user_type`] (the
+//! optional `userType` step after redemption) changes no state but writes to the tenant the
+//! same recorded, paced way. [`run_wave`] runs the executor inside a
 //! [`RunRecord`], the record every `run`, `invite` and `scramble` is bracketed by. Nothing here
 //! prints: progress goes to an observer the command gives.
 
@@ -39,6 +41,7 @@ pub mod redemptions;
 pub mod reinvite;
 mod run;
 pub mod scramble;
+pub mod user_type;
 mod withheld;
 
 use std::future::Future;
@@ -1173,7 +1176,12 @@ pub fn throttle_reporter(pacer: Arc<Pacer>) -> graph::client::RetryObserver {
     })
 }
 
-fn with_meta(event: &mut NewEvent, method: &str, path: &str, meta: &graph::ResponseMeta) {
+pub(super) fn with_meta(
+    event: &mut NewEvent,
+    method: &str,
+    path: &str,
+    meta: &graph::ResponseMeta,
+) {
     event.http_method = Some(method.into());
     event.http_path = Some(path.into());
     event.http_status = Some(meta.status);
@@ -1183,7 +1191,7 @@ fn with_meta(event: &mut NewEvent, method: &str, path: &str, meta: &graph::Respo
 
 /// Records on `event` the write that failed: its method and path, and what the service said
 /// when it answered (status, request ids), so the audit trail lists the attempt too.
-fn with_failure(event: &mut NewEvent, method: &str, path: &str, err: &graph::Error) {
+pub(super) fn with_failure(event: &mut NewEvent, method: &str, path: &str, err: &graph::Error) {
     event.http_method = Some(method.into());
     event.http_path = Some(path.into());
     match err {
@@ -1206,11 +1214,11 @@ fn with_failure(event: &mut NewEvent, method: &str, path: &str, err: &graph::Err
     }
 }
 
-fn millis(elapsed: Duration) -> u64 {
+pub(super) fn millis(elapsed: Duration) -> u64 {
     u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn now() -> OffsetDateTime {
+pub(super) fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 

@@ -87,6 +87,13 @@ impl Error {
         }
     }
 
+    /// Whether this is the replication-lag refusal of a write right after an invitation: 400
+    /// "Not a valid reference update." (NOTES §2.x, observed). It passes after minutes.
+    pub fn is_replication_lag(&self) -> bool {
+        matches!(self, Self::Api(api) if api.status == 400
+            && api.message.to_ascii_lowercase().contains("not a valid reference update"))
+    }
+
     /// The HTTP status Graph answered with, when it answered.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -199,6 +206,36 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("403 Authorization_RequestDenied"), "{text}");
         assert!(text.contains("client-request-id c-1"), "{text}");
+    }
+
+    #[test]
+    fn the_replication_lag_refusal_is_told_by_status_and_message() {
+        let refusal = |status: StatusCode, message: &str| {
+            let body =
+                serde_json::json!({"error": {"code": "Request_BadRequest", "message": message}});
+            Error::Api(Box::new(api_error(
+                "PATCH",
+                "/v1.0/users/1",
+                status,
+                None,
+                "c",
+                None,
+                body.to_string().as_bytes(),
+            )))
+        };
+        assert!(
+            refusal(StatusCode::BAD_REQUEST, "Not a valid reference update.").is_replication_lag()
+        );
+        assert!(
+            !refusal(
+                StatusCode::BAD_REQUEST,
+                "Invalid value specified for property 'userType'"
+            )
+            .is_replication_lag()
+        );
+        assert!(
+            !refusal(StatusCode::FORBIDDEN, "Not a valid reference update.").is_replication_lag()
+        );
     }
 
     #[test]

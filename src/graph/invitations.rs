@@ -1,5 +1,6 @@
-//! `POST /invitations` for converting an existing internal user (NOTES.md §1), and the
-//! `PATCH` of `mail` that today's guidance requires first (§2).
+//! `POST /invitations` for converting an existing internal user (NOTES.md §1), the `PATCH` of
+//! `mail` that today's guidance requires first (§2), and the optional `PATCH` of `userType`
+//! after redemption (§2).
 //!
 //! The request carries exactly what the operator configured: fields left unset are left out,
 //! and the user is named by `invitedUser.id` only — never a whole user object (§1.6). The
@@ -14,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::client::{GraphClient, Response, ResponseMeta};
 use super::error::{ApiError, Error};
-use crate::domain::{InvitationId, UserId};
+use crate::domain::{InvitationId, UserId, UserType};
 
 /// The body of `POST /invitations` that converts the user `invited_user.id`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -186,6 +187,26 @@ impl GraphClient {
     /// attempts). Also how a run puts back the `mail` it changed.
     pub async fn set_mail(&self, user: UserId, mail: Option<&str>) -> Result<ResponseMeta, Error> {
         let body = serde_json::json!({ "mail": mail });
+        let response = self
+            .write_repeatable::<_, serde_json::Value>(
+                Method::PATCH,
+                &format!("users/{user}"),
+                &body,
+            )
+            .await?;
+        Ok(response.meta)
+    }
+
+    /// Sets the user's `userType` (a directory write, `User.ReadWrite.All`; idempotent like
+    /// [`Self::set_mail`]). Right after an invitation the service may refuse it for a while
+    /// with the replication-lag 400 ([`Error::is_replication_lag`]): the caller waits and
+    /// tries again.
+    pub async fn set_user_type(
+        &self,
+        user: UserId,
+        user_type: UserType,
+    ) -> Result<ResponseMeta, Error> {
+        let body = serde_json::json!({ "userType": user_type.code() });
         let response = self
             .write_repeatable::<_, serde_json::Value>(
                 Method::PATCH,

@@ -59,7 +59,9 @@ impl Capability {
                 "read groups and their members (discover/plan --group, plan --exclude-group)"
             }
             Self::InviteUsers => "invite users (run)",
-            Self::UpdateUsers => "set `mail` before inviting (run)",
+            Self::UpdateUsers => {
+                "set `mail` before inviting (run), `userType` after redemption (set-user-type)"
+            }
             Self::ReadMemberships => "read users' group memberships (verify, baselines)",
             Self::ReadAppRoleAssignments => "read users' app role assignments (verify, baselines)",
             Self::ReadContacts => {

@@ -18,4 +18,5 @@ mod run;
 mod samba;
 mod scramble;
 mod support;
+mod user_type;
 mod verify;

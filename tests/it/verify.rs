@@ -16,7 +16,7 @@ use crate::support::{b2b_convert, cli, client_with_secret, quiet_sim, run, sim_e
 const USERS: u64 = 60;
 
 /// A discovered tenant of [`USERS`] users in a fresh directory.
-async fn discovered() -> (Sim, tempfile::TempDir) {
+pub(crate) async fn discovered() -> (Sim, tempfile::TempDir) {
     let sim = quiet_sim(USERS).await;
     let dir = tempfile::tempdir().unwrap();
     let output = cli(dir.path(), &sim, &["discover"]).await;
@@ -25,12 +25,17 @@ async fn discovered() -> (Sim, tempfile::TempDir) {
 }
 
 /// Generated group `k`'s id (0 Pilot, 1 Wave 2, 2 late joiners, 3 All partners).
-fn group(k: usize) -> String {
+pub(crate) fn group(k: usize) -> String {
     GeneratedTenant::new(7, USERS).groups()[k].0.clone()
 }
 
 /// Plans wave `name` from a group's direct members; returns the wave and its ready members.
-async fn plan_group(dir: &Path, sim: &Sim, name: &str, group: &str) -> (WaveId, Vec<UserId>) {
+pub(crate) async fn plan_group(
+    dir: &Path,
+    sim: &Sim,
+    name: &str,
+    group: &str,
+) -> (WaveId, Vec<UserId>) {
     let output = cli(dir, sim, &["plan", "--wave", name, "--group", group]).await;
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     let store = store(dir).await;
@@ -47,7 +52,7 @@ async fn plan_group(dir: &Path, sim: &Sim, name: &str, group: &str) -> (WaveId, 
     (wave.id, ready)
 }
 
-async fn store(dir: &Path) -> Store {
+pub(crate) async fn store(dir: &Path) -> Store {
     Store::open(&dir.join("b2b-convert.db")).await.unwrap()
 }
 
