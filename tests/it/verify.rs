@@ -481,3 +481,53 @@ fn audit_requests(sim: &Sim) -> u64 {
         .endpoint(b2b_convert_sim::Endpoint::DirectoryAudits)
         .requests
 }
+
+/// Without `AuditLog.Read.All` the corroboration is skipped with a note (`auto`), or is an error
+/// naming the permission (`on`); the rest of `verify` is unaffected.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_the_audit_permission_the_corroboration_is_skipped_or_refused() {
+    let (sim, dir) = discovered().await;
+    let client = client_with_secret(&sim, sim.client_id(), sim.client_secret());
+    let (wave, ready) = plan_group(dir.path(), &sim, "pilot", &group(0)).await;
+    let store = store(dir.path()).await;
+    convert(&client, &store, wave, ready[0]).await;
+    store.close().await;
+    let app = &sim.apps()[2];
+    let as_app = |args: &[&str]| {
+        let mut cmd = b2b_convert(dir.path());
+        cmd.args(args)
+            .envs(sim_env(&sim))
+            .env("AZURE_CLIENT_ID", &app.client_id)
+            .env("AZURE_CLIENT_SECRET", &app.secrets[0]);
+        cmd
+    };
+    let before = audit_requests(&sim);
+    let output = run(as_app(&["verify", "--wave", "pilot", "--json"])).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["audit_log"]["status"], "skipped", "{report:#}");
+    assert!(
+        report["audit_log"]["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("AuditLog.Read.All")),
+        "{report:#}"
+    );
+    assert_eq!(audit_requests(&sim), before, "not even tried");
+    let output = run(as_app(&["verify", "--wave", "pilot"])).await;
+    assert!(
+        text(&output.stdout)
+            .contains("Audit log not read: the token does not claim AuditLog.Read.All"),
+        "{}",
+        text(&output.stdout)
+    );
+
+    let output = run(as_app(&["verify", "--wave", "pilot", "--audit-log", "on"])).await;
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("AuditLog.Read.All") && stderr.contains("403"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&app.secrets[0]), "no secret in errors");
+    sim.shutdown().await;
+}

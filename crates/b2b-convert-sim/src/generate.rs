@@ -842,6 +842,11 @@ impl GeneratedTenant {
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
+        let without_audit_log: Vec<String> = scopes
+            .iter()
+            .filter(|s| *s != "AuditLog.Read.All")
+            .cloned()
+            .collect();
         vec![
             AppRegistration {
                 client_id: stable_guid(self.seed, DOMAIN_SEP_APP, 0),
@@ -865,6 +870,19 @@ impl GeneratedTenant {
                 certificates: Vec::new(),
                 roles: vec!["User.Read.All".to_owned()],
                 delegated_scopes: vec!["User.Read.All".to_owned()],
+                public_client: false,
+            },
+            // Everything but the audit log: `verify` without its corroboration.
+            AppRegistration {
+                client_id: stable_guid(self.seed, DOMAIN_SEP_APP, 2),
+                display_name: "b2b-convert without audit log (simulated)".to_owned(),
+                secrets: vec![format!(
+                    "sim~{:016x}",
+                    keyed(self.seed, DOMAIN_SEP_SECRET, 2)
+                )],
+                certificates: Vec::new(),
+                roles: without_audit_log.clone(),
+                delegated_scopes: without_audit_log,
                 public_client: false,
             },
         ]
