@@ -777,8 +777,8 @@ pub struct VerifyArgs {
 /// (`audit export` lists it with its request ids). Right after an invitation the service may
 /// refuse the write with 400 "Not a valid reference update." for a few minutes: each such
 /// refusal is recorded and the write tried again after --lag-retry-delay, up to --lag-retries
-/// times. `--to member` is the back-out. Needs User.ReadWrite.All. Exits 3 when a member
-/// failed, 0 otherwise.
+/// times. `--to member` is the back-out: Member again where this tool set Guest (others are
+/// left alone). Needs User.ReadWrite.All. Exits 3 when a member failed, 0 otherwise.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:

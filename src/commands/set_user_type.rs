@@ -107,6 +107,7 @@ fn render(wave: &str, summary: &UserTypeSummary) -> String {
                 UserTypeOutcome::WouldSet => "would set",
                 UserTypeOutcome::Already => "already",
                 UserTypeOutcome::NotRedeemed => "not redeemed",
+                UserTypeOutcome::NotSetByTool => "left alone",
                 UserTypeOutcome::Failed => "FAILED",
             };
             let mut detail = u.detail.clone().unwrap_or_default();
@@ -153,6 +154,13 @@ fn render(wave: &str, summary: &UserTypeSummary) -> String {
                 summary.lag_retries
             );
         }
+    }
+    if summary.not_set_by_tool > 0 {
+        let _ = write!(
+            text,
+            " {} member(s) whose userType this tool did not set to Guest were left alone.",
+            summary.not_set_by_tool
+        );
     }
     if summary.not_converted > 0 {
         let _ = write!(

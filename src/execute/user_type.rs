@@ -5,7 +5,9 @@
 //! Only members this tool converted and recorded as redeemed (`accepted` or `scrambled`) are
 //! considered, and each is read from Graph first: a user Graph does not show `Accepted` is
 //! left alone, a user already of the wanted type is done without a write (so a rerun after a
-//! crash or an interruption finishes what is left and repeats nothing). Each write is paced
+//! crash or an interruption finishes what is left and repeats nothing). Back to `Member`, only
+//! the members whose `userType` this tool set to `Guest` are considered (a local guest that
+//! was `Guest` before its conversion stays one). Each write is paced
 //! with the run's directory writes, recorded as an intent (`user-type.intent`, the value
 //! before and after under `user_type`, never top-level `from`/`to`, which the audit trail reads
 //! as a `mail` change) before it is sent and as an outcome (`user-type.set` or
@@ -64,6 +66,9 @@ pub enum UserTypeOutcome {
     /// Not recorded as redeemed (`invited`: `status --refresh` records redemptions), or Graph
     /// does not show `externalUserState` `Accepted`.
     NotRedeemed,
+    /// Back to `Member` only where this tool set `Guest`: a user that was `Guest` before (a
+    /// local guest), or made one by someone else, is left alone.
+    NotSetByTool,
     /// The write or the read failed for this user (the detail says why).
     Failed,
 }
@@ -90,6 +95,7 @@ pub struct UserTypeSummary {
     pub would_set: u64,
     pub already: u64,
     pub not_redeemed: u64,
+    pub not_set_by_tool: u64,
     pub failed: u64,
     /// Members not converted (planned, ready, failed, …): not considered.
     pub not_converted: u64,
@@ -105,6 +111,7 @@ impl UserTypeSummary {
             UserTypeOutcome::WouldSet => self.would_set += 1,
             UserTypeOutcome::Already => self.already += 1,
             UserTypeOutcome::NotRedeemed => self.not_redeemed += 1,
+            UserTypeOutcome::NotSetByTool => self.not_set_by_tool += 1,
             UserTypeOutcome::Failed => self.failed += 1,
         }
         self.lag_retries += u64::from(result.lag_retries);
@@ -125,28 +132,12 @@ pub async fn set_user_types(
     operator: &Operator,
     stop: impl Future<Output = ()>,
 ) -> Result<Result<UserTypeSummary, RunError>, crate::store::Error> {
-    let members = store.members_with_names(wave.id).await?;
     let mut summary = UserTypeSummary {
         target: Some(options.target),
         dry_run: options.dry_run,
         ..UserTypeSummary::default()
     };
-    let mut candidates = Vec::new();
-    for (member, names) in members {
-        if REDEEMED.contains(&member.state) {
-            candidates.push((member, names));
-        } else if member.state == UserState::Invited {
-            summary.add(result(
-                &member,
-                &names,
-                UserTypeOutcome::NotRedeemed,
-                None,
-                Some("not recorded as redeemed: run `status --refresh` first".to_owned()),
-            ));
-        } else {
-            summary.not_converted += 1;
-        }
-    }
+    let candidates = candidates(store, wave, options.target, &mut summary).await?;
     let record = if options.dry_run {
         None
     } else {
@@ -215,6 +206,50 @@ pub async fn set_user_types(
         Some(error) => Err(error),
         None => Ok(summary),
     })
+}
+
+/// The wave's members to read: the redeemed ones (for the back-out, only those whose
+/// `userType` this tool set to `Guest`). The others are counted in `summary`.
+async fn candidates(
+    store: &Store,
+    wave: &Wave,
+    target: UserType,
+    summary: &mut UserTypeSummary,
+) -> Result<Vec<(WaveMember, MemberNames)>, crate::store::Error> {
+    let set_by_tool = if target == UserType::Member {
+        Some(store.user_types_set(wave.id).await?)
+    } else {
+        None
+    };
+    let mut candidates = Vec::new();
+    for (member, names) in store.members_with_names(wave.id).await? {
+        let ours = set_by_tool.as_ref().is_none_or(|set| {
+            set.get(&member.plan.user_id)
+                .is_some_and(|t| UserType::Guest.is(Some(t)))
+        });
+        if REDEEMED.contains(&member.state) && !ours {
+            summary.add(result(
+                &member,
+                &names,
+                UserTypeOutcome::NotSetByTool,
+                None,
+                Some("this tool did not set its userType to Guest: left alone".to_owned()),
+            ));
+        } else if REDEEMED.contains(&member.state) {
+            candidates.push((member, names));
+        } else if member.state == UserState::Invited {
+            summary.add(result(
+                &member,
+                &names,
+                UserTypeOutcome::NotRedeemed,
+                None,
+                Some("not recorded as redeemed: run `status --refresh` first".to_owned()),
+            ));
+        } else {
+            summary.not_converted += 1;
+        }
+    }
+    Ok(candidates)
 }
 
 fn result(

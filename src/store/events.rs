@@ -1,6 +1,8 @@
 //! The append-only event log: every tenant write and state change, with Graph's request ids.
 //! The database refuses updates and deletes of this table (triggers in the first migration).
 
+use std::collections::HashMap;
+
 use time::OffsetDateTime;
 
 use super::{Result, Store, parse_code, parse_json, parse_timestamp, timestamp};
@@ -77,6 +79,26 @@ impl Store {
         .iter()
         .map(|at| parse_timestamp("events.at", at))
         .collect()
+    }
+
+    /// The `userType` this tool last set for each member of a wave that it set one for (the
+    /// `user-type.set` events' `user_type.to`), so that a back-out reverts only its own changes.
+    pub async fn user_types_set(&self, wave: WaveId) -> Result<HashMap<UserId, String>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT user_id, detail FROM events
+             WHERE wave_id = ? AND kind = 'user-type.set' AND user_id IS NOT NULL ORDER BY id",
+        )
+        .bind(wave.0)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut set = HashMap::new();
+        for (user, detail) in rows {
+            let detail: serde_json::Value = parse_json("events.detail", &detail)?;
+            if let Some(to) = detail["user_type"]["to"].as_str() {
+                set.insert(parse_code("events.user_id", &user)?, to.to_owned());
+            }
+        }
+        Ok(set)
     }
 
     /// A wave's events, oldest first.
@@ -198,6 +220,42 @@ mod tests {
             duration_ms: Some(321),
             detail: serde_json::json!({"status": "PendingAcceptance"}),
         }
+    }
+
+    #[tokio::test]
+    async fn the_user_type_last_set_is_read_per_member_of_the_wave() {
+        let (_dir, store) = temp_store().await;
+        let at = datetime!(2026-12-06 09:00 UTC);
+        let set = |wave: i64, user: u128, to: &str| NewEvent {
+            wave_id: Some(WaveId(wave)),
+            user_id: Some(UserId::from_uuid(Uuid::from_u128(user))),
+            kind: "user-type.set".into(),
+            http_method: Some("PATCH".into()),
+            detail: serde_json::json!({"user_type": {"from": "Member", "to": to}}),
+            ..NewEvent::default()
+        };
+        for event in [
+            set(1, 1, "Guest"),
+            set(1, 2, "Guest"),
+            set(1, 1, "Member"),
+            set(2, 3, "Guest"),
+            NewEvent {
+                kind: "user-type.intent".into(),
+                ..set(1, 4, "Guest")
+            },
+        ] {
+            store.append_event(&event, at).await.unwrap();
+        }
+        let types = store.user_types_set(WaveId(1)).await.unwrap();
+        let of = |user: u128| {
+            types
+                .get(&UserId::from_uuid(Uuid::from_u128(user)))
+                .map(String::as_str)
+        };
+        assert_eq!(
+            (of(1), of(2), of(3), of(4)),
+            (Some("Member"), Some("Guest"), None, None)
+        );
     }
 
     #[tokio::test]

@@ -140,13 +140,25 @@ async fn redeemed_members_become_guests_once_and_can_be_set_back() {
         assert!(record["mail"].is_null(), "{record}");
     }
 
-    // The back-out.
+    // The back-out reverts this tool's changes only: a member made Guest by someone else
+    // stays Guest.
+    let third = members[2];
+    redeem(dir.path(), &sim, &[third]).await;
+    crate::support::client_with_secret(&sim, sim.client_id(), sim.client_secret())
+        .set_user_type(third, b2b_convert::domain::UserType::Guest)
+        .await
+        .unwrap();
     let (code, back, _) = set_user_type(dir.path(), &sim, &["--to", "member", "--yes"]).await;
     assert_eq!(code, Some(0));
-    assert_eq!(back["set"], 2, "{back:#}");
+    assert_eq!(
+        (&back["set"], &back["not_set_by_tool"]),
+        (&2.into(), &1.into()),
+        "{back:#}"
+    );
     for user in redeemed {
         assert_eq!(user_type(&sim, *user).as_deref(), Some("Member"));
     }
+    assert_eq!(user_type(&sim, third).as_deref(), Some("Guest"), "not ours");
     sim.shutdown().await;
 }
 
