@@ -223,6 +223,10 @@ Examples:
 pub struct DiscoverArgs {
     #[command(flatten)]
     pub users: UserSelectionArgs,
+
+    /// Print the summary as JSON: docs/schema/discover.schema.json
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The mutually exclusive ways of choosing users.
@@ -298,6 +302,11 @@ pub struct PlanArgs {
     /// Accept an `address` column entry that is not one of the user's addresses
     #[arg(long)]
     pub allow_new_address: bool,
+
+    /// Print the summary as JSON: docs/schema/plan.schema.json (`report --format json` has
+    /// every user)
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Show a wave's plan (and, after a run, its progress): the dry-run report.
@@ -368,6 +377,11 @@ pub struct RunArgs {
     /// Print the requests the run would send (tokens absent) and send nothing
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Print the result (or, with --dry-run, the requests) as JSON: docs/schema/run.schema.json
+    /// (dry-run.schema.json)
+    #[arg(long)]
+    pub json: bool,
 
     /// Convert at most this many users now; the rest stay ready for a later run
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = positive::<usize>)]
@@ -462,6 +476,10 @@ pub struct InviteArgs {
     /// Do not ask for confirmation (required when stdin is not a terminal)
     #[arg(long)]
     pub yes: bool,
+
+    /// Print the result as JSON: docs/schema/invite.schema.json
+    #[arg(long)]
+    pub json: bool,
 
     /// Print the request that would be sent, send nothing, record nothing
     #[arg(long)]
@@ -576,6 +594,11 @@ pub struct ReinviteArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Print the result (or, with --dry-run, the requests) as JSON:
+    /// docs/schema/reinvite.schema.json (dry-run.schema.json)
+    #[arg(long)]
+    pub json: bool,
+
     /// Requests in flight at once (default: `throughput.max_concurrency`)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub concurrency: Option<u32>,
@@ -611,6 +634,10 @@ pub struct ExportLinksArgs {
     /// Replace an existing file
     #[arg(long)]
     pub force: bool,
+
+    /// Print what was written as JSON (never the links): docs/schema/export-links.schema.json
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The audit trail: every tenant write this tool made, and who made it.
@@ -793,6 +820,10 @@ pub struct ScrambleArgs {
     /// Record the results CSV a script from --emit-powershell wrote
     #[arg(long, value_name = "FILE.csv")]
     pub import_results: Option<PathBuf>,
+
+    /// Print the result as JSON: docs/schema/scramble.schema.json
+    #[arg(long)]
+    pub json: bool,
 
     /// Scramble at most this many users now
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = positive::<u64>, conflicts_with = "import_results")]

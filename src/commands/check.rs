@@ -66,6 +66,11 @@ struct CapabilityReport {
     satisfied: bool,
 }
 
+impl output::JsonDocument for Report {
+    const SCHEMA: &'static str = "check";
+    const VERSION: u32 = 1;
+}
+
 impl CheckArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {
         let settings = ctx.settings()?;
@@ -151,9 +156,7 @@ impl CheckArgs {
         }
 
         if self.json {
-            let mut text = serde_json::to_string_pretty(&report)?;
-            text.push('\n');
-            output::write_stdout(&text)?;
+            output::write_json(&report)?;
         } else {
             output::write_stdout(&render(&report))?;
         }

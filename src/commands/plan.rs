@@ -6,7 +6,7 @@
 //! engine ([`crate::plan`]: the two passes, the decisions, the realm cache) and prints its
 //! summary.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -149,13 +149,8 @@ impl PlanArgs {
         )
         .await?;
 
-        output::write_stdout(&summary(
-            &wave,
-            &selection,
-            &tally,
-            realm_summary.as_ref(),
-            &hash,
-        ))?;
+        let result = PlanDocument::new(&wave, &selection, &tally, realm_summary.as_ref(), &hash);
+        output::write_result(self.json, &result, PlanDocument::render)?;
         Ok(Outcome::Done)
     }
 
@@ -423,78 +418,170 @@ async fn exclusions(
     Ok(excluded)
 }
 
-fn summary(
-    wave: &Wave,
-    selection: &Selection,
-    tally: &Tally,
-    realms: Option<&RealmSummary>,
-    hash: &str,
-) -> String {
-    let mut text = String::new();
-    if let Users::Group {
-        id,
-        transitive,
-        name: Some(name),
-    } = &selection.users
-    {
-        let _ = writeln!(
-            text,
-            "Group \"{name}\" ({id}){}",
-            if *transitive {
-                ", with nested groups"
-            } else {
-                ""
-            }
-        );
-    }
-    let _ = writeln!(
-        text,
-        "Wave {}: {} user(s): {} eligible ({} with mail set first), {} blocked",
-        wave.name,
-        tally.users,
-        tally.eligible,
-        tally.set_mail,
-        tally.users - tally.eligible
-    );
-    for (severity, label) in [
-        (Severity::Blocker, "Blocked by"),
-        (Severity::Warning, "Warnings"),
-    ] {
-        let list: Vec<String> = tally
-            .findings
-            .iter()
-            .filter(|((s, _), _)| *s == severity)
-            .map(|((_, code), n)| format!("{code} {n}"))
-            .collect();
-        if !list.is_empty() {
-            let _ = writeln!(text, "{label}: {}", list.join(", "));
+/// What a plan decided: its summary, as text or `--json`.
+#[derive(Serialize)]
+struct PlanDocument {
+    wave: String,
+    /// The group the users came from, when `--group` chose them.
+    group: Option<PlanGroup>,
+    users: usize,
+    eligible: usize,
+    /// Eligible users whose `mail` is set to the address first.
+    set_mail: usize,
+    blocked: usize,
+    /// Users per blocking reason code.
+    blockers: BTreeMap<&'static str, usize>,
+    /// Users per warning reason code.
+    warnings: BTreeMap<&'static str, usize>,
+    /// Home-realm discovery of the partner domains (absent when the rules ask none).
+    realms: Option<PlanRealms>,
+    /// What changed since the wave's previous plan (absent for a new wave).
+    replanned: Option<Replanned>,
+    plan_hash: String,
+}
+
+#[derive(Serialize)]
+struct PlanGroup {
+    id: Uuid,
+    name: Option<String>,
+    transitive: bool,
+}
+
+#[derive(Serialize)]
+struct PlanRealms {
+    domains: usize,
+    cached: usize,
+    asked: usize,
+    managed: usize,
+    federated: usize,
+    unknown: usize,
+    failed: usize,
+}
+
+#[derive(Serialize)]
+struct Replanned {
+    added: usize,
+    removed: u64,
+    changed: usize,
+}
+
+impl output::JsonDocument for PlanDocument {
+    const SCHEMA: &'static str = "plan";
+    const VERSION: u32 = 1;
+}
+
+impl PlanDocument {
+    fn new(
+        wave: &Wave,
+        selection: &Selection,
+        tally: &Tally,
+        realms: Option<&RealmSummary>,
+        hash: &str,
+    ) -> Self {
+        let by_code = |severity: Severity| {
+            tally
+                .findings
+                .iter()
+                .filter(|((s, _), _)| *s == severity)
+                .map(|((_, code), n)| (*code, *n))
+                .collect()
+        };
+        Self {
+            wave: wave.name.clone(),
+            group: match &selection.users {
+                Users::Group {
+                    id,
+                    transitive,
+                    name,
+                } => Some(PlanGroup {
+                    id: *id,
+                    name: name.clone(),
+                    transitive: *transitive,
+                }),
+                _ => None,
+            },
+            users: tally.users,
+            eligible: tally.eligible,
+            set_mail: tally.set_mail,
+            blocked: tally.users - tally.eligible,
+            blockers: by_code(Severity::Blocker),
+            warnings: by_code(Severity::Warning),
+            realms: realms.map(|r| PlanRealms {
+                domains: r.cached + r.asked + r.invalid,
+                cached: r.cached,
+                asked: r.asked,
+                managed: r.managed,
+                federated: r.federated,
+                unknown: r.unknown,
+                failed: r.failed,
+            }),
+            replanned: (tally.previous > 0).then_some(Replanned {
+                added: tally.added,
+                removed: tally.removed,
+                changed: tally.changed,
+            }),
+            plan_hash: hash.to_owned(),
         }
     }
-    if let Some(realms) = realms {
+
+    fn render(&self) -> String {
+        let mut text = String::new();
+        if let Some(PlanGroup {
+            id,
+            name: Some(name),
+            transitive,
+        }) = &self.group
+        {
+            let _ = writeln!(
+                text,
+                "Group \"{name}\" ({id}){}",
+                if *transitive {
+                    ", with nested groups"
+                } else {
+                    ""
+                }
+            );
+        }
         let _ = writeln!(
             text,
-            "Realms: {} domain(s), {} cached, {} asked: {} managed, {} federated, {} unknown, {} failed",
-            realms.cached + realms.asked + realms.invalid,
-            realms.cached,
-            realms.asked,
-            realms.managed,
-            realms.federated,
-            realms.unknown,
-            realms.failed
+            "Wave {}: {} user(s): {} eligible ({} with mail set first), {} blocked",
+            self.wave, self.users, self.eligible, self.set_mail, self.blocked
         );
-    }
-    if tally.previous > 0 {
+        for (label, counts) in [("Blocked by", &self.blockers), ("Warnings", &self.warnings)] {
+            if !counts.is_empty() {
+                let list: Vec<String> = counts
+                    .iter()
+                    .map(|(code, n)| format!("{code} {n}"))
+                    .collect();
+                let _ = writeln!(text, "{label}: {}", list.join(", "));
+            }
+        }
+        if let Some(realms) = &self.realms {
+            let _ = writeln!(
+                text,
+                "Realms: {} domain(s), {} cached, {} asked: {} managed, {} federated, {} unknown, {} failed",
+                realms.domains,
+                realms.cached,
+                realms.asked,
+                realms.managed,
+                realms.federated,
+                realms.unknown,
+                realms.failed
+            );
+        }
+        if let Some(replanned) = &self.replanned {
+            let _ = writeln!(
+                text,
+                "Re-planned: {} added, {} removed, {} changed (decision or address)",
+                replanned.added, replanned.removed, replanned.changed
+            );
+        }
+        let _ = writeln!(text, "Plan hash {}", self.plan_hash);
         let _ = writeln!(
             text,
-            "Re-planned: {} added, {} removed, {} changed (decision or address)",
-            tally.added, tally.removed, tally.changed
+            "\nNext: b2b-convert report --wave {} --format html --out {}.html",
+            self.wave, self.wave
         );
+        text
     }
-    let _ = writeln!(text, "Plan hash {hash}");
-    let _ = writeln!(
-        text,
-        "\nNext: b2b-convert report --wave {} --format html --out {}.html",
-        wave.name, wave.name
-    );
-    text
 }

@@ -250,6 +250,16 @@ impl ResendOutcome {
     }
 }
 
+/// A member whose re-send was not sent, or not answered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ResendProblem {
+    pub user_id: UserId,
+    /// Its state in the operation (`unknown`, `failed`).
+    pub state: String,
+    /// Why, as recorded.
+    pub note: String,
+}
+
 /// The counts of a reinvite: this invocation's, and where its operation stands.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ResendSummary {
@@ -270,7 +280,7 @@ pub struct ResendSummary {
     /// The operation is over.
     pub finished: bool,
     /// The operation's members whose re-send was not sent or not answered, with why.
-    pub problems: Vec<(UserId, String, String)>,
+    pub problems: Vec<ResendProblem>,
     pub elapsed_seconds: f64,
     /// Why sending stopped early: the service refused invitations for the tenant, or the
     /// daily quota is used up. The members not sent stay open for a later reinvite.
@@ -401,12 +411,10 @@ async fn close(
     summary.problems = members
         .into_iter()
         .filter(|m| matches!(m.state, ResendState::Unknown | ResendState::Failed))
-        .map(|m| {
-            (
-                m.user_id,
-                m.state.code().to_owned(),
-                m.note.unwrap_or_default(),
-            )
+        .map(|m| ResendProblem {
+            user_id: m.user_id,
+            state: m.state.code().to_owned(),
+            note: m.note.unwrap_or_default(),
         })
         .collect();
     Ok(())

@@ -12,7 +12,8 @@
 //! - [`html`]: one self-contained page with inline SVG charts and a paged user table;
 //! - [`summary`]: the counts the renderers share;
 //! - [`links`]: the redemption links of an own-distribution wave, and who has none;
-//! - [`run`]: the terminal summary of a run of the executor (`run`, `invite`);
+//! - [`run`]: the summary of a run of the executor (`run`, `invite`), as text or JSON;
+//! - [`requests`]: the requests a `--dry-run` would send (`run`, `invite`, `reinvite`);
 //! - [`pending`]: who has not redeemed yet (`status --pending`);
 //! - [`waves`]: every wave's funnel in one table (`waves`);
 //! - [`audit`]: every tenant write, with its operator and request ids (`audit export`).
@@ -23,6 +24,7 @@ pub mod html;
 pub mod json;
 pub mod links;
 pub mod pending;
+pub mod requests;
 pub mod run;
 pub mod summary;
 pub mod table;

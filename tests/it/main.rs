@@ -16,6 +16,7 @@ mod report;
 mod rules_oracle;
 mod run;
 mod samba;
+mod schema;
 mod scramble;
 mod support;
 mod verify;
