@@ -387,7 +387,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = positive::<usize>)]
     pub limit: Option<usize>,
 
-    /// Requests in flight at once (default: `throughput.max_concurrency`)
+    /// Users in flight at once, fixed (default: sized from the measured time per user, starting
+    /// at `throughput.max_concurrency`, at most 64)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub concurrency: Option<u32>,
 
@@ -599,7 +600,8 @@ pub struct ReinviteArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Requests in flight at once (default: `throughput.max_concurrency`)
+    /// Users in flight at once, fixed (default: sized from the measured time per user, starting
+    /// at `throughput.max_concurrency`, at most 64)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub concurrency: Option<u32>,
 

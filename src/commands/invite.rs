@@ -16,7 +16,7 @@ use super::{
 use crate::cli::InviteArgs;
 use crate::config::Settings;
 use crate::domain::{Decision, Rule, RuleMode, UserId, UserSnapshot};
-use crate::execute::{InvitationTemplate, Pace, RunLock};
+use crate::execute::{Concurrency, InvitationTemplate, Pace, RunLock};
 use crate::graph::{GraphClient, LookupKey};
 use crate::output;
 use crate::plan::{self, Alone, Basis};
@@ -91,7 +91,7 @@ impl InviteArgs {
         let wave = record_wave(&store, &user, &evaluation, &template, now).await?;
         let pace = Pace {
             rate: settings.throughput.max_invitations_per_second,
-            concurrency: 1,
+            concurrency: Concurrency::Fixed(1),
             limit: None,
             reconcile_delay: Duration::from_secs(5),
             directory_writes_per_second: settings.throughput.max_directory_writes_per_second,

@@ -16,7 +16,7 @@ use crate::cli::ReinviteArgs;
 use crate::config::INVITATIONS_PER_SECOND_CEILING;
 use crate::domain::UserId;
 use crate::execute::reinvite::{self, Mode, PlanError, Planned, ResendSummary, Selection};
-use crate::execute::{InvitationTemplate, Pace, RunError, RunLock};
+use crate::execute::{Concurrency, InvitationTemplate, Pace, RunError, RunLock};
 use crate::output;
 use crate::report::requests::{DryRun, PlannedRequest};
 use crate::store::{Store, Wave};
@@ -127,9 +127,12 @@ impl ReinviteArgs {
     fn pace(&self, settings: &crate::config::Settings, rate: f64) -> Pace {
         Pace {
             rate,
-            concurrency: self
-                .concurrency
-                .map_or(settings.throughput.max_concurrency.get(), |c| c as usize),
+            concurrency: self.concurrency.map_or(
+                Concurrency::Adaptive {
+                    start: settings.throughput.max_concurrency.get(),
+                },
+                |c| Concurrency::Fixed(c as usize),
+            ),
             limit: None,
             reconcile_delay: Duration::from_secs(self.reconcile_delay),
             directory_writes_per_second: settings.throughput.max_directory_writes_per_second,

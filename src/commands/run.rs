@@ -9,7 +9,7 @@ use super::{Confirmation, Ctx, Outcome, Refused, UsageError, confirm, convert, s
 use crate::cli::RunArgs;
 use crate::config::{INVITATIONS_PER_SECOND_CEILING, Settings};
 use crate::domain::{FailureKind, UserState};
-use crate::execute::{InvitationTemplate, Pace, RunLock, RunSummary};
+use crate::execute::{Concurrency, InvitationTemplate, Pace, RunLock, RunSummary};
 use crate::output::{self, terminal_safe};
 use crate::report::requests::{DryRun, PlannedRequest};
 use crate::report::run::RunDocument;
@@ -121,9 +121,12 @@ impl RunArgs {
     fn pace(&self, settings: &Settings, rate: f64) -> Pace {
         Pace {
             rate,
-            concurrency: self
-                .concurrency
-                .map_or(settings.throughput.max_concurrency.get(), |c| c as usize),
+            concurrency: self.concurrency.map_or(
+                Concurrency::Adaptive {
+                    start: settings.throughput.max_concurrency.get(),
+                },
+                |c| Concurrency::Fixed(c as usize),
+            ),
             limit: self.limit,
             reconcile_delay: Duration::from_secs(self.reconcile_delay),
             directory_writes_per_second: settings.throughput.max_directory_writes_per_second,

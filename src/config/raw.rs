@@ -259,7 +259,7 @@ impl Default for RawThroughput {
         Self {
             max_concurrency: 16,
             max_invitations_per_second: 24.0,
-            max_directory_writes_per_second: 16.0,
+            max_directory_writes_per_second: 20.0,
             max_invitations_per_day: None,
             low_priority_reads: true,
             connect_timeout_seconds: crate::graph::DEFAULT_CONNECT_TIMEOUT.as_secs(),

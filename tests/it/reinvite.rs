@@ -255,7 +255,7 @@ impl RunObserver for CrashAt {
 fn pace() -> Pace {
     Pace {
         rate: 30.0,
-        concurrency: 4,
+        concurrency: b2b_convert::execute::Concurrency::Fixed(4),
         limit: None,
         reconcile_delay: Duration::ZERO,
         directory_writes_per_second: 20.0,
