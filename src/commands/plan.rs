@@ -1,5 +1,6 @@
 //! `plan`: evaluate a wave's users with the eligibility rules and store the plan. Read-only on
-//! the tenant (it may read group members, filtered users and home realms).
+//! the tenant (it may read group members, filtered users, home realms and, for the partner
+//! pre-flight, partner tenant ids and the cross-tenant access settings).
 //!
 //! Orchestration only: this gathers the wave's users (the stored snapshot, a CSV list, a group
 //! or a filter read from Graph) and the operator's exclusions, hands them to the planning
@@ -23,6 +24,7 @@ use crate::domain::{GroupRef, UserId, UserSnapshot};
 use crate::graph::{GraphClient, UserSelection};
 use crate::input::{self, UserKey};
 use crate::output;
+use crate::plan::preflight::{self, PreflightSummary};
 use crate::plan::{self, Basis, Decider, RealmSummary, Roster, Tally, WaveUsers};
 use crate::rules::Severity;
 use crate::store::{self, NewWave, Store, Wave};
@@ -149,11 +151,18 @@ impl PlanArgs {
         )
         .await?;
 
+        let preflight = if settings.invitation.check_partner_settings {
+            Some(partner_preflight(&settings, &store, &wave, &basis).await?)
+        } else {
+            None
+        };
+
         output::write_stdout(&summary(
             &wave,
             &selection,
             &tally,
             realm_summary.as_ref(),
+            preflight.as_ref(),
             &hash,
         ))?;
         Ok(Outcome::Done)
@@ -229,6 +238,36 @@ impl PlanArgs {
             allow_new_address: self.allow_new_address,
         }))
     }
+}
+
+/// The partner pre-flight of the planned wave's external domains, stored for the report.
+/// Advisory: when Graph cannot be connected to, it is skipped and says why.
+async fn partner_preflight(
+    settings: &Settings,
+    store: &Store,
+    wave: &Wave,
+    basis: &Basis,
+) -> anyhow::Result<Result<PreflightSummary, String>> {
+    let domains = store.wave_address_domains(wave.id).await?;
+    let graph = match connect(settings) {
+        Ok(graph) => graph,
+        Err(error) => return Ok(Err(format!("{error:#}"))),
+    };
+    let login = realm_client(settings)?;
+    let sources = preflight::Sources {
+        graph: &graph,
+        login: &login,
+        store,
+    };
+    let answers = preflight::check_partners(
+        &sources,
+        &domains,
+        &basis.tenant.verified_domains,
+        &basis.tenant.realms,
+        OffsetDateTime::now_utc(),
+    )
+    .await?;
+    Ok(Ok(PreflightSummary::of(&answers)))
 }
 
 /// A group's object id (and display name, when named by it), connecting to Graph on the first
@@ -428,6 +467,7 @@ fn summary(
     selection: &Selection,
     tally: &Tally,
     realms: Option<&RealmSummary>,
+    preflight: Option<&Result<PreflightSummary, String>>,
     hash: &str,
 ) -> String {
     let mut text = String::new();
@@ -482,6 +522,32 @@ fn summary(
             realms.unknown,
             realms.failed
         );
+    }
+    match preflight {
+        Some(Ok(preflight)) if preflight.domains() > 0 => {
+            let not_checked: Vec<String> = preflight
+                .not_checked
+                .iter()
+                .map(|(reason, n)| format!("{reason} {n}"))
+                .collect();
+            let _ = writeln!(
+                text,
+                "Partner pre-flight: {} domain(s): {} automatic if the partner allows it, {} ask the partner, {} not checked{}",
+                preflight.domains(),
+                preflight.automatic,
+                preflight.asks_partner,
+                preflight.not_checked.values().sum::<usize>(),
+                if not_checked.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", not_checked.join(", "))
+                }
+            );
+        }
+        Some(Err(why)) => {
+            let _ = writeln!(text, "Partner pre-flight skipped (advisory): {why}");
+        }
+        _ => {}
     }
     if tally.previous > 0 {
         let _ = writeln!(

@@ -44,7 +44,7 @@ pub struct TenantFile {
     /// External e-mail domain -> user realm (verified domains are `Managed` automatically).
     #[serde(default)]
     pub realms: BTreeMap<String, RealmKind>,
-    /// External Entra domain -> its home tenant's id (what the login host's OpenID metadata
+    /// External Entra domain -> its home tenant's id (what the login host's OIDC metadata
     /// names as issuer). A `Managed`/`Federated` domain not listed gets a stable id derived
     /// from its name ([`crate::generate::partner_tenant_id`]).
     #[serde(default)]

@@ -164,7 +164,9 @@ impl Permission {
             ],
             // crosstenantaccesspolicyconfigurationpartner-get and …default-get, application
             // and delegated (Directory.Read.All does not grant it).
-            Self::ReadCrossTenantAccess => &["Policy.Read.All", "Policy.ReadWrite.CrossTenantAccess"],
+            Self::ReadCrossTenantAccess => {
+                &["Policy.Read.All", "Policy.ReadWrite.CrossTenantAccess"]
+            }
         }
     }
 

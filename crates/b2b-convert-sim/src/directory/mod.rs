@@ -133,7 +133,10 @@ impl TenantFacts {
             return Some(self.tenant_id.to_ascii_lowercase());
         }
         if super::rng::parse_guid(&tenant).is_some() {
-            let known = self.tenant_ids.values().any(|id| id.eq_ignore_ascii_case(&tenant))
+            let known = self
+                .tenant_ids
+                .values()
+                .any(|id| id.eq_ignore_ascii_case(&tenant))
                 || self
                     .cross_tenant_partners
                     .iter()

@@ -1,5 +1,5 @@
 //! The login host (`/login/...`): the token and device-code endpoints, the user-realm
-//! endpoint (NOTES §6, §7) and the OpenID Connect metadata of a tenant named by id or domain
+//! endpoint (NOTES §6, §7) and the OIDC metadata of a tenant named by id or domain
 //! (whose `issuer` holds the tenant id), with Entra's OAuth error body.
 //!
 //! It must not decide who gets a token (that is `auth`); it parses forms and renders answers.
@@ -116,7 +116,7 @@ fn oauth_error(shared: &Shared, ctx: &RequestContext, error: &TokenError) -> Rep
     )
 }
 
-/// The OpenID Connect metadata of the tenant `tenant` names (an id or one of its domains):
+/// The OIDC metadata of the tenant `tenant` names (an id or one of its domains):
 /// the fields a client reads, endpoints and issuer carrying the tenant id. No tenant: 400
 /// `invalid_tenant` (AADSTS90002), as Entra answers.
 fn openid_configuration(shared: &Shared, ctx: &RequestContext, tenant: &str) -> Reply {

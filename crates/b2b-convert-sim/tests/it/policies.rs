@@ -1,5 +1,5 @@
 //! The cross-tenant access policy (default and partner configurations) and the login host's
-//! OpenID metadata that names a domain's tenant: what the partner pre-flight reads.
+//! OIDC metadata that names a domain's tenant: what the partner pre-flight reads.
 
 use b2b_convert_sim::generate::{
     AUTO_REDEEM_PARTNER_DOMAINS, CONSENT_PARTNER_DOMAIN, INHERITING_PARTNER_DOMAIN,
@@ -51,7 +51,10 @@ async fn partner_configurations_say_on_off_inherited_or_404_for_no_entry() {
     assert_eq!(inbound(INHERITING_PARTNER_DOMAIN).await, Value::Null);
 
     let (status, body) = h
-        .get_json(&format!("{PARTNERS}/{}", partner_tenant_id("northwindtraders.com")))
+        .get_json(&format!(
+            "{PARTNERS}/{}",
+            partner_tenant_id("northwindtraders.com")
+        ))
         .await;
     assert_eq!(status, 404, "no entry for northwindtraders.com's tenant");
     assert_graph_error(&body, "Request_ResourceNotFound", "does not exist");
@@ -115,7 +118,11 @@ async fn the_openid_metadata_names_a_domains_tenant_in_its_issuer_anonymously() 
     for domain in ["fabrikam.com", "Tailspintoys.com", "northwindtraders.com"] {
         let (status, body) = openid(&sim, domain).await;
         assert_eq!(status, 200, "{domain}: {body}");
-        assert_eq!(body["issuer"], issuer(&partner_tenant_id(domain)), "{domain}");
+        assert_eq!(
+            body["issuer"],
+            issuer(&partner_tenant_id(domain)),
+            "{domain}"
+        );
     }
     let own = sim.tenant_id().to_owned();
     for tenant in ["contoso.com", own.as_str()] {
@@ -125,7 +132,11 @@ async fn the_openid_metadata_names_a_domains_tenant_in_its_issuer_anonymously() 
     }
     let by_id = partner_tenant_id("adatum.com");
     assert_eq!(openid(&sim, &by_id).await.1["issuer"], issuer(&by_id));
-    for unknown in [UNKNOWN_REALM_DOMAIN, "nobody.example", "0badc0de-0000-4000-8000-000000000000"] {
+    for unknown in [
+        UNKNOWN_REALM_DOMAIN,
+        "nobody.example",
+        "0badc0de-0000-4000-8000-000000000000",
+    ] {
         let (status, body) = openid(&sim, unknown).await;
         assert_eq!(status, 400, "{unknown}: {body}");
         assert_eq!(body["error"], "invalid_tenant");
@@ -160,12 +171,19 @@ async fn a_tenant_file_names_partner_tenants_and_their_settings() {
     assert_eq!(body["automaticUserConsentSettings"]["inboundAllowed"], true);
     // tailspintoys.com (Federated) is not named: its tenant id is derived, with no entry.
     let (status, _) = h
-        .get_json(&format!("{PARTNERS}/{}", partner_tenant_id("tailspintoys.com")))
+        .get_json(&format!(
+            "{PARTNERS}/{}",
+            partner_tenant_id("tailspintoys.com")
+        ))
         .await;
     assert_eq!(status, 404);
     assert_eq!(
         openid(&h.sim, "tailspintoys.com").await.1["issuer"],
-        format!("{}/{}/v2.0", h.sim.login_url(), partner_tenant_id("tailspintoys.com"))
+        format!(
+            "{}/{}/v2.0",
+            h.sim.login_url(),
+            partner_tenant_id("tailspintoys.com")
+        )
     );
 
     for (field, value, expected) in [
@@ -183,7 +201,9 @@ async fn a_tenant_file_names_partner_tenants_and_their_settings() {
         let mut bad = tenant.clone();
         bad[field] = value;
         let file = TenantFile::parse(&bad.to_string()).expect("parses");
-        let err = Sim::start(SimSpec::inline(file)).await.expect_err("refused");
+        let err = Sim::start(SimSpec::inline(file))
+            .await
+            .expect_err("refused");
         assert!(err.to_string().contains(expected), "{err}");
     }
 }

@@ -302,7 +302,12 @@ fn resolve(ctx: &RequestContext) -> Resolution {
             Endpoint::CrossTenantAccess,
             Permission::ReadCrossTenantAccess,
         ),
-        ["policies", "crossTenantAccessPolicy", "default" | "partners", ..] if !get => {
+        [
+            "policies",
+            "crossTenantAccessPolicy",
+            "default" | "partners",
+            ..,
+        ] if !get => {
             if matches!(ctx.method, Method::PATCH | Method::POST | Method::DELETE) {
                 not_modelled()
             } else {
