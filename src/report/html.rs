@@ -488,7 +488,7 @@ fn preflight_figure(page: &mut String, rows: &[ReportPreflight]) {
         });
         let _ = writeln!(
             page,
-            "<tr><td class=\"detail\">{domain}</td><td class=\"num\">{users}</td>\
+            "<tr><td>{domain}</td><td class=\"num\">{users}</td>\
              <td><span class=\"badge {class}\">{label}</span></td><td>{why}{detail}</td></tr>",
             domain = escape_html(&row.domain),
             users = thousands(row.users),

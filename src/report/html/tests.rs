@@ -190,7 +190,7 @@ fn the_partner_preflight_sits_beside_the_realm_chart() {
         "in the charts grid, right after the realm chart"
     );
     assert!(page.contains(
-        "<tr><td class=\"detail\">partner.example</td><td class=\"num\">3</td>\
+        "<tr><td>partner.example</td><td class=\"num\">3</td>\
          <td><span class=\"badge d-eligible\">automatic if the partner allows it</span></td>"
     ));
     assert!(page.contains(
