@@ -502,6 +502,51 @@ mod tests {
     }
 
     #[test]
+    fn the_tenant_id_is_read_from_the_issuer() {
+        let tenant = "6babcaad-604b-40ac-a9d7-9fd97c0b779f";
+        for issuer in [
+            format!("https://login.microsoftonline.com/{tenant}/v2.0"),
+            format!("https://sts.windows.net/{tenant}/"),
+            format!("http://127.0.0.1:8950/login/{tenant}/v2.0"),
+        ] {
+            let body = serde_json::json!({"issuer": issuer, "token_endpoint": "x"}).to_string();
+            assert_eq!(
+                parse_issuer_tenant(body.as_bytes()).unwrap().to_string(),
+                tenant,
+                "{issuer}"
+            );
+        }
+        for body in [
+            r#"{"token_endpoint":"x"}"#,
+            r#"{"issuer":"https://login.microsoftonline.com/{tenantid}/v2.0"}"#,
+            "<html>",
+        ] {
+            let err = parse_issuer_tenant(body.as_bytes()).unwrap_err();
+            assert!(matches!(err, RealmError::Decode(_)), "{body}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_openid_metadata_url_is_on_the_login_host_under_the_domain() {
+        for (login, expected) in [
+            (
+                "https://login.microsoftonline.com",
+                "https://login.microsoftonline.com/fabrikam.com/v2.0/.well-known/openid-configuration",
+            ),
+            (
+                "http://127.0.0.1:8950/login/",
+                "http://127.0.0.1:8950/login/fabrikam.com/v2.0/.well-known/openid-configuration",
+            ),
+        ] {
+            let login = Url::parse(login).unwrap();
+            let client = super::super::Connection::new(login.clone(), login)
+                .realm_client()
+                .unwrap();
+            assert_eq!(client.openid_url_for("fabrikam.com").as_str(), expected);
+        }
+    }
+
+    #[test]
     fn failure_texts_say_what_happened() {
         let status = RealmError::Status {
             status: 503,

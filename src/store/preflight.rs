@@ -111,6 +111,45 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
+    use crate::domain::Decision;
+    use crate::store::testing::temp_store;
+    use crate::store::users::tests::sample_user;
+    use crate::store::waves::tests::{new_wave, planned};
+
+    #[tokio::test]
+    async fn a_waves_address_domains_are_distinct_lower_case_and_sorted() {
+        let (_dir, store) = temp_store().await;
+        store
+            .store_users(&[
+                sample_user(1),
+                sample_user(2),
+                sample_user(3),
+                sample_user(4),
+            ])
+            .await
+            .unwrap();
+        let wave = store
+            .create_wave(&new_wave("pilot"), datetime!(2026-12-06 08:00 UTC))
+            .await
+            .unwrap();
+        let mut members = vec![
+            planned(1, Decision::Eligible),
+            planned(2, Decision::Blocked),
+            planned(3, Decision::Eligible),
+            planned(4, Decision::Blocked),
+        ];
+        members[1].chosen_address = Some("Someone@Adatum.COM".into());
+        members[2].chosen_address = Some("p3@fabrikam.com".into());
+        members[3].chosen_address = None;
+        store
+            .replace_plan(&wave, &members, "hash", datetime!(2026-12-06 08:01 UTC))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.wave_address_domains(wave.id).await.unwrap(),
+            ["adatum.com", "fabrikam.com"]
+        );
+    }
 
     #[tokio::test]
     async fn answers_are_saved_replaced_and_read_by_domain() {
