@@ -269,7 +269,9 @@ pub struct UserSelectionArgs {
 /// object ids or UPNs, and optionally an `address` column that picks the invitation address),
 /// a group, an OData filter, or all users. Nothing is written to the tenant; the plan is stored
 /// with a hash, and re-planning a wave shows what changed. A wave cannot be re-planned once its
-/// conversion has started.
+/// conversion has started. The partner pre-flight then reads, per external domain, whether
+/// redemption can be automatic (cross-tenant access settings; Policy.Read.All, optional;
+/// `invitation.check_partner_settings`) and stores it for the report.
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("selection").args(SELECTIONS)), after_help = "\
 Examples:
@@ -312,10 +314,10 @@ pub struct PlanArgs {
 /// Show a wave's plan (and, after a run, its progress): the dry-run report.
 ///
 /// Reads the stored plan only (never Graph) and renders it as a terminal table (counts by
-/// decision and reason, then the blocked users with their fix), JSON (a stable, documented
-/// schema: docs/reports.md), CSV for Excel (one row per user), or one self-contained HTML file
-/// with charts and a sortable, filterable table that works offline. Files are written
-/// atomically with mode 0600.
+/// decision and reason, the partner pre-flight, then the blocked users with their fix), JSON
+/// (a stable, documented schema: docs/reports.md), CSV for Excel (one row per user), or one
+/// self-contained HTML file with charts and a sortable, filterable table that works offline.
+/// Files are written atomically with mode 0600.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:

@@ -205,6 +205,8 @@ async fn probe(client: &GraphClient) -> (TenantReport, Vec<(Capability, Result<(
         )
         .await;
     probes.push((Capability::ReadContacts, contacts.map(drop)));
+    let cross_tenant = client.cross_tenant_default_consent().await;
+    probes.push((Capability::ReadCrossTenantAccess, cross_tenant.map(drop)));
     (tenant, probes)
 }
 
@@ -279,6 +281,17 @@ fn render(report: &Report) -> String {
             "\nOrg contacts cannot be read: discover will not know the addresses contacts hold, \
              and plans will warn that contact collisions were not checked (the service refuses \
              a user whose address a contact holds). Grant OrgContact.Read.All to check them.\n",
+        );
+    }
+    if report
+        .capabilities
+        .iter()
+        .any(|c| c.capability == Capability::ReadCrossTenantAccess && !c.satisfied)
+    {
+        text.push_str(
+            "\nCross-tenant access settings cannot be read: the partner pre-flight (plan, \
+             report) will say \"not checked\" instead of whether redemption can be automatic. \
+             Grant Policy.Read.All to check, or set invitation.check_partner_settings = false.\n",
         );
     }
     text.push_str(if report.ready {

@@ -1,5 +1,6 @@
 //! `plan`: evaluate a wave's users with the eligibility rules and store the plan. Read-only on
-//! the tenant (it may read group members, filtered users and home realms).
+//! the tenant (it may read group members, filtered users, home realms and, for the partner
+//! pre-flight, partner tenant ids and the cross-tenant access settings).
 //!
 //! Orchestration only: this gathers the wave's users (the stored snapshot, a CSV list, a group
 //! or a filter read from Graph) and the operator's exclusions, hands them to the planning
@@ -23,6 +24,7 @@ use crate::domain::{GroupRef, UserId, UserSnapshot};
 use crate::graph::{GraphClient, UserSelection};
 use crate::input::{self, UserKey};
 use crate::output;
+use crate::plan::preflight::{self, PreflightSummary};
 use crate::plan::{self, Basis, Decider, RealmSummary, Roster, Tally, WaveUsers};
 use crate::rules::Severity;
 use crate::store::{self, NewWave, Store, Wave};
@@ -149,7 +151,14 @@ impl PlanArgs {
         )
         .await?;
 
-        let result = PlanDocument::new(&wave, &selection, &tally, realm_summary.as_ref(), &hash);
+        let preflight = if settings.invitation.check_partner_settings {
+            Some(partner_preflight(&settings, &store, &wave, &basis).await?)
+        } else {
+            None
+        };
+        let mut result =
+            PlanDocument::new(&wave, &selection, &tally, realm_summary.as_ref(), &hash);
+        result.partner_preflight = preflight.map(PlanPreflight::of);
         output::write_result(self.json, &result, PlanDocument::render)?;
         Ok(Outcome::Done)
     }
@@ -224,6 +233,36 @@ impl PlanArgs {
             allow_new_address: self.allow_new_address,
         }))
     }
+}
+
+/// The partner pre-flight of the planned wave's external domains, stored for the report.
+/// Advisory: when Graph cannot be connected to, it is skipped and says why.
+async fn partner_preflight(
+    settings: &Settings,
+    store: &Store,
+    wave: &Wave,
+    basis: &Basis,
+) -> anyhow::Result<Result<PreflightSummary, String>> {
+    let domains = store.wave_address_domains(wave.id).await?;
+    let graph = match connect(settings) {
+        Ok(graph) => graph,
+        Err(error) => return Ok(Err(format!("{error:#}"))),
+    };
+    let login = realm_client(settings)?;
+    let sources = preflight::Sources {
+        graph: &graph,
+        login: &login,
+        store,
+    };
+    let answers = preflight::check_partners(
+        &sources,
+        &domains,
+        &basis.tenant.verified_domains,
+        &basis.tenant.realms,
+        OffsetDateTime::now_utc(),
+    )
+    .await?;
+    Ok(Ok(PreflightSummary::of(&answers)))
 }
 
 /// A group's object id (and display name, when named by it), connecting to Graph on the first
@@ -435,6 +474,8 @@ struct PlanDocument {
     warnings: BTreeMap<&'static str, usize>,
     /// Home-realm discovery of the partner domains (absent when the rules ask none).
     realms: Option<PlanRealms>,
+    /// The partner pre-flight of the wave's external domains (absent when switched off).
+    partner_preflight: Option<PlanPreflight>,
     /// What changed since the wave's previous plan (absent for a new wave).
     replanned: Option<Replanned>,
     plan_hash: String,
@@ -456,6 +497,44 @@ struct PlanRealms {
     federated: usize,
     unknown: usize,
     failed: usize,
+}
+
+#[derive(Serialize)]
+struct PlanPreflight {
+    /// Why it was skipped (it is advisory), when it was.
+    skipped: Option<String>,
+    domains: usize,
+    /// Domains whose users redeem without a prompt if their tenant allows it outbound.
+    automatic: usize,
+    /// Domains whose users are asked to consent.
+    asks_partner: usize,
+    /// Domains not checked, by reason.
+    not_checked: BTreeMap<String, usize>,
+}
+
+impl PlanPreflight {
+    fn of(outcome: Result<PreflightSummary, String>) -> Self {
+        match outcome {
+            Ok(summary) => Self {
+                skipped: None,
+                domains: summary.domains(),
+                automatic: summary.automatic,
+                asks_partner: summary.asks_partner,
+                not_checked: summary
+                    .not_checked
+                    .iter()
+                    .map(|(reason, n)| (reason.to_string(), *n))
+                    .collect(),
+            },
+            Err(why) => Self {
+                skipped: Some(why),
+                domains: 0,
+                automatic: 0,
+                asks_partner: 0,
+                not_checked: BTreeMap::new(),
+            },
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -515,6 +594,7 @@ impl PlanDocument {
                 unknown: r.unknown,
                 failed: r.failed,
             }),
+            partner_preflight: None,
             replanned: (tally.previous > 0).then_some(Replanned {
                 added: tally.added,
                 removed: tally.removed,
@@ -568,6 +648,34 @@ impl PlanDocument {
                 realms.unknown,
                 realms.failed
             );
+        }
+        match &self.partner_preflight {
+            Some(PlanPreflight {
+                skipped: Some(why), ..
+            }) => {
+                let _ = writeln!(text, "Partner pre-flight skipped (advisory): {why}");
+            }
+            Some(preflight) if preflight.domains > 0 => {
+                let not_checked: Vec<String> = preflight
+                    .not_checked
+                    .iter()
+                    .map(|(reason, n)| format!("{reason} {n}"))
+                    .collect();
+                let _ = writeln!(
+                    text,
+                    "Partner pre-flight: {} domain(s): {} automatic if the partner allows it, {} ask the partner, {} not checked{}",
+                    preflight.domains,
+                    preflight.automatic,
+                    preflight.asks_partner,
+                    preflight.not_checked.values().sum::<usize>(),
+                    if not_checked.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", not_checked.join(", "))
+                    }
+                );
+            }
+            _ => {}
         }
         if let Some(replanned) = &self.replanned {
             let _ = writeln!(

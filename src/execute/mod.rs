@@ -1364,6 +1364,7 @@ mod tests {
             send_display_name: true,
             set_mail_before_invite: true,
             restore_mail_on_failure: true,
+            check_partner_settings: true,
         }
     }
 

@@ -1,7 +1,8 @@
 //! Which Graph permissions each thing the tool does needs (least privileged first), as
 //! documented for each API (NOTES.md §1.4, §3.1, §3.4, §5; `user-list-memberof` and
 //! `user-list-approleassignments` for the memberships `verify` compares, `orgcontact-list` for
-//! the org contacts whose addresses are taken), and which of them the
+//! the org contacts whose addresses are taken, `crosstenantaccesspolicyconfigurationpartner-get`
+//! and `…default-get` for the partner pre-flight), and which of them the
 //! configured workflow requires: the one definition `check` reports (text and `--json`) and
 //! `docs/operations.md` describes.
 
@@ -19,10 +20,11 @@ pub enum Capability {
     ReadMemberships,
     ReadAppRoleAssignments,
     ReadContacts,
+    ReadCrossTenantAccess,
 }
 
 impl Capability {
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::ReadUsers,
         Self::ReadOrganization,
         Self::ReadDomains,
@@ -33,6 +35,7 @@ impl Capability {
         Self::ReadMemberships,
         Self::ReadAppRoleAssignments,
         Self::ReadContacts,
+        Self::ReadCrossTenantAccess,
     ];
 
     /// What `run` does against Graph for each user: re-read them, set `mail` where the plan
@@ -62,6 +65,9 @@ impl Capability {
             Self::ReadContacts => {
                 "read org contacts, whose addresses no user may take (discover; optional)"
             }
+            Self::ReadCrossTenantAccess => {
+                "read cross-tenant access settings: can redemption be automatic (plan; optional)"
+            }
         }
     }
 
@@ -73,7 +79,8 @@ impl Capability {
             // Only a group selection (`--group`, `--exclude-group`) reads groups and members.
             // Without the contacts `discover` skips them and plans warn that the addresses they
             // hold were not checked (`contacts-not-checked`).
-            Self::ReadGroupMembers | Self::ReadContacts => false,
+            // Without the cross-tenant settings the partner pre-flight says "not checked".
+            Self::ReadGroupMembers | Self::ReadContacts | Self::ReadCrossTenantAccess => false,
             Self::UpdateUsers => workflow.set_mail_before_invite,
             Self::ReadFederation => workflow.checks_direct_federation,
             Self::ReadUsers
@@ -162,6 +169,11 @@ impl Capability {
                 "Directory.Read.All",
                 "Directory.ReadWrite.All",
             ],
+            // crosstenantaccesspolicyconfigurationpartner-get and …default-get, application
+            // and delegated; Directory.Read.All does not grant it.
+            Self::ReadCrossTenantAccess => {
+                &["Policy.Read.All", "Policy.ReadWrite.CrossTenantAccess"]
+            }
         }
     }
 
@@ -221,6 +233,7 @@ mod tests {
         };
         assert!(!required(&DEFAULT_WORKFLOW).contains(&Capability::ReadGroupMembers));
         assert!(!required(&DEFAULT_WORKFLOW).contains(&Capability::ReadContacts));
+        assert!(!required(&DEFAULT_WORKFLOW).contains(&Capability::ReadCrossTenantAccess));
         assert!(required(&DEFAULT_WORKFLOW).contains(&Capability::ReadMemberships));
         assert!(required(&DEFAULT_WORKFLOW).contains(&Capability::ReadAppRoleAssignments));
         assert!(!required(&lean).contains(&Capability::UpdateUsers));

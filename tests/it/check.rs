@@ -31,6 +31,10 @@ async fn a_fully_permitted_app_is_ready() {
         stdout.contains("woodgrovebank.com"),
         "lists the federation domains: {stdout}"
     );
+    assert!(
+        stdout.contains("can redemption be automatic (plan; optional)  Policy.Read.All"),
+        "the partner pre-flight's permission is listed: {stdout}"
+    );
     sim.shutdown().await;
 }
 
@@ -64,6 +68,10 @@ async fn a_read_only_app_is_not_ready_and_says_what_is_missing() {
     );
     assert_eq!(capability("invite-users")["satisfied"], false);
     assert_eq!(capability("read-group-members")["required"], false);
+    let cross_tenant = capability("read-cross-tenant-access");
+    assert_eq!(cross_tenant["required"], false, "optional: {cross_tenant}");
+    assert_eq!(cross_tenant["satisfied"], false);
+    assert_eq!(cross_tenant["probe"], "403 Authorization_RequestDenied");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("not ready") && stderr.contains("invite users"),

@@ -9,6 +9,7 @@ mod discover;
 mod graph;
 mod invite;
 mod plan;
+mod preflight;
 mod project;
 mod realm;
 mod reinvite;

@@ -57,11 +57,15 @@ pub enum Endpoint {
     RemoveGroupMember,
     /// `GET /v1.0/contacts` (org contacts)
     Contacts,
+    /// `GET /v1.0/policies/crossTenantAccessPolicy/default`, `…/partners/{tenantId}`
+    CrossTenantAccess,
+    /// `GET {login}/{tenant}/v2.0/.well-known/openid-configuration`
+    OpenIdConfiguration,
 }
 
 impl Endpoint {
     /// Every endpoint, in declaration order.
-    pub const ALL: [Endpoint; 18] = [
+    pub const ALL: [Endpoint; 20] = [
         Self::Token,
         Self::DeviceCode,
         Self::UserRealm,
@@ -80,6 +84,8 @@ impl Endpoint {
         Self::AppRoleAssignments,
         Self::RemoveGroupMember,
         Self::Contacts,
+        Self::CrossTenantAccess,
+        Self::OpenIdConfiguration,
     ];
 
     /// The name used in the `--faults` grammar and in JSON.
@@ -103,6 +109,8 @@ impl Endpoint {
             Self::AppRoleAssignments => "app-role-assignments",
             Self::RemoveGroupMember => "remove-group-member",
             Self::Contacts => "contacts",
+            Self::CrossTenantAccess => "cross-tenant-access",
+            Self::OpenIdConfiguration => "openid-configuration",
         }
     }
 

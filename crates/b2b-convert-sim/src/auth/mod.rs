@@ -100,6 +100,8 @@ pub enum Permission {
     WriteGroupMembers,
     /// `GET /contacts` (org contacts).
     ReadContacts,
+    /// `GET /policies/crossTenantAccessPolicy/default` and `…/partners/{id}`.
+    ReadCrossTenantAccess,
 }
 
 impl Permission {
@@ -160,6 +162,11 @@ impl Permission {
                 "Directory.Read.All",
                 "Directory.ReadWrite.All",
             ],
+            // crosstenantaccesspolicyconfigurationpartner-get and …default-get, application
+            // and delegated (Directory.Read.All does not grant it).
+            Self::ReadCrossTenantAccess => {
+                &["Policy.Read.All", "Policy.ReadWrite.CrossTenantAccess"]
+            }
         }
     }
 
