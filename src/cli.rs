@@ -224,6 +224,10 @@ Examples:
 pub struct DiscoverArgs {
     #[command(flatten)]
     pub users: UserSelectionArgs,
+
+    /// Print the summary as JSON: docs/schema/discover.schema.json
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The mutually exclusive ways of choosing users.
@@ -266,7 +270,9 @@ pub struct UserSelectionArgs {
 /// object ids or UPNs, and optionally an `address` column that picks the invitation address),
 /// a group, an OData filter, or all users. Nothing is written to the tenant; the plan is stored
 /// with a hash, and re-planning a wave shows what changed. A wave cannot be re-planned once its
-/// conversion has started.
+/// conversion has started. The partner pre-flight then reads, per external domain, whether
+/// redemption can be automatic (cross-tenant access settings; Policy.Read.All, optional;
+/// `invitation.check_partner_settings`) and stores it for the report.
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("selection").args(SELECTIONS)), after_help = "\
 Examples:
@@ -299,15 +305,20 @@ pub struct PlanArgs {
     /// Accept an `address` column entry that is not one of the user's addresses
     #[arg(long)]
     pub allow_new_address: bool,
+
+    /// Print the summary as JSON: docs/schema/plan.schema.json (`report --format json` has
+    /// every user)
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Show a wave's plan (and, after a run, its progress): the dry-run report.
 ///
 /// Reads the stored plan only (never Graph) and renders it as a terminal table (counts by
-/// decision and reason, then the blocked users with their fix), JSON (a stable, documented
-/// schema: docs/reports.md), CSV for Excel (one row per user), or one self-contained HTML file
-/// with charts and a sortable, filterable table that works offline. Files are written
-/// atomically with mode 0600.
+/// decision and reason, the partner pre-flight, then the blocked users with their fix), JSON
+/// (a stable, documented schema: docs/reports.md), CSV for Excel (one row per user), or one
+/// self-contained HTML file with charts and a sortable, filterable table that works offline.
+/// Files are written atomically with mode 0600.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
@@ -370,11 +381,17 @@ pub struct RunArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Print the result (or, with --dry-run, the requests) as JSON: docs/schema/run.schema.json
+    /// (dry-run.schema.json)
+    #[arg(long)]
+    pub json: bool,
+
     /// Convert at most this many users now; the rest stay ready for a later run
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = positive::<usize>)]
     pub limit: Option<usize>,
 
-    /// Requests in flight at once (default: `throughput.max_concurrency`)
+    /// Users in flight at once, fixed (default: sized from the measured time per user, starting
+    /// at `throughput.max_concurrency`, at most 64)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub concurrency: Option<u32>,
 
@@ -463,6 +480,10 @@ pub struct InviteArgs {
     /// Do not ask for confirmation (required when stdin is not a terminal)
     #[arg(long)]
     pub yes: bool,
+
+    /// Print the result as JSON: docs/schema/invite.schema.json
+    #[arg(long)]
+    pub json: bool,
 
     /// Print the request that would be sent, send nothing, record nothing
     #[arg(long)]
@@ -577,7 +598,13 @@ pub struct ReinviteArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Requests in flight at once (default: `throughput.max_concurrency`)
+    /// Print the result (or, with --dry-run, the requests) as JSON:
+    /// docs/schema/reinvite.schema.json (dry-run.schema.json)
+    #[arg(long)]
+    pub json: bool,
+
+    /// Users in flight at once, fixed (default: sized from the measured time per user, starting
+    /// at `throughput.max_concurrency`, at most 64)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub concurrency: Option<u32>,
 
@@ -612,6 +639,10 @@ pub struct ExportLinksArgs {
     /// Replace an existing file
     #[arg(long)]
     pub force: bool,
+
+    /// Print what was written as JSON (never the links): docs/schema/export-links.schema.json
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The audit trail: every tenant write this tool made, and who made it.
@@ -903,6 +934,10 @@ pub struct ScrambleArgs {
     /// Record the results CSV a script from --emit-powershell wrote
     #[arg(long, value_name = "FILE.csv")]
     pub import_results: Option<PathBuf>,
+
+    /// Print the result as JSON: docs/schema/scramble.schema.json
+    #[arg(long)]
+    pub json: bool,
 
     /// Scramble at most this many users now
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = positive::<u64>, conflicts_with = "import_results")]

@@ -471,6 +471,66 @@ pub struct UnknownCode {
 }
 
 coded_enum!(
+    /// What the partner pre-flight says about redeeming an invitation at one partner domain
+    /// (NOTES.md §2.x "Automatic redemption"): automatic redemption needs both our inbound and
+    /// the partner tenant's outbound "Automatically redeem invitations"; only ours is readable.
+    Redemption {
+        /// Our inbound setting allows it for the partner's tenant: redemption is automatic
+        /// (no consent prompt) if the partner's tenant allows it outbound, which we cannot read.
+        AutomaticIfPartnerAllows => "automatic-if-partner-allows",
+        /// Our inbound setting does not allow it: the partner's users see the consent prompt.
+        AsksPartner => "asks-partner",
+        /// The settings were not read (see the [`PreflightReason`]).
+        NotChecked => "not-checked",
+    }
+);
+
+coded_enum!(
+    /// Why the partner pre-flight answered what it did for one domain.
+    PreflightReason {
+        /// Our partner entry for the domain's tenant has `inboundAllowed: true`.
+        InboundAllowed => "inbound-allowed",
+        /// Our partner entry has `inboundAllowed: false`.
+        InboundBlocked => "inbound-blocked",
+        /// Our partner entry leaves it to the default (`inboundAllowed: null`).
+        InheritsDefault => "inherits-default",
+        /// There is no partner entry for the domain's tenant: the default applies.
+        NoPartnerEntry => "no-partner-entry",
+        /// The domain's realm is not an Entra tenant: there are no cross-tenant settings.
+        NotEntra => "not-entra",
+        /// The domain's realm is not known (realm discovery failed or was not asked) and the
+        /// OIDC metadata names no tenant for it.
+        TenantNotFound => "tenant-not-found",
+        /// The tenant id lookup (OIDC metadata on the login host) failed.
+        TenantLookupFailed => "tenant-lookup-failed",
+        /// The token lacks `Policy.Read.All` (Graph answered 403).
+        PermissionMissing => "permission-missing",
+        /// Reading the cross-tenant access settings failed otherwise.
+        PolicyReadFailed => "policy-read-failed",
+        /// No answer is stored: the pre-flight is switched off
+        /// (`invitation.check_partner_settings`), or the wave was planned before it existed.
+        NotAsked => "not-asked",
+    }
+);
+
+/// The partner pre-flight's answer for one external domain, as `plan` stores it and `report`
+/// shows it. Advisory data: never a reason to block a user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartnerPreflight {
+    /// Lower-case domain.
+    pub domain: String,
+    /// The domain's home tenant, when it was found.
+    pub tenant_id: Option<Uuid>,
+    pub redemption: Redemption,
+    pub reason: PreflightReason,
+    /// What failed, for `not-checked` answers that come from an error (no secret: request ids
+    /// and status codes only).
+    pub detail: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub checked_at: OffsetDateTime,
+}
+
+coded_enum!(
     /// The eligibility checks an operator can switch between `enforce`, `warn` and `off`
     /// (config `[rules]`). Checks the service itself enforces (verified-domain address, invalid
     /// characters, address collisions, no address) are not switchable: turning them off would

@@ -17,7 +17,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let env = Environment::from_process();
     let cli = Cli::parse_with_color(env.no_color());
-    output::init_terminal(cli.color, env.no_color());
+    output::init_terminal(cli.color, env.no_color(), env.columns());
     output::init_logging(
         cli.verbosity(),
         cli.log_format == LogFormat::Json,

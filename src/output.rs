@@ -25,15 +25,24 @@ pub fn print_error(err: &anyhow::Error) {
 /// at start-up by [`init_terminal`]; unset (tests, library use) means no.
 static ESCAPES_ON_STDERR: OnceLock<bool> = OnceLock::new();
 
-/// Decides, once, whether stderr may carry escape sequences: `--color always` yes, `--color
-/// never` no, `auto` only on a terminal and when `NO_COLOR` is not set.
-pub fn init_terminal(choice: ColorChoice, no_color: bool) {
+/// The width result tables fit, decided once at start-up by [`init_terminal`]; unset or `None`
+/// means as wide as their content.
+static RESULT_WIDTH: OnceLock<Option<u16>> = OnceLock::new();
+
+/// Decides, once, whether stderr may carry escape sequences (`--color always` yes, `--color
+/// never` no, `auto` only on a terminal and when `NO_COLOR` is not set), and the width result
+/// tables fit: `columns` (`COLUMNS`) when set, else the width of the terminal stdout is, else
+/// none (a pipe or a file gets rows unwrapped).
+pub fn init_terminal(choice: ColorChoice, no_color: bool, columns: Option<u16>) {
     let escapes = match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
         ColorChoice::Auto => !no_color && io::stderr().is_terminal(),
     };
     let _ = ESCAPES_ON_STDERR.set(escapes);
+    let width =
+        columns.or_else(|| terminal_size::terminal_size_of(io::stdout()).map(|(width, _)| width.0));
+    let _ = RESULT_WIDTH.set(width);
 }
 
 fn escapes_on_stderr() -> bool {
@@ -89,37 +98,44 @@ pub fn terminal_safe(text: &str) -> String {
 
 /// Renders rows as aligned plain-text columns under a header: easy to read and to grep. Every
 /// cell goes through [`terminal_safe`]: cells hold names and error text from the directory.
+/// On a terminal (or with `COLUMNS` set) the table fits its width, long cells wrapping inside
+/// their column; piped or redirected, rows are never wrapped.
 pub fn table<const N: usize>(
     header: [&str; N],
     rows: impl IntoIterator<Item = [String; N]>,
 ) -> String {
-    let rows: Vec<[String; N]> = rows
-        .into_iter()
-        .map(|row| row.map(|cell| terminal_safe(&cell)))
-        .collect();
-    let mut widths = header.map(|h| h.chars().count());
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
+    table_within(result_width(), header, rows)
+}
+
+fn result_width() -> Option<u16> {
+    RESULT_WIDTH.get().copied().flatten()
+}
+
+/// [`table`] at a given width (`None`: as wide as the content).
+fn table_within<const N: usize>(
+    width: Option<u16>,
+    header: [&str; N],
+    rows: impl IntoIterator<Item = [String; N]>,
+) -> String {
+    let mut table = comfy_table::Table::new();
+    table
+        .load_style(comfy_table::presets::NOTHING)
+        .set_header(header)
+        .add_rows(
+            rows.into_iter()
+                .map(|row| row.map(|cell| terminal_safe(&cell))),
+        );
+    if let Some(width) = width {
+        table
+            .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+            .set_width(width);
     }
-    let mut text = String::new();
-    let mut push_line = |cells: [&str; N]| {
-        let mut line = String::new();
-        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
-            if i > 0 {
-                line.push_str("  ");
-            }
-            line.push_str(cell);
-            line.extend(std::iter::repeat_n(' ', width - cell.chars().count()));
-        }
-        text.push_str(line.trim_end());
-        text.push('\n');
-    };
-    push_line(header);
-    for row in &rows {
-        push_line(row.each_ref().map(String::as_str));
+    // Two spaces between columns, none at the edges.
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
     }
+    let mut text = table.trim_fmt();
+    text.push('\n');
     text
 }
 
@@ -128,6 +144,47 @@ pub fn write_stdout(text: &str) -> io::Result<()> {
     match stdout().write_all(text.as_bytes()) {
         Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         other => other,
+    }
+}
+
+/// A command's result as a JSON document for scripts (`--json`): a documented, versioned shape,
+/// one schema per document in `docs/schema/{SCHEMA}.schema.json` (tests validate real output
+/// against it).
+pub trait JsonDocument: serde::Serialize {
+    /// The schema's file name without `.schema.json`.
+    const SCHEMA: &'static str;
+    /// Raised when a field is removed or changes meaning; adding a field keeps it.
+    const VERSION: u32;
+}
+
+/// Writes a result document to stdout as pretty JSON with its `schema_version` first.
+pub fn write_json<D: JsonDocument>(document: &D) -> io::Result<()> {
+    #[derive(serde::Serialize)]
+    struct Versioned<'a, D> {
+        schema_version: u32,
+        #[serde(flatten)]
+        document: &'a D,
+    }
+    let mut text = serde_json::to_string_pretty(&Versioned {
+        schema_version: D::VERSION,
+        document,
+    })
+    .map_err(io::Error::other)?;
+    text.push('\n');
+    write_stdout(&text)
+}
+
+/// Writes a command's result: as its JSON document with `--json`, else as the text `render`
+/// makes of it.
+pub fn write_result<D: JsonDocument>(
+    json: bool,
+    document: &D,
+    render: impl FnOnce(&D) -> String,
+) -> io::Result<()> {
+    if json {
+        write_json(document)
+    } else {
+        write_stdout(&render(document))
     }
 }
 
@@ -236,5 +293,58 @@ mod tests {
             "{text:?}"
         );
         assert_eq!(text.lines().count(), 2, "one header, one row: {text:?}");
+    }
+
+    fn sample_rows() -> Vec<[String; 3]> {
+        vec![
+            [
+                "invitation.redirect_url".to_owned(),
+                "https://myapplications.microsoft.com/?tenantid=0b1c2d3e-4f5a-6b7c-8d9e-0f1a2b3c4d5e"
+                    .to_owned(),
+                "default".to_owned(),
+            ],
+            ["a".to_owned(), "b".to_owned(), "c".to_owned()],
+        ]
+    }
+
+    #[test]
+    fn without_a_width_columns_are_aligned_two_spaces_apart_and_rows_never_wrap() {
+        let text = table_within(None, ["KEY", "VALUE", "FROM"], sample_rows());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(
+            lines[0].starts_with("KEY                      VALUE "),
+            "{text}"
+        );
+        assert!(
+            lines[1].starts_with("invitation.redirect_url  https://"),
+            "{text}"
+        );
+        assert!(lines[1].ends_with("4d5e  default"), "{text}");
+        assert_eq!(lines[2].find('b'), lines[1].find("https"), "{text}");
+        assert!(
+            lines.iter().all(|l| l == &l.trim_end()),
+            "no trailing spaces"
+        );
+    }
+
+    #[test]
+    fn at_a_width_long_cells_wrap_inside_their_column_and_every_line_fits() {
+        let text = table_within(Some(60), ["KEY", "VALUE", "FROM"], sample_rows());
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines.len() > 3, "the long value wraps: {text}");
+        assert!(lines.iter().all(|l| l.chars().count() <= 60), "{text}");
+        let value_at = lines[0].find("VALUE").unwrap();
+        // The wrapped row's continuation lines hold only the value, in its column.
+        let row_end = lines.iter().position(|l| l.starts_with('a')).unwrap();
+        for line in &lines[2..row_end] {
+            assert_eq!(line.len() - line.trim_start().len(), value_at, "{text}");
+        }
+        let value: String = lines[1..row_end]
+            .iter()
+            .map(|l| l[value_at..].split("  ").next().unwrap().trim())
+            .collect();
+        assert!(value.contains("tenantid=0b1c2d3e"), "nothing lost: {text}");
+        assert!(lines[1].trim_end().ends_with("default"), "{text}");
     }
 }

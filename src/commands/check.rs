@@ -66,6 +66,11 @@ struct CapabilityReport {
     satisfied: bool,
 }
 
+impl output::JsonDocument for Report {
+    const SCHEMA: &'static str = "check";
+    const VERSION: u32 = 1;
+}
+
 impl CheckArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {
         let settings = ctx.settings()?;
@@ -151,9 +156,7 @@ impl CheckArgs {
         }
 
         if self.json {
-            let mut text = serde_json::to_string_pretty(&report)?;
-            text.push('\n');
-            output::write_stdout(&text)?;
+            output::write_json(&report)?;
         } else {
             output::write_stdout(&render(&report))?;
         }
@@ -202,6 +205,8 @@ async fn probe(client: &GraphClient) -> (TenantReport, Vec<(Capability, Result<(
         )
         .await;
     probes.push((Capability::ReadContacts, contacts.map(drop)));
+    let cross_tenant = client.cross_tenant_default_consent().await;
+    probes.push((Capability::ReadCrossTenantAccess, cross_tenant.map(drop)));
     let audit_logs = client
         .get::<serde_json::Value>(
             client.url("auditLogs/directoryAudits?$top=1"),
@@ -284,6 +289,17 @@ fn render(report: &Report) -> String {
             "\nOrg contacts cannot be read: discover will not know the addresses contacts hold, \
              and plans will warn that contact collisions were not checked (the service refuses \
              a user whose address a contact holds). Grant OrgContact.Read.All to check them.\n",
+        );
+    }
+    if report
+        .capabilities
+        .iter()
+        .any(|c| c.capability == Capability::ReadCrossTenantAccess && !c.satisfied)
+    {
+        text.push_str(
+            "\nCross-tenant access settings cannot be read: the partner pre-flight (plan, \
+             report) will say \"not checked\" instead of whether redemption can be automatic. \
+             Grant Policy.Read.All to check, or set invitation.check_partner_settings = false.\n",
         );
     }
     if report

@@ -15,6 +15,11 @@ struct Listing<'a> {
     values: &'a [EffectiveValue],
 }
 
+impl output::JsonDocument for Listing<'_> {
+    const SCHEMA: &'static str = "config";
+    const VERSION: u32 = 1;
+}
+
 impl ConfigArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {
         let settings = ctx.settings()?;
@@ -28,9 +33,7 @@ impl ConfigArgs {
                 credential: settings.credential_choice(),
                 values,
             };
-            let mut text = serde_json::to_string_pretty(&listing)?;
-            text.push('\n');
-            output::write_stdout(&text)?;
+            output::write_json(&listing)?;
             return Ok(Outcome::Done);
         }
         let file = match &settings.config_file {

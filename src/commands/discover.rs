@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use futures_util::{StreamExt, TryStreamExt};
+use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -116,31 +117,27 @@ impl DiscoverArgs {
             0
         };
 
-        let users = counters.users.load(Ordering::Relaxed);
         let elapsed = started.elapsed();
-        let mut summary = match &group {
-            Some((id, Some(name))) => format!("Group       \"{name}\" ({id})\n"),
-            _ => String::new(),
+        let result = DiscoverDocument {
+            tenant_id: facts.tenant_id,
+            tenant_name: facts.display_name.clone(),
+            group: group.as_ref().map(|(id, name)| GroupDocument {
+                id: *id,
+                name: name.clone(),
+            }),
+            verified_domains: facts.domains.iter().filter(|d| d.is_verified).count(),
+            direct_federation_domains: facts.federation_domains.len(),
+            users_stored: counters.users.load(Ordering::Relaxed),
+            pages: counters.pages.load(Ordering::Relaxed),
+            retried_requests: counters.retries.load(Ordering::Relaxed),
+            elapsed_seconds: elapsed.as_secs_f64(),
+            database: store.path().display().to_string(),
+            user_snapshots: store.count_users().await?,
+            retired,
+            org_contacts_read: contacts,
+            not_found: missing.iter().map(NotFound::of).collect(),
         };
-        let _ = write!(
-            summary,
-            "Tenant      {} ({})\n\
-             Domains     {} verified, {} with direct federation\n\
-             Users       {users} stored in {:.1} s ({:.0}/s), {} page(s), {} throttled or retried request(s)\n\
-             Database    {} now holds {} user snapshot(s), {retired} retired (no longer in the tenant)\n",
-            facts.display_name.as_deref().unwrap_or("unnamed"),
-            facts.tenant_id,
-            facts.domains.iter().filter(|d| d.is_verified).count(),
-            facts.federation_domains.len(),
-            elapsed.as_secs_f64(),
-            output::rate(users, elapsed),
-            counters.pages.load(Ordering::Relaxed),
-            counters.retries.load(Ordering::Relaxed),
-            store.path().display(),
-            store.count_users().await?,
-        );
-        summary.push_str(&summary_tail(contacts, &missing));
-        output::write_stdout(&summary)?;
+        output::write_result(self.json, &result, DiscoverDocument::render)?;
         Ok(if missing.is_empty() {
             Outcome::Done
         } else {
@@ -305,9 +302,96 @@ async fn snapshot_contacts(
     Ok(Some(read))
 }
 
+/// What a discover read and stored: its summary, as text or `--json`.
+#[derive(Serialize)]
+struct DiscoverDocument {
+    tenant_id: Uuid,
+    tenant_name: Option<String>,
+    /// The group read, when `--group` chose the users.
+    group: Option<GroupDocument>,
+    verified_domains: usize,
+    direct_federation_domains: usize,
+    users_stored: u64,
+    pages: u64,
+    /// Requests throttled or retried along the way.
+    retried_requests: u64,
+    elapsed_seconds: f64,
+    database: String,
+    /// Users in the database's snapshot now (this read and earlier ones).
+    user_snapshots: u64,
+    /// Users no longer in the tenant, marked by this (whole-tenant) read.
+    retired: u64,
+    /// Org contacts read; `null` when the app may not read them.
+    org_contacts_read: Option<u64>,
+    /// Listed users (`--csv`) not in the tenant.
+    not_found: Vec<NotFound>,
+}
+
+#[derive(Serialize)]
+struct GroupDocument {
+    id: Uuid,
+    name: Option<String>,
+}
+
+#[derive(Serialize)]
+struct NotFound {
+    /// The line of the CSV file.
+    line: u64,
+    /// The object id or UPN given there.
+    user: String,
+}
+
+impl NotFound {
+    fn of(entry: &UserListEntry) -> Self {
+        Self {
+            line: entry.line,
+            user: describe(&entry.key),
+        }
+    }
+}
+
+impl output::JsonDocument for DiscoverDocument {
+    const SCHEMA: &'static str = "discover";
+    const VERSION: u32 = 1;
+}
+
+impl DiscoverDocument {
+    fn render(&self) -> String {
+        let mut text = match &self.group {
+            Some(GroupDocument {
+                id,
+                name: Some(name),
+            }) => format!("Group       \"{name}\" ({id})\n"),
+            _ => String::new(),
+        };
+        let elapsed = std::time::Duration::from_secs_f64(self.elapsed_seconds);
+        let _ = write!(
+            text,
+            "Tenant      {} ({})\n\
+             Domains     {} verified, {} with direct federation\n\
+             Users       {} stored in {:.1} s ({:.0}/s), {} page(s), {} throttled or retried request(s)\n\
+             Database    {} now holds {} user snapshot(s), {} retired (no longer in the tenant)\n",
+            self.tenant_name.as_deref().unwrap_or("unnamed"),
+            self.tenant_id,
+            self.verified_domains,
+            self.direct_federation_domains,
+            self.users_stored,
+            self.elapsed_seconds,
+            output::rate(self.users_stored, elapsed),
+            self.pages,
+            self.retried_requests,
+            self.database,
+            self.user_snapshots,
+            self.retired,
+        );
+        text.push_str(&summary_tail(self.org_contacts_read, &self.not_found));
+        text
+    }
+}
+
 /// The summary's last lines: the org contacts (`None`: not readable), and the listed users
 /// that were not found.
-fn summary_tail(contacts: Option<u64>, missing: &[UserListEntry]) -> String {
+fn summary_tail(contacts: Option<u64>, missing: &[NotFound]) -> String {
     let mut text = match contacts {
         Some(n) => {
             format!("Contacts    {n} org contact(s) read; the addresses they hold are checked\n")
@@ -325,7 +409,7 @@ fn summary_tail(contacts: Option<u64>, missing: &[UserListEntry]) -> String {
             missing.len()
         );
         for entry in missing {
-            let _ = writeln!(text, "  line {}: {}", entry.line, describe(&entry.key));
+            let _ = writeln!(text, "  line {}: {}", entry.line, entry.user);
         }
     }
     text

@@ -6,7 +6,7 @@ use crate::cli::ExportLinksArgs;
 use crate::domain::UserState;
 use crate::fsutil::{self, Overwrite};
 use crate::output;
-use crate::report::links::Links;
+use crate::report::links::{Links, MissingLink};
 
 impl ExportLinksArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {
@@ -43,6 +43,14 @@ impl ExportLinksArgs {
         };
         fsutil::write_private(&self.out, links.csv().as_bytes(), overwrite)?;
         let written = links.links.len();
+        if self.json {
+            output::write_json(&ExportDocument {
+                wave: &wave.name,
+                file: self.out.display().to_string(),
+                links_written: written,
+                missing_links: &links.missing,
+            })?;
+        }
         output::notice(&format!(
             "Wrote {written} redemption link(s) to {} (mode 0600). Anyone holding a link can redeem that invitation: share each link only with its user, and delete the file when done.",
             self.out.display()
@@ -53,4 +61,20 @@ impl ExportLinksArgs {
         output::notice(&links.missing_text(&wave.name));
         Ok(Outcome::SomeUsersFailed)
     }
+}
+
+/// `export-links --json`: where the links went and who has none. Never the links themselves:
+/// they stay in the private file.
+#[derive(serde::Serialize)]
+struct ExportDocument<'a> {
+    wave: &'a str,
+    file: String,
+    links_written: usize,
+    /// Invited members whose link was lost (`reinvite --missing-links` gets them one).
+    missing_links: &'a [MissingLink],
+}
+
+impl output::JsonDocument for ExportDocument<'_> {
+    const SCHEMA: &'static str = "export-links";
+    const VERSION: u32 = 1;
 }

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use anyhow::Context;
+use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::{
@@ -15,10 +16,12 @@ use super::{
 use crate::cli::InviteArgs;
 use crate::config::Settings;
 use crate::domain::{Decision, Rule, RuleMode, UserId, UserSnapshot};
-use crate::execute::{InvitationTemplate, Pace, RunLock};
+use crate::execute::{Concurrency, InvitationTemplate, Pace, RunLock};
 use crate::graph::{GraphClient, LookupKey};
 use crate::output;
 use crate::plan::{self, Alone, Basis};
+use crate::report::requests::{DryRun, PlannedRequest};
+use crate::report::run::RunDocument;
 use crate::rules::{self, Candidate, Evaluation};
 use crate::store::{NewWave, Store};
 
@@ -35,7 +38,11 @@ impl InviteArgs {
         let evaluation = self
             .evaluate(&settings, &store, &client, &user, &template)
             .await?;
-        output::write_stdout(&describe(&user, &evaluation))?;
+        if !self.json {
+            output::write_stdout(&describe(&user, &evaluation))?;
+        } else if evaluation.decision == Decision::Blocked {
+            output::write_json(&InviteDocument::of(&user, &evaluation))?;
+        }
         if evaluation.decision == Decision::Blocked {
             return Err(Refused(format!(
                 "{} is not converted: the rules block it (see the findings above); fix what they say, or use `plan` and `report` for the details",
@@ -55,22 +62,24 @@ impl InviteArgs {
             &user.profile,
         );
         if self.dry_run {
-            let mut text = String::new();
             let base = settings.tenant.graph_url.as_str().trim_end_matches('/');
-            if evaluation.set_mail {
-                writeln!(
-                    text,
-                    "PATCH {base}/v1.0/users/{}\n\n{}\n",
-                    user.id,
-                    serde_json::json!({ "mail": address })
-                )?;
-            }
-            writeln!(
-                text,
-                "POST {base}/v1.0/invitations\n\n{}\n# Dry run: nothing sent, nothing recorded.",
-                serde_json::to_string_pretty(&request)?
-            )?;
-            output::write_stdout(&text)?;
+            let upn = &user.user_principal_name;
+            let mut dry = DryRun::new(
+                "invite",
+                None,
+                "The user was read and evaluated just now; run re-reads it before sending.".into(),
+            );
+            dry.push_user(
+                evaluation
+                    .set_mail
+                    .then(|| PlannedRequest::set_mail(base, user.id, upn, &address)),
+                PlannedRequest::invitation(base, upn, &request),
+            );
+            let document = InviteDocument {
+                dry_run: Some(&dry),
+                ..InviteDocument::of(&user, &evaluation)
+            };
+            output::write_result(self.json, &document, |_| dry.render())?;
             return Ok(Outcome::Done);
         }
         self.confirm(&user)?;
@@ -82,7 +91,7 @@ impl InviteArgs {
         let wave = record_wave(&store, &user, &evaluation, &template, now).await?;
         let pace = Pace {
             rate: settings.throughput.max_invitations_per_second,
-            concurrency: 1,
+            concurrency: Concurrency::Fixed(1),
             limit: None,
             reconcile_delay: Duration::from_secs(5),
             directory_writes_per_second: settings.throughput.max_directory_writes_per_second,
@@ -98,6 +107,15 @@ impl InviteArgs {
             1,
             "invite",
             &ctx.operator(),
+            &|result| {
+                let document = InviteDocument {
+                    run: Some(result),
+                    ..InviteDocument::of(&user, &evaluation)
+                };
+                Ok(output::write_result(self.json, &document, |_| {
+                    result.render()
+                })?)
+            },
         )
         .await
     }
@@ -197,6 +215,36 @@ impl InviteArgs {
             not_done: "sent",
         })
     }
+}
+
+/// `invite --json`: the rules' verdict on the user, then the requests (`--dry-run`) or the
+/// run's result; neither when the rules block the user.
+#[derive(Serialize)]
+struct InviteDocument<'a> {
+    user_id: UserId,
+    user_principal_name: &'a str,
+    evaluation: &'a Evaluation,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dry_run: Option<&'a DryRun>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run: Option<&'a RunDocument<'a>>,
+}
+
+impl<'a> InviteDocument<'a> {
+    fn of(user: &'a UserSnapshot, evaluation: &'a Evaluation) -> Self {
+        Self {
+            user_id: user.id,
+            user_principal_name: &user.user_principal_name,
+            evaluation,
+            dry_run: None,
+            run: None,
+        }
+    }
+}
+
+impl output::JsonDocument for InviteDocument<'_> {
+    const SCHEMA: &'static str = "invite";
+    const VERSION: u32 = 1;
 }
 
 /// The user named by object id or UPN, as Graph shows it now.

@@ -453,7 +453,8 @@ fn confirmed(
 }
 
 /// Converts `wave`'s `ready` members with the executor (the caller holds the lock), with a
-/// progress bar for `ready` users on stderr, and prints the run's summary: `run` and `invite`.
+/// progress bar for `ready` users on stderr, and hands the run's summary to `show` (text or
+/// JSON, standing alone or inside a command's document): `run` and `invite`.
 #[allow(clippy::too_many_arguments)] // the parts of a conversion, given once (as `run_wave`)
 async fn convert(
     settings: &Settings,
@@ -464,6 +465,7 @@ async fn convert(
     ready: u64,
     command: &str,
     operator: &Operator,
+    show: &dyn Fn(&crate::report::run::RunDocument<'_>) -> anyhow::Result<()>,
 ) -> anyhow::Result<Outcome> {
     let client = connect(settings)?;
     let operator = token_operator(operator, &client).await;
@@ -485,7 +487,8 @@ async fn convert(
     let not_converted = store
         .members_in_states(wave.id, &[UserState::Failed, UserState::Drifted])
         .await?;
-    output::write_stdout(&crate::report::run::run_summary(
+    show(&crate::report::run::RunDocument::new(
+        command,
         &wave.name,
         &summary,
         &not_converted,

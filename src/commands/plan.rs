@@ -1,12 +1,13 @@
 //! `plan`: evaluate a wave's users with the eligibility rules and store the plan. Read-only on
-//! the tenant (it may read group members, filtered users and home realms).
+//! the tenant (it may read group members, filtered users, home realms and, for the partner
+//! pre-flight, partner tenant ids and the cross-tenant access settings).
 //!
 //! Orchestration only: this gathers the wave's users (the stored snapshot, a CSV list, a group
 //! or a filter read from Graph) and the operator's exclusions, hands them to the planning
 //! engine ([`crate::plan`]: the two passes, the decisions, the realm cache) and prints its
 //! summary.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -23,6 +24,7 @@ use crate::domain::{GroupRef, UserId, UserSnapshot};
 use crate::graph::{GraphClient, UserSelection};
 use crate::input::{self, UserKey};
 use crate::output;
+use crate::plan::preflight::{self, PreflightSummary};
 use crate::plan::{self, Basis, Decider, RealmSummary, Roster, Tally, WaveUsers};
 use crate::rules::Severity;
 use crate::store::{self, NewWave, Store, Wave};
@@ -149,13 +151,15 @@ impl PlanArgs {
         )
         .await?;
 
-        output::write_stdout(&summary(
-            &wave,
-            &selection,
-            &tally,
-            realm_summary.as_ref(),
-            &hash,
-        ))?;
+        let preflight = if settings.invitation.check_partner_settings {
+            Some(partner_preflight(&settings, &store, &wave, &basis).await?)
+        } else {
+            None
+        };
+        let mut result =
+            PlanDocument::new(&wave, &selection, &tally, realm_summary.as_ref(), &hash);
+        result.partner_preflight = preflight.map(PlanPreflight::of);
+        output::write_result(self.json, &result, PlanDocument::render)?;
         Ok(Outcome::Done)
     }
 
@@ -229,6 +233,36 @@ impl PlanArgs {
             allow_new_address: self.allow_new_address,
         }))
     }
+}
+
+/// The partner pre-flight of the planned wave's external domains, stored for the report.
+/// Advisory: when Graph cannot be connected to, it is skipped and says why.
+async fn partner_preflight(
+    settings: &Settings,
+    store: &Store,
+    wave: &Wave,
+    basis: &Basis,
+) -> anyhow::Result<Result<PreflightSummary, String>> {
+    let domains = store.wave_address_domains(wave.id).await?;
+    let graph = match connect(settings) {
+        Ok(graph) => graph,
+        Err(error) => return Ok(Err(format!("{error:#}"))),
+    };
+    let login = realm_client(settings)?;
+    let sources = preflight::Sources {
+        graph: &graph,
+        login: &login,
+        store,
+    };
+    let answers = preflight::check_partners(
+        &sources,
+        &domains,
+        &basis.tenant.verified_domains,
+        &basis.tenant.realms,
+        OffsetDateTime::now_utc(),
+    )
+    .await?;
+    Ok(Ok(PreflightSummary::of(&answers)))
 }
 
 /// A group's object id (and display name, when named by it), connecting to Graph on the first
@@ -423,78 +457,239 @@ async fn exclusions(
     Ok(excluded)
 }
 
-fn summary(
-    wave: &Wave,
-    selection: &Selection,
-    tally: &Tally,
-    realms: Option<&RealmSummary>,
-    hash: &str,
-) -> String {
-    let mut text = String::new();
-    if let Users::Group {
-        id,
-        transitive,
-        name: Some(name),
-    } = &selection.users
-    {
-        let _ = writeln!(
-            text,
-            "Group \"{name}\" ({id}){}",
-            if *transitive {
-                ", with nested groups"
-            } else {
-                ""
-            }
-        );
-    }
-    let _ = writeln!(
-        text,
-        "Wave {}: {} user(s): {} eligible ({} with mail set first), {} blocked",
-        wave.name,
-        tally.users,
-        tally.eligible,
-        tally.set_mail,
-        tally.users - tally.eligible
-    );
-    for (severity, label) in [
-        (Severity::Blocker, "Blocked by"),
-        (Severity::Warning, "Warnings"),
-    ] {
-        let list: Vec<String> = tally
-            .findings
-            .iter()
-            .filter(|((s, _), _)| *s == severity)
-            .map(|((_, code), n)| format!("{code} {n}"))
-            .collect();
-        if !list.is_empty() {
-            let _ = writeln!(text, "{label}: {}", list.join(", "));
+/// What a plan decided: its summary, as text or `--json`.
+#[derive(Serialize)]
+struct PlanDocument {
+    wave: String,
+    /// The group the users came from, when `--group` chose them.
+    group: Option<PlanGroup>,
+    users: usize,
+    eligible: usize,
+    /// Eligible users whose `mail` is set to the address first.
+    set_mail: usize,
+    blocked: usize,
+    /// Users per blocking reason code.
+    blockers: BTreeMap<&'static str, usize>,
+    /// Users per warning reason code.
+    warnings: BTreeMap<&'static str, usize>,
+    /// Home-realm discovery of the partner domains (absent when the rules ask none).
+    realms: Option<PlanRealms>,
+    /// The partner pre-flight of the wave's external domains (absent when switched off).
+    partner_preflight: Option<PlanPreflight>,
+    /// What changed since the wave's previous plan (absent for a new wave).
+    replanned: Option<Replanned>,
+    plan_hash: String,
+}
+
+#[derive(Serialize)]
+struct PlanGroup {
+    id: Uuid,
+    name: Option<String>,
+    transitive: bool,
+}
+
+#[derive(Serialize)]
+struct PlanRealms {
+    domains: usize,
+    cached: usize,
+    asked: usize,
+    managed: usize,
+    federated: usize,
+    unknown: usize,
+    failed: usize,
+}
+
+#[derive(Serialize)]
+struct PlanPreflight {
+    /// Why it was skipped (it is advisory), when it was.
+    skipped: Option<String>,
+    domains: usize,
+    /// Domains whose users redeem without a prompt if their tenant allows it outbound.
+    automatic: usize,
+    /// Domains whose users are asked to consent.
+    asks_partner: usize,
+    /// Domains not checked, by reason.
+    not_checked: BTreeMap<String, usize>,
+}
+
+impl PlanPreflight {
+    fn of(outcome: Result<PreflightSummary, String>) -> Self {
+        match outcome {
+            Ok(summary) => Self {
+                skipped: None,
+                domains: summary.domains(),
+                automatic: summary.automatic,
+                asks_partner: summary.asks_partner,
+                not_checked: summary
+                    .not_checked
+                    .iter()
+                    .map(|(reason, n)| (reason.to_string(), *n))
+                    .collect(),
+            },
+            Err(why) => Self {
+                skipped: Some(why),
+                domains: 0,
+                automatic: 0,
+                asks_partner: 0,
+                not_checked: BTreeMap::new(),
+            },
         }
     }
-    if let Some(realms) = realms {
+}
+
+#[derive(Serialize)]
+struct Replanned {
+    added: usize,
+    removed: u64,
+    changed: usize,
+}
+
+impl output::JsonDocument for PlanDocument {
+    const SCHEMA: &'static str = "plan";
+    const VERSION: u32 = 1;
+}
+
+impl PlanDocument {
+    fn new(
+        wave: &Wave,
+        selection: &Selection,
+        tally: &Tally,
+        realms: Option<&RealmSummary>,
+        hash: &str,
+    ) -> Self {
+        let by_code = |severity: Severity| {
+            tally
+                .findings
+                .iter()
+                .filter(|((s, _), _)| *s == severity)
+                .map(|((_, code), n)| (*code, *n))
+                .collect()
+        };
+        Self {
+            wave: wave.name.clone(),
+            group: match &selection.users {
+                Users::Group {
+                    id,
+                    transitive,
+                    name,
+                } => Some(PlanGroup {
+                    id: *id,
+                    name: name.clone(),
+                    transitive: *transitive,
+                }),
+                _ => None,
+            },
+            users: tally.users,
+            eligible: tally.eligible,
+            set_mail: tally.set_mail,
+            blocked: tally.users - tally.eligible,
+            blockers: by_code(Severity::Blocker),
+            warnings: by_code(Severity::Warning),
+            realms: realms.map(|r| PlanRealms {
+                domains: r.cached + r.asked + r.invalid,
+                cached: r.cached,
+                asked: r.asked,
+                managed: r.managed,
+                federated: r.federated,
+                unknown: r.unknown,
+                failed: r.failed,
+            }),
+            partner_preflight: None,
+            replanned: (tally.previous > 0).then_some(Replanned {
+                added: tally.added,
+                removed: tally.removed,
+                changed: tally.changed,
+            }),
+            plan_hash: hash.to_owned(),
+        }
+    }
+
+    fn render(&self) -> String {
+        let mut text = String::new();
+        if let Some(PlanGroup {
+            id,
+            name: Some(name),
+            transitive,
+        }) = &self.group
+        {
+            let _ = writeln!(
+                text,
+                "Group \"{name}\" ({id}){}",
+                if *transitive {
+                    ", with nested groups"
+                } else {
+                    ""
+                }
+            );
+        }
         let _ = writeln!(
             text,
-            "Realms: {} domain(s), {} cached, {} asked: {} managed, {} federated, {} unknown, {} failed",
-            realms.cached + realms.asked + realms.invalid,
-            realms.cached,
-            realms.asked,
-            realms.managed,
-            realms.federated,
-            realms.unknown,
-            realms.failed
+            "Wave {}: {} user(s): {} eligible ({} with mail set first), {} blocked",
+            self.wave, self.users, self.eligible, self.set_mail, self.blocked
         );
-    }
-    if tally.previous > 0 {
+        for (label, counts) in [("Blocked by", &self.blockers), ("Warnings", &self.warnings)] {
+            if !counts.is_empty() {
+                let list: Vec<String> = counts
+                    .iter()
+                    .map(|(code, n)| format!("{code} {n}"))
+                    .collect();
+                let _ = writeln!(text, "{label}: {}", list.join(", "));
+            }
+        }
+        if let Some(realms) = &self.realms {
+            let _ = writeln!(
+                text,
+                "Realms: {} domain(s), {} cached, {} asked: {} managed, {} federated, {} unknown, {} failed",
+                realms.domains,
+                realms.cached,
+                realms.asked,
+                realms.managed,
+                realms.federated,
+                realms.unknown,
+                realms.failed
+            );
+        }
+        match &self.partner_preflight {
+            Some(PlanPreflight {
+                skipped: Some(why), ..
+            }) => {
+                let _ = writeln!(text, "Partner pre-flight skipped (advisory): {why}");
+            }
+            Some(preflight) if preflight.domains > 0 => {
+                let not_checked: Vec<String> = preflight
+                    .not_checked
+                    .iter()
+                    .map(|(reason, n)| format!("{reason} {n}"))
+                    .collect();
+                let _ = writeln!(
+                    text,
+                    "Partner pre-flight: {} domain(s): {} automatic if the partner allows it, {} ask the partner, {} not checked{}",
+                    preflight.domains,
+                    preflight.automatic,
+                    preflight.asks_partner,
+                    preflight.not_checked.values().sum::<usize>(),
+                    if not_checked.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", not_checked.join(", "))
+                    }
+                );
+            }
+            _ => {}
+        }
+        if let Some(replanned) = &self.replanned {
+            let _ = writeln!(
+                text,
+                "Re-planned: {} added, {} removed, {} changed (decision or address)",
+                replanned.added, replanned.removed, replanned.changed
+            );
+        }
+        let _ = writeln!(text, "Plan hash {}", self.plan_hash);
         let _ = writeln!(
             text,
-            "Re-planned: {} added, {} removed, {} changed (decision or address)",
-            tally.added, tally.removed, tally.changed
+            "\nNext: b2b-convert report --wave {} --format html --out {}.html",
+            self.wave, self.wave
         );
+        text
     }
-    let _ = writeln!(text, "Plan hash {hash}");
-    let _ = writeln!(
-        text,
-        "\nNext: b2b-convert report --wave {} --format html --out {}.html",
-        wave.name, wave.name
-    );
-    text
 }

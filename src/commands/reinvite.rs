@@ -16,8 +16,9 @@ use crate::cli::ReinviteArgs;
 use crate::config::INVITATIONS_PER_SECOND_CEILING;
 use crate::domain::UserId;
 use crate::execute::reinvite::{self, Mode, PlanError, Planned, ResendSummary, Selection};
-use crate::execute::{InvitationTemplate, Pace, RunError, RunLock};
+use crate::execute::{Concurrency, InvitationTemplate, Pace, RunError, RunLock};
 use crate::output;
+use crate::report::requests::{DryRun, PlannedRequest};
 use crate::store::{Store, Wave};
 
 impl ReinviteArgs {
@@ -42,14 +43,22 @@ impl ReinviteArgs {
         };
         let planned = plan(&store, &wave, &selection).await?;
         if planned.count() == 0 {
-            output::write_stdout(&format!(
-                "Wave {}: nobody to re-invite with this selection.\n",
-                wave.name
-            ))?;
+            let document = ReinviteDocument {
+                wave: &wave.name,
+                mode,
+                summary: None,
+            };
+            output::write_result(self.json, &document, |_| {
+                format!(
+                    "Wave {}: nobody to re-invite with this selection.\n",
+                    wave.name
+                )
+            })?;
             return Ok(Outcome::Done);
         }
         if self.dry_run {
-            print_dry_run(&settings, &store, &wave, &template, &planned).await?;
+            let dry = dry_run(&settings, &store, &wave, &template, &planned).await?;
+            output::write_result(self.json, &dry, DryRun::render)?;
             return Ok(Outcome::Done);
         }
         let rate = self
@@ -77,17 +86,7 @@ impl ReinviteArgs {
         let planned = plan(&store, &wave, &selection).await?;
         let now = time::OffsetDateTime::now_utc();
         let (operation, resumed) = reinvite::start(&store, &wave, &selection, planned, now).await?;
-        let pace = Pace {
-            rate,
-            concurrency: self
-                .concurrency
-                .map_or(settings.throughput.max_concurrency.get(), |c| c as usize),
-            limit: None,
-            reconcile_delay: Duration::from_secs(self.reconcile_delay),
-            directory_writes_per_second: settings.throughput.max_directory_writes_per_second,
-            restore_mail_on_failure: false,
-            max_invitations_per_day: settings.throughput.max_invitations_per_day,
-        };
+        let pace = self.pace(&settings, rate);
         let open = store
             .reinvite_members(operation.id)
             .await?
@@ -110,9 +109,52 @@ impl ReinviteArgs {
             RunError::Store(err) => anyhow::Error::new(err).context("reinvite stopped"),
         })?;
         summary.resumed = resumed;
-        output::write_stdout(&render(&store, &wave, &summary, keeps_links).await?)?;
+        let text = if self.json {
+            String::new()
+        } else {
+            render(&store, &wave, &summary, keeps_links).await?
+        };
+        let document = ReinviteDocument {
+            wave: &wave.name,
+            mode,
+            summary: Some(&summary),
+        };
+        output::write_result(self.json, &document, |_| text)?;
         outcome(summary, &wave.name)
     }
+
+    /// How fast re-sends go: `--rate`, `--concurrency` and the configured limits.
+    fn pace(&self, settings: &crate::config::Settings, rate: f64) -> Pace {
+        Pace {
+            rate,
+            concurrency: self.concurrency.map_or(
+                Concurrency::Adaptive {
+                    start: settings.throughput.max_concurrency.get(),
+                },
+                |c| Concurrency::Fixed(c as usize),
+            ),
+            limit: None,
+            reconcile_delay: Duration::from_secs(self.reconcile_delay),
+            directory_writes_per_second: settings.throughput.max_directory_writes_per_second,
+            restore_mail_on_failure: false,
+            max_invitations_per_day: settings.throughput.max_invitations_per_day,
+        }
+    }
+}
+
+/// `reinvite --json`: what this invocation did and where the operation stands (no counts when
+/// nobody matched the selection).
+#[derive(serde::Serialize)]
+struct ReinviteDocument<'a> {
+    wave: &'a str,
+    mode: Mode,
+    #[serde(flatten)]
+    summary: Option<&'a ResendSummary>,
+}
+
+impl output::JsonDocument for ReinviteDocument<'_> {
+    const SCHEMA: &'static str = "reinvite";
+    const VERSION: u32 = 1;
 }
 
 /// How a reinvite ended, as an exit: a closed invitation gate is an error of its own (the
@@ -129,7 +171,7 @@ fn outcome(mut summary: ResendSummary, wave: &str) -> anyhow::Result<Outcome> {
         || summary
             .problems
             .iter()
-            .any(|(_, state, _)| state == "failed")
+            .any(|problem| problem.state == "failed")
     {
         Outcome::SomeUsersFailed
     } else {
@@ -227,14 +269,14 @@ fn prompt(wave: &Wave, mode: Mode, planned: &Planned, send_message: bool) -> Str
     )
 }
 
-/// Prints each request reinvite would send, in order, without sending any.
-async fn print_dry_run(
+/// The requests reinvite would send, in order.
+async fn dry_run(
     settings: &crate::config::Settings,
     store: &Store,
     wave: &Wave,
     template: &InvitationTemplate,
     planned: &Planned,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<DryRun> {
     let base = settings.tenant.graph_url.as_str().trim_end_matches('/');
     let users: Vec<UserId> = match planned {
         Planned::New(users) => users.clone(),
@@ -247,15 +289,13 @@ async fn print_dry_run(
             .collect(),
     };
     let members = store.members_with_names(wave.id).await?;
-    let mut out = String::new();
-    writeln!(
-        out,
-        "# Dry run of reinvite of wave {}: the requests it would send, in order. Nothing is sent.\n\
-         # Every request also carries `Authorization: Bearer <token>` (not shown) and a client-request-id.\n\
-         # Each user is re-read first (GET {base}/v1.0/users/{{id}}) and skipped unless Graph shows it pending (accepted, for a reset).",
-        wave.name
-    )?;
-    let mut count = 0;
+    let mut dry = DryRun::new(
+        "reinvite",
+        Some(&wave.name),
+        format!(
+            "Each user is re-read first (GET {base}/v1.0/users/{{id}}) and skipped unless Graph shows it pending (accepted, for a reset)."
+        ),
+    );
     for user in &users {
         let Some((member, names)) = members.iter().find(|(m, _)| m.plan.user_id == *user) else {
             continue;
@@ -263,27 +303,18 @@ async fn print_dry_run(
         let Some(address) = member.plan.chosen_address.as_deref() else {
             continue;
         };
-        writeln!(
-            out,
-            "\n# {} ({user})",
-            crate::output::terminal_safe(&names.user_principal_name)
-        )?;
         let request = template.request(
             *user,
             address,
             names.display_name.as_deref(),
             &names.profile,
         );
-        writeln!(
-            out,
-            "POST {base}/v1.0/invitations\nContent-Type: application/json\n\n{}",
-            serde_json::to_string_pretty(&request)?
-        )?;
-        count += 1;
+        dry.push_user(
+            None,
+            PlannedRequest::invitation(base, &names.user_principal_name, &request),
+        );
     }
-    writeln!(out, "\n# {count} invitation(s) would be re-sent.")?;
-    output::write_stdout(&out)?;
-    Ok(())
+    Ok(dry)
 }
 
 async fn render(
@@ -322,12 +353,14 @@ async fn render(
                 .map_or_else(|| user.to_string(), |(_, n)| n.user_principal_name.clone())
         };
         writeln!(text, "Not re-sent, or its answer lost:")?;
-        for (user, state, note) in &summary.problems {
+        for problem in &summary.problems {
             writeln!(
                 text,
-                "  {} ({user}): {state}: {}",
-                crate::output::terminal_safe(&upn(*user)),
-                crate::output::terminal_safe(note)
+                "  {} ({}): {}: {}",
+                crate::output::terminal_safe(&upn(problem.user_id)),
+                problem.user_id,
+                problem.state,
+                crate::output::terminal_safe(&problem.note)
             )?;
         }
         if summary.finished && keeps_links {

@@ -18,7 +18,7 @@ use crate::report::{
     self, Format, ReportData, ReportExecution, ReportMember, ReportPermission, ReportTenant,
     ReportWave,
 };
-use crate::rules::{Finding, Reason};
+use crate::rules::{DomainSet, Finding, Reason};
 use crate::store::Store;
 
 /// Reasons that concern the wave as a whole (they are stored with every member).
@@ -161,6 +161,7 @@ pub async fn gather(
     let wave = super::stored_wave(store, wave_name).await?;
     let facts = store.tenant_facts().await?;
     let report_members = member_rows(store, wave.id).await?;
+    let partner_preflight = partner_preflight(store, facts.as_ref(), &report_members).await?;
     let wave_findings: Vec<Finding> = report_members
         .first()
         .map(|m| {
@@ -217,6 +218,28 @@ pub async fn gather(
         )
         .into_iter()
         .collect(),
+        partner_preflight,
         members: report_members,
     })
+}
+
+/// The stored partner pre-flight of the members' external domains, as report rows.
+async fn partner_preflight(
+    store: &Store,
+    facts: Option<&crate::domain::TenantFacts>,
+    members: &[ReportMember],
+) -> anyhow::Result<Vec<report::ReportPreflight>> {
+    let own = DomainSet::new(
+        facts
+            .iter()
+            .flat_map(|f| f.domains.iter().filter(|d| d.is_verified).map(|d| &d.name)),
+    );
+    let mut domains: Vec<String> = members
+        .iter()
+        .filter_map(ReportMember::address_domain)
+        .collect();
+    domains.sort_unstable();
+    domains.dedup();
+    let stored = store.partner_preflights(&domains).await?;
+    Ok(report::preflight::preflight_rows(members, stored, &own))
 }

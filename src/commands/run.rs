@@ -3,15 +3,16 @@
 //! lock), then the executor does the work ([`crate::execute::run_wave`], through the layer's
 //! `convert`, shared with `invite`) and its summary is printed.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::{Confirmation, Ctx, Outcome, Refused, UsageError, confirm, convert, stored_wave};
 use crate::cli::RunArgs;
 use crate::config::{INVITATIONS_PER_SECOND_CEILING, Settings};
 use crate::domain::{FailureKind, UserState};
-use crate::execute::{InvitationTemplate, Pace, RunLock};
+use crate::execute::{Concurrency, InvitationTemplate, Pace, RunLock, RunSummary};
 use crate::output::{self, terminal_safe};
+use crate::report::requests::{DryRun, PlannedRequest};
+use crate::report::run::RunDocument;
 use crate::store::{Store, Wave};
 
 impl RunArgs {
@@ -40,14 +41,18 @@ impl RunArgs {
         }
         let to_do = count(UserState::Ready) + count(UserState::Inviting) + count(UserState::Failed);
         if to_do == 0 {
-            output::write_stdout(&format!(
-                "Wave {}: nothing to convert ({} invited, {} accepted, {} excluded, {} drifted).\n",
-                wave.name,
-                count(UserState::Invited),
-                count(UserState::Accepted),
-                count(UserState::Excluded),
-                count(UserState::Drifted),
-            ))?;
+            let nothing = RunSummary::default();
+            let document = RunDocument::new("run", &wave.name, &nothing, &[]);
+            output::write_result(self.json, &document, |_| {
+                format!(
+                    "Wave {}: nothing to convert ({} invited, {} accepted, {} excluded, {} drifted).\n",
+                    wave.name,
+                    count(UserState::Invited),
+                    count(UserState::Accepted),
+                    count(UserState::Excluded),
+                    count(UserState::Drifted),
+                )
+            })?;
             return Ok(Outcome::Done);
         }
         let rate = self
@@ -55,7 +60,7 @@ impl RunArgs {
             .unwrap_or(settings.throughput.max_invitations_per_second);
         warn_if_token_will_not_last(&settings, to_do, rate);
         if self.dry_run {
-            print_dry_run(&settings, &store, &wave, &template, self.limit).await?;
+            print_dry_run(&settings, &store, &wave, &template, self.limit, self.json).await?;
             return Ok(Outcome::Done);
         }
         if !(rate > 0.0 && rate <= INVITATIONS_PER_SECOND_CEILING) {
@@ -91,17 +96,7 @@ impl RunArgs {
             not_done: "sent",
         })?;
         let _lock = RunLock::acquire(&settings.store.path, &format!("run --wave {}", wave.name))?;
-        let pace = Pace {
-            rate,
-            concurrency: self
-                .concurrency
-                .map_or(settings.throughput.max_concurrency.get(), |c| c as usize),
-            limit: self.limit,
-            reconcile_delay: Duration::from_secs(self.reconcile_delay),
-            directory_writes_per_second: settings.throughput.max_directory_writes_per_second,
-            restore_mail_on_failure: settings.invitation.restore_mail_on_failure,
-            max_invitations_per_day: settings.throughput.max_invitations_per_day,
-        };
+        let pace = self.pace(&settings, rate);
         convert(
             &settings,
             &store,
@@ -111,8 +106,33 @@ impl RunArgs {
             count(UserState::Ready),
             "run",
             &ctx.operator(),
+            &|result| {
+                Ok(output::write_result(
+                    self.json,
+                    result,
+                    RunDocument::render,
+                )?)
+            },
         )
         .await
+    }
+
+    /// How fast the run goes: `--rate`, `--concurrency`, `--limit` and the configured limits.
+    fn pace(&self, settings: &Settings, rate: f64) -> Pace {
+        Pace {
+            rate,
+            concurrency: self.concurrency.map_or(
+                Concurrency::Adaptive {
+                    start: settings.throughput.max_concurrency.get(),
+                },
+                |c| Concurrency::Fixed(c as usize),
+            ),
+            limit: self.limit,
+            reconcile_delay: Duration::from_secs(self.reconcile_delay),
+            directory_writes_per_second: settings.throughput.max_directory_writes_per_second,
+            restore_mail_on_failure: settings.invitation.restore_mail_on_failure,
+            max_invitations_per_day: settings.throughput.max_invitations_per_day,
+        }
     }
 }
 
@@ -216,29 +236,29 @@ fn run_prompt(prompt: &RunPrompt<'_>) -> String {
     )
 }
 
-/// Prints each request the run would send, in order, without sending any.
+/// Shows each request the run would send, in order, without sending any.
 async fn print_dry_run(
     settings: &Settings,
     store: &Store,
     wave: &Wave,
     template: &InvitationTemplate,
     limit: Option<usize>,
+    json: bool,
 ) -> anyhow::Result<()> {
     let base = settings.tenant.graph_url.as_str().trim_end_matches('/');
     let members = store
         .members_in_states(wave.id, &[UserState::Ready, UserState::Failed])
         .await?;
-    let mut out = String::new();
-    writeln!(
-        out,
-        "# Dry run of wave {}: the requests `run` would send, in order. Nothing is sent.\n\
-         # Every request also carries `Authorization: Bearer <token>` (not shown) and a client-request-id.\n\
-         # Each user is re-read first (GET {base}/v1.0/users/{{id}}); users whose rule inputs changed are skipped.",
-        wave.name
-    )?;
-    let mut count = 0;
+    let mut dry = DryRun::new(
+        "run",
+        Some(&wave.name),
+        format!(
+            "Each user is re-read first (GET {base}/v1.0/users/{{id}}); users whose rule inputs changed are skipped."
+        ),
+    );
     for (member, names) in &members {
-        if limit.is_some_and(|l| count >= l) {
+        if limit.is_some_and(|l| dry.invitations >= l) {
+            dry.limited = true;
             break;
         }
         if member.state == UserState::Failed && member.failure_kind != Some(FailureKind::Retryable)
@@ -249,30 +269,18 @@ async fn print_dry_run(
             continue;
         };
         let user = member.plan.user_id;
-        writeln!(out, "\n# {} ({user})", names.user_principal_name)?;
-        if member.plan.set_mail {
-            writeln!(
-                out,
-                "PATCH {base}/v1.0/users/{user}\nContent-Type: application/json\n\n{}\n",
-                serde_json::json!({ "mail": address })
-            )?;
-        }
+        let upn = &names.user_principal_name;
         let request =
             template.request(user, address, names.display_name.as_deref(), &names.profile);
-        writeln!(
-            out,
-            "POST {base}/v1.0/invitations\nContent-Type: application/json\n\n{}",
-            serde_json::to_string_pretty(&request)?
-        )?;
-        count += 1;
+        dry.push_user(
+            member
+                .plan
+                .set_mail
+                .then(|| PlannedRequest::set_mail(base, user, upn, address)),
+            PlannedRequest::invitation(base, upn, &request),
+        );
     }
-    let more = match limit {
-        Some(_) => " (--limit)",
-        None => "",
-    };
-    writeln!(out, "\n# {count} invitation(s) would be sent{more}.")?;
-    output::write_stdout(&out)?;
-    Ok(())
+    Ok(output::write_result(json, &dry, DryRun::render)?)
 }
 
 #[cfg(test)]

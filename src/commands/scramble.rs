@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Context as _;
+use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::{Confirmation, Ctx, Outcome, UsageError, confirm, interruption, stored_wave};
@@ -20,7 +21,8 @@ use crate::directory::{Directory, Scope, Skipped, Target, Timeouts, UserFailure}
 use crate::domain::{UserId, UserState};
 use crate::execute::RunLock;
 use crate::execute::scramble::{
-    self as scrambling, ScrambleError, ScrambleObserver, ScrambleSummary, ScrambledOverLdap,
+    self as scrambling, ImportSummary, ScrambleError, ScrambleObserver, ScrambleSummary,
+    ScrambledOverLdap,
 };
 use crate::fsutil::{self, Overwrite};
 use crate::input;
@@ -38,27 +40,28 @@ impl ScrambleArgs {
                 &settings.store.path,
                 &format!("scramble --wave {} --import-results", wave.name),
             )?;
-            return import(&store, &wave, path, &ctx.operator()).await;
+            return import(&store, &wave, path, &ctx.operator(), self.json).await;
         }
-        let scope = if self.include_invited {
-            Scope::Invited
-        } else {
-            Scope::Accepted
-        };
+        let scope = self.scope();
         if self.dry_run {
             let (targets, skipped) = selection(&store, &wave, scope).await?;
-            output::write_stdout(&render_dry_run(
-                &settings, &wave, &targets, &skipped, self.limit,
-            ))?;
+            if self.json {
+                let taken = limited(targets.clone(), self.limit);
+                output::write_json(&ScrambleDocument {
+                    waiting: targets.len() - taken.len(),
+                    ..ScrambleDocument::new(&wave, "dry-run", &skipped).with_targets(&taken)
+                })?;
+            } else {
+                output::write_stdout(&render_dry_run(
+                    &settings, &wave, &targets, &skipped, self.limit,
+                ))?;
+            }
             return Ok(Outcome::Done);
         }
         if let Some(path) = &self.emit_powershell {
             let (targets, skipped) = selection(&store, &wave, scope).await?;
             let targets = limited(targets, self.limit);
-            return emit(
-                &settings, &store, &wave, &targets, &skipped, path, self.force,
-            )
-            .await;
+            return emit(&settings, &store, &wave, &targets, &skipped, path, &self).await;
         }
         if settings.directory.url.is_none() {
             return Err(UsageError(
@@ -72,11 +75,15 @@ impl ScrambleArgs {
         )?;
         let (targets, skipped) = selection(&store, &wave, scope).await?;
         if targets.is_empty() {
-            output::write_stdout(&format!(
-                "Wave {}: nothing to scramble.\n{}",
-                wave.name,
-                render_skips(&skipped)
-            ))?;
+            if self.json {
+                output::write_json(&ScrambleDocument::new(&wave, "ldap", &skipped))?;
+            } else {
+                output::write_stdout(&format!(
+                    "Wave {}: nothing to scramble.\n{}",
+                    wave.name,
+                    render_skips(&skipped)
+                ))?;
+            }
             return Ok(Outcome::Done);
         }
         let targets = limited(targets, self.limit);
@@ -87,10 +94,19 @@ impl ScrambleArgs {
             &wave,
             targets,
             &skipped,
-            scope,
             &ctx.operator(),
+            &self,
         )
         .await
+    }
+
+    /// Which converted members: accepted ones, or with `--include-invited` the invited too.
+    fn scope(&self) -> Scope {
+        if self.include_invited {
+            Scope::Invited
+        } else {
+            Scope::Accepted
+        }
     }
 }
 
@@ -154,9 +170,10 @@ async fn direct(
     wave: &Wave,
     targets: Vec<(Target, UserState)>,
     skipped: &[Skipped],
-    scope: Scope,
     operator: &Operator,
+    args: &ScrambleArgs,
 ) -> anyhow::Result<Outcome> {
+    let scope = args.scope();
     let timeouts = Timeouts {
         connect: settings.throughput.connect_timeout,
         operation: settings.throughput.request_timeout,
@@ -199,7 +216,26 @@ async fn direct(
             wave.name, summary.scrambled, summary.failed
         )));
     }
-    output::write_stdout(&render_summary(wave, &dc, &summary, &failures, skipped))?;
+    if args.json {
+        output::write_json(&ScrambleDocument {
+            domain_controller: Some(dc),
+            summary: Some(summary.clone()),
+            failures: failures
+                .iter()
+                .map(|(t, f)| FailureRow {
+                    user_id: t.user_id,
+                    user_principal_name: Some(t.user_principal_name.clone()),
+                    line: None,
+                    code: Some(f.code),
+                    error: f.message.clone(),
+                    fix: Some(f.fix.clone()),
+                })
+                .collect(),
+            ..ScrambleDocument::new(wave, "ldap", skipped)
+        })?;
+    } else {
+        output::write_stdout(&render_summary(wave, &dc, &summary, &failures, skipped))?;
+    }
     Ok(if summary.interrupted {
         Outcome::Interrupted
     } else if summary.failed > 0 {
@@ -243,8 +279,13 @@ async fn emit(
     targets: &[(Target, UserState)],
     skipped: &[Skipped],
     path: &Path,
-    force: bool,
+    args: &ScrambleArgs,
 ) -> anyhow::Result<Outcome> {
+    let json = args.json;
+    if targets.is_empty() && json {
+        output::write_json(&ScrambleDocument::new(wave, "script", skipped))?;
+        return Ok(Outcome::Done);
+    }
     if targets.is_empty() {
         output::write_stdout(&format!(
             "Wave {}: nothing to scramble; no script written.\n{}",
@@ -270,7 +311,11 @@ async fn emit(
     };
     let just_targets: Vec<Target> = targets.iter().map(|(t, _)| t.clone()).collect();
     let text = powershell::script(&spec, &just_targets);
-    let overwrite = if force { Overwrite::Yes } else { Overwrite::No };
+    let overwrite = if args.force {
+        Overwrite::Yes
+    } else {
+        Overwrite::No
+    };
     fsutil::write_private(path, text.as_bytes(), overwrite)?;
     store
         .append_event(
@@ -293,6 +338,13 @@ async fn emit(
             now,
         )
         .await?;
+    if json {
+        output::write_json(&ScrambleDocument {
+            file: Some(path.display().to_string()),
+            ..ScrambleDocument::new(wave, "script", skipped).with_targets(targets)
+        })?;
+        return Ok(Outcome::Done);
+    }
     let results = powershell::results_file_name(&wave.name);
     output::write_stdout(&format!(
         "Wrote {} (mode 0600): scrambles {} user(s) of wave {}.\n{}\
@@ -315,6 +367,7 @@ async fn import(
     wave: &Wave,
     path: &Path,
     operator: &Operator,
+    json: bool,
 ) -> anyhow::Result<Outcome> {
     let rows = input::read_scramble_results(path)?;
     let members = scrambling::members(store, wave.id).await?;
@@ -322,6 +375,29 @@ async fn import(
     let (summary, failures) = scrambling::import_results(store, wave, path, checked, operator)
         .await
         .map_err(scramble_error)?;
+    if json {
+        output::write_json(&ScrambleDocument {
+            file: Some(path.display().to_string()),
+            imported: Some(summary.clone()),
+            failures: failures
+                .iter()
+                .map(|(row, error)| FailureRow {
+                    user_id: row.user_id,
+                    user_principal_name: None,
+                    line: Some(row.line),
+                    code: None,
+                    error: error.clone(),
+                    fix: None,
+                })
+                .collect(),
+            ..ScrambleDocument::new(wave, "import", &[])
+        })?;
+        return Ok(if summary.failed > 0 {
+            Outcome::SomeUsersFailed
+        } else {
+            Outcome::Done
+        });
+    }
     let mut text = format!(
         "Imported {} into wave {}: {} scramble(s) recorded, {} already recorded, {} failed.\n",
         path.display(),
@@ -345,6 +421,110 @@ async fn import(
     } else {
         Outcome::Done
     })
+}
+
+/// `scramble --json`: what one scramble did (or, with `--dry-run`, would do), by mode.
+#[derive(Serialize)]
+struct ScrambleDocument {
+    wave: String,
+    /// `dry-run`, `ldap` (over LDAPS), `script` (`--emit-powershell`) or `import`
+    /// (`--import-results`).
+    mode: &'static str,
+    /// `ldap`: the domain controller that was used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    domain_controller: Option<String>,
+    /// `script`: the script written; `import`: the results file read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<String>,
+    /// `dry-run`: who would be scrambled now; `script`: who the script scrambles.
+    targets: Vec<TargetRow>,
+    /// `dry-run`: targets left for a later run by `--limit`.
+    waiting: usize,
+    /// Members not scrambled, and why.
+    skipped: Vec<SkippedRow>,
+    /// `ldap`: the outcome counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary: Option<ScrambleSummary>,
+    /// `import`: the results recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    imported: Option<ImportSummary>,
+    /// `ldap` and `import`: the users that could not be scrambled.
+    failures: Vec<FailureRow>,
+}
+
+#[derive(Serialize)]
+struct TargetRow {
+    user_id: UserId,
+    user_principal_name: String,
+    state: UserState,
+    sam_account_name: Option<String>,
+    object_guid: String,
+    distinguished_name: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SkippedRow {
+    user_id: UserId,
+    user_principal_name: String,
+    reason: &'static str,
+    why: String,
+}
+
+#[derive(Serialize)]
+struct FailureRow {
+    user_id: UserId,
+    /// `ldap` only (the results file has ids).
+    user_principal_name: Option<String>,
+    /// `import`: the line of the results file.
+    line: Option<u64>,
+    code: Option<&'static str>,
+    error: String,
+    fix: Option<String>,
+}
+
+impl output::JsonDocument for ScrambleDocument {
+    const SCHEMA: &'static str = "scramble";
+    const VERSION: u32 = 1;
+}
+
+impl ScrambleDocument {
+    fn new(wave: &Wave, mode: &'static str, skipped: &[Skipped]) -> Self {
+        Self {
+            wave: wave.name.clone(),
+            mode,
+            domain_controller: None,
+            file: None,
+            targets: Vec::new(),
+            waiting: 0,
+            skipped: skipped
+                .iter()
+                .map(|s| SkippedRow {
+                    user_id: s.user_id,
+                    user_principal_name: s.user_principal_name.clone(),
+                    reason: s.reason.code(),
+                    why: s.reason.to_string(),
+                })
+                .collect(),
+            summary: None,
+            imported: None,
+            failures: Vec::new(),
+        }
+    }
+
+    fn with_targets(mut self, targets: &[(Target, UserState)]) -> Self {
+        self.targets = targets
+            .iter()
+            .map(|(t, state)| TargetRow {
+                user_id: t.user_id,
+                user_principal_name: t.user_principal_name.clone(),
+                state: *state,
+                sam_account_name: t.sam_account_name.clone(),
+                object_guid: t.object_guid.to_string(),
+                distinguished_name: t.distinguished_name.clone(),
+            })
+            .collect();
+        self
+    }
 }
 
 fn password_kind(kind: NewPasswordKind) -> &'static str {

@@ -78,13 +78,7 @@ impl SetUserTypeArgs {
                     wave.name
                 ))
             })?;
-        if self.json {
-            let mut text = serde_json::to_string_pretty(&summary)?;
-            text.push('\n');
-            output::write_stdout(&text)?;
-        } else {
-            output::write_stdout(&render(&wave.name, &summary))?;
-        }
+        output::write_result(self.json, &summary, |summary| render(&wave.name, summary))?;
         Ok(if summary.interrupted {
             Outcome::Interrupted
         } else if summary.failed > 0 {
@@ -93,6 +87,12 @@ impl SetUserTypeArgs {
             Outcome::Done
         })
     }
+}
+
+/// `--json`: the summary, documented in `docs/schema/set-user-type.schema.json`.
+impl output::JsonDocument for UserTypeSummary {
+    const SCHEMA: &'static str = "set-user-type";
+    const VERSION: u32 = 1;
 }
 
 fn render(wave: &str, summary: &UserTypeSummary) -> String {

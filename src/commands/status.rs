@@ -37,6 +37,25 @@ struct Status {
     refresh: Option<Refresh>,
 }
 
+impl output::JsonDocument for Status {
+    const SCHEMA: &'static str = "status";
+    const VERSION: u32 = 1;
+}
+
+/// What `status --pending --json` prints: who has not redeemed, oldest invitation first.
+#[derive(Serialize)]
+struct PendingDocument<'a> {
+    wave: &'a str,
+    #[serde(with = "time::serde::rfc3339")]
+    generated_at: OffsetDateTime,
+    users: &'a [pending::PendingRow],
+}
+
+impl output::JsonDocument for PendingDocument<'_> {
+    const SCHEMA: &'static str = "status-pending";
+    const VERSION: u32 = 1;
+}
+
 /// Invitations sent and not yet redeemed, by age.
 #[derive(Debug, Default, Serialize)]
 struct Pending {
@@ -71,11 +90,15 @@ impl StatusArgs {
         if self.pending {
             let members = store.pending_members(wave.id).await?;
             let rows = pending::rows(&members, now, self.older_than.map(|age| now - age));
-            let text = if self.json {
-                let mut text = serde_json::to_string_pretty(&rows)?;
-                text.push('\n');
-                text
-            } else if self.csv {
+            if self.json {
+                output::write_json(&PendingDocument {
+                    wave: &wave.name,
+                    generated_at: now,
+                    users: &rows,
+                })?;
+                return Ok(Outcome::Done);
+            }
+            let text = if self.csv {
                 pending::csv(&rows)
             } else {
                 pending::table(&wave.name, &rows)
@@ -85,9 +108,7 @@ impl StatusArgs {
         }
         let status = status(&store, &wave, refresh, now).await?;
         if self.json {
-            let mut text = serde_json::to_string_pretty(&status)?;
-            text.push('\n');
-            output::write_stdout(&text)?;
+            output::write_json(&status)?;
         } else {
             output::write_stdout(&render(&status))?;
         }

@@ -562,10 +562,12 @@ fn summarise(
 }
 
 fn write_json(report: &Report) -> anyhow::Result<()> {
-    let mut text = serde_json::to_string_pretty(report)?;
-    text.push('\n');
-    output::write_stdout(&text)?;
-    Ok(())
+    Ok(output::write_json(report)?)
+}
+
+impl output::JsonDocument for Report {
+    const SCHEMA: &'static str = "verify";
+    const VERSION: u32 = 1;
 }
 
 fn render(report: &Report) -> String {

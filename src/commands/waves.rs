@@ -6,6 +6,17 @@ use crate::cli::WavesArgs;
 use crate::output;
 use crate::report::waves::{WaveRow, render};
 
+/// `waves --json`: every wave, oldest first.
+#[derive(serde::Serialize)]
+struct WavesDocument<'a> {
+    waves: &'a [WaveRow],
+}
+
+impl output::JsonDocument for WavesDocument<'_> {
+    const SCHEMA: &'static str = "waves";
+    const VERSION: u32 = 1;
+}
+
 impl WavesArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {
         let settings = ctx.settings()?;
@@ -17,9 +28,7 @@ impl WavesArgs {
             rows.push(WaveRow::new(&wave, &counts, &runs));
         }
         if self.json {
-            let mut text = serde_json::to_string_pretty(&rows)?;
-            text.push('\n');
-            output::write_stdout(&text)?;
+            output::write_json(&WavesDocument { waves: &rows })?;
         } else {
             output::write_stdout(&render(&rows))?;
         }

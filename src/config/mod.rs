@@ -81,6 +81,8 @@ pub const LOG_FILTER_VAR: &str = "B2BC_LOG";
 
 /// Turns colour and other terminal escape sequences off when set (<https://no-color.org>).
 pub const NO_COLOR_VAR: &str = "NO_COLOR";
+/// The width result tables fit, when set (most CLIs read it); else the terminal's.
+pub const COLUMNS_VAR: &str = "COLUMNS";
 
 /// The OS account running the tool, in the order they are read (Unix login shells set `USER`
 /// and `LOGNAME`, Windows `USERNAME`): who the audit trail names with each run.
@@ -169,7 +171,7 @@ pub struct Environment {
 
 impl Environment {
     /// Reads the variables listed in [`ENV_KEYS`], [`ENV_SECRETS`], [`LOG_FILTER_VAR`],
-    /// [`NO_COLOR_VAR`], [`OS_USER_VARS`] and [`HOST_NAME_VARS`].
+    /// [`NO_COLOR_VAR`], [`COLUMNS_VAR`], [`OS_USER_VARS`] and [`HOST_NAME_VARS`].
     /// Empty values count as unset.
     #[allow(clippy::disallowed_methods)] // the one place that reads the environment
     pub fn from_process() -> Self {
@@ -177,7 +179,7 @@ impl Environment {
             .iter()
             .chain(ENV_SECRETS)
             .map(|(var, _)| *var)
-            .chain([LOG_FILTER_VAR, NO_COLOR_VAR])
+            .chain([LOG_FILTER_VAR, NO_COLOR_VAR, COLUMNS_VAR])
             .chain(OS_USER_VARS.iter().copied())
             .chain(HOST_NAME_VARS.iter().copied());
         Self::from_pairs(names.filter_map(|name| Some((name, std::env::var(name).ok()?))))
@@ -216,6 +218,15 @@ impl Environment {
     /// `NO_COLOR` is set to something (<https://no-color.org>: an empty value counts as unset).
     pub fn no_color(&self) -> bool {
         self.get(NO_COLOR_VAR).is_some()
+    }
+
+    /// `COLUMNS`, when it is a positive number.
+    pub fn columns(&self) -> Option<u16> {
+        self.get(COLUMNS_VAR)?
+            .trim()
+            .parse()
+            .ok()
+            .filter(|&columns| columns > 0)
     }
 }
 

@@ -214,6 +214,7 @@ pub struct RawInvitation {
     pub send_display_name: bool,
     pub set_mail_before_invite: bool,
     pub restore_mail_on_failure: bool,
+    pub check_partner_settings: bool,
 }
 
 impl Default for RawInvitation {
@@ -230,6 +231,7 @@ impl Default for RawInvitation {
             send_display_name: true,
             set_mail_before_invite: true,
             restore_mail_on_failure: true,
+            check_partner_settings: true,
         }
     }
 }
@@ -259,7 +261,7 @@ impl Default for RawThroughput {
         Self {
             max_concurrency: 16,
             max_invitations_per_second: 24.0,
-            max_directory_writes_per_second: 16.0,
+            max_directory_writes_per_second: 20.0,
             max_invitations_per_day: None,
             low_priority_reads: true,
             connect_timeout_seconds: crate::graph::DEFAULT_CONNECT_TIMEOUT.as_secs(),

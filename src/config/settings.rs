@@ -118,6 +118,9 @@ pub struct InvitationSettings {
     /// When `run` set `mail` and the invitation then fails permanently, put the previous
     /// `mail` back.
     pub restore_mail_on_failure: bool,
+    /// `plan` reads the cross-tenant access settings for each partner tenant (the partner
+    /// pre-flight: can redemption be automatic?).
+    pub check_partner_settings: bool,
 }
 
 /// The one extra recipient the service supports for the invitation email.
@@ -629,6 +632,7 @@ impl Checker<'_> {
             send_display_name: inv.send_display_name,
             set_mail_before_invite: inv.set_mail_before_invite,
             restore_mail_on_failure: inv.restore_mail_on_failure,
+            check_partner_settings: inv.check_partner_settings,
         })
     }
 

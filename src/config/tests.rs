@@ -40,6 +40,19 @@ fn example_config_holds_exactly_the_defaults() {
 }
 
 #[test]
+fn the_partner_preflight_is_on_by_default_documented_and_can_be_turned_off() {
+    assert!(EXAMPLE_CONFIG.contains("\ncheck_partner_settings = true\n"));
+    let (_dir, settings) = load_text("", &[], vec![]);
+    assert!(settings.unwrap().invitation.check_partner_settings);
+    let (_dir, settings) = load_text(
+        "[invitation]\ncheck_partner_settings = false\n",
+        &[],
+        vec![],
+    );
+    assert!(!settings.unwrap().invitation.check_partner_settings);
+}
+
+#[test]
 fn restore_mail_on_failure_is_on_by_default_documented_and_can_be_turned_off() {
     assert!(EXAMPLE_CONFIG.contains("\nrestore_mail_on_failure = true\n"));
     let (_dir, settings) = load_text("", &[], vec![]);

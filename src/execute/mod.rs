@@ -34,6 +34,7 @@
 
 mod failures;
 mod gate;
+mod in_flight;
 mod lock;
 mod pacer;
 mod record;
@@ -61,8 +62,9 @@ pub use gate::{
     Halt, InvitationGate, QUOTA_WINDOW, Slot, YOUNG_TENANT, YOUNG_TENANT_DAILY_INVITATIONS,
     young_tenant_warning,
 };
+pub use in_flight::{ADAPTIVE_BOUND, Concurrency, InFlight};
 pub use lock::{LockError, RunLock};
-pub use pacer::Pacer;
+pub use pacer::{INVITATION_WINDOW, Pacer, Window};
 pub use record::RunRecord;
 pub use run::{Pace, run_wave};
 pub use withheld::invitation_guard;
@@ -239,7 +241,8 @@ impl RunObserver for Quiet {}
 /// How a run is carried out.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
-    pub concurrency: usize,
+    /// Users in flight at once.
+    pub concurrency: Concurrency,
     pub invitations_per_second: f64,
     pub directory_writes_per_second: f64,
     /// How long to wait before reading a user whose invitation outcome is unknown (the
@@ -442,23 +445,34 @@ impl Executor {
         let stopping = Arc::new(AtomicBool::new(false));
         let mut started_count = 0u64;
         let fatal: std::sync::Mutex<Option<Fatal>> = std::sync::Mutex::new(None);
+        let flight = InFlight::new(
+            self.options.concurrency,
+            self.options.invitations_per_second,
+        );
         {
             let gate = Arc::clone(&stopping);
             let invitations = Arc::clone(&self.gate);
+            let flight = &flight;
+            // A user is taken from the list once it has a place in flight, and only while the
+            // run goes on: after a stop, those waiting for a place never start.
             let conversions = self
                 .ready_members()
                 .take(usize::try_from(total).unwrap_or(usize::MAX))
+                .then(move |item| async move { (item, flight.enter().await) })
                 .take_while(move |_| {
                     std::future::ready(!gate.load(Ordering::SeqCst) && invitations.halt().is_none())
                 })
-                .map(|item| {
+                .map(|(item, place)| {
                     started_count += 1;
                     async move {
                         let (member, names) = item?;
-                        self.convert(member, names).await
+                        let (result, busy) =
+                            Box::pin(InFlight::timed(self.convert(member, names))).await;
+                        flight.leave(place, busy);
+                        result
                     }
                 })
-                .buffer_unordered(self.options.concurrency.max(1));
+                .buffer_unordered(flight.bound());
             let mut conversions = std::pin::pin!(conversions);
             tokio::pin!(stop);
             let mut stop_seen = false;
@@ -494,6 +508,10 @@ impl Executor {
         summary.elapsed_seconds = elapsed.as_secs_f64();
         summary.invitations_per_second = crate::output::rate(summary.invited, elapsed);
         summary.throttled = self.invitations.throttled_count();
+        tracing::debug!(
+            in_flight = flight.limit(),
+            "users in flight at the end of the run"
+        );
         summary.halted = self.gate.halt();
         Ok(summary)
     }
@@ -1167,6 +1185,19 @@ enum Drift {
     Changed(String),
 }
 
+/// Sends every retry of an invitation through `pacer`: it takes a slot like a first attempt,
+/// so retries never arrive together when a `Retry-After` pause ends.
+pub fn invitation_retry_pacing(pacer: Arc<Pacer>) -> graph::client::RetryPacing {
+    Arc::new(move |event: &graph::client::RetryEvent| {
+        if event.method == "POST" && event.path.contains("/invitations") {
+            let pacer = Arc::clone(&pacer);
+            Some(Box::pin(async move { pacer.acquire().await }))
+        } else {
+            None
+        }
+    })
+}
+
 /// Tells `pacer` about every throttled invitation the client retries, so all tasks slow down.
 pub fn throttle_reporter(pacer: Arc<Pacer>) -> graph::client::RetryObserver {
     Arc::new(move |event: &graph::client::RetryEvent| {
@@ -1341,6 +1372,7 @@ mod tests {
             send_display_name: true,
             set_mail_before_invite: true,
             restore_mail_on_failure: true,
+            check_partner_settings: true,
         }
     }
 

@@ -1,11 +1,16 @@
-//! The pace of one kind of write: evenly spaced slots at a target rate, halved when the service
-//! throttles, then raised back step by step while it stays quiet (additive increase,
-//! multiplicative decrease). A `Retry-After` pauses every caller, not just the one that got it.
+//! The pace of one kind of write: evenly spaced slots at a target rate that also respect the
+//! service's own window (for invitations: 150 per 5 s per tenant), slowed when the service
+//! throttles and raised back step by step while it stays quiet. A `Retry-After` pauses every
+//! caller, not just the one that got it.
 //!
-//! Evenly spaced slots never burst, so a rate under the service's window (150 per 5 s for
-//! invitations) never trips it on its own; what trips it is other apps sharing the tenant's
-//! budget, which is what the adaptation answers.
+//! Evenly spaced slots never burst, but the service counts requests when they arrive, and
+//! arrival times jitter: at the ceiling (30/s), 151 slots 33.3 ms apart span 5.0 s, and one
+//! early arrival makes a 429. So when a [`Window`] is given, no slot is handed out while the
+//! window before it (plus [`ARRIVAL_GUARD`]) already holds the window's limit less one. After a
+//! 429 the rate drops to just under what the service admitted over its window (other apps may
+//! share the tenant's budget), not to half, and climbs back while the service stays quiet.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -13,17 +18,36 @@ use crate::clock::{self, SharedClock};
 
 /// How long the service must stay quiet before the rate goes up again.
 const QUIET_BEFORE_INCREASE: Duration = Duration::from_secs(5);
-/// Each increase adds this share of the target rate.
+/// Each increase adds this share of the target rate (and of the window's limit).
 const INCREASE_STEP: f64 = 0.1;
 /// Throttling within this long of a decrease belongs to the same episode.
 const DECREASE_EPISODE: Duration = Duration::from_secs(2);
 /// The rate never drops below this share of the target.
 const FLOOR: f64 = 0.05;
+/// After a 429, the rate resumes at this share of the rate the service admitted.
+const UNDER_ADMITTED: f64 = 0.95;
+/// How much later than we sent it a request may reach the service (scheduling, connection
+/// reuse, the network): the window is kept this much longer than the service's.
+pub const ARRIVAL_GUARD: Duration = Duration::from_millis(100);
+
+/// A service limit: at most `limit` requests in any `length` (a sliding window).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub limit: u32,
+    pub length: Duration,
+}
+
+/// The invitation manager's limit (NOTES §8.2): 150 per 5 s per tenant, all apps together.
+pub const INVITATION_WINDOW: Window = Window {
+    limit: 150,
+    length: Duration::from_secs(5),
+};
 
 /// Hands out send times at an adaptive rate. Shared by all the tasks of a run.
 #[derive(Debug)]
 pub struct Pacer {
     target: f64,
+    window: Option<Window>,
     clock: SharedClock,
     state: Mutex<State>,
 }
@@ -36,6 +60,12 @@ struct State {
     quiet_since: Instant,
     last_decrease: Instant,
     throttled: u64,
+    /// With a window: the slots handed out over the last window (and guard), oldest first.
+    granted: VecDeque<Instant>,
+    /// With a window: when the service throttled over the last window, oldest first.
+    refused: VecDeque<Instant>,
+    /// With a window: how many slots one window may hold now (lowered after a 429).
+    window_limit: f64,
 }
 
 impl Pacer {
@@ -50,6 +80,7 @@ impl Pacer {
         let now = clock.now();
         Self {
             target: per_second,
+            window: None,
             clock,
             state: Mutex::new(State {
                 rate: per_second,
@@ -58,39 +89,113 @@ impl Pacer {
                 quiet_since: now,
                 last_decrease: now.checked_sub(DECREASE_EPISODE).unwrap_or(now),
                 throttled: 0,
+                granted: VecDeque::new(),
+                refused: VecDeque::new(),
+                window_limit: 0.0,
             }),
         }
     }
 
-    /// Waits for the next free slot.
+    /// Also keeps every stretch of `window.length` (plus [`ARRIVAL_GUARD`]) under the window's
+    /// limit, and after a 429 resumes just under the rate the service admitted over it.
+    #[must_use]
+    pub fn with_window(mut self, window: Window) -> Self {
+        self.state.get_mut().expect("pacer lock").window_limit = f64::from(window.limit);
+        self.window = Some(window);
+        self
+    }
+
+    /// Waits for the next free slot (a wait [`super::InFlight`] does not count as busy time).
     pub async fn acquire(&self) {
         let (now, slot) = self.reserve();
-        tokio::time::sleep(slot.saturating_duration_since(now)).await;
+        let wait = slot.saturating_duration_since(now);
+        tokio::time::sleep(wait).await;
+        super::in_flight::record_paced_wait(wait);
     }
 
     /// Reserves the next slot at or after now; returns now and the slot.
     fn reserve(&self) -> (Instant, Instant) {
         let now = self.clock.now();
         let mut state = self.state.lock().expect("pacer lock");
-        if state.rate < self.target
-            && now.duration_since(state.quiet_since) >= QUIET_BEFORE_INCREASE
-        {
-            state.rate = (state.rate + self.target * INCREASE_STEP).min(self.target);
-            state.quiet_since = now;
+        if now.duration_since(state.quiet_since) >= QUIET_BEFORE_INCREASE {
+            let mut raised = false;
+            if state.rate < self.target {
+                state.rate = (state.rate + self.target * INCREASE_STEP).min(self.target);
+                raised = true;
+            }
+            if let Some(window) = self.window
+                && state.window_limit < f64::from(window.limit)
+            {
+                state.window_limit = (state.window_limit + f64::from(window.limit) * INCREASE_STEP)
+                    .min(f64::from(window.limit));
+                raised = true;
+            }
+            if raised {
+                state.quiet_since = now;
+            }
         }
-        let slot = state.next_slot.max(state.paused_until).max(now);
+        let mut slot = state.next_slot.max(state.paused_until).max(now);
+        if let Some(window) = self.window {
+            let span = window.length + ARRIVAL_GUARD;
+            // One under the limit: the slot itself must fit too.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // 1..=limit
+            let room = (state.window_limit.floor() as usize)
+                .saturating_sub(1)
+                .max(1);
+            if state.granted.len() >= room {
+                let earliest = state.granted[state.granted.len() - room] + span;
+                slot = slot.max(earliest);
+            }
+            state.granted.push_back(slot);
+            while state
+                .granted
+                .front()
+                .is_some_and(|&first| first + span <= slot)
+            {
+                state.granted.pop_front();
+            }
+        }
         state.next_slot = slot + spacing(state.rate);
         (now, slot)
     }
 
-    /// The service throttled a request: halve the rate and pause everyone for `retry_after`.
+    /// The service throttled a request: slow down and pause everyone for `retry_after`. With a
+    /// window, the rate drops to just under what the service admitted over the last window;
+    /// without, it halves.
     pub fn throttled(&self, retry_after: Duration) {
         let now = self.clock.now();
         let mut state = self.state.lock().expect("pacer lock");
         // Requests in flight when the service starts refusing all come back throttled: that is
-        // one signal, so the rate is halved once per episode, not once per refusal.
-        if now >= state.last_decrease + DECREASE_EPISODE {
-            state.rate = (state.rate / 2.0).max(self.target * FLOOR);
+        // one signal, so the rate drops once per episode, not once per refusal.
+        let episode = now >= state.last_decrease + DECREASE_EPISODE;
+        match self.window {
+            Some(window) => {
+                state.refused.push_back(now);
+                let since = now.checked_sub(window.length).unwrap_or(now);
+                while state.refused.front().is_some_and(|&t| t <= since) {
+                    state.refused.pop_front();
+                }
+                if episode {
+                    let sent = state
+                        .granted
+                        .iter()
+                        .filter(|&&slot| slot > since && slot <= now)
+                        .count();
+                    #[allow(clippy::cast_precision_loss)] // at most a window's limit
+                    let admitted = sent.saturating_sub(state.refused.len()) as f64;
+                    state.window_limit = admitted.clamp(1.0, state.window_limit.max(1.0));
+                    let admitted_rate = admitted / window.length.as_secs_f64();
+                    state.rate = (admitted_rate * UNDER_ADMITTED)
+                        .min(state.rate)
+                        .max(self.target * FLOOR);
+                }
+            }
+            None if episode => {
+                state.rate = (state.rate / 2.0).max(self.target * FLOOR);
+            }
+            None => {}
+        }
+        if episode {
             state.last_decrease = now;
         }
         state.paused_until = state.paused_until.max(now + retry_after);
@@ -214,5 +319,72 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(30), pacer.acquire())
             .await
             .expect("no real second is waited for");
+    }
+
+    fn windowed(per_second: f64) -> (Arc<ManualClock>, Pacer) {
+        let clock = Arc::new(ManualClock::new());
+        let pacer = Pacer::with_clock(per_second, Arc::clone(&clock) as SharedClock)
+            .with_window(INVITATION_WINDOW);
+        (clock, pacer)
+    }
+
+    #[test]
+    fn at_the_ceiling_every_window_and_its_guard_holds_less_than_the_limit() {
+        let (_clock, pacer) = windowed(30.0);
+        let slots: Vec<_> = (0..3_000).map(|_| slot(&pacer)).collect();
+        let span = INVITATION_WINDOW.length + ARRIVAL_GUARD;
+        for (i, first) in slots.iter().enumerate() {
+            let in_window = slots[i..]
+                .iter()
+                .take_while(|s| s.duration_since(*first) < span)
+                .count();
+            assert!(in_window < 150, "{in_window} slots in 5.1 s from slot {i}");
+        }
+        // Yet the pace stays close to the ceiling: at least 28.5 per second.
+        let elapsed = slots.last().unwrap().duration_since(slots[0]).as_secs_f64();
+        let rate = f64::from(u32::try_from(slots.len() - 1).unwrap()) / elapsed;
+        assert!(rate >= 28.5, "{rate:.2}/s");
+    }
+
+    #[test]
+    fn under_the_ceiling_the_window_changes_nothing() {
+        let (clock, pacer) = windowed(24.0);
+        let (plain_clock, plain) = paced(24.0);
+        for _ in 0..500 {
+            assert_eq!(
+                slot(&pacer).duration_since(clock.now()),
+                slot(&plain).duration_since(plain_clock.now())
+            );
+        }
+    }
+
+    #[test]
+    fn after_a_429_it_resumes_just_under_what_the_service_admitted_not_at_half() {
+        let (clock, pacer) = windowed(30.0);
+        // Another app takes a third of the tenant's budget: the service admits about 100 of
+        // ours per 5 s; ours run at 30/s until the 101st meets a 429.
+        for _ in 0..100 {
+            let next = slot(&pacer);
+            if next > clock.now() {
+                clock.advance(next.duration_since(clock.now()));
+            }
+        }
+        pacer.throttled(Duration::from_secs(1));
+        let rate = pacer.rate();
+        assert!(
+            (rate - 100.0 / 5.0 * UNDER_ADMITTED).abs() < 1.0,
+            "resumes just under the admitted 20/s, not at 15/s: {rate}"
+        );
+        let next = slot(&pacer);
+        assert!(
+            next >= clock.now() + Duration::from_secs(1),
+            "paused for Retry-After"
+        );
+        // Quiet again: it climbs back to the target.
+        for _ in 0..20 {
+            clock.advance(QUIET_BEFORE_INCREASE);
+            slot(&pacer);
+        }
+        assert!((pacer.rate() - 30.0).abs() < 1e-9, "{}", pacer.rate());
     }
 }

@@ -36,9 +36,9 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::{
-    Executor, Halt, InvitationGate, InvitationTemplate, Pace, Pacer, RunError, RunObserver,
-    RunOptions, RunRecord, Step, UserOutcome, gate, invitation_guard, millis, now,
-    throttle_reporter, with_failure, with_meta,
+    Executor, Halt, INVITATION_WINDOW, InFlight, InvitationGate, InvitationTemplate, Pace, Pacer,
+    RunError, RunObserver, RunOptions, RunRecord, Step, UserOutcome, gate, invitation_guard,
+    invitation_retry_pacing, millis, now, throttle_reporter, with_failure, with_meta,
 };
 use crate::domain::{FailureKind, RunId, UserId, UserState};
 use crate::graph::{self, GraphClient};
@@ -250,6 +250,16 @@ impl ResendOutcome {
     }
 }
 
+/// A member whose re-send was not sent, or not answered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ResendProblem {
+    pub user_id: UserId,
+    /// Its state in the operation (`unknown`, `failed`).
+    pub state: String,
+    /// Why, as recorded.
+    pub note: String,
+}
+
 /// The counts of a reinvite: this invocation's, and where its operation stands.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ResendSummary {
@@ -270,7 +280,7 @@ pub struct ResendSummary {
     /// The operation is over.
     pub finished: bool,
     /// The operation's members whose re-send was not sent or not answered, with why.
-    pub problems: Vec<(UserId, String, String)>,
+    pub problems: Vec<ResendProblem>,
     pub elapsed_seconds: f64,
     /// Why sending stopped early: the service refused invitations for the tenant, or the
     /// daily quota is used up. The members not sent stay open for a later reinvite.
@@ -333,11 +343,12 @@ pub async fn reinvite_wave(
     observer: Arc<dyn RunObserver>,
     stop: impl Future<Output = ()>,
 ) -> Result<Result<ResendSummary, RunError>, store::Error> {
-    let invitations = Arc::new(Pacer::new(pace.rate));
+    let invitations = Arc::new(Pacer::new(pace.rate).with_window(INVITATION_WINDOW));
     let gate = InvitationGate::new(pace.max_invitations_per_day, Vec::new());
     let client = Arc::new(
         client
             .with_retry_observer(throttle_reporter(Arc::clone(&invitations)))
+            .with_retry_pacing(invitation_retry_pacing(Arc::clone(&invitations)))
             .with_retry_guard(invitation_guard(Arc::clone(&gate))),
     );
     let options = RunOptions {
@@ -401,12 +412,10 @@ async fn close(
     summary.problems = members
         .into_iter()
         .filter(|m| matches!(m.state, ResendState::Unknown | ResendState::Failed))
-        .map(|m| {
-            (
-                m.user_id,
-                m.state.code().to_owned(),
-                m.note.unwrap_or_default(),
-            )
+        .map(|m| ResendProblem {
+            user_id: m.user_id,
+            state: m.state.code().to_owned(),
+            note: m.note.unwrap_or_default(),
         })
         .collect();
     Ok(())
@@ -448,15 +457,26 @@ impl Executor {
         };
         let stopping = Arc::new(AtomicBool::new(false));
         let mut fatal: Option<RunError> = None;
+        let flight = InFlight::new(
+            self.options.concurrency,
+            self.options.invitations_per_second,
+        );
         {
             let gate = Arc::clone(&stopping);
             let invitations = Arc::clone(&self.gate);
+            let flight = &flight;
             let resends = futures_util::stream::iter(open)
+                .then(move |member| async move { (member, flight.enter().await) })
                 .take_while(move |_| {
                     std::future::ready(!gate.load(Ordering::SeqCst) && invitations.halt().is_none())
                 })
-                .map(|member| self.resend_one(reinvite, mode, member))
-                .buffer_unordered(self.options.concurrency.max(1));
+                .map(|(member, place)| async move {
+                    let (result, busy) =
+                        Box::pin(InFlight::timed(self.resend_one(reinvite, mode, member))).await;
+                    flight.leave(place, busy);
+                    result
+                })
+                .buffer_unordered(flight.bound());
             let mut resends = std::pin::pin!(resends);
             tokio::pin!(stop);
             let mut stop_seen = false;

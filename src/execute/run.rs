@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    Executor, InvitationGate, InvitationTemplate, Pacer, RunError, RunObserver, RunOptions,
-    RunRecord, RunSummary, invitation_guard, throttle_reporter,
+    Concurrency, Executor, INVITATION_WINDOW, InvitationGate, InvitationTemplate, Pacer, RunError,
+    RunObserver, RunOptions, RunRecord, RunSummary, invitation_guard, invitation_retry_pacing,
+    throttle_reporter,
 };
 use crate::graph::GraphClient;
 use crate::operator::Operator;
@@ -24,7 +25,7 @@ pub struct Pace {
     /// Invitations per second.
     pub rate: f64,
     /// Users converted at once.
-    pub concurrency: usize,
+    pub concurrency: Concurrency,
     /// Convert at most this many users in this run.
     pub limit: Option<usize>,
     /// How long to wait before reading a user whose invitation outcome is unknown.
@@ -52,17 +53,24 @@ pub async fn run_wave(
     observer: Arc<dyn RunObserver>,
     stop: impl Future<Output = ()>,
 ) -> Result<Result<RunSummary, RunError>, store::Error> {
-    let invitations = Arc::new(Pacer::new(pace.rate));
+    let invitations = Arc::new(Pacer::new(pace.rate).with_window(INVITATION_WINDOW));
     let gate = InvitationGate::new(pace.max_invitations_per_day, Vec::new());
     let client = Arc::new(
         client
             .with_retry_observer(throttle_reporter(Arc::clone(&invitations)))
+            .with_retry_pacing(invitation_retry_pacing(Arc::clone(&invitations)))
             .with_retry_guard(invitation_guard(Arc::clone(&gate))),
     );
+    let (setting_mail, ready) = store.ready_setting_mail(wave.id).await?;
     let options = RunOptions {
         concurrency: pace.concurrency,
         invitations_per_second: pace.rate,
-        directory_writes_per_second: pace.directory_writes_per_second,
+        directory_writes_per_second: writes_needed(
+            pace.rate,
+            setting_mail,
+            ready,
+            pace.directory_writes_per_second,
+        ),
         reconcile_delay: pace.reconcile_delay,
         limit: pace.limit,
         attempts_per_run: 5,
@@ -102,4 +110,37 @@ pub async fn run_wave(
     };
     record.finish(store, summary, interrupted, error).await?;
     Ok(result)
+}
+
+/// The pace of `mail` writes a run needs: the invitation rate times the share of its users that
+/// need one, with headroom for runs of such users, at most `cap` (the configured budget, within
+/// the service's write limit) and never so low that a rare write waits long.
+fn writes_needed(rate: f64, setting_mail: u64, ready: u64, cap: f64) -> f64 {
+    const HEADROOM: f64 = 1.25;
+    const AT_LEAST: f64 = 2.0;
+    if ready == 0 {
+        return cap;
+    }
+    #[allow(clippy::cast_precision_loss)] // member counts
+    let share = setting_mail as f64 / ready as f64;
+    (rate * share * HEADROOM).max(AT_LEAST).min(cap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_write_pace_follows_the_share_of_users_that_need_one_within_the_budget() {
+        assert!((writes_needed(24.0, 50, 100, 20.0) - 15.0).abs() < 1e-9);
+        assert!(
+            (writes_needed(24.0, 100, 100, 20.0) - 20.0).abs() < 1e-9,
+            "capped"
+        );
+        assert!(
+            (writes_needed(24.0, 0, 100, 20.0) - 2.0).abs() < 1e-9,
+            "a floor"
+        );
+        assert!((writes_needed(24.0, 0, 0, 16.0) - 16.0).abs() < 1e-9);
+    }
 }

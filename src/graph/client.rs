@@ -69,6 +69,12 @@ pub type RetryObserver = Arc<dyn Fn(&RetryEvent) + Send + Sync>;
 /// that was waiting out a `Retry-After` or fetching a fresh token when the run stopped.
 pub type RetryGuard = Arc<dyn Fn(&RetryEvent) -> Result<(), String> + Send + Sync>;
 
+/// Asked right before a retry is sent (after its `Retry-After`): a future to wait for first,
+/// for the requests it paces. So retries share the caller's pace (an invitation's retry takes
+/// a slot of the invitation pacer) instead of arriving all together when a pause ends.
+pub type RetryPacing =
+    Arc<dyn Fn(&RetryEvent) -> Option<futures_util::future::BoxFuture<'static, ()>> + Send + Sync>;
+
 /// One retry about to happen.
 #[derive(Clone, Debug)]
 pub struct RetryEvent {
@@ -92,6 +98,7 @@ pub struct GraphClient {
     observer: Option<RetryObserver>,
     retries: RetryLog,
     guard: Option<RetryGuard>,
+    pacing: Option<RetryPacing>,
 }
 
 impl std::fmt::Debug for GraphClient {
@@ -133,6 +140,7 @@ impl GraphClient {
             observer: None,
             retries: RetryLog::default(),
             guard: None,
+            pacing: None,
         }
     }
 
@@ -147,6 +155,13 @@ impl GraphClient {
     #[must_use]
     pub fn with_retry_guard(mut self, guard: RetryGuard) -> Self {
         self.guard = Some(guard);
+        self
+    }
+
+    /// Waits for what `pacing` returns before sending a retry.
+    #[must_use]
+    pub fn with_retry_pacing(mut self, pacing: RetryPacing) -> Self {
+        self.pacing = Some(pacing);
         self
     }
 
@@ -349,6 +364,9 @@ impl GraphClient {
 
     /// One attempt: a token (refreshed if the last answer was 401), the request, the answer.
     async fn attempt(&self, request: &Request<'_>, progress: Progress) -> Attempt<Raw, Error> {
+        if progress.attempt > 1 {
+            self.pace_retry(request, progress.attempt).await;
+        }
         let token = match self.tokens.token().await {
             Ok(token) => token,
             Err(err) => return Attempt::Done(Err(err.into())),
@@ -443,6 +461,23 @@ impl GraphClient {
             failure: AttemptFailure::Status(status.as_u16()),
             retry_after: wait_hint,
             error,
+        }
+    }
+
+    /// Waits for the slot the retry pacing gives a retry of `request`, if it paces it.
+    async fn pace_retry(&self, request: &Request<'_>, attempt: u32) {
+        let slot = self.pacing.as_ref().and_then(|pacing| {
+            pacing(&RetryEvent {
+                method: request.method.to_string(),
+                path: request.path.clone(),
+                attempt,
+                status: None,
+                failure: String::new(),
+                wait: Duration::ZERO,
+            })
+        });
+        if let Some(slot) = slot {
+            slot.await;
         }
     }
 

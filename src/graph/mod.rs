@@ -8,10 +8,13 @@
 //! - [`client`]: the one client and response checker; throttling, paging.
 //! - [`retry`]: the pure retry policy, and the one retry loop (Graph calls, realm look-ups,
 //!   token requests).
-//! - [`realm`]: home-realm discovery on the login host (anonymous; never sends the token).
+//! - [`realm`]: home-realm discovery and a domain's tenant id on the login host (anonymous;
+//!   never sends the token).
 //! - [`users`] and `tenant`: the resources the tool reads, as domain types.
 //! - [`invitations`]: the one conversion write, and the `mail` update before it.
 //! - [`contacts`]: org contacts, whose addresses no user may take.
+//! - [`cross_tenant`]: the cross-tenant access settings' automatic redemption (the partner
+//!   pre-flight); the partner domain's tenant id comes from [`realm`] (OIDC metadata).
 //! - [`audit_logs`]: the directory audit log's conversion events (`verify`'s corroboration).
 //! - [`groups`]: groups found by display name (how an operator names a wave's group).
 //! - [`memberships`]: a user's direct groups and app role assignments, and the conversion
@@ -26,6 +29,7 @@ pub mod auth;
 pub mod client;
 mod connection;
 pub mod contacts;
+pub mod cross_tenant;
 mod error;
 pub mod groups;
 pub mod invitations;

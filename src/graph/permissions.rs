@@ -1,7 +1,8 @@
 //! Which Graph permissions each thing the tool does needs (least privileged first), as
 //! documented for each API (NOTES.md §1.4, §3.1, §3.4, §5; `user-list-memberof` and
 //! `user-list-approleassignments` for the memberships `verify` compares, `orgcontact-list` for
-//! the org contacts whose addresses are taken, `directoryaudit-list` for the audit events
+//! the org contacts whose addresses are taken, `crosstenantaccesspolicyconfigurationpartner-get`
+//! and `…default-get` for the partner pre-flight, `directoryaudit-list` for the audit events
 //! `verify` corroborates conversions with), and which of them the
 //! configured workflow requires: the one definition `check` reports (text and `--json`) and
 //! `docs/operations.md` describes.
@@ -20,11 +21,12 @@ pub enum Capability {
     ReadMemberships,
     ReadAppRoleAssignments,
     ReadContacts,
+    ReadCrossTenantAccess,
     ReadAuditLogs,
 }
 
 impl Capability {
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::ReadUsers,
         Self::ReadOrganization,
         Self::ReadDomains,
@@ -35,6 +37,7 @@ impl Capability {
         Self::ReadMemberships,
         Self::ReadAppRoleAssignments,
         Self::ReadContacts,
+        Self::ReadCrossTenantAccess,
         Self::ReadAuditLogs,
     ];
 
@@ -67,6 +70,9 @@ impl Capability {
             Self::ReadContacts => {
                 "read org contacts, whose addresses no user may take (discover; optional)"
             }
+            Self::ReadCrossTenantAccess => {
+                "read cross-tenant access settings: can redemption be automatic (plan; optional)"
+            }
             Self::ReadAuditLogs => {
                 "read the directory audit log to corroborate conversions (verify; optional)"
             }
@@ -81,8 +87,12 @@ impl Capability {
             // Only a group selection (`--group`, `--exclude-group`) reads groups and members.
             // Without the contacts `discover` skips them and plans warn that the addresses they
             // hold were not checked (`contacts-not-checked`).
-            // Without the audit log `verify` skips its corroboration and says so.
-            Self::ReadGroupMembers | Self::ReadContacts | Self::ReadAuditLogs => false,
+            // Without the cross-tenant settings the partner pre-flight says "not checked";
+            // without the audit log `verify` skips its corroboration and says so.
+            Self::ReadGroupMembers
+            | Self::ReadContacts
+            | Self::ReadCrossTenantAccess
+            | Self::ReadAuditLogs => false,
             Self::UpdateUsers => workflow.set_mail_before_invite,
             Self::ReadFederation => workflow.checks_direct_federation,
             Self::ReadUsers
@@ -171,6 +181,11 @@ impl Capability {
                 "Directory.Read.All",
                 "Directory.ReadWrite.All",
             ],
+            // crosstenantaccesspolicyconfigurationpartner-get and …default-get, application
+            // and delegated; Directory.Read.All does not grant it.
+            Self::ReadCrossTenantAccess => {
+                &["Policy.Read.All", "Policy.ReadWrite.CrossTenantAccess"]
+            }
             // directoryaudit-list: "AuditLog.Read.All and Directory.Read.All", application and
             // delegated; the directory read is already required (memberships).
             Self::ReadAuditLogs => &["AuditLog.Read.All"],
@@ -233,6 +248,7 @@ mod tests {
         };
         assert!(!required(&DEFAULT_WORKFLOW).contains(&Capability::ReadGroupMembers));
         assert!(!required(&DEFAULT_WORKFLOW).contains(&Capability::ReadContacts));
+        assert!(!required(&DEFAULT_WORKFLOW).contains(&Capability::ReadCrossTenantAccess));
         assert!(!required(&DEFAULT_WORKFLOW).contains(&Capability::ReadAuditLogs));
         assert!(required(&DEFAULT_WORKFLOW).contains(&Capability::ReadMemberships));
         assert!(required(&DEFAULT_WORKFLOW).contains(&Capability::ReadAppRoleAssignments));

@@ -1,11 +1,13 @@
-//! Home-realm discovery (NOTES.md §6): asks the login host's undocumented user-realm endpoint
-//! (`GET {login}/common/userrealm/{user@domain}?api-version=1.0`, the one MSAL uses) whether
-//! an email domain is homed in some Entra ID tenant, and reads the answer as a
-//! [`RealmAnswer`].
+//! Home-realm discovery (NOTES.md §6) on the login host: asks the undocumented user-realm
+//! endpoint (`GET {login}/common/userrealm/{user@domain}?api-version=1.0`, the one MSAL uses)
+//! whether an email domain is homed in some Entra ID tenant, read as a [`RealmAnswer`]; and
+//! the documented OIDC metadata (`GET {login}/{domain}/v2.0/.well-known/openid-configuration`,
+//! where `{tenant}` may be a tenant's domain name) for the id of the tenant that holds a domain,
+//! read from its `issuer` ([`RealmClient::tenant_of`]; the partner pre-flight needs it).
 //!
-//! It owns the request, its retries and the tolerant reading of the answer. The endpoint is
-//! anonymous: this client never sends the Graph bearer token (it does not go through
-//! [`GraphClient`](super::GraphClient)), only a synthetic address in the domain asked about.
+//! It owns the requests, their retries and the tolerant reading of the answers. Both endpoints
+//! are anonymous: this client never sends the Graph bearer token (it does not go through
+//! [`GraphClient`](super::GraphClient)), only a synthetic address or the domain asked about.
 //! The answer is advisory: every failure is a [`RealmError`] the caller records, never a reason
 //! to stop. It must not touch the store or decide what an answer means for a user.
 
@@ -15,6 +17,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use url::Url;
+use uuid::Uuid;
 
 use super::client::as_base;
 use super::retry::{self, Attempt, AttemptFailure, Idempotency, RetryPolicy, Stop, retry_after};
@@ -65,6 +68,8 @@ pub struct RealmClient {
     http: reqwest::Client,
     /// `{login}/common/userrealm/`
     base: Url,
+    /// `{login}/`
+    login: Url,
     retry: RetryPolicy,
 }
 
@@ -74,10 +79,44 @@ impl RealmClient {
     /// example `https://login.microsoftonline.com` or the simulator's
     /// `http://127.0.0.1:P/login`.
     pub(super) fn new(http: reqwest::Client, login_url: &Url, retry: RetryPolicy) -> Self {
-        let base = as_base(login_url)
+        let login = as_base(login_url);
+        let base = login
             .join("common/userrealm/")
             .expect("a constant relative path joins");
-        Self { http, base, retry }
+        Self {
+            http,
+            base,
+            login,
+            retry,
+        }
+    }
+
+    /// The OIDC metadata URL of the tenant that holds `ascii_domain` (validated, ASCII).
+    pub fn openid_url_for(&self, ascii_domain: &str) -> Url {
+        let mut url = self.login.clone();
+        url.path_segments_mut()
+            .expect("an http(s) login URL has path segments")
+            .pop_if_empty()
+            .extend([ascii_domain, "v2.0", ".well-known", "openid-configuration"]);
+        url
+    }
+
+    /// The id of the Entra tenant that holds `domain`, from its OIDC metadata; `None` when
+    /// the login host says no tenant has it (400 `invalid_tenant`, AADSTS90002). Retries like
+    /// [`lookup`](Self::lookup); an invalid domain is refused without a request.
+    #[tracing::instrument(skip_all, fields(domain = %domain))]
+    pub async fn tenant_of(&self, domain: &str) -> Result<Option<Uuid>, RealmError> {
+        let ascii = ascii_domain(domain)?;
+        let url = &self.openid_url_for(&ascii);
+        self.fetch(url, |status, body| {
+            if status.is_success() {
+                return Some(parse_issuer_tenant(body).map(Some));
+            }
+            (status == StatusCode::BAD_REQUEST
+                && error_code(body).as_deref() == Some(NO_SUCH_TENANT))
+            .then_some(Ok(None))
+        })
+        .await
     }
 
     /// The URL asked for `domain` (already validated and in ASCII form).
@@ -98,10 +137,26 @@ impl RealmClient {
     pub async fn lookup(&self, domain: &str) -> Result<RealmAnswer, RealmError> {
         let ascii = ascii_domain(domain)?;
         let url = &self.url_for(&ascii);
+        self.fetch(url, |status, body| {
+            if status.is_success() {
+                return Some(parse_answer(body));
+            }
+            (status == StatusCode::NOT_FOUND).then_some(Err(RealmError::NotFound))
+        })
+        .await
+    }
+
+    /// GETs `url` with retries; `read` gives the outcome of a final answer (`None`: a failed
+    /// status, retried per the policy where it may be).
+    async fn fetch<T>(
+        &self,
+        url: &Url,
+        read: impl Fn(StatusCode, &[u8]) -> Option<Result<T, RealmError>> + Copy,
+    ) -> Result<T, RealmError> {
         retry::drive(
             &self.retry,
             Idempotency::Read,
-            move |progress| self.attempt(url, progress.attempt),
+            move |progress| self.attempt(url, progress.attempt, read),
             |retry| {
                 // Only the service's Retry-After can exceed the policy's longest wait.
                 if retry.wait > self.retry.max_delay {
@@ -114,7 +169,7 @@ impl RealmClient {
                         wait: retry.wait,
                     });
                 }
-                tracing::debug!(attempt = retry.attempt, failure = %retry.error, wait_ms = retry.wait.as_millis(), "retrying the user-realm lookup");
+                tracing::debug!(attempt = retry.attempt, failure = %retry.error, wait_ms = retry.wait.as_millis(), "retrying a login-host lookup");
                 Ok(())
             },
         )
@@ -132,7 +187,12 @@ impl RealmClient {
     }
 
     /// Attempt number `attempts` (which the failure texts show).
-    async fn attempt(&self, url: &Url, attempts: u32) -> Attempt<RealmAnswer, RealmError> {
+    async fn attempt<T>(
+        &self,
+        url: &Url,
+        attempts: u32,
+        read: impl Fn(StatusCode, &[u8]) -> Option<Result<T, RealmError>>,
+    ) -> Attempt<T, RealmError> {
         let transport = |failure, err: &reqwest::Error| Attempt::Failed {
             failure,
             retry_after: None,
@@ -160,11 +220,8 @@ impl RealmClient {
             Ok(body) => body,
             Err(err) => return transport(AttemptFailure::NoAnswer, &err),
         };
-        if status.is_success() {
-            return Attempt::Done(parse_answer(&body));
-        }
-        if status == StatusCode::NOT_FOUND {
-            return Attempt::Done(Err(RealmError::NotFound));
+        if let Some(outcome) = read(status, &body) {
+            return Attempt::Done(outcome);
         }
         Attempt::Failed {
             failure: AttemptFailure::Status(status.as_u16()),
@@ -263,6 +320,35 @@ pub fn parse_answer(body: &[u8]) -> Result<RealmAnswer, RealmError> {
         cloud_instance: non_empty(realm.cloud_instance_name),
         federation_brand: non_empty(realm.federation_brand_name),
     })
+}
+
+/// The `error` of the identity platform's answer for a tenant name no tenant has (AADSTS90002).
+const NO_SUCH_TENANT: &str = "invalid_tenant";
+
+/// The tenant id in an OIDC metadata document: the first path segment of its `issuer`
+/// (`https://login.microsoftonline.com/{tenant id}/v2.0`) that is a GUID.
+pub fn parse_issuer_tenant(body: &[u8]) -> Result<Uuid, RealmError> {
+    #[derive(Deserialize)]
+    struct Metadata {
+        issuer: Option<String>,
+    }
+    let metadata: Metadata =
+        serde_json::from_slice(body).map_err(|e| RealmError::Decode(e.to_string()))?;
+    let issuer = metadata
+        .issuer
+        .ok_or_else(|| RealmError::Decode("no `issuer`".to_owned()))?;
+    Url::parse(&issuer)
+        .ok()
+        .and_then(|url| {
+            url.path_segments()?
+                .find_map(|segment| Uuid::parse_str(segment).ok())
+        })
+        .ok_or_else(|| {
+            RealmError::Decode(format!(
+                "the issuer `{}` names no tenant id",
+                issuer.chars().take(120).collect::<String>()
+            ))
+        })
 }
 
 /// The `error` code of an identity-platform error body (`{"error": "invalid_request", ..}`).
@@ -413,6 +499,51 @@ mod tests {
             error_code(br#"{"error":"bad\nline <b>"}"#),
             Some("badlineb".to_owned())
         );
+    }
+
+    #[test]
+    fn the_tenant_id_is_read_from_the_issuer() {
+        let tenant = "6babcaad-604b-40ac-a9d7-9fd97c0b779f";
+        for issuer in [
+            format!("https://login.microsoftonline.com/{tenant}/v2.0"),
+            format!("https://sts.windows.net/{tenant}/"),
+            format!("http://127.0.0.1:8950/login/{tenant}/v2.0"),
+        ] {
+            let body = serde_json::json!({"issuer": issuer, "token_endpoint": "x"}).to_string();
+            assert_eq!(
+                parse_issuer_tenant(body.as_bytes()).unwrap().to_string(),
+                tenant,
+                "{issuer}"
+            );
+        }
+        for body in [
+            r#"{"token_endpoint":"x"}"#,
+            r#"{"issuer":"https://login.microsoftonline.com/{tenantid}/v2.0"}"#,
+            "<html>",
+        ] {
+            let err = parse_issuer_tenant(body.as_bytes()).unwrap_err();
+            assert!(matches!(err, RealmError::Decode(_)), "{body}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_openid_metadata_url_is_on_the_login_host_under_the_domain() {
+        for (login, expected) in [
+            (
+                "https://login.microsoftonline.com",
+                "https://login.microsoftonline.com/fabrikam.com/v2.0/.well-known/openid-configuration",
+            ),
+            (
+                "http://127.0.0.1:8950/login/",
+                "http://127.0.0.1:8950/login/fabrikam.com/v2.0/.well-known/openid-configuration",
+            ),
+        ] {
+            let login = Url::parse(login).unwrap();
+            let client = super::super::Connection::new(login.clone(), login)
+                .realm_client()
+                .unwrap();
+            assert_eq!(client.openid_url_for("fabrikam.com").as_str(), expected);
+        }
     }
 
     #[test]

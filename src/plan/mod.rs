@@ -10,14 +10,18 @@
 //!   the chosen addresses' other owners looked up, decide-and-store in the plan's transaction.
 //! - [`tally`]: the counts a plan's summary shows, and what a re-plan changed.
 //! - [`realms`]: home-realm answers for the chosen addresses' domains, with the realm cache.
+//! - [`preflight`]: the partner pre-flight: per external domain, whether redemption can be
+//!   automatic (our cross-tenant access settings), stored for the report.
 //!
 //! The rules decide (`rules`, pure), the store keeps (`store`), the realm endpoint answers
-//! (`graph::realm`, through a client the caller builds). This module must not contain SQL or
+//! (`graph::realm`, through a client the caller builds), and so do the cross-tenant access
+//! settings (`graph::cross_tenant`). This module must not contain SQL or
 //! HTTP, build clients, read the operator's files or the environment, or print: the `plan`
 //! and `invite` commands gather the wave's users, hand them here and render the result.
 
 pub mod decision;
 pub mod passes;
+pub mod preflight;
 pub mod realms;
 pub mod tally;
 

@@ -19,12 +19,12 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::domain::{Decision, RealmKind, UserState};
+use crate::domain::{Decision, RealmKind, Redemption, UserState};
 use crate::rules::{Finding, Reason, Severity};
 
 use super::summary::{DomainCount, Summary};
 use super::text::{code_of, details, human_time, severity_code, thousands};
-use super::{ReportData, ReportExecution, ReportMember};
+use super::{ReportData, ReportExecution, ReportMember, ReportPreflight};
 
 /// The policy in the page itself: inline style and script only, images only as `data:`, no
 /// network access of any kind.
@@ -53,7 +53,7 @@ pub fn render_html(data: &ReportData) -> String {
     cards(&mut page, &summary, data.wave.started);
     reasons(&mut page, &summary);
     wave_findings(&mut page, &data.wave_findings);
-    charts(&mut page, &summary, data.wave.started);
+    charts(&mut page, data, &summary);
     user_table(&mut page);
     printed_users(&mut page, data);
     settings(&mut page, data);
@@ -380,7 +380,8 @@ impl Bar {
     }
 }
 
-fn charts(page: &mut String, summary: &Summary, started: bool) {
+fn charts(page: &mut String, data: &ReportData, summary: &Summary) {
+    let started = data.wave.started;
     page.push_str(
         "<section aria-labelledby=\"charts\">\n<h2 id=\"charts\">Charts</h2>\n<div class=\"charts\">\n",
     );
@@ -401,6 +402,7 @@ fn charts(page: &mut String, summary: &Summary, started: bool) {
         "A user can have several blockers.",
     );
     domains_figure(page, summary);
+    preflight_figure(page, &data.partner_preflight);
     if started {
         funnel_figure(page, summary);
     }
@@ -462,6 +464,62 @@ fn domains_figure(page: &mut String, summary: &Summary) {
         &bars,
         &note,
     );
+}
+
+/// The partner pre-flight beside the realm chart: the domains with the most users, what
+/// redemption will be like at each, and why.
+fn preflight_figure(page: &mut String, rows: &[ReportPreflight]) {
+    page.push_str(
+        "<figure id=\"preflight\">\n<figcaption id=\"preflight-title\">Partner pre-flight: \
+         can redemption be automatic?</figcaption>\n",
+    );
+    if rows.is_empty() {
+        page.push_str("<p class=\"empty\">No external domains.</p>\n</figure>\n");
+        return;
+    }
+    page.push_str(
+        "<div class=\"scroll\"><table class=\"preflight\" aria-labelledby=\"preflight-title\">\n\
+         <thead><tr><th scope=\"col\">Domain</th><th scope=\"col\" class=\"num\">Users</th>\
+         <th scope=\"col\">Redemption</th><th scope=\"col\">Why</th></tr></thead>\n<tbody>\n",
+    );
+    for row in rows.iter().take(DOMAINS_CHARTED) {
+        let detail = row.detail.as_deref().map_or_else(String::new, |detail| {
+            format!(" <span class=\"fix detail\">{}</span>", escape_html(detail))
+        });
+        let _ = writeln!(
+            page,
+            "<tr><td>{domain}</td><td class=\"num\">{users}</td>\
+             <td><span class=\"badge {class}\">{label}</span></td><td>{why}{detail}</td></tr>",
+            domain = escape_html(&row.domain),
+            users = thousands(row.users),
+            class = redemption_class(row.redemption),
+            label = row.redemption.label(),
+            why = escape_html(row.reason.label()),
+        );
+    }
+    page.push_str("</tbody>\n</table></div>\n<p class=\"note\">");
+    if rows.len() > DOMAINS_CHARTED {
+        let _ = write!(
+            page,
+            "The top {DOMAINS_CHARTED} of {} external domains by users; the JSON report lists \
+             every one. ",
+            thousands(rows.len())
+        );
+    }
+    page.push_str(
+        "From this tenant's cross-tenant access settings (inbound \
+         <q>Automatically redeem invitations</q> per partner tenant), read by <code>plan</code>. \
+         Redemption is automatic only if the partner's tenant also allows it outbound, which \
+         this tenant cannot read. Advisory: it blocks no one.</p>\n</figure>\n",
+    );
+}
+
+fn redemption_class(redemption: Redemption) -> &'static str {
+    match redemption {
+        Redemption::AutomaticIfPartnerAllows => "d-eligible",
+        Redemption::AsksPartner => "s-warning",
+        Redemption::NotChecked => "r-unchecked",
+    }
 }
 
 fn realm_class(domain: &DomainCount) -> &'static str {

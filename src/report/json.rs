@@ -19,7 +19,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::domain::{Decision, RealmKind, UserState};
+    use crate::domain::{Decision, PreflightReason, RealmKind, Redemption, UserState};
     use crate::report::testdata;
     use crate::rules::{AddressOrigin, Reason, Severity};
 
@@ -68,6 +68,7 @@ mod tests {
             ("wave", keys(&value["wave"])),
             ("members[]", keys(&value["members"][0])),
             ("findings[]", keys(&value["members"][0]["findings"][0])),
+            ("partner_preflight[]", keys(&value["partner_preflight"][0])),
         ]
     }
 
@@ -89,6 +90,8 @@ mod tests {
         codes.extend(Decision::ALL.iter().map(|d| d.code().to_owned()));
         codes.extend(UserState::ALL.iter().map(|s| s.code().to_owned()));
         codes.extend(Reason::ALL.iter().map(|r| r.code().to_owned()));
+        codes.extend(Redemption::ALL.iter().map(|r| r.code().to_owned()));
+        codes.extend(PreflightReason::ALL.iter().map(|r| r.code().to_owned()));
         for value in [
             serde_json::to_value(RealmKind::Managed),
             serde_json::to_value(RealmKind::Federated),

@@ -38,7 +38,7 @@ pub struct Link {
 
 /// A member waiting to redeem who has no stored link: their invitation's answer was lost (the
 /// run then found them invited by reading them), so nobody can send them one.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct MissingLink {
     pub user_id: UserId,
     pub user_principal_name: String,

@@ -12,8 +12,10 @@
 //! - [`html`]: one self-contained page with inline SVG charts and a paged user table;
 //! - [`summary`]: the counts the renderers share;
 //! - [`links`]: the redemption links of an own-distribution wave, and who has none;
-//! - [`run`]: the terminal summary of a run of the executor (`run`, `invite`);
+//! - [`run`]: the summary of a run of the executor (`run`, `invite`), as text or JSON;
+//! - [`requests`]: the requests a `--dry-run` would send (`run`, `invite`, `reinvite`);
 //! - [`pending`]: who has not redeemed yet (`status --pending`);
+//! - [`preflight`]: the partner pre-flight per external domain (automatic redemption);
 //! - [`waves`]: every wave's funnel in one table (`waves`);
 //! - [`audit`]: every tenant write, with its operator and request ids (`audit export`).
 
@@ -23,6 +25,8 @@ pub mod html;
 pub mod json;
 pub mod links;
 pub mod pending;
+pub mod preflight;
+pub mod requests;
 pub mod run;
 pub mod summary;
 pub mod table;
@@ -40,6 +44,8 @@ use time::OffsetDateTime;
 
 use crate::domain::{Decision, RealmKind, UnknownCode, UserId, UserState};
 use crate::rules::{AddressOrigin, Finding, Severity};
+
+pub use preflight::ReportPreflight;
 
 /// The version of the JSON report's schema (`docs/reports.md`). Bumped on any change that is
 /// not a pure addition.
@@ -64,6 +70,9 @@ pub struct ReportData {
     /// invitation quota); omitted from JSON when there are none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The partner pre-flight per external domain of the wave (most users first): can
+    /// redemption be automatic? Wave-level: the CSV (one row per user) does not repeat it.
+    pub partner_preflight: Vec<ReportPreflight>,
     pub members: Vec<ReportMember>,
 }
 

@@ -1,20 +1,75 @@
-//! The terminal summary of a run of the executor (`run`, `invite`): its outcomes, its pace,
-//! and the members it did not convert with why. Pure: the caller reads the members from the
-//! store.
+//! The summary of a run of the executor (`run`, `invite`): its outcomes, its pace, and the
+//! members it did not convert with why, as terminal text or as a JSON document ([`RunDocument`]).
+//! Pure: the caller reads the members from the store.
 
 use std::fmt::Write as _;
 
-use crate::execute::RunSummary;
-use crate::output::{table, terminal_safe};
-use crate::store::{MemberNames, WaveMember};
+use serde::Serialize;
 
-/// The summary of a run of wave `wave`; `not_converted` are its failed and drifted members (the
-/// first 50 are listed).
-pub fn run_summary(
-    wave: &str,
-    summary: &RunSummary,
-    not_converted: &[(WaveMember, MemberNames)],
-) -> String {
+use crate::domain::{UserId, UserState};
+use crate::execute::RunSummary;
+use crate::output::{JsonDocument, table, terminal_safe};
+use crate::store::{MailRestore, MemberNames, WaveMember};
+
+/// `run --json` (and `invite --json`'s `run`): the run's counts and every member it did not
+/// convert.
+#[derive(Debug, Serialize)]
+pub struct RunDocument<'a> {
+    /// `run` or `invite`.
+    pub command: &'a str,
+    pub wave: &'a str,
+    #[serde(flatten)]
+    pub summary: &'a RunSummary,
+    /// Every failed or drifted member of the wave, with why.
+    pub not_converted: Vec<NotConverted>,
+}
+
+impl JsonDocument for RunDocument<'_> {
+    const SCHEMA: &'static str = "run";
+    const VERSION: u32 = 1;
+}
+
+/// A member a run left failed or drifted.
+#[derive(Debug, Serialize)]
+pub struct NotConverted {
+    pub user_id: UserId,
+    pub user_principal_name: String,
+    pub state: UserState,
+    pub error: Option<String>,
+    pub mail_restore: Option<MailRestore>,
+}
+
+impl<'a> RunDocument<'a> {
+    pub fn new(
+        command: &'a str,
+        wave: &'a str,
+        summary: &'a RunSummary,
+        not_converted: &[(WaveMember, MemberNames)],
+    ) -> Self {
+        Self {
+            command,
+            wave,
+            summary,
+            not_converted: not_converted
+                .iter()
+                .map(|(member, names)| NotConverted {
+                    user_id: member.plan.user_id,
+                    user_principal_name: names.user_principal_name.clone(),
+                    state: member.state,
+                    error: member.last_error_message.clone(),
+                    mail_restore: member.mail_restore,
+                })
+                .collect(),
+        }
+    }
+
+    /// The summary as terminal text (the first 50 members not converted are listed).
+    pub fn render(&self) -> String {
+        run_summary(self.wave, self.summary, &self.not_converted)
+    }
+}
+
+fn run_summary(wave: &str, summary: &RunSummary, not_converted: &[NotConverted]) -> String {
     let wave = terminal_safe(wave);
     let mut text = String::new();
     let headline = if summary.interrupted {
@@ -57,17 +112,14 @@ pub fn run_summary(
         let _ = writeln!(text, "\nUsers not converted:");
         text.push_str(&table(
             ["user", "state", "why"],
-            failed.iter().take(50).map(|(member, names)| {
+            failed.iter().take(50).map(|member| {
+                let error = member.error.as_deref().unwrap_or_default();
                 [
-                    names.user_principal_name.clone(),
+                    member.user_principal_name.clone(),
                     member.state.to_string(),
                     match member.mail_restore {
-                        Some(restore) => format!(
-                            "{} ({})",
-                            member.last_error_message.as_deref().unwrap_or_default(),
-                            restore.label()
-                        ),
-                        None => member.last_error_message.clone().unwrap_or_default(),
+                        Some(restore) => format!("{error} ({})", restore.label()),
+                        None => error.to_owned(),
                     },
                 ]
             }),
@@ -114,7 +166,7 @@ mod tests {
             ..RunSummary::default()
         };
         let left: Vec<_> = (1..=52).map(failed).collect();
-        let text = run_summary("pilot", &summary, &left);
+        let text = RunDocument::new("run", "pilot", &summary, &left).render();
         assert!(text.starts_with("Run of wave pilot finished.\noutcome "));
         assert!(text.contains("\nalready invited (read back from Graph)  2\n"));
         assert!(!text.contains("drifted"), "no drifted users, no row");

@@ -1,6 +1,6 @@
 //! The terminal report (`report`, the default format): the wave's header, users by decision
-//! and by reason, the wave's own findings, users by state after a run, then the first blocked
-//! users with what to do about each.
+//! and by reason, the wave's own findings, the partner pre-flight per domain, users by state
+//! after a run, then the first blocked users with what to do about each.
 //!
 //! Owns the plain-text layout only. It stays short at any wave size: the blocked users are
 //! capped at [`BLOCKED_USERS_SHOWN`]; the CSV has them all. Text from the directory passes
@@ -31,6 +31,13 @@ pub fn render_table(data: &ReportData) -> String {
             &mut text,
             "Wave findings (they apply to every user)",
             &wave_findings(&data.wave_findings),
+        );
+    }
+    if !data.partner_preflight.is_empty() {
+        section(
+            &mut text,
+            "Partner pre-flight (can redemption be automatic?)",
+            &partner_preflight(data),
         );
     }
     if data.wave.started {
@@ -114,6 +121,36 @@ fn reasons(summary: &Summary) -> String {
             ]
         }),
     )
+}
+
+/// How many domains the pre-flight section lists before pointing to the JSON and HTML.
+pub const PREFLIGHT_DOMAINS_SHOWN: usize = 20;
+
+fn partner_preflight(data: &ReportData) -> String {
+    let rows = &data.partner_preflight;
+    let mut text = table(
+        ["DOMAIN", "USERS", "REDEMPTION", "WHY"],
+        rows.iter().take(PREFLIGHT_DOMAINS_SHOWN).map(|row| {
+            [
+                terminal_safe(&row.domain),
+                row.users.to_string(),
+                row.redemption.label().to_owned(),
+                row.reason.label().to_owned(),
+            ]
+        }),
+    );
+    if rows.len() > PREFLIGHT_DOMAINS_SHOWN {
+        let _ = writeln!(
+            text,
+            "… and {} more domain(s): see the JSON or HTML report",
+            rows.len() - PREFLIGHT_DOMAINS_SHOWN
+        );
+    }
+    text.push_str(
+        "Automatic redemption also needs the partner tenant's outbound setting, which this \
+         tenant cannot read.\n",
+    );
+    text
 }
 
 fn wave_findings(findings: &[Finding]) -> String {
@@ -210,6 +247,34 @@ mod tests {
         );
         assert!(!text.contains("States"), "no states before a run: {text}");
         assert!(!text.contains("more; use"), "{text}");
+    }
+
+    #[test]
+    fn shows_the_partner_preflight_per_domain_and_caps_it() {
+        let text = render_table(&testdata::sample());
+        assert!(
+            text.contains("\nPartner pre-flight (can redemption be automatic?)\nDOMAIN"),
+            "{text}"
+        );
+        assert!(
+            text.contains("partner.example  3      automatic if the partner allows it"),
+            "{text}"
+        );
+        assert!(text.contains("not an Entra tenant"), "{text}");
+        assert!(text.contains("which this tenant cannot read"), "{text}");
+
+        let mut data = testdata::synthetic(50, false);
+        data.partner_preflight = (0..PREFLIGHT_DOMAINS_SHOWN + 3)
+            .map(|k| {
+                let mut row = data.partner_preflight[0].clone();
+                row.domain = format!("d{k}.example");
+                row
+            })
+            .collect();
+        let text = render_table(&data);
+        assert!(text.contains("d19.example"), "{text}");
+        assert!(!text.contains("d20.example"), "{text}");
+        assert!(text.contains("… and 3 more domain(s)"), "{text}");
     }
 
     #[test]

@@ -4,7 +4,9 @@
 use time::macros::datetime;
 use uuid::Uuid;
 
-use crate::domain::{Decision, RealmKind, UserId, UserState};
+use crate::domain::{
+    Decision, PartnerPreflight, PreflightReason, RealmKind, Redemption, UserId, UserState,
+};
 use crate::rules::{AddressOrigin, Finding, Reason, Severity};
 
 use super::{ReportData, ReportMember, ReportTenant, ReportWave, SCHEMA_VERSION};
@@ -98,6 +100,7 @@ fn empty(name: &str, started: bool) -> ReportData {
             Severity::Warning,
             "auth.method = \"certificate\"",
         )],
+        partner_preflight: Vec::new(),
         members: Vec::new(),
     }
 }
@@ -181,7 +184,39 @@ pub fn sample() -> ReportData {
     let mut erin = member(6, "erin@contoso.example", "Erin", Some("erin@mail.example"));
     erin.realm = Some(RealmKind::Unknown);
     data.members = vec![alice, bob, carol, mallory, dave, erin];
+    data.partner_preflight = super::preflight::preflight_rows(
+        &data.members,
+        vec![
+            preflight(
+                "partner.example",
+                Redemption::AutomaticIfPartnerAllows,
+                PreflightReason::InboundAllowed,
+            ),
+            preflight(
+                "mail.example",
+                Redemption::NotChecked,
+                PreflightReason::NotEntra,
+            ),
+        ],
+        &crate::rules::DomainSet::new(&data.tenant.verified_domains),
+    );
     data
+}
+
+/// A stored pre-flight answer for `domain`, checked at the sample's planning time.
+pub fn preflight(
+    domain: &str,
+    redemption: Redemption,
+    reason: PreflightReason,
+) -> PartnerPreflight {
+    PartnerPreflight {
+        domain: domain.to_owned(),
+        tenant_id: (redemption != Redemption::NotChecked).then(|| Uuid::from_u128(0xfab)),
+        redemption,
+        reason,
+        detail: None,
+        checked_at: datetime!(2026-11-20 08:05 UTC),
+    }
 }
 
 const DOMAINS: [(&str, Option<RealmKind>); 8] = [
@@ -200,6 +235,42 @@ const DOMAINS: [(&str, Option<RealmKind>); 8] = [
 pub fn synthetic(count: usize, started: bool) -> ReportData {
     let mut data = empty("wave-2", started);
     data.members = (0..count).map(|i| synthetic_member(i, started)).collect();
+    let stored = DOMAINS
+        .iter()
+        .enumerate()
+        .map(|(k, (domain, realm))| match (k % 3, realm) {
+            (_, Some(RealmKind::Unknown)) => {
+                preflight(domain, Redemption::NotChecked, PreflightReason::NotEntra)
+            }
+            (0, _) => preflight(
+                domain,
+                Redemption::AutomaticIfPartnerAllows,
+                PreflightReason::InboundAllowed,
+            ),
+            (1, _) => preflight(
+                domain,
+                Redemption::AsksPartner,
+                PreflightReason::NoPartnerEntry,
+            ),
+            _ => {
+                let mut failed = preflight(
+                    domain,
+                    Redemption::NotChecked,
+                    PreflightReason::PermissionMissing,
+                );
+                failed.detail = Some(
+                    "Graph refused GET /v1.0/policies/crossTenantAccessPolicy/default: 403"
+                        .to_owned(),
+                );
+                failed
+            }
+        })
+        .collect();
+    data.partner_preflight = super::preflight::preflight_rows(
+        &data.members,
+        stored,
+        &crate::rules::DomainSet::new(&data.tenant.verified_domains),
+    );
     data
 }
 

@@ -327,6 +327,19 @@ impl Store {
             .collect()
     }
 
+    /// How many of a wave's `ready` members have `mail` set first, of how many `ready`: what
+    /// share of a run's users need a directory write besides their invitation.
+    pub async fn ready_setting_mail(&self, wave: WaveId) -> Result<(u64, u64)> {
+        let (setting, ready): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(set_mail), 0), COUNT(*) FROM wave_members
+             WHERE wave_id = ? AND state = 'ready'",
+        )
+        .bind(wave.0)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((setting.unsigned_abs(), ready.unsigned_abs()))
+    }
+
     /// A wave's members in any of `states`, with names, ordered by user id.
     pub async fn members_in_states(
         &self,

@@ -11,7 +11,7 @@
 //! transaction a plan reads through), `waves` (wave rows), `members` (member rows and their
 //! queries), `plan_transaction` (a plan being written), `transitions` (compare-and-set state
 //! changes with their event), `reinvites` (re-send operations and their compare-and-set steps),
-//! `runs`, `baselines`, `events`.
+//! `runs`, `baselines`, `events`, `preflight` (the partner pre-flight's answers per domain).
 
 mod addresses;
 mod audit;
@@ -20,6 +20,7 @@ mod contacts;
 mod events;
 mod members;
 mod plan_transaction;
+mod preflight;
 mod reinvites;
 mod runs;
 mod snapshot;

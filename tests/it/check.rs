@@ -39,6 +39,10 @@ async fn a_fully_permitted_app_is_ready() {
         stdout.contains("woodgrovebank.com"),
         "lists the federation domains: {stdout}"
     );
+    assert!(
+        stdout.contains("can redemption be automatic (plan; optional)  Policy.Read.All"),
+        "the partner pre-flight's permission is listed: {stdout}"
+    );
     sim.shutdown().await;
 }
 
@@ -72,6 +76,10 @@ async fn a_read_only_app_is_not_ready_and_says_what_is_missing() {
     );
     assert_eq!(capability("invite-users")["satisfied"], false);
     assert_eq!(capability("read-group-members")["required"], false);
+    let cross_tenant = capability("read-cross-tenant-access");
+    assert_eq!(cross_tenant["required"], false, "optional: {cross_tenant}");
+    assert_eq!(cross_tenant["satisfied"], false);
+    assert_eq!(cross_tenant["probe"], "403 Authorization_RequestDenied");
     // The audit log is optional: its absence is shown, never a reason not to be ready.
     let audit_log = capability("read-audit-logs");
     assert_eq!(

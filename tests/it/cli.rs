@@ -492,6 +492,56 @@ fn no_color_and_color_never_keep_escape_sequences_off_a_terminal() {
     }
 }
 
+/// `config` on a 100-column terminal: its table fits, the long values wrap inside their
+/// column, and each setting still starts its own line.
+#[cfg(unix)]
+#[test]
+fn config_on_a_100_column_terminal_wraps_long_values_without_breaking_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = assert_cmd::cargo::cargo_bin!("b2b-convert");
+    let out = std::process::Command::new("script")
+        .current_dir(dir.path())
+        .args([
+            "-qec",
+            &format!("stty cols 100 rows 50; {} config", bin.display()),
+            "/dev/null",
+        ])
+        .env_remove("COLUMNS")
+        .env("B2BC_IMDS_URL", "none")
+        .env("AZURE_TENANT_ID", "contoso.onmicrosoft.com")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    let lines: Vec<&str> = text.lines().collect();
+    let header = lines
+        .iter()
+        .position(|l| l.starts_with("KEY "))
+        .unwrap_or_else(|| panic!("{text}"));
+    let table = &lines[header..];
+    for line in table {
+        assert!(
+            line.chars().count() <= 100,
+            "wider than 100 columns: {line:?}\n{text}"
+        );
+    }
+    // Every setting still starts a line of its own, in the KEY column.
+    for key in ["invitation.redirect_url", "tenant.graph_url", "store.path"] {
+        assert!(
+            table.iter().any(|l| l.starts_with(key)),
+            "{key} does not start a row:\n{text}"
+        );
+    }
+    // At least one value was too long for its column and continues on the next lines,
+    // indented to the VALUE column.
+    let value_at = table[0].find("VALUE").unwrap();
+    assert!(
+        table[1..]
+            .iter()
+            .any(|l| l.len() > value_at && l[..value_at].trim().is_empty()),
+        "nothing wrapped at 100 columns:\n{text}"
+    );
+}
+
 #[test]
 fn version_names_the_commit_and_its_date_and_help_sets_global_options_apart() {
     let dir = tempfile::tempdir().unwrap();

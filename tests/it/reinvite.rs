@@ -121,7 +121,7 @@ async fn lost_links_are_named_then_recovered_by_reinvite_missing_links() {
     let stdout = text(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     assert!(
-        stdout.contains(&format!("# {} invitation(s) would be re-sent", lost.len())),
+        stdout.contains(&format!("# {} invitation(s) would be sent", lost.len())),
         "{stdout}"
     );
     assert_eq!(sim.counters().invitations_created, posts_before);
@@ -255,7 +255,7 @@ impl RunObserver for CrashAt {
 fn pace() -> Pace {
     Pace {
         rate: 30.0,
-        concurrency: 4,
+        concurrency: b2b_convert::execute::Concurrency::Fixed(4),
         limit: None,
         reconcile_delay: Duration::ZERO,
         directory_writes_per_second: 20.0,
@@ -631,8 +631,8 @@ async fn waves_and_status_pending_show_the_funnel_and_who_has_not_redeemed() {
         "{stdout}"
     );
     let output = cli(dir.path(), &sim, &["waves", "--json"]).await;
-    let rows: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let row = &rows[0];
+    let document: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let row = &document["waves"][0];
     assert_eq!(row["wave"], "pilot");
     assert_eq!(row["eligible"], eligible.len());
     assert_eq!(row["accepted"], 1);
@@ -650,7 +650,8 @@ async fn waves_and_status_pending_show_the_funnel_and_who_has_not_redeemed() {
     )
     .await;
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    let pending: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let document: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let pending = document["users"].as_array().unwrap();
     assert_eq!(
         pending.len(),
         eligible.len() - 1,

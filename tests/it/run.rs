@@ -722,7 +722,7 @@ fn executor(sim: &Sim, store: &Store, wave: &Wave, observer: Arc<dyn RunObserver
         reset_redemption: false,
     };
     let options = RunOptions {
-        concurrency: 4,
+        concurrency: b2b_convert::execute::Concurrency::Fixed(4),
         invitations_per_second: 30.0,
         directory_writes_per_second: 20.0,
         reconcile_delay: Duration::ZERO,

@@ -416,11 +416,20 @@ async fn direct_mode(dc: &SambaDc, scenario: &Scenario) {
     assert_direct_run_recorded(dir.path()).await;
     let after_first = dc.pwd_last_set(&alice.dn).await;
 
-    // A second run skips those done (and fails the same two again).
-    let second = scramble(dir.path(), sim, &["--yes"]).await;
+    // A second run skips those done (and fails the same two again); its JSON document follows
+    // docs/schema/scramble.schema.json.
+    let second = scramble(dir.path(), sim, &["--yes", "--json"]).await;
     assert_code(&second, 3);
     let stdout = text(&second.stdout);
     assert!(stdout.contains("already-scrambled"), "{stdout}");
+    let document: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    crate::schema::assert_valid("scramble", &document);
+    assert_eq!(document["mode"], "ldap");
+    assert_eq!(
+        document["failures"].as_array().unwrap().len(),
+        2,
+        "{document}"
+    );
     assert_eq!(
         dc.pwd_last_set(&alice.dn).await,
         after_first,

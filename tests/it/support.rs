@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use assert_cmd::Command;
-use b2b_convert::config::{ENV_KEYS, ENV_SECRETS, LOG_FILTER_VAR};
+use b2b_convert::config::{COLUMNS_VAR, ENV_KEYS, ENV_SECRETS, LOG_FILTER_VAR};
 use b2b_convert::graph::auth::{Auth, Credential};
 use b2b_convert::graph::retry::RetryPolicy;
 use b2b_convert::graph::{Connection, GraphClient};
@@ -24,7 +24,10 @@ pub fn b2b_convert(dir: &Path) -> Command {
     for (var, _) in ENV_KEYS.iter().chain(ENV_SECRETS) {
         cmd.env_remove(var);
     }
-    cmd.env_remove(LOG_FILTER_VAR).env_remove("B2BC_CONFIG");
+    // Tables are as wide as their content unless a test asks for a width.
+    cmd.env_remove(LOG_FILTER_VAR)
+        .env_remove("B2BC_CONFIG")
+        .env_remove(COLUMNS_VAR);
     // No test may reach 169.254.169.254: the metadata service is off unless a test points
     // `B2BC_IMDS_URL` at the simulator (proved by `credentials::imds_is_never_the_default_in_tests`).
     cmd.env("B2BC_IMDS_URL", "none");

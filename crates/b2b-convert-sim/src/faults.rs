@@ -57,13 +57,17 @@ pub enum Endpoint {
     RemoveGroupMember,
     /// `GET /v1.0/contacts` (org contacts)
     Contacts,
+    /// `GET /v1.0/policies/crossTenantAccessPolicy/default`, `…/partners/{tenantId}`
+    CrossTenantAccess,
+    /// `GET {login}/{tenant}/v2.0/.well-known/openid-configuration`
+    OpenIdConfiguration,
     /// `GET /v1.0/auditLogs/directoryAudits`
     DirectoryAudits,
 }
 
 impl Endpoint {
     /// Every endpoint, in declaration order.
-    pub const ALL: [Endpoint; 19] = [
+    pub const ALL: [Endpoint; 21] = [
         Self::Token,
         Self::DeviceCode,
         Self::UserRealm,
@@ -82,6 +86,8 @@ impl Endpoint {
         Self::AppRoleAssignments,
         Self::RemoveGroupMember,
         Self::Contacts,
+        Self::CrossTenantAccess,
+        Self::OpenIdConfiguration,
         Self::DirectoryAudits,
     ];
 
@@ -106,6 +112,8 @@ impl Endpoint {
             Self::AppRoleAssignments => "app-role-assignments",
             Self::RemoveGroupMember => "remove-group-member",
             Self::Contacts => "contacts",
+            Self::CrossTenantAccess => "cross-tenant-access",
+            Self::OpenIdConfiguration => "openid-configuration",
             Self::DirectoryAudits => "directory-audits",
         }
     }

@@ -13,8 +13,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::model::{
-    AppRegistration, AppRoleAssignment, AssignedLicense, AssignedPlan, DEFAULT_APP_ROLE_ID, Domain,
-    FederationConfiguration, ObjectIdentity, OrgContact, ProvisionedPlan, RealmKind, User,
+    AppRegistration, AppRoleAssignment, AssignedLicense, AssignedPlan, CrossTenantPartner,
+    DEFAULT_APP_ROLE_ID, Domain, FederationConfiguration, InboundOutboundPolicyConfiguration,
+    ObjectIdentity, OrgContact, ProvisionedPlan, RealmKind, User,
 };
 use super::rng::{SplitMix64, decode_indexed_guid, indexed_guid, keyed, stable_guid};
 
@@ -136,6 +137,15 @@ pub const MANAGED_PARTNER_DOMAINS: &[&str] = &[
 ];
 /// A partner domain whose realm is `Federated`.
 pub const FEDERATED_REALM_DOMAIN: &str = "tailspintoys.com";
+/// Partner domains whose tenant our cross-tenant access settings let redeem automatically
+/// (partner entry, `automaticUserConsentSettings.inboundAllowed: true`).
+pub const AUTO_REDEEM_PARTNER_DOMAINS: &[&str] = &["fabrikam.com", FEDERATED_REALM_DOMAIN];
+/// A partner domain whose tenant has a partner entry with `inboundAllowed: false`.
+pub const CONSENT_PARTNER_DOMAIN: &str = "adatum.com";
+/// A partner domain whose tenant has a partner entry that leaves automatic redemption to the
+/// default (`inboundAllowed: null`).
+pub const INHERITING_PARTNER_DOMAIN: &str = "litwareinc.com";
+// `northwindtraders.com`'s tenant has no partner entry: its configuration is a 404.
 /// A mail domain no Entra tenant claims (realm `Unknown`).
 pub const UNKNOWN_REALM_DOMAIN: &str = "wingtipmail.net";
 /// The domain configured for direct (SAML/WS-Fed) federation in the generated tenant.
@@ -233,6 +243,21 @@ const DOMAIN_SEP_APP_ROLES: u64 = 7;
 const DOMAIN_SEP_SERVICE_PRINCIPAL: u64 = 8;
 const DOMAIN_SEP_APP_ROLE_ID: u64 = 9;
 const DOMAIN_SEP_ASSIGNMENT_ID: u64 = 10;
+const DOMAIN_SEP_PARTNER_TENANT: u64 = 11;
+
+/// The tenant id the simulator gives an external Entra domain that the tenant file does not
+/// name (`tenantIds`): stable, lower-case, derived from the lower-case domain alone, so
+/// generated and file tenants agree on it.
+pub fn partner_tenant_id(domain: &str) -> String {
+    // FNV-1a: a fixed, dependency-free hash of the name.
+    let hash = domain
+        .to_ascii_lowercase()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    stable_guid(hash, DOMAIN_SEP_PARTNER_TENANT, 0)
+}
 const DOMAIN_SEP_CONTACT: u64 = 11;
 const DOMAIN_SEP_PROFILE: u64 = 12;
 
@@ -784,6 +809,29 @@ impl GeneratedTenant {
         realms
     }
 
+    /// The generated tenant's cross-tenant access partner entries: automatic redemption on
+    /// for [`AUTO_REDEEM_PARTNER_DOMAINS`], off for [`CONSENT_PARTNER_DOMAIN`], inherited for
+    /// [`INHERITING_PARTNER_DOMAIN`]; the other partner tenants have no entry.
+    pub fn cross_tenant_partners() -> Vec<CrossTenantPartner> {
+        let entry = |domain: &str, inbound_allowed| CrossTenantPartner {
+            tenant_id: partner_tenant_id(domain),
+            automatic_user_consent_settings: InboundOutboundPolicyConfiguration {
+                inbound_allowed,
+                outbound_allowed: None,
+            },
+            is_service_provider: Some(false),
+            is_in_multi_tenant_organization: Some(false),
+        };
+        AUTO_REDEEM_PARTNER_DOMAINS
+            .iter()
+            .map(|domain| entry(domain, Some(true)))
+            .chain([
+                entry(CONSENT_PARTNER_DOMAIN, Some(false)),
+                entry(INHERITING_PARTNER_DOMAIN, None),
+            ])
+            .collect()
+    }
+
     /// Groups for wave selection: `(id, name, direct user ranges, nested group positions)`.
     ///
     /// "All partners" nests "Wave 2", which nests "Wave 2 – late joiners" (two levels).
@@ -833,6 +881,8 @@ impl GeneratedTenant {
             "Organization.Read.All",
             "IdentityProvider.Read.All",
             "GroupMember.Read.All",
+            // The partner pre-flight reads the cross-tenant access settings.
+            "Policy.Read.All",
             // `verify` (and baselines before `run` invites) read memberOf and app role
             // assignments, documented under Directory.Read.All for app-only tokens.
             "Directory.Read.All",

@@ -28,6 +28,7 @@ mod serve;
 pub mod tenant_file;
 pub mod throttle;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -42,7 +43,10 @@ pub use auth::{AuthConfig, Permission, SimCertificate};
 pub use directory::{AddressRule, InvitationRules, RedemptionConfig, RepeatPolicy};
 pub use faults::{Endpoint, FaultPlan, FaultSpec, FaultSpecError};
 pub use generate::{GeneratedTenant, UserCase};
-pub use model::{AppRegistration, AppRoleAssignment, OrgContact, User};
+pub use model::{
+    AppRegistration, AppRoleAssignment, CrossTenantPartner, InboundOutboundPolicyConfiguration,
+    OrgContact, User,
+};
 pub use observe::{Counters, EndpointCounters, Outcome, RequestRecord};
 pub use serve::{ServeOptions, serve};
 pub use tenant_file::TenantFile;
@@ -298,6 +302,8 @@ fn build_tenant(spec: &SimSpec) -> Result<(TenantFacts, UserSource, u64), Error>
                 domains: GeneratedTenant::domains(),
                 federation: tenant.federation(),
                 realms: GeneratedTenant::realms(),
+                tenant_ids: BTreeMap::new(),
+                cross_tenant_partners: GeneratedTenant::cross_tenant_partners(),
                 groups,
                 apps: tenant.applications(Some(&certificate.certificate_pem)),
                 contacts: Vec::new(),

@@ -368,3 +368,32 @@ pub struct AppRegistration {
     #[serde(default)]
     pub public_client: bool,
 }
+
+/// `inboundOutboundPolicyConfiguration`: a pair of switches of the cross-tenant access policy.
+/// `null` in a partner configuration means "inherit the default" (which for
+/// `automaticUserConsentSettings` is always `false`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InboundOutboundPolicyConfiguration {
+    #[serde(default)]
+    pub inbound_allowed: Option<bool>,
+    #[serde(default)]
+    pub outbound_allowed: Option<bool>,
+}
+
+/// A `crossTenantAccessPolicyConfigurationPartner`: this tenant's settings for one partner
+/// tenant, with the properties the simulator models (the B2B collaboration and direct-connect
+/// settings are served as `null`, "inherit the default").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CrossTenantPartner {
+    /// The partner's tenant id (the key).
+    pub tenant_id: String,
+    /// "Automatically redeem invitations": `inboundAllowed` is ours for this partner.
+    #[serde(default)]
+    pub automatic_user_consent_settings: InboundOutboundPolicyConfiguration,
+    #[serde(default)]
+    pub is_service_provider: Option<bool>,
+    #[serde(default)]
+    pub is_in_multi_tenant_organization: Option<bool>,
+}

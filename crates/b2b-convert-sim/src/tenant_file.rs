@@ -13,8 +13,8 @@ use super::Error;
 use super::auth::SimCertificate;
 use super::directory::{Group, ListedUsers, TenantFacts};
 use super::model::{
-    AppRegistration, AppRoleAssignment, Domain, FederationConfiguration, GroupSpec, OrgContact,
-    RealmKind, User,
+    AppRegistration, AppRoleAssignment, CrossTenantPartner, Domain, FederationConfiguration,
+    GroupSpec, OrgContact, RealmKind, User,
 };
 
 /// Placeholder in `applications[].certificates` for the process's shared test certificate.
@@ -44,6 +44,16 @@ pub struct TenantFile {
     /// External e-mail domain -> user realm (verified domains are `Managed` automatically).
     #[serde(default)]
     pub realms: BTreeMap<String, RealmKind>,
+    /// External Entra domain -> its home tenant's id (what the login host's OIDC metadata
+    /// names as issuer). A `Managed`/`Federated` domain not listed gets a stable id derived
+    /// from its name ([`crate::generate::partner_tenant_id`]).
+    #[serde(default)]
+    pub tenant_ids: BTreeMap<String, String>,
+    /// This tenant's cross-tenant access settings per partner tenant, in Graph's shape
+    /// (`crossTenantAccessPolicyConfigurationPartner`); a partner tenant not listed has no
+    /// entry (404).
+    #[serde(default)]
+    pub cross_tenant_access_partners: Vec<CrossTenantPartner>,
     pub users: Vec<FileUser>,
     /// Org contacts (Graph `orgContact` objects): their addresses are taken.
     #[serde(default)]
@@ -124,6 +134,31 @@ impl TenantFile {
                 .entry(domain.id.to_ascii_lowercase())
                 .or_insert(RealmKind::Managed);
         }
+        let tenant_ids = self
+            .tenant_ids
+            .into_iter()
+            .map(|(domain, id)| {
+                if super::rng::parse_guid(&id).is_none() {
+                    return Err(format!("tenantIds.{domain}: `{id}` is not a GUID"));
+                }
+                Ok((domain.to_ascii_lowercase(), id.to_ascii_lowercase()))
+            })
+            .collect::<Result<BTreeMap<_, _>, String>>()?;
+        let mut partner_ids = std::collections::HashSet::new();
+        for (k, partner) in self.cross_tenant_access_partners.iter().enumerate() {
+            if super::rng::parse_guid(&partner.tenant_id).is_none() {
+                return Err(format!(
+                    "crossTenantAccessPartners[{k}].tenantId: `{}` is not a GUID",
+                    partner.tenant_id
+                ));
+            }
+            if !partner_ids.insert(partner.tenant_id.to_ascii_lowercase()) {
+                return Err(format!(
+                    "crossTenantAccessPartners[{k}].tenantId: {} is listed twice",
+                    partner.tenant_id
+                ));
+            }
+        }
         let mut apps = self.applications;
         for app in &mut apps {
             for certificate in &mut app.certificates {
@@ -147,6 +182,8 @@ impl TenantFile {
             domains: self.domains,
             federation: self.federation_configurations,
             realms,
+            tenant_ids,
+            cross_tenant_partners: self.cross_tenant_access_partners,
             groups,
             apps,
             contacts: self.contacts,

@@ -178,6 +178,49 @@ fn shows_cards_charts_reasons_findings_and_settings() {
 }
 
 #[test]
+fn the_partner_preflight_sits_beside_the_realm_chart() {
+    let page = render_html(&testdata::sample());
+    let domains = page.find("aria-labelledby=\"chart-domains\"").unwrap();
+    let preflight = page
+        .find("<figure id=\"preflight\">")
+        .expect("the pre-flight figure");
+    let charts_end = page[domains..].find("</section>").unwrap() + domains;
+    assert!(
+        domains < preflight && preflight < charts_end,
+        "in the charts grid, right after the realm chart"
+    );
+    assert!(page.contains(
+        "<tr><td>partner.example</td><td class=\"num\">3</td>\
+         <td><span class=\"badge d-eligible\">automatic if the partner allows it</span></td>"
+    ));
+    assert!(page.contains(
+        "<span class=\"badge r-unchecked\">not checked</span></td><td>not an Entra tenant"
+    ));
+    assert!(page.contains("which this tenant cannot read"));
+
+    let mut data = testdata::synthetic(300, false);
+    data.partner_preflight[0].detail = Some("<b>403</b>".to_owned());
+    let page = render_html(&data);
+    assert!(
+        page.contains("&lt;b&gt;403&lt;/b&gt;"),
+        "details are escaped"
+    );
+    data.partner_preflight = (0..20)
+        .map(|k| {
+            let mut row = data.partner_preflight[0].clone();
+            row.domain = format!("d{k}.example");
+            row
+        })
+        .collect();
+    let page = render_html(&data);
+    assert!(page.contains(">d11.example<") && !page.contains(">d12.example<"));
+    assert!(page.contains("The top 12 of 20 external domains by users"));
+
+    data.partner_preflight.clear();
+    assert!(render_html(&data).contains("No external domains."));
+}
+
+#[test]
 fn a_change_board_reads_what_will_happen_the_full_hash_and_signs() {
     let data = testdata::sample();
     let page = render_html(&data);

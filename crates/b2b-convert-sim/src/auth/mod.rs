@@ -100,6 +100,8 @@ pub enum Permission {
     WriteGroupMembers,
     /// `GET /contacts` (org contacts).
     ReadContacts,
+    /// `GET /policies/crossTenantAccessPolicy/default` and `…/partners/{id}`.
+    ReadCrossTenantAccess,
     /// `GET /auditLogs/directoryAudits`: `AuditLog.Read.All` *and* a directory read
     /// ([`Permission::also_needs`]).
     ReadAuditLogs,
@@ -163,6 +165,11 @@ impl Permission {
                 "Directory.Read.All",
                 "Directory.ReadWrite.All",
             ],
+            // crosstenantaccesspolicyconfigurationpartner-get and …default-get, application
+            // and delegated (Directory.Read.All does not grant it).
+            Self::ReadCrossTenantAccess => {
+                &["Policy.Read.All", "Policy.ReadWrite.CrossTenantAccess"]
+            }
             // directoryaudit-list: "AuditLog.Read.All and Directory.Read.All".
             Self::ReadAuditLogs => &["AuditLog.Read.All"],
         }

@@ -18,8 +18,8 @@ use serde::Serialize;
 use super::clock::SimClock;
 use super::generate::{GeneratedTenant, UserCase, format_unix};
 use super::model::{
-    AppRegistration, AppRoleAssignment, Domain, FederationConfiguration, ObjectIdentity,
-    OrgContact, RealmKind, User,
+    AppRegistration, AppRoleAssignment, CrossTenantPartner, Domain, FederationConfiguration,
+    ObjectIdentity, OrgContact, RealmKind, User,
 };
 
 mod invitations;
@@ -68,6 +68,13 @@ pub struct TenantFacts {
     pub domains: Vec<Domain>,
     pub federation: Vec<FederationConfiguration>,
     pub realms: BTreeMap<String, RealmKind>,
+    /// The home tenant of external Entra domains (lower-case domain -> tenant id), where it is
+    /// given; any other `Managed`/`Federated` domain is homed in
+    /// [`partner_tenant_id`](crate::generate::partner_tenant_id)`(domain)`.
+    pub tenant_ids: BTreeMap<String, String>,
+    /// This tenant's cross-tenant access settings per partner tenant
+    /// (`/policies/crossTenantAccessPolicy/partners`).
+    pub cross_tenant_partners: Vec<CrossTenantPartner>,
     pub groups: Vec<Group>,
     pub apps: Vec<AppRegistration>,
     /// The tenant file's org contacts, in listing order (a generated tenant makes its own).
@@ -109,6 +116,50 @@ impl TenantFacts {
             .get(&domain.to_ascii_lowercase())
             .copied()
             .unwrap_or(RealmKind::Unknown)
+    }
+
+    /// The tenant id an authority names (a tenant id or a domain name, as the login host's
+    /// `{tenant}` path segment): this tenant for its own id or verified domains, a partner
+    /// tenant for an external `Managed`/`Federated` domain or a known partner tenant id;
+    /// `None` when no Entra tenant answers to it.
+    pub fn tenant_named(&self, tenant: &str) -> Option<String> {
+        let tenant = tenant.to_ascii_lowercase();
+        if tenant == self.tenant_id.to_ascii_lowercase()
+            || self
+                .domains
+                .iter()
+                .any(|d| d.is_verified && d.id.eq_ignore_ascii_case(&tenant))
+        {
+            return Some(self.tenant_id.to_ascii_lowercase());
+        }
+        if super::rng::parse_guid(&tenant).is_some() {
+            let known = self
+                .tenant_ids
+                .values()
+                .any(|id| id.eq_ignore_ascii_case(&tenant))
+                || self
+                    .cross_tenant_partners
+                    .iter()
+                    .any(|p| p.tenant_id.eq_ignore_ascii_case(&tenant))
+                || self
+                    .realms
+                    .iter()
+                    .filter(|(_, realm)| **realm != RealmKind::Unknown)
+                    .any(|(domain, _)| super::generate::partner_tenant_id(domain) == tenant);
+            return known.then_some(tenant);
+        }
+        if let Some(id) = self.tenant_ids.get(&tenant) {
+            return Some(id.to_ascii_lowercase());
+        }
+        (self.realm_of(&tenant) != RealmKind::Unknown)
+            .then(|| super::generate::partner_tenant_id(&tenant))
+    }
+
+    /// This tenant's cross-tenant access settings for the partner tenant `tenant_id`.
+    pub fn cross_tenant_partner(&self, tenant_id: &str) -> Option<&CrossTenantPartner> {
+        self.cross_tenant_partners
+            .iter()
+            .find(|p| p.tenant_id.eq_ignore_ascii_case(tenant_id))
     }
 
     pub fn app(&self, client_id: &str) -> Option<&AppRegistration> {

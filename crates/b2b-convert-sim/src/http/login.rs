@@ -1,5 +1,6 @@
-//! The login host (`/login/...`): the token and device-code endpoints and the user-realm
-//! endpoint (NOTES §6, §7), with Entra's OAuth error body.
+//! The login host (`/login/...`): the token and device-code endpoints, the user-realm
+//! endpoint (NOTES §6, §7) and the OIDC metadata of a tenant named by id or domain
+//! (whose `issuer` holds the tenant id), with Entra's OAuth error body.
 //!
 //! It must not decide who gets a token (that is `auth`); it parses forms and renders answers.
 
@@ -25,6 +26,7 @@ pub(crate) fn classify(ctx: &RequestContext) -> Option<Endpoint> {
         [_, "oauth2", "v2.0", "token"] => Some(Endpoint::Token),
         [_, "oauth2", "v2.0", "devicecode"] => Some(Endpoint::DeviceCode),
         ["common", "userrealm", _] => Some(Endpoint::UserRealm),
+        [_, "v2.0", ".well-known", "openid-configuration"] => Some(Endpoint::OpenIdConfiguration),
         _ => None,
     }
 }
@@ -68,6 +70,9 @@ pub(crate) fn handle(shared: &Shared, ctx: &RequestContext) -> Reply {
             }
         }
         (["common", "userrealm", user], &Method::GET) => user_realm(shared, ctx, user),
+        ([tenant, "v2.0", ".well-known", "openid-configuration"], &Method::GET) => {
+            openid_configuration(shared, ctx, tenant)
+        }
         _ => Reply::plain_json(
             StatusCode::NOT_FOUND,
             &json!({"error": "not_found", "error_description": format!("The simulator's login host has no endpoint {} {}.", ctx.method, ctx.path)}),
@@ -107,6 +112,50 @@ fn oauth_error(shared: &Shared, ctx: &RequestContext, error: &TokenError) -> Rep
             "trace_id": ctx.request_id,
             "correlation_id": ctx.client_request_id,
             "error_uri": format!("{}/error?code={}", shared.login_url, error.code),
+        }),
+    )
+}
+
+/// The OIDC metadata of the tenant `tenant` names (an id or one of its domains):
+/// the fields a client reads, endpoints and issuer carrying the tenant id. No tenant: 400
+/// `invalid_tenant` (AADSTS90002), as Entra answers.
+fn openid_configuration(shared: &Shared, ctx: &RequestContext, tenant: &str) -> Reply {
+    let Some(tenant_id) = shared.directory.facts.tenant_named(tenant) else {
+        let error = TokenError {
+            status: 400,
+            error: "invalid_tenant",
+            code: 90002,
+            description: format!(
+                "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+            ),
+        };
+        return oauth_error(shared, ctx, &error);
+    };
+    let base = format!("{}/{tenant_id}", shared.login_url);
+    Reply::plain_json(
+        StatusCode::OK,
+        &json!({
+            "token_endpoint": format!("{base}/oauth2/v2.0/token"),
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+            "jwks_uri": format!("{}/{tenant_id}/discovery/v2.0/keys", shared.login_url),
+            "response_modes_supported": ["query", "fragment", "form_post"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            "issuer": format!("{base}/v2.0"),
+            "request_uri_parameter_supported": false,
+            "userinfo_endpoint": "https://graph.microsoft.com/oidc/userinfo",
+            "authorization_endpoint": format!("{base}/oauth2/v2.0/authorize"),
+            "device_authorization_endpoint": format!("{base}/oauth2/v2.0/devicecode"),
+            "http_logout_supported": true,
+            "frontchannel_logout_supported": true,
+            "end_session_endpoint": format!("{base}/oauth2/v2.0/logout"),
+            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "tid"],
+            "tenant_region_scope": "EU",
+            "cloud_instance_name": "microsoftonline.com",
+            "cloud_graph_host_name": "graph.windows.net",
+            "msgraph_host": "graph.microsoft.com",
         }),
     )
 }

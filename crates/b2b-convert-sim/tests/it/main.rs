@@ -8,6 +8,7 @@ mod contract;
 mod faults;
 mod invitations;
 mod memberships;
+mod policies;
 mod resources;
 mod serve;
 mod throttling;

@@ -22,6 +22,7 @@ mod contacts;
 mod groups;
 mod invitations;
 mod memberships;
+mod policies;
 mod tenant;
 mod users;
 
@@ -53,6 +54,8 @@ enum Route {
     FederationList,
     Federation(String),
     FederationDomains(String),
+    CrossTenantDefault,
+    CrossTenantPartner(String),
     Invitations,
     DirectoryAudits,
 }
@@ -290,6 +293,28 @@ fn resolve(ctx: &RequestContext) -> Resolution {
             not_found(cast)
         }
         ["directory", ..] => not_modelled(),
+        ["policies", "crossTenantAccessPolicy", "default"] if get => found(
+            Route::CrossTenantDefault,
+            Endpoint::CrossTenantAccess,
+            Permission::ReadCrossTenantAccess,
+        ),
+        ["policies", "crossTenantAccessPolicy", "partners", id] if get => found(
+            Route::CrossTenantPartner((*id).to_owned()),
+            Endpoint::CrossTenantAccess,
+            Permission::ReadCrossTenantAccess,
+        ),
+        [
+            "policies",
+            "crossTenantAccessPolicy",
+            "default" | "partners",
+            ..,
+        ] if !get => {
+            if matches!(ctx.method, Method::PATCH | Method::POST | Method::DELETE) {
+                not_modelled()
+            } else {
+                method_not_allowed()
+            }
+        }
         ["invitations"] if ctx.method == Method::POST => found(
             Route::Invitations,
             Endpoint::Invitations,
@@ -506,6 +531,8 @@ pub(crate) async fn handle(
         Route::FederationList => tenant::federation(shared, ctx, None, false),
         Route::Federation(id) => tenant::federation(shared, ctx, Some(&id), false),
         Route::FederationDomains(id) => tenant::federation(shared, ctx, Some(&id), true),
+        Route::CrossTenantDefault => policies::cross_tenant_default(shared),
+        Route::CrossTenantPartner(id) => policies::cross_tenant_partner(shared, ctx, &id),
         Route::Invitations => {
             invitations::invite(shared, ctx, invitation_body.flatten(), &principal.app_id)
         }
