@@ -96,7 +96,7 @@ impl Pacer {
         }
     }
 
-    /// Also keeps every stretch of `window.length` (plus [`ARRIVAL_GUARD`]) under the window's
+    /// Also keeps every stretch of `window.length` (plus `ARRIVAL_GUARD`) under the window's
     /// limit, and after a 429 resumes just under the rate the service admitted over it.
     #[must_use]
     pub fn with_window(mut self, window: Window) -> Self {
