@@ -406,11 +406,37 @@ impl Directory {
     }
 
     /// Runs `f` over users `start..` until it returns `false`, under one lock.
-    pub fn scan(&self, start: u64, clock: &SimClock, mut f: impl FnMut(u64, User) -> bool) {
+    pub fn scan(&self, start: u64, clock: &SimClock, f: impl FnMut(u64, User) -> bool) {
+        self.scan_upn_prefix(start, clock, None, f);
+    }
+
+    /// Like [`scan`](Self::scan), but users whose UPN cannot start with `upn_prefix`
+    /// (case-insensitive) may be skipped without being built: a generated user's UPN local part
+    /// is cheap to compute, the whole user is not, and a `startsWith` partition of a million
+    /// users would otherwise build every user of the tenant for every partition. `f` still
+    /// gets only users for the filter to decide on; skipping is an optimisation, never a filter.
+    pub fn scan_upn_prefix(
+        &self,
+        start: u64,
+        clock: &SimClock,
+        upn_prefix: Option<&str>,
+        mut f: impl FnMut(u64, User) -> bool,
+    ) {
         let now = clock.now_ms();
         let mut state = self.lock();
         let len = self.source.len() + state.created.len() as u64;
+        let prefix = upn_prefix.map(str::to_lowercase);
         for index in start..len {
+            if let (Some(prefix), UserSource::Generated(tenant)) = (&prefix, &self.source)
+                && index < tenant.users
+                && !state.overrides.contains_key(&index)
+            {
+                let local = tenant.upn_local_part(index).to_lowercase();
+                // Only a prefix within the local part can be decided from it.
+                if prefix.len() <= local.len() && !local.starts_with(prefix.as_str()) {
+                    continue;
+                }
+            }
             let Some(user) = self.user_locked(&mut state, index, now) else {
                 continue;
             };

@@ -7,7 +7,7 @@ use super::super::{Reply, RequestContext};
 use super::{context_url, directory_error, invalid_payload, next_link, query_error, users_context};
 use crate::Shared;
 use crate::directory::DirectoryError;
-use crate::odata::CollectionQuery;
+use crate::odata::{CollectionQuery, Filter};
 
 pub(super) fn list_users(shared: &Shared, ctx: &RequestContext, query: &CollectionQuery) -> Reply {
     let start = match query.start_position() {
@@ -17,16 +17,19 @@ pub(super) fn list_users(shared: &Shared, ctx: &RequestContext, query: &Collecti
     let size = usize::try_from(query.page_size()).unwrap_or(100);
     let mut items = Vec::with_capacity(size);
     let mut next = None;
-    shared.directory.scan(start, &shared.clock, |index, user| {
-        if query.filter.as_ref().is_none_or(|f| f.matches(&user)) {
-            if items.len() == size {
-                next = Some(index);
-                return false;
+    let upn_prefix = query.filter.as_ref().and_then(Filter::upn_prefix);
+    shared
+        .directory
+        .scan_upn_prefix(start, &shared.clock, upn_prefix, |index, user| {
+            if query.filter.as_ref().is_none_or(|f| f.matches(&user)) {
+                if items.len() == size {
+                    next = Some(index);
+                    return false;
+                }
+                items.push(Value::Object(query.project(&user)));
             }
-            items.push(Value::Object(query.project(&user)));
-        }
-        true
-    });
+            true
+        });
     let mut body = Map::new();
     body.insert(
         "@odata.context".to_owned(),
