@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::{Ctx, Outcome, connect, resolve_group};
 use crate::cli::DiscoverArgs;
+use crate::discovery::{ReadOptions, WholeTenantRead, read_whole_tenant};
 use crate::domain::{Rule, RuleMode, RunId, UserSnapshot};
 use crate::graph::users::IN_CLAUSE_LIMIT;
 use crate::graph::{GraphClient, LookupKey, UserSelection};
@@ -43,13 +44,17 @@ struct Counters {
 }
 
 impl DiscoverArgs {
+    // One sequence of steps in the order they happen (facts, read, retire, summary); the read
+    // itself is `read_users` and `discovery`'s. Kept whole to stay easy to merge with the
+    // summary's other renderings.
+    #[allow(clippy::too_many_lines)]
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {
         let settings = ctx.settings()?;
         let counters = Arc::new(Counters::default());
         let observed = Arc::clone(&counters);
-        let client = connect(&settings)?.with_retry_observer(Arc::new(move |_| {
+        let client = Arc::new(connect(&settings)?.with_retry_observer(Arc::new(move |_| {
             observed.retries.fetch_add(1, Ordering::Relaxed);
-        }));
+        })));
         // A group named by display name is resolved once, before anything is stored.
         let group = match &self.users.group {
             Some(group) => Some(resolve_group(&client, group).await?),
@@ -71,22 +76,29 @@ impl DiscoverArgs {
             .await?;
         let started = Instant::now();
         let interrupted = super::interruption()?;
-        let progress = progress_line(&client, &source).await;
-        let read = async {
-            let missing = snapshot(
-                &client,
-                &store,
-                discovery,
-                &source,
-                &counters,
-                &progress,
-                settings.throughput.max_concurrency.get(),
-            )
-            .await?;
-            progress.set_message("reading org contacts".to_owned());
-            let contacts = snapshot_contacts(&client, &store, discovery).await?;
-            Ok((missing, contacts))
+        let whole_tenant = matches!(source, Source::Selection(UserSelection::All));
+        let read_options = ReadOptions {
+            partitioned: settings.discovery.partitioned,
+            parallel_reads: settings.discovery.parallel_reads.get(),
         };
+        let tenant_count = tenant_count(&client, whole_tenant && read_options.partitioned).await;
+        let progress = match tenant_count.filter(|_| output::progress_shown()) {
+            Some(total) => Progress::bar(total),
+            None => Progress::spinner("reading users"),
+        };
+        let read = read_users(
+            &client,
+            &store,
+            discovery,
+            &source,
+            Reading {
+                options: read_options,
+                tenant_count,
+                list_concurrency: settings.throughput.max_concurrency.get(),
+            },
+            &counters,
+            &progress,
+        );
         let result = tokio::select! {
             result = read => result,
             () = interrupted => Err(super::Interrupted("interrupted; the pages stored so far are kept, run discover again to complete the snapshot".into()).into()),
@@ -95,7 +107,7 @@ impl DiscoverArgs {
         let finished = store
             .finish_discovery(discovery, result.is_ok(), OffsetDateTime::now_utc())
             .await;
-        let (missing, contacts) = match (result, finished) {
+        let (missing, whole_tenant_read, contacts) = match (result, finished) {
             (Ok(read), finished) => {
                 finished?;
                 read
@@ -108,7 +120,7 @@ impl DiscoverArgs {
             }
         };
         // Only a complete read of every user knows who is gone.
-        let retired = if matches!(source, Source::Selection(UserSelection::All)) {
+        let retired = if whole_tenant {
             store
                 .retire_unseen_users(discovery, OffsetDateTime::now_utc())
                 .await?
@@ -116,7 +128,9 @@ impl DiscoverArgs {
             0
         };
 
-        let users = counters.users.load(Ordering::Relaxed);
+        let users = whole_tenant_read
+            .as_ref()
+            .map_or_else(|| counters.users.load(Ordering::Relaxed), |read| read.users);
         let elapsed = started.elapsed();
         let mut summary = match &group {
             Some((id, Some(name))) => format!("Group       \"{name}\" ({id})\n"),
@@ -139,6 +153,9 @@ impl DiscoverArgs {
             store.path().display(),
             store.count_users().await?,
         );
+        if let Some(read) = &whole_tenant_read {
+            summary.push_str(&read_line(read, read_options));
+        }
         summary.push_str(&summary_tail(contacts, &missing));
         output::write_stdout(&summary)?;
         Ok(if missing.is_empty() {
@@ -175,24 +192,100 @@ impl DiscoverArgs {
     }
 }
 
-/// Reads the users and stores them page by page. Returns the list entries not found.
-/// The progress line of a read: a whole-tenant read knows its total (one advanced query, asked
-/// only when the line is drawn), so it shows done/total and an ETA; others a spinner.
-async fn progress_line(client: &GraphClient, source: &Source) -> Progress {
-    let total = match source {
-        Source::Selection(UserSelection::All) if output::progress_shown() => client
-            .count_users()
-            .await
-            .map_err(|err| tracing::debug!("no user count for the progress line: {err}"))
-            .ok(),
-        _ => None,
+/// How the users are read, besides what to read.
+struct Reading {
+    options: ReadOptions,
+    tenant_count: Option<u64>,
+    /// Look-ups in flight at once for a list.
+    list_concurrency: usize,
+}
+
+/// Reads the selected users, then the org contacts, into the store: the list entries not
+/// found, how a whole-tenant read went, and the contacts read (`None`: not readable).
+async fn read_users(
+    client: &Arc<GraphClient>,
+    store: &Store,
+    discovery: RunId,
+    source: &Source,
+    reading: Reading,
+    counters: &Counters,
+    progress: &Progress,
+) -> anyhow::Result<(Vec<UserListEntry>, Option<WholeTenantRead>, Option<u64>)> {
+    let (missing, read) = if matches!(source, Source::Selection(UserSelection::All)) {
+        let read = read_whole_tenant(
+            Arc::clone(client),
+            store,
+            discovery,
+            reading.options,
+            reading.tenant_count,
+            &page_counter(counters, progress),
+        )
+        .await?;
+        (Vec::new(), Some(read))
+    } else {
+        let missing = snapshot(
+            client,
+            store,
+            discovery,
+            source,
+            counters,
+            progress,
+            reading.list_concurrency,
+        )
+        .await?;
+        (missing, None)
     };
-    match total {
-        Some(total) => Progress::bar(total),
-        None => Progress::spinner("reading users"),
+    progress.set_message("reading org contacts".to_owned());
+    let contacts = snapshot_contacts(client, store, discovery).await?;
+    Ok((missing, read, contacts))
+}
+
+/// The tenant's count of users (`GET /users/$count`), asked when a partitioned read is checked
+/// against it or a progress line shows it; `None` when not asked or not available.
+async fn tenant_count(client: &GraphClient, partitioned_read: bool) -> Option<u64> {
+    if !(partitioned_read || output::progress_shown()) {
+        return None;
+    }
+    client
+        .count_users()
+        .await
+        .map_err(|err| tracing::info!("the tenant's user count is not available: {err}"))
+        .ok()
+}
+
+/// The progress callback of a whole-tenant read: counts each stored page and its users.
+fn page_counter<'a>(counters: &'a Counters, progress: &'a Progress) -> impl Fn(u64) + Sync + 'a {
+    let started = Instant::now();
+    move |users: u64| {
+        progress.inc_by(users);
+        let users = counters.users.fetch_add(users, Ordering::Relaxed) + users;
+        let pages = counters.pages.fetch_add(1, Ordering::Relaxed) + 1;
+        progress.set_message(format!(
+            "{users} users, {pages} pages, {:.0}/s, {} retries",
+            output::rate(users, started.elapsed()),
+            counters.retries.load(Ordering::Relaxed),
+        ));
     }
 }
 
+/// How a whole-tenant read went: partitions paged at once, and the fallback when one was read.
+fn read_line(read: &WholeTenantRead, options: ReadOptions) -> String {
+    let mut line = if read.partitions == 0 {
+        "Read        in one sequence of pages\n".to_owned()
+    } else {
+        format!(
+            "Read        in {} partitions by the UPN's first character, {} at once\n",
+            read.partitions, options.parallel_reads
+        )
+    };
+    if let Some(why) = &read.fallback {
+        let _ = writeln!(line, "            then {why}");
+    }
+    line
+}
+
+/// Reads the users of a group, a filter or a list, and stores them page by page. Returns the
+/// list entries not found.
 async fn snapshot(
     client: &GraphClient,
     store: &Store,

@@ -51,6 +51,10 @@ pub enum UserSelection {
     Group { id: Uuid, transitive: bool },
     /// An OData `$filter`, sent as an advanced query.
     Filter(String),
+    /// The users whose UPN starts with the prefix (case-insensitive): one partition of a
+    /// whole-tenant read, a standard query (`startsWith` on `userPrincipalName` is filterable
+    /// by default, NOTES §3).
+    UpnPrefix(String),
 }
 
 /// Quotes a value for an OData filter: `it's` becomes `'it''s'`.
@@ -88,6 +92,13 @@ impl GraphClient {
             UserSelection::Filter(filter) => self.url(&format!(
                 "users?{select}&$filter={}&$count=true",
                 encode(filter)
+            )),
+            UserSelection::UpnPrefix(prefix) => self.url(&format!(
+                "users?{select}&$filter={}",
+                encode(&format!(
+                    "startsWith(userPrincipalName,{})",
+                    odata_string(prefix)
+                ))
             )),
         }
     }

@@ -457,7 +457,7 @@ mod tests {
         assert!(
             !wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0,
             "a clean close leaves no write-ahead log ({} bytes)",
-            std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0)
+            std::fs::metadata(&wal).map_or(0, |m| m.len())
         );
         let alone = dir.path().join("alone.db");
         std::fs::copy(&path, &alone).unwrap();

@@ -191,6 +191,16 @@ impl Store {
         Ok(retired)
     }
 
+    /// How many distinct users a discovery stored (a user read twice counts once).
+    pub async fn count_users_seen_by(&self, discovery: RunId) -> Result<u64> {
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM user_snapshots WHERE discovery_id = ?")
+                .bind(discovery.to_string())
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(count.unsigned_abs())
+    }
+
     /// The users seen and pages stored so far by a discovery.
     pub async fn discovery_progress(&self, discovery: RunId) -> Result<Option<(u64, u64)>> {
         let row: Option<(i64, i64)> =
