@@ -22,8 +22,11 @@ use super::model::{
     OrgContact, RealmKind, User,
 };
 
+mod changes;
 mod invitations;
 mod update;
+
+pub use changes::{DeltaEntry, RemovalReason};
 
 pub use invitations::{
     AddressRule, FORBIDDEN_ADDRESS_CHARACTERS, Invitation, InvitationRequest, InvitationRules,
@@ -296,6 +299,8 @@ struct MutableState {
     removed_members: HashMap<usize, BTreeSet<u64>>,
     /// App role assignment ids taken away from a user (by user index).
     removed_assignments: HashMap<u64, HashSet<String>>,
+    /// What users delta reports: the latest change of each user, and the users deleted.
+    changes: changes::ChangeLog,
 }
 
 /// Why the directory refused a request (mapped to Graph errors by `http`).
@@ -466,6 +471,9 @@ impl Directory {
     }
 
     fn base_locked(&self, state: &MutableState, index: u64) -> Option<User> {
+        if state.changes.is_deleted(index) {
+            return None;
+        }
         if let Some(user) = state.overrides.get(&index) {
             return Some(user.clone());
         }
@@ -589,6 +597,7 @@ impl Directory {
     }
 
     fn store_locked(&self, state: &mut MutableState, index: u64, user: User) {
+        state.changes.record(index);
         let source_len = self.source.len();
         if index >= source_len {
             if let Some(slot) = usize::try_from(index - source_len)

@@ -4,6 +4,7 @@
 mod auth;
 mod contacts;
 mod contract;
+mod delta;
 mod faults;
 mod invitations;
 mod memberships;
