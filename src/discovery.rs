@@ -21,9 +21,10 @@ use futures_util::{StreamExt, TryStreamExt};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
-use crate::domain::{RunId, UserSnapshot};
-use crate::graph::{self, GraphClient, UserSelection};
-use crate::store::{self, Store};
+use crate::domain::{RunId, UserId, UserSnapshot};
+use crate::graph::users::USER_SELECT;
+use crate::graph::{self, GraphClient, UserChange, UserSelection, delta_link_expired};
+use crate::store::{self, Store, StoredDeltaLink};
 
 /// The characters a UPN's local part may begin with, one partition each: letters and digits,
 /// and the punctuation Entra ID allows in a UPN (`' . - _ ! # ^ ~`). Letters are listed once,
@@ -53,6 +54,8 @@ pub struct ReadOptions {
     pub partitioned: bool,
     /// Partitions paged at once (at most [`MAX_PARALLEL_READS`]).
     pub parallel_reads: usize,
+    /// Keep a users delta link, so the next discover reads only the changes.
+    pub incremental: bool,
 }
 
 /// What a whole-tenant read did.
@@ -83,10 +86,162 @@ pub fn upn_partitions() -> Vec<String> {
     UPN_FIRST_CHARACTERS.chars().map(String::from).collect()
 }
 
-/// Reads every user into the store under `discovery`. `tenant_count` is the tenant's own count
-/// (`GET /users/$count`) when it could be had: without it a partitioned read cannot be checked,
-/// so the read is one sequence. `stored` is told the number of users of every page stored.
+/// What an incremental read did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangesRead {
+    /// Users created, changed or restored since the last discover, stored.
+    pub changed: u64,
+    /// Users deleted since, retired from the snapshot (and still active in it until now).
+    pub removed: u64,
+    pub pages: u64,
+}
+
+/// Reads every user into the store under `discovery`, then keeps a users delta link of the
+/// moment the read began for the next discover of `tenant_id` (taken first, so that changes
+/// made during the read are read again next time rather than missed). `tenant_count` is the
+/// tenant's own count (`GET /users/$count`) when it could be had: without it a partitioned read
+/// cannot be checked, so the read is one sequence. `stored` is told the number of users of
+/// every page stored.
 pub async fn read_whole_tenant(
+    client: Arc<GraphClient>,
+    store: &Store,
+    discovery: RunId,
+    tenant_id: &str,
+    options: ReadOptions,
+    tenant_count: Option<u64>,
+    stored: &(dyn Fn(u64) + Sync),
+) -> Result<WholeTenantRead, Error> {
+    let link = if options.incremental {
+        client
+            .latest_user_delta_link()
+            .await
+            .map_err(|error| {
+                tracing::info!(
+                    "no users delta link (the next discover reads everything again): {error}"
+                );
+            })
+            .ok()
+    } else {
+        None
+    };
+    let read = read_all_users(client, store, discovery, options, tenant_count, stored).await?;
+    if let Some(link) = link {
+        store
+            .save_user_delta_link(&StoredDeltaLink {
+                link,
+                tenant_id: tenant_id.to_owned(),
+                user_select: USER_SELECT.to_owned(),
+                obtained_at: OffsetDateTime::now_utc(),
+            })
+            .await?;
+    }
+    Ok(read)
+}
+
+/// The stored users delta link, when it was taken for this tenant and for the properties
+/// discovery reads now (a link carries its `$select`; an older version's would miss some).
+pub async fn usable_delta_link(store: &Store, tenant_id: &str) -> Result<Option<String>, Error> {
+    Ok(store
+        .user_delta_link()
+        .await?
+        .filter(|stored| stored.tenant_id == tenant_id && stored.user_select == USER_SELECT)
+        .map(|stored| stored.link))
+}
+
+/// Reads the changes since `link` into the store under `discovery`: created, changed and
+/// restored users are stored, deleted ones retired, in the order Graph lists them; the round's
+/// new delta link replaces `link`. `None` when Graph no longer honours the link (expired after
+/// seven days, or reset): it is forgotten, and only a full read helps.
+pub async fn read_changes(
+    client: &GraphClient,
+    store: &Store,
+    discovery: RunId,
+    tenant_id: &str,
+    link: &str,
+    stored: &(dyn Fn(u64) + Sync),
+) -> Result<Option<ChangesRead>, Error> {
+    let mut read = ChangesRead {
+        changed: 0,
+        removed: 0,
+        pages: 0,
+    };
+    let mut pages = std::pin::pin!(client.user_changes(link, OffsetDateTime::now_utc()));
+    let mut next_link = None;
+    loop {
+        let page = match pages.try_next().await {
+            Ok(Some(page)) => page,
+            Ok(None) => break,
+            Err(error) if read.pages == 0 && delta_link_expired(&error) => {
+                tracing::info!("the users delta link is no longer honoured: {error}");
+                store.forget_user_delta_link().await?;
+                return Ok(None);
+            }
+            Err(error) => return Err(error.into()),
+        };
+        read.pages += 1;
+        let (mut changed, mut removed) = (Vec::new(), Vec::new());
+        for change in page.changes {
+            match change {
+                UserChange::Changed(user) => {
+                    if !removed.is_empty() {
+                        read.removed += retire(store, &mut removed).await?;
+                    }
+                    changed.push(*user);
+                }
+                UserChange::Removed(id) => {
+                    if !changed.is_empty() {
+                        read.changed += store_changed(store, discovery, &mut changed).await?;
+                    }
+                    removed.push(id);
+                }
+            }
+        }
+        let page_users = changed.len() as u64;
+        read.changed += store_changed(store, discovery, &mut changed).await?;
+        read.removed += retire(store, &mut removed).await?;
+        stored(page_users);
+        next_link = page.delta_link.or(next_link);
+    }
+    if let Some(link) = next_link {
+        store
+            .save_user_delta_link(&StoredDeltaLink {
+                link,
+                tenant_id: tenant_id.to_owned(),
+                user_select: USER_SELECT.to_owned(),
+                obtained_at: OffsetDateTime::now_utc(),
+            })
+            .await?;
+    } else {
+        store.forget_user_delta_link().await?;
+        tracing::warn!(
+            "the delta round ended without a delta link; the next discover reads everything"
+        );
+    }
+    Ok(Some(read))
+}
+
+async fn store_changed(
+    store: &Store,
+    discovery: RunId,
+    users: &mut Vec<UserSnapshot>,
+) -> Result<u64, Error> {
+    if !users.is_empty() {
+        store.store_user_page(discovery, users).await?;
+    }
+    Ok(std::mem::take(users).len() as u64)
+}
+
+async fn retire(store: &Store, ids: &mut Vec<UserId>) -> Result<u64, Error> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let retired = store.retire_users(ids, OffsetDateTime::now_utc()).await?;
+    ids.clear();
+    Ok(retired)
+}
+
+/// Reads every user (partitioned and checked, or in one sequence).
+async fn read_all_users(
     client: Arc<GraphClient>,
     store: &Store,
     discovery: RunId,

@@ -18,7 +18,9 @@ use uuid::Uuid;
 
 use super::{Ctx, Outcome, connect, resolve_group};
 use crate::cli::DiscoverArgs;
-use crate::discovery::{ReadOptions, WholeTenantRead, read_whole_tenant};
+use crate::discovery::{
+    ChangesRead, ReadOptions, WholeTenantRead, read_changes, read_whole_tenant, usable_delta_link,
+};
 use crate::domain::{Rule, RuleMode, RunId, UserSnapshot};
 use crate::graph::users::IN_CLAUSE_LIMIT;
 use crate::graph::{GraphClient, LookupKey, UserSelection};
@@ -80,11 +82,26 @@ impl DiscoverArgs {
         let read_options = ReadOptions {
             partitioned: settings.discovery.partitioned,
             parallel_reads: settings.discovery.parallel_reads.get(),
+            incremental: settings.discovery.incremental,
         };
-        let tenant_count = tenant_count(&client, whole_tenant && read_options.partitioned).await;
-        let progress = match tenant_count.filter(|_| output::progress_shown()) {
-            Some(total) => Progress::bar(total),
-            None => Progress::spinner("reading users"),
+        let tenant_id = facts.tenant_id.to_string();
+        let delta_link = if whole_tenant && read_options.incremental && !self.full {
+            usable_delta_link(&store, &tenant_id).await?
+        } else {
+            None
+        };
+        let tenant_count = if delta_link.is_some() {
+            None
+        } else {
+            tenant_count(&client, whole_tenant && read_options.partitioned).await
+        };
+        let progress = match (
+            &delta_link,
+            tenant_count.filter(|_| output::progress_shown()),
+        ) {
+            (Some(_), _) => Progress::spinner("reading the changes since the last discover"),
+            (None, Some(total)) => Progress::bar(total),
+            (None, None) => Progress::spinner("reading users"),
         };
         let read = read_users(
             &client,
@@ -93,6 +110,8 @@ impl DiscoverArgs {
             &source,
             Reading {
                 options: read_options,
+                tenant_id: &tenant_id,
+                delta_link,
                 tenant_count,
                 list_concurrency: settings.throughput.max_concurrency.get(),
             },
@@ -107,7 +126,7 @@ impl DiscoverArgs {
         let finished = store
             .finish_discovery(discovery, result.is_ok(), OffsetDateTime::now_utc())
             .await;
-        let (missing, whole_tenant_read, contacts) = match (result, finished) {
+        let (missing, users_read, contacts) = match (result, finished) {
             (Ok(read), finished) => {
                 finished?;
                 read
@@ -120,17 +139,22 @@ impl DiscoverArgs {
             }
         };
         // Only a complete read of every user knows who is gone.
-        let retired = if whole_tenant {
-            store
-                .retire_unseen_users(discovery, OffsetDateTime::now_utc())
-                .await?
-        } else {
-            0
+        // Deleted users reach a read of the changes as removals.
+        let retired = match &users_read {
+            UsersRead::Whole(_) => {
+                store
+                    .retire_unseen_users(discovery, OffsetDateTime::now_utc())
+                    .await?
+            }
+            UsersRead::Changes(changes) => changes.removed,
+            UsersRead::Selection => 0,
         };
 
-        let users = whole_tenant_read
-            .as_ref()
-            .map_or_else(|| counters.users.load(Ordering::Relaxed), |read| read.users);
+        let users = match &users_read {
+            UsersRead::Whole(read) => read.users,
+            UsersRead::Changes(changes) => changes.changed,
+            UsersRead::Selection => counters.users.load(Ordering::Relaxed),
+        };
         let elapsed = started.elapsed();
         let mut summary = match &group {
             Some((id, Some(name))) => format!("Group       \"{name}\" ({id})\n"),
@@ -153,9 +177,7 @@ impl DiscoverArgs {
             store.path().display(),
             store.count_users().await?,
         );
-        if let Some(read) = &whole_tenant_read {
-            summary.push_str(&read_line(read, read_options));
-        }
+        summary.push_str(&read_line(&users_read, read_options));
         summary.push_str(&summary_tail(contacts, &missing));
         output::write_stdout(&summary)?;
         Ok(if missing.is_empty() {
@@ -193,35 +215,70 @@ impl DiscoverArgs {
 }
 
 /// How the users are read, besides what to read.
-struct Reading {
+struct Reading<'a> {
     options: ReadOptions,
+    tenant_id: &'a str,
+    /// The last discover's users delta link, when only the changes since are read.
+    delta_link: Option<String>,
     tenant_count: Option<u64>,
     /// Look-ups in flight at once for a list.
     list_concurrency: usize,
 }
 
+/// How the users were read.
+enum UsersRead {
+    /// A group, a filter or a list.
+    Selection,
+    /// Every user.
+    Whole(WholeTenantRead),
+    /// The changes since the last discover.
+    Changes(ChangesRead),
+}
+
 /// Reads the selected users, then the org contacts, into the store: the list entries not
-/// found, how a whole-tenant read went, and the contacts read (`None`: not readable).
+/// found, how the users were read, and the contacts read (`None`: not readable).
 async fn read_users(
     client: &Arc<GraphClient>,
     store: &Store,
     discovery: RunId,
     source: &Source,
-    reading: Reading,
+    reading: Reading<'_>,
     counters: &Counters,
     progress: &Progress,
-) -> anyhow::Result<(Vec<UserListEntry>, Option<WholeTenantRead>, Option<u64>)> {
+) -> anyhow::Result<(Vec<UserListEntry>, UsersRead, Option<u64>)> {
+    let counter = page_counter(counters, progress);
     let (missing, read) = if matches!(source, Source::Selection(UserSelection::All)) {
-        let read = read_whole_tenant(
-            Arc::clone(client),
-            store,
-            discovery,
-            reading.options,
-            reading.tenant_count,
-            &page_counter(counters, progress),
-        )
-        .await?;
-        (Vec::new(), Some(read))
+        let changes = match &reading.delta_link {
+            Some(link) => {
+                read_changes(client, store, discovery, reading.tenant_id, link, &counter).await?
+            }
+            None => None,
+        };
+        let read = if let Some(changes) = changes {
+            UsersRead::Changes(changes)
+        } else {
+            let mut tenant_count = reading.tenant_count;
+            if reading.delta_link.is_some() {
+                output::notice(
+                    "The last discover's users delta link is no longer honoured (Graph keeps one \
+                     seven days): reading every user.",
+                );
+                tenant_count = self::tenant_count(client, reading.options.partitioned).await;
+            }
+            UsersRead::Whole(
+                read_whole_tenant(
+                    Arc::clone(client),
+                    store,
+                    discovery,
+                    reading.tenant_id,
+                    reading.options,
+                    tenant_count,
+                    &counter,
+                )
+                .await?,
+            )
+        };
+        (Vec::new(), read)
     } else {
         let missing = snapshot(
             client,
@@ -233,7 +290,7 @@ async fn read_users(
             reading.list_concurrency,
         )
         .await?;
-        (missing, None)
+        (missing, UsersRead::Selection)
     };
     progress.set_message("reading org contacts".to_owned());
     let contacts = snapshot_contacts(client, store, discovery).await?;
@@ -268,8 +325,20 @@ fn page_counter<'a>(counters: &'a Counters, progress: &'a Progress) -> impl Fn(u
     }
 }
 
-/// How a whole-tenant read went: partitions paged at once, and the fallback when one was read.
-fn read_line(read: &WholeTenantRead, options: ReadOptions) -> String {
+/// How the users were read: the changes, or partitions paged at once and the fallback when one
+/// was read. Nothing for a selection.
+fn read_line(read: &UsersRead, options: ReadOptions) -> String {
+    let read = match read {
+        UsersRead::Selection => return String::new(),
+        UsersRead::Changes(changes) => {
+            return format!(
+                "Read        the changes since the last discover (users delta): {} added or \
+                 changed, {} deleted, {} page(s)\n",
+                changes.changed, changes.removed, changes.pages
+            );
+        }
+        UsersRead::Whole(read) => read,
+    };
     let mut line = if read.partitions == 0 {
         "Read        in one sequence of pages\n".to_owned()
     } else {

@@ -278,6 +278,8 @@ pub struct RawDiscovery {
     pub partitioned: bool,
     /// Partitions paged at once.
     pub parallel_reads: u32,
+    /// Keep a users delta link, so the next whole-tenant discover reads only the changes.
+    pub incremental: bool,
 }
 
 impl Default for RawDiscovery {
@@ -285,6 +287,7 @@ impl Default for RawDiscovery {
         Self {
             partitioned: true,
             parallel_reads: 16,
+            incremental: true,
         }
     }
 }

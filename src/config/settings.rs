@@ -165,6 +165,8 @@ pub struct DiscoverySettings {
     pub partitioned: bool,
     /// Partitions paged at once.
     pub parallel_reads: NonZeroUsize,
+    /// Keep a users delta link; the next whole-tenant discover reads only the changes.
+    pub incremental: bool,
 }
 
 #[derive(Debug)]
@@ -665,6 +667,7 @@ impl Checker<'_> {
         Ok(DiscoverySettings {
             partitioned: d.partitioned,
             parallel_reads,
+            incremental: d.incremental,
         })
     }
 

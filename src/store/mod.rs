@@ -17,6 +17,7 @@ mod addresses;
 mod audit;
 mod baselines;
 mod contacts;
+mod delta;
 mod events;
 mod members;
 mod plan_transaction;
@@ -40,6 +41,7 @@ use time::macros::format_description;
 
 pub use addresses::{AddressOwner, AddressSource, OwnerKind};
 pub use audit::{AuditFilter, MailChange, TenantWrite};
+pub use delta::StoredDeltaLink;
 pub use events::{Event, NewEvent};
 pub use members::{MailRestore, MemberNames, PlannedMember, WaveMember};
 pub use plan_transaction::{PlanTransaction, PreviousDecision, Replaced};

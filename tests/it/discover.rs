@@ -279,14 +279,14 @@ async fn a_whole_tenant_is_read_in_upn_partitions_paged_at_once_each_user_stored
     assert!(partitioned >= 44, "every partition was read: {partitioned}");
     assert_eq!(sequential, 0, "no fallback was needed");
 
-    // `partitioned = false`: one sequence, as before.
+    // `partitioned = false`: one sequence, as before (`--full`: not only the changes).
     std::fs::write(
         dir.path().join("b2b-convert.toml"),
         "[discovery]\npartitioned = false\n",
     )
     .unwrap();
     let before = user_list_requests(&sim);
-    let output = discover(dir.path(), &sim, &[]).await;
+    let output = discover(dir.path(), &sim, &["--full"]).await;
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     assert!(
         text(&output.stdout).contains("in one sequence of pages"),
@@ -365,4 +365,105 @@ async fn upns_beginning_with_odd_characters_are_all_read_and_counted_once() {
         store.close().await;
         sim.shutdown().await;
     }
+}
+
+/// Requests for `users/delta`, and for pages of `GET /users`, so far.
+fn delta_and_list_requests(sim: &Sim) -> (usize, usize) {
+    let log = sim.request_log();
+    let delta = log
+        .iter()
+        .filter(|r| r.path.starts_with("/v1.0/users/delta"))
+        .count();
+    let list = log
+        .iter()
+        .filter(|r| r.path.starts_with("/v1.0/users?"))
+        .count();
+    (delta, list)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_discover_reads_only_the_changes_and_an_expired_link_everything_again() {
+    let sim = quiet_sim(5_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let output = discover(dir.path(), &sim, &[]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let (delta, _) = delta_and_list_requests(&sim);
+    assert_eq!(delta, 1, "a delta link of the moment the full read began");
+
+    // 1 % of the users change, two are deleted (one for good).
+    assert_eq!(sim.rename_users(3, 100), 50);
+    let gone = sim.user_at(10).unwrap();
+    let purged = sim.user_at(11).unwrap();
+    sim.delete_user(&gone.id, false).unwrap();
+    sim.delete_user(&purged.id, true).unwrap();
+    let before = delta_and_list_requests(&sim);
+    let output = discover(dir.path(), &sim, &[]).await;
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(
+        stdout.contains("the changes since the last discover (users delta): 50 added or changed, 2 deleted, 1 page(s)")
+            && stdout.contains("Users       50 stored")
+            && stdout.contains("4998 user snapshot(s), 2 retired"),
+        "{stdout}"
+    );
+    let after = delta_and_list_requests(&sim);
+    assert_eq!(after.1, before.1, "no user list read: only the changes");
+    assert_eq!(after.0 - before.0, 1, "one delta page");
+    let store = Store::open(&dir.path().join("b2b-convert.db"))
+        .await
+        .unwrap();
+    let renamed = sim.user_at(103).unwrap();
+    let stored = store
+        .user_by_upn(&renamed.user_principal_name)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.display_name, renamed.display_name,
+        "the change is stored"
+    );
+    assert!(stored.display_name.unwrap().ends_with("(renamed)"));
+    for deleted in [&gone, &purged] {
+        assert!(
+            store
+                .active_users()
+                .await
+                .unwrap()
+                .iter()
+                .all(|u| u.id.to_string() != deleted.id),
+            "a deleted user leaves the snapshot"
+        );
+    }
+    store.close().await;
+
+    // Nothing changed: an empty round.
+    let output = discover(dir.path(), &sim, &[]).await;
+    assert!(
+        text(&output.stdout).contains("0 added or changed, 0 deleted"),
+        "{}",
+        text(&output.stdout)
+    );
+
+    // `--full` reads everything, and keeps a new link.
+    let before = delta_and_list_requests(&sim);
+    let output = discover(dir.path(), &sim, &["--full"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("partitions"));
+    assert!(delta_and_list_requests(&sim).1 > before.1);
+
+    // Graph keeps a delta link seven days: after that, everything is read, with a clear line.
+    sim.advance_clock(std::time::Duration::from_secs(8 * 24 * 3600));
+    let output = discover(dir.path(), &sim, &[]).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("delta link is no longer honoured"),
+        "{stderr}"
+    );
+    assert!(
+        text(&output.stdout).contains("Users       4998 stored"),
+        "{}",
+        text(&output.stdout)
+    );
+    sim.shutdown().await;
 }
