@@ -213,6 +213,10 @@ pub struct CheckArgs {
 /// tenant's domains and direct-federation domains, and stores them in the state database.
 /// Pages are stored as they arrive: an interrupted discover keeps what it read, and running it
 /// again refreshes the snapshot. Listed users that do not exist are reported (exit code 3).
+///
+/// A discover of every user keeps a users delta link, and the next one reads only the users
+/// added, changed or deleted since (falling back to reading everything when the link has
+/// expired: Graph keeps them seven days). `--full` reads everything anyway.
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("selection").args(SELECTIONS)), after_help = "\
 Examples:
@@ -220,7 +224,8 @@ Examples:
   b2b-convert discover --group 2f0c8a5e-1b7d-4c3e-9a6f-0d8e7b5c4a3f --transitive
   b2b-convert discover --group \"Partner Accounts - Pilot\"
   b2b-convert discover --csv partners.csv          (a `user` column: object ids or UPNs)
-  b2b-convert discover --filter \"endsWith(mail,'@fabrikam.com')\"")]
+  b2b-convert discover --filter \"endsWith(mail,'@fabrikam.com')\"
+  b2b-convert discover --full                      (every user, not only the changes)")]
 pub struct DiscoverArgs {
     #[command(flatten)]
     pub users: UserSelectionArgs,
@@ -228,6 +233,10 @@ pub struct DiscoverArgs {
     /// Print the summary as JSON: docs/schema/discover.schema.json
     #[arg(long)]
     pub json: bool,
+
+    /// Read every user even when the last discover's delta link would give only the changes
+    #[arg(long)]
+    pub full: bool,
 }
 
 /// The mutually exclusive ways of choosing users.

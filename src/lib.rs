@@ -7,6 +7,8 @@
 //! - [`commands`]: one file per subcommand; orchestration only.
 //! - [`config`]: file + environment + flags -> validated [`config::Settings`].
 //! - [`directory`]: on-premises AD for `scramble`: LDAPS client, password, PowerShell script.
+//! - [`discovery`]: reading every user of the tenant at real page latencies (UPN partitions
+//!   paged in parallel, one store writer, the completeness check).
 //! - [`domain`]: ids, snapshots, tenant facts, rules and states shared by all modules.
 //! - [`execute`]: every member state change: the wave executor (conversions, pacing,
 //!   reconciliation, the run lock), redemptions, scrambles, and the record of each run.
@@ -31,6 +33,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod directory;
+pub mod discovery;
 pub mod domain;
 pub mod execute;
 pub mod fsutil;

@@ -19,6 +19,9 @@ use uuid::Uuid;
 
 use super::{Ctx, Outcome, connect, resolve_group};
 use crate::cli::DiscoverArgs;
+use crate::discovery::{
+    ChangesRead, ReadOptions, WholeTenantRead, read_changes, read_whole_tenant, usable_delta_link,
+};
 use crate::domain::{Rule, RuleMode, RunId, UserSnapshot};
 use crate::graph::users::IN_CLAUSE_LIMIT;
 use crate::graph::{GraphClient, LookupKey, UserSelection};
@@ -44,13 +47,17 @@ struct Counters {
 }
 
 impl DiscoverArgs {
+    // One sequence of steps in the order they happen (facts, read, retire, summary); the read
+    // itself is `read_users` and `discovery`'s. Kept whole to stay easy to merge with the
+    // summary's other renderings.
+    #[allow(clippy::too_many_lines)]
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<Outcome> {
         let settings = ctx.settings()?;
         let counters = Arc::new(Counters::default());
         let observed = Arc::clone(&counters);
-        let client = connect(&settings)?.with_retry_observer(Arc::new(move |_| {
+        let client = Arc::new(connect(&settings)?.with_retry_observer(Arc::new(move |_| {
             observed.retries.fetch_add(1, Ordering::Relaxed);
-        }));
+        })));
         // A group named by display name is resolved once, before anything is stored.
         let group = match &self.users.group {
             Some(group) => Some(resolve_group(&client, group).await?),
@@ -72,22 +79,46 @@ impl DiscoverArgs {
             .await?;
         let started = Instant::now();
         let interrupted = super::interruption()?;
-        let progress = progress_line(&client, &source).await;
-        let read = async {
-            let missing = snapshot(
-                &client,
-                &store,
-                discovery,
-                &source,
-                &counters,
-                &progress,
-                settings.throughput.max_concurrency.get(),
-            )
-            .await?;
-            progress.set_message("reading org contacts".to_owned());
-            let contacts = snapshot_contacts(&client, &store, discovery).await?;
-            Ok((missing, contacts))
+        let whole_tenant = matches!(source, Source::Selection(UserSelection::All));
+        let read_options = ReadOptions {
+            partitioned: settings.discovery.partitioned,
+            parallel_reads: settings.discovery.parallel_reads.get(),
+            incremental: settings.discovery.incremental,
         };
+        let tenant_id = facts.tenant_id.to_string();
+        let delta_link = if whole_tenant && read_options.incremental && !self.full {
+            usable_delta_link(&store, &tenant_id).await?
+        } else {
+            None
+        };
+        let tenant_count = if delta_link.is_some() {
+            None
+        } else {
+            tenant_count(&client, whole_tenant && read_options.partitioned).await
+        };
+        let progress = match (
+            &delta_link,
+            tenant_count.filter(|_| output::progress_shown()),
+        ) {
+            (Some(_), _) => Progress::spinner("reading the changes since the last discover"),
+            (None, Some(total)) => Progress::bar(total),
+            (None, None) => Progress::spinner("reading users"),
+        };
+        let read = read_users(
+            &client,
+            &store,
+            discovery,
+            &source,
+            Reading {
+                options: read_options,
+                tenant_id: &tenant_id,
+                delta_link,
+                tenant_count,
+                list_concurrency: settings.throughput.max_concurrency.get(),
+            },
+            &counters,
+            &progress,
+        );
         let result = tokio::select! {
             result = read => result,
             () = interrupted => Err(super::Interrupted("interrupted; the pages stored so far are kept, run discover again to complete the snapshot".into()).into()),
@@ -96,7 +127,7 @@ impl DiscoverArgs {
         let finished = store
             .finish_discovery(discovery, result.is_ok(), OffsetDateTime::now_utc())
             .await;
-        let (missing, contacts) = match (result, finished) {
+        let (missing, users_read, contacts) = match (result, finished) {
             (Ok(read), finished) => {
                 finished?;
                 read
@@ -109,14 +140,22 @@ impl DiscoverArgs {
             }
         };
         // Only a complete read of every user knows who is gone.
-        let retired = if matches!(source, Source::Selection(UserSelection::All)) {
-            store
-                .retire_unseen_users(discovery, OffsetDateTime::now_utc())
-                .await?
-        } else {
-            0
+        // Deleted users reach a read of the changes as removals.
+        let retired = match &users_read {
+            UsersRead::Whole(_) => {
+                store
+                    .retire_unseen_users(discovery, OffsetDateTime::now_utc())
+                    .await?
+            }
+            UsersRead::Changes(changes) => changes.removed,
+            UsersRead::Selection => 0,
         };
 
+        let users = match &users_read {
+            UsersRead::Whole(read) => read.users,
+            UsersRead::Changes(changes) => changes.changed,
+            UsersRead::Selection => counters.users.load(Ordering::Relaxed),
+        };
         let elapsed = started.elapsed();
         let result = DiscoverDocument {
             tenant_id: facts.tenant_id,
@@ -127,7 +166,8 @@ impl DiscoverArgs {
             }),
             verified_domains: facts.domains.iter().filter(|d| d.is_verified).count(),
             direct_federation_domains: facts.federation_domains.len(),
-            users_stored: counters.users.load(Ordering::Relaxed),
+            users_stored: users,
+            read: ReadDocument::of(&users_read, read_options),
             pages: counters.pages.load(Ordering::Relaxed),
             retried_requests: counters.retries.load(Ordering::Relaxed),
             elapsed_seconds: elapsed.as_secs_f64(),
@@ -172,24 +212,119 @@ impl DiscoverArgs {
     }
 }
 
-/// Reads the users and stores them page by page. Returns the list entries not found.
-/// The progress line of a read: a whole-tenant read knows its total (one advanced query, asked
-/// only when the line is drawn), so it shows done/total and an ETA; others a spinner.
-async fn progress_line(client: &GraphClient, source: &Source) -> Progress {
-    let total = match source {
-        Source::Selection(UserSelection::All) if output::progress_shown() => client
-            .count_users()
-            .await
-            .map_err(|err| tracing::debug!("no user count for the progress line: {err}"))
-            .ok(),
-        _ => None,
+/// How the users are read, besides what to read.
+struct Reading<'a> {
+    options: ReadOptions,
+    tenant_id: &'a str,
+    /// The last discover's users delta link, when only the changes since are read.
+    delta_link: Option<String>,
+    tenant_count: Option<u64>,
+    /// Look-ups in flight at once for a list.
+    list_concurrency: usize,
+}
+
+/// How the users were read.
+enum UsersRead {
+    /// A group, a filter or a list.
+    Selection,
+    /// Every user.
+    Whole(WholeTenantRead),
+    /// The changes since the last discover.
+    Changes(ChangesRead),
+}
+
+/// Reads the selected users, then the org contacts, into the store: the list entries not
+/// found, how the users were read, and the contacts read (`None`: not readable).
+async fn read_users(
+    client: &Arc<GraphClient>,
+    store: &Store,
+    discovery: RunId,
+    source: &Source,
+    reading: Reading<'_>,
+    counters: &Counters,
+    progress: &Progress,
+) -> anyhow::Result<(Vec<UserListEntry>, UsersRead, Option<u64>)> {
+    let counter = page_counter(counters, progress);
+    let (missing, read) = if matches!(source, Source::Selection(UserSelection::All)) {
+        let changes = match &reading.delta_link {
+            Some(link) => {
+                read_changes(client, store, discovery, reading.tenant_id, link, &counter).await?
+            }
+            None => None,
+        };
+        let read = if let Some(changes) = changes {
+            UsersRead::Changes(changes)
+        } else {
+            let mut tenant_count = reading.tenant_count;
+            if reading.delta_link.is_some() {
+                output::notice(
+                    "The last discover's users delta link is no longer honoured (Graph keeps one \
+                     seven days): reading every user.",
+                );
+                tenant_count = self::tenant_count(client, reading.options.partitioned).await;
+            }
+            UsersRead::Whole(
+                read_whole_tenant(
+                    Arc::clone(client),
+                    store,
+                    discovery,
+                    reading.tenant_id,
+                    reading.options,
+                    tenant_count,
+                    &counter,
+                )
+                .await?,
+            )
+        };
+        (Vec::new(), read)
+    } else {
+        let missing = snapshot(
+            client,
+            store,
+            discovery,
+            source,
+            counters,
+            progress,
+            reading.list_concurrency,
+        )
+        .await?;
+        (missing, UsersRead::Selection)
     };
-    match total {
-        Some(total) => Progress::bar(total),
-        None => Progress::spinner("reading users"),
+    progress.set_message("reading org contacts".to_owned());
+    let contacts = snapshot_contacts(client, store, discovery).await?;
+    Ok((missing, read, contacts))
+}
+
+/// The tenant's count of users (`GET /users/$count`), asked when a partitioned read is checked
+/// against it or a progress line shows it; `None` when not asked or not available.
+async fn tenant_count(client: &GraphClient, partitioned_read: bool) -> Option<u64> {
+    if !(partitioned_read || output::progress_shown()) {
+        return None;
+    }
+    client
+        .count_users()
+        .await
+        .map_err(|err| tracing::info!("the tenant's user count is not available: {err}"))
+        .ok()
+}
+
+/// The progress callback of a whole-tenant read: counts each stored page and its users.
+fn page_counter<'a>(counters: &'a Counters, progress: &'a Progress) -> impl Fn(u64) + Sync + 'a {
+    let started = Instant::now();
+    move |users: u64| {
+        progress.inc_by(users);
+        let users = counters.users.fetch_add(users, Ordering::Relaxed) + users;
+        let pages = counters.pages.fetch_add(1, Ordering::Relaxed) + 1;
+        progress.set_message(format!(
+            "{users} users, {pages} pages, {:.0}/s, {} retries",
+            output::rate(users, started.elapsed()),
+            counters.retries.load(Ordering::Relaxed),
+        ));
     }
 }
 
+/// Reads the users of a group, a filter or a list, and stores them page by page. Returns the
+/// list entries not found.
 async fn snapshot(
     client: &GraphClient,
     store: &Store,
@@ -312,6 +447,8 @@ struct DiscoverDocument {
     verified_domains: usize,
     direct_federation_domains: usize,
     users_stored: u64,
+    /// How the users were read.
+    read: ReadDocument,
     pages: u64,
     /// Requests throttled or retried along the way.
     retried_requests: u64,
@@ -325,6 +462,83 @@ struct DiscoverDocument {
     org_contacts_read: Option<u64>,
     /// Listed users (`--csv`) not in the tenant.
     not_found: Vec<NotFound>,
+}
+
+/// How a discover read the users.
+#[derive(Serialize)]
+struct ReadDocument {
+    /// `selection` (a group, a filter or a list), `whole` (every user) or `changes` (the users
+    /// delta since the last discover).
+    mode: &'static str,
+    /// `whole`: the partitions by the UPN's first character paged in parallel (0: one
+    /// sequence of pages).
+    partitions: usize,
+    /// `whole`: partitions paged at once.
+    parallel_reads: usize,
+    /// `whole`: why every user was then read again in one sequence, if they were.
+    fallback: Option<String>,
+    /// `changes`: users added or changed since the last discover (stored).
+    changed: u64,
+    /// `changes`: users deleted since the last discover (retired from the snapshot).
+    deleted: u64,
+    /// `changes`: delta pages read.
+    delta_pages: u64,
+}
+
+impl ReadDocument {
+    fn of(read: &UsersRead, options: ReadOptions) -> Self {
+        let mut document = Self {
+            mode: "selection",
+            partitions: 0,
+            parallel_reads: 0,
+            fallback: None,
+            changed: 0,
+            deleted: 0,
+            delta_pages: 0,
+        };
+        match read {
+            UsersRead::Selection => {}
+            UsersRead::Whole(whole) => {
+                document.mode = "whole";
+                document.partitions = whole.partitions;
+                document.parallel_reads = options.parallel_reads;
+                document.fallback.clone_from(&whole.fallback);
+            }
+            UsersRead::Changes(changes) => {
+                document.mode = "changes";
+                document.changed = changes.changed;
+                document.deleted = changes.removed;
+                document.delta_pages = changes.pages;
+            }
+        }
+        document
+    }
+
+    /// The summary's `Read` line (none for a selection).
+    fn render(&self) -> String {
+        match self.mode {
+            "changes" => format!(
+                "Read        the changes since the last discover (users delta): {} added or \
+                 changed, {} deleted, {} page(s)\n",
+                self.changed, self.deleted, self.delta_pages
+            ),
+            "whole" => {
+                let mut line = if self.partitions == 0 {
+                    "Read        in one sequence of pages\n".to_owned()
+                } else {
+                    format!(
+                        "Read        in {} partitions by the UPN's first character, {} at once\n",
+                        self.partitions, self.parallel_reads
+                    )
+                };
+                if let Some(why) = &self.fallback {
+                    let _ = writeln!(line, "            then {why}");
+                }
+                line
+            }
+            _ => String::new(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -384,6 +598,7 @@ impl DiscoverDocument {
             self.user_snapshots,
             self.retired,
         );
+        text.push_str(&self.read.render());
         text.push_str(&summary_tail(self.org_contacts_read, &self.not_found));
         text
     }

@@ -25,6 +25,7 @@ pub struct RawSettings {
     pub rules: BTreeMap<Rule, RuleMode>,
     pub exchange: RawExchange,
     pub throughput: RawThroughput,
+    pub discovery: RawDiscovery,
     pub directory: RawDirectory,
 }
 
@@ -267,6 +268,28 @@ impl Default for RawThroughput {
             connect_timeout_seconds: crate::graph::DEFAULT_CONNECT_TIMEOUT.as_secs(),
             request_timeout_seconds: crate::graph::DEFAULT_REQUEST_TIMEOUT.as_secs(),
             max_attempts: 6,
+        }
+    }
+}
+
+/// `[discovery]`: how a whole-tenant `discover` reads the users.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDiscovery {
+    /// Split the read into `startsWith(userPrincipalName,…)` partitions that page in parallel.
+    pub partitioned: bool,
+    /// Partitions paged at once.
+    pub parallel_reads: u32,
+    /// Keep a users delta link, so the next whole-tenant discover reads only the changes.
+    pub incremental: bool,
+}
+
+impl Default for RawDiscovery {
+    fn default() -> Self {
+        Self {
+            partitioned: true,
+            parallel_reads: 16,
+            incremental: true,
         }
     }
 }

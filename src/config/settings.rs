@@ -38,6 +38,7 @@ pub struct Settings {
     pub invitation: InvitationSettings,
     pub rules: RuleSettings,
     pub throughput: ThroughputSettings,
+    pub discovery: DiscoverySettings,
     pub directory: DirectorySettings,
     effective: Vec<EffectiveValue>,
 }
@@ -160,6 +161,17 @@ pub struct ThroughputSettings {
     pub max_attempts: NonZeroU32,
 }
 
+/// How a whole-tenant `discover` reads the users (`[discovery]`).
+#[derive(Debug)]
+pub struct DiscoverySettings {
+    /// Read in `startsWith(userPrincipalName,…)` partitions, paged in parallel.
+    pub partitioned: bool,
+    /// Partitions paged at once.
+    pub parallel_reads: NonZeroUsize,
+    /// Keep a users delta link; the next whole-tenant discover reads only the changes.
+    pub incremental: bool,
+}
+
 #[derive(Debug)]
 pub struct DirectorySettings {
     /// `ldaps://` or `ldap://` (the latter only with StartTLS).
@@ -271,6 +283,7 @@ pub(super) fn validate(
     };
     let invitation = check.invitation(raw, &tenant)?;
     let throughput = check.throughput(raw)?;
+    let discovery = check.discovery(raw)?;
     let directory = check.directory(raw, &secrets)?;
     let rules = RuleSettings {
         modes: raw.rules.clone(),
@@ -318,6 +331,7 @@ pub(super) fn validate(
         invitation,
         rules,
         throughput,
+        discovery,
         directory,
         effective,
     })
@@ -633,6 +647,31 @@ impl Checker<'_> {
             set_mail_before_invite: inv.set_mail_before_invite,
             restore_mail_on_failure: inv.restore_mail_on_failure,
             check_partner_settings: inv.check_partner_settings,
+        })
+    }
+
+    /// At most [`MAX_PARALLEL_READS`](crate::discovery::MAX_PARALLEL_READS): the read
+    /// budget's bound (docs/performance.md).
+    fn discovery(&self, raw: &RawSettings) -> Result<DiscoverySettings, Error> {
+        let d = &raw.discovery;
+        let ceiling = crate::discovery::MAX_PARALLEL_READS;
+        let parallel_reads = usize::try_from(d.parallel_reads)
+            .ok()
+            .filter(|n| (1..=ceiling).contains(n))
+            .and_then(NonZeroUsize::new)
+            .ok_or_else(|| {
+                self.invalid(
+                    "discovery.parallel_reads",
+                    format!(
+                        "{} is outside 1..={ceiling} (the read budget of the smallest tenants)",
+                        d.parallel_reads
+                    ),
+                )
+            })?;
+        Ok(DiscoverySettings {
+            partitioned: d.partitioned,
+            parallel_reads,
+            incremental: d.incremental,
         })
     }
 

@@ -291,7 +291,7 @@ impl GraphClient {
         })
     }
 
-    fn read_priority(&self) -> Priority {
+    pub(super) fn read_priority(&self) -> Priority {
         if self.low_priority_reads {
             Priority::Low
         } else {

@@ -45,4 +45,4 @@ pub use connection::{Connection, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOU
 pub use error::{ApiError, Error};
 pub use groups::NamedGroup;
 pub use memberships::{ConversionState, GroupMembership};
-pub use users::{LookupKey, UserSelection};
+pub use users::{ChangesPage, LookupKey, UserChange, UserSelection, delta_link_expired};

@@ -51,6 +51,10 @@ pub enum UserSelection {
     Group { id: Uuid, transitive: bool },
     /// An OData `$filter`, sent as an advanced query.
     Filter(String),
+    /// The users whose UPN starts with the prefix (case-insensitive): one partition of a
+    /// whole-tenant read, a standard query (`startsWith` on `userPrincipalName` is filterable
+    /// by default, NOTES §3).
+    UpnPrefix(String),
 }
 
 /// Quotes a value for an OData filter: `it's` becomes `'it''s'`.
@@ -88,6 +92,13 @@ impl GraphClient {
             UserSelection::Filter(filter) => self.url(&format!(
                 "users?{select}&$filter={}&$count=true",
                 encode(filter)
+            )),
+            UserSelection::UpnPrefix(prefix) => self.url(&format!(
+                "users?{select}&$filter={}",
+                encode(&format!(
+                    "startsWith(userPrincipalName,{})",
+                    odata_string(prefix)
+                ))
             )),
         }
     }
@@ -170,6 +181,129 @@ impl GraphClient {
         let response = self.get::<UserDto>(url, Priority::Normal, &[]).await?;
         response.body.into_snapshot(now)
     }
+}
+
+/// What `GET /users/delta` reports of a user (NOTES §3.3).
+#[derive(Clone, Debug, PartialEq)]
+pub enum UserChange {
+    /// Created, changed or restored: the user as it is now (every selected property).
+    Changed(Box<UserSnapshot>),
+    /// Deleted, restorably (`@removed.reason` `changed`) or permanently (`deleted`).
+    Removed(UserId),
+}
+
+/// One page of a delta round, and at its end the delta link for the next round.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChangesPage {
+    pub changes: Vec<UserChange>,
+    pub delta_link: Option<String>,
+}
+
+/// Whether Graph answered a delta link it no longer honours: `410 Gone` (a reset, or an
+/// expired token), or the codes the error reference gives for an expired sync state
+/// (`syncStateNotFound`, `resyncRequired`) whatever the status. Then only a full read helps.
+pub fn delta_link_expired(error: &Error) -> bool {
+    match error {
+        Error::Api(api) => {
+            api.status == 410
+                || ["syncStateNotFound", "resyncRequired"]
+                    .iter()
+                    .any(|code| api.code.eq_ignore_ascii_case(code))
+        }
+        _ => false,
+    }
+}
+
+impl GraphClient {
+    /// A users delta link of now, for [`USER_SELECT`], without reading any user
+    /// (`$deltatoken=latest`, "sync from now"): taken before a full read, it makes the next
+    /// discover read the changes made since the full read began.
+    pub async fn latest_user_delta_link(&self) -> Result<String, Error> {
+        let url = self.url(&format!(
+            "users/delta?$select={}&$deltatoken=latest",
+            encode(USER_SELECT)
+        ));
+        let response = self
+            .get::<DeltaBody>(url.clone(), Priority::Low, &[])
+            .await?;
+        response.body.delta_link.ok_or_else(|| Error::Decode {
+            method: "GET".into(),
+            path: "users/delta".into(),
+            field: "@odata.deltaLink".into(),
+            message: "a $deltatoken=latest answer without a delta link".into(),
+            request_id: response.meta.request_id.unwrap_or_default(),
+        })
+    }
+
+    /// The changes since `link` (a delta link [`latest_user_delta_link`](Self::latest_user_delta_link)
+    /// or an earlier round returned), a page at a time, as snapshots taken at `now`; the last
+    /// page carries the next delta link. The link is followed as given (it carries the
+    /// `$select`), and only to the configured Graph host, as every request is.
+    pub fn user_changes(
+        &self,
+        link: &str,
+        now: OffsetDateTime,
+    ) -> impl Stream<Item = Result<ChangesPage, Error>> + Send + '_ {
+        let first = Url::parse(link).map_err(|e| Error::Decode {
+            method: "GET".into(),
+            path: "users/delta".into(),
+            field: "the stored delta link".into(),
+            message: e.to_string(),
+            request_id: String::new(),
+        });
+        futures_util::stream::try_unfold(Some(first), move |next| async move {
+            let Some(url) = next else { return Ok(None) };
+            let response = self
+                .get::<DeltaBody>(url?, self.read_priority(), &[])
+                .await?;
+            let body = response.body;
+            let mut changes = Vec::with_capacity(body.value.len());
+            for entry in body.value {
+                changes.push(if entry.removed.is_some() {
+                    let id = &entry.user.id;
+                    UserChange::Removed(id.parse::<UserId>().map_err(|e| {
+                        bad_user(id, "id", format!("`{id}` is not an object id: {e}"))
+                    })?)
+                } else {
+                    UserChange::Changed(Box::new(entry.user.into_snapshot(now)?))
+                });
+            }
+            let next = body.next_link.map(|link| {
+                Url::parse(&link).map_err(|e| Error::Decode {
+                    method: "GET".into(),
+                    path: "users/delta".into(),
+                    field: "@odata.nextLink".into(),
+                    message: e.to_string(),
+                    request_id: String::new(),
+                })
+            });
+            let page = ChangesPage {
+                changes,
+                delta_link: body.delta_link,
+            };
+            Ok(Some((page, next)))
+        })
+    }
+}
+
+/// A page of `users/delta`.
+#[derive(Deserialize)]
+struct DeltaBody {
+    #[serde(default = "Vec::new")]
+    value: Vec<DeltaEntryDto>,
+    #[serde(rename = "@odata.nextLink")]
+    next_link: Option<String>,
+    #[serde(rename = "@odata.deltaLink")]
+    delta_link: Option<String>,
+}
+
+/// A user in a delta page, or its `@removed` annotation.
+#[derive(Deserialize)]
+struct DeltaEntryDto {
+    #[serde(rename = "@removed")]
+    removed: Option<serde_json::Value>,
+    #[serde(flatten)]
+    user: UserDto,
 }
 
 /// What a CSV row names a user by.

@@ -17,6 +17,7 @@ mod addresses;
 mod audit;
 mod baselines;
 mod contacts;
+mod delta;
 mod events;
 mod members;
 mod plan_transaction;
@@ -41,6 +42,7 @@ use time::macros::format_description;
 
 pub use addresses::{AddressOwner, AddressSource, OwnerKind};
 pub use audit::{AuditFilter, MailChange, TenantWrite};
+pub use delta::StoredDeltaLink;
 pub use events::{Event, NewEvent};
 pub use members::{MailRestore, MemberNames, PlannedMember, WaveMember};
 pub use plan_transaction::{PlanTransaction, PreviousDecision, Replaced};
@@ -264,11 +266,34 @@ impl Store {
         Ok(())
     }
 
-    /// Waits for pending writes and closes every connection, the writer last: the last
-    /// connection to close folds the write-ahead log into the database file.
+    /// Waits for pending writes and closes every connection, the writer last, after folding
+    /// the write-ahead log into the database file (`wal_checkpoint(TRUNCATE)`), so that the
+    /// `.db` file alone holds everything. SQLite's own fold on the last close is not relied on:
+    /// it is skipped when another process has the database open. A checkpoint that cannot
+    /// finish (another connection is reading) is reported, never fatal: the log stays beside
+    /// the file, and SQLite folds it later.
     pub async fn close(self) {
         self.readers.close().await;
+        match self.checkpoint().await {
+            Ok(true) => {}
+            Ok(false) => tracing::info!(
+                "the write-ahead log of {} could not be folded in now (another process has the \
+                 database open); copy it with `backup`, not by copying the file",
+                self.path.display()
+            ),
+            Err(error) => tracing::warn!("could not checkpoint {}: {error}", self.path.display()),
+        }
         self.pool.close().await;
+    }
+
+    /// Folds the write-ahead log into the database file and empties it. `false` when a
+    /// reader elsewhere kept part of it from being folded.
+    async fn checkpoint(&self) -> Result<bool> {
+        let (busy, _frames, _folded): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(busy == 0)
     }
 }
 
@@ -416,6 +441,32 @@ mod tests {
         }
         std::fs::remove_file(&other).unwrap();
         Store::open(&path).await.expect("one name again");
+    }
+
+    /// Benchmarks and backups copy the `.db` file alone: after a clean close it must hold
+    /// everything, with no write-ahead log left beside it (#19 item 6).
+    #[tokio::test]
+    async fn a_closed_database_leaves_no_write_ahead_log_and_its_file_alone_holds_everything() {
+        let (dir, store) = temp_store().await;
+        let users: Vec<_> = (1..=2_000).map(users::tests::sample_user).collect();
+        for chunk in users.chunks(500) {
+            store.store_users(chunk).await.unwrap();
+        }
+        // A read on the readers' pool too, as `plan` makes.
+        store.read_snapshot().await.unwrap().end().await.unwrap();
+        store.close().await;
+        let path = dir.path().join("state.db");
+        let wal = dir.path().join("state.db-wal");
+        assert!(
+            !wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0,
+            "a clean close leaves no write-ahead log ({} bytes)",
+            std::fs::metadata(&wal).map_or(0, |m| m.len())
+        );
+        let alone = dir.path().join("alone.db");
+        std::fs::copy(&path, &alone).unwrap();
+        let copied = Store::open(&alone).await.unwrap();
+        assert_eq!(copied.count_users().await.unwrap(), 2_000);
+        copied.close().await;
     }
 
     #[tokio::test]

@@ -191,6 +191,44 @@ impl Store {
         Ok(retired)
     }
 
+    /// Retires the users a delta read reported removed (deleted, restorably or not): they
+    /// leave the collision index and the counts, and stay readable for wave history, as
+    /// [`retire_unseen_users`](Self::retire_unseen_users) leaves them. Returns how many were
+    /// active.
+    #[tracing::instrument(skip_all, fields(users = ids.len()), err)]
+    pub async fn retire_users(&self, ids: &[UserId], at: OffsetDateTime) -> Result<u64> {
+        let ids = serde_json::to_string(&ids.iter().map(ToString::to_string).collect::<Vec<_>>())
+            .expect("ids serialize");
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "DELETE FROM directory_addresses WHERE object_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+        let retired = sqlx::query(
+            "UPDATE user_snapshots SET retired_at = ?
+             WHERE retired_at IS NULL AND id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(timestamp(at))
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(retired)
+    }
+
+    /// How many distinct users a discovery stored (a user read twice counts once).
+    pub async fn count_users_seen_by(&self, discovery: RunId) -> Result<u64> {
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM user_snapshots WHERE discovery_id = ?")
+                .bind(discovery.to_string())
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(count.unsigned_abs())
+    }
+
     /// The users seen and pages stored so far by a discovery.
     pub async fn discovery_progress(&self, discovery: RunId) -> Result<Option<(u64, u64)>> {
         let row: Option<(i64, i64)> =

@@ -437,6 +437,12 @@ impl GeneratedTenant {
             .collect()
     }
 
+    /// The local part of user `index`'s UPN as generated (before any change), without building
+    /// the user: what a `startsWith(userPrincipalName,…)` scan tests first.
+    pub fn upn_local_part(&self, index: u64) -> String {
+        self.base(index).local
+    }
+
     fn base(&self, index: u64) -> Base {
         let case = self.case_of(index);
         let mut rng = SplitMix64::new(keyed(self.seed, 0xBA5E, index));

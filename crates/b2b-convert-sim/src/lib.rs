@@ -620,6 +620,34 @@ impl Sim {
         Ok(())
     }
 
+    /// Renames every `every`-th user from user `first` on (their display name changes), behind
+    /// the tool's back: what users delta then reports. Returns how many were renamed.
+    pub fn rename_users(&self, first: u64, every: u64) -> u64 {
+        self.shared
+            .directory
+            .rename_users(first, every, &self.shared.clock)
+    }
+
+    /// Deletes a user behind the tool's back, restorably (delta's `@removed` reason
+    /// `changed`) or `permanently` (`deleted`).
+    pub fn delete_user(&self, id_or_upn: &str, permanently: bool) -> Result<(), Error> {
+        let index = self.index_of(id_or_upn)?;
+        let reason = if permanently {
+            directory::RemovalReason::Deleted
+        } else {
+            directory::RemovalReason::Changed
+        };
+        if self
+            .shared
+            .directory
+            .delete_user(index, reason, &self.shared.clock)
+        {
+            Ok(())
+        } else {
+            Err(Error::UnknownUser(id_or_upn.to_owned()))
+        }
+    }
+
     /// Moves simulated time forward (token expiry, throttle windows, device codes, redemption).
     pub fn advance_clock(&self, by: Duration) {
         self.shared.clock.advance(by);

@@ -249,6 +249,7 @@ impl Directory {
                 let user = self.new_guest(&state, &address, request);
                 let index = self.source.len() + state.created.len() as u64;
                 state.created.push(user.clone());
+                state.changes.record(index);
                 state
                     .extra_addresses
                     .entry(address.to_lowercase())

@@ -22,8 +22,11 @@ use super::model::{
     ObjectIdentity, OrgContact, RealmKind, User,
 };
 
+mod changes;
 mod invitations;
 mod update;
+
+pub use changes::{DeltaEntry, RemovalReason};
 
 pub use invitations::{
     AddressRule, FORBIDDEN_ADDRESS_CHARACTERS, Invitation, InvitationRequest, InvitationRules,
@@ -347,6 +350,8 @@ struct MutableState {
     removed_members: HashMap<usize, BTreeSet<u64>>,
     /// App role assignment ids taken away from a user (by user index).
     removed_assignments: HashMap<u64, HashSet<String>>,
+    /// What users delta reports: the latest change of each user, and the users deleted.
+    changes: changes::ChangeLog,
 }
 
 /// Why the directory refused a request (mapped to Graph errors by `http`).
@@ -457,11 +462,37 @@ impl Directory {
     }
 
     /// Runs `f` over users `start..` until it returns `false`, under one lock.
-    pub fn scan(&self, start: u64, clock: &SimClock, mut f: impl FnMut(u64, User) -> bool) {
+    pub fn scan(&self, start: u64, clock: &SimClock, f: impl FnMut(u64, User) -> bool) {
+        self.scan_upn_prefix(start, clock, None, f);
+    }
+
+    /// Like [`scan`](Self::scan), but users whose UPN cannot start with `upn_prefix`
+    /// (case-insensitive) may be skipped without being built: a generated user's UPN local part
+    /// is cheap to compute, the whole user is not, and a `startsWith` partition of a million
+    /// users would otherwise build every user of the tenant for every partition. `f` still
+    /// gets only users for the filter to decide on; skipping is an optimisation, never a filter.
+    pub fn scan_upn_prefix(
+        &self,
+        start: u64,
+        clock: &SimClock,
+        upn_prefix: Option<&str>,
+        mut f: impl FnMut(u64, User) -> bool,
+    ) {
         let now = clock.now_ms();
         let mut state = self.lock();
         let len = self.source.len() + state.created.len() as u64;
+        let prefix = upn_prefix.map(str::to_lowercase);
         for index in start..len {
+            if let (Some(prefix), UserSource::Generated(tenant)) = (&prefix, &self.source)
+                && index < tenant.users
+                && !state.overrides.contains_key(&index)
+            {
+                let local = tenant.upn_local_part(index).to_lowercase();
+                // Only a prefix within the local part can be decided from it.
+                if prefix.len() <= local.len() && !local.starts_with(prefix.as_str()) {
+                    continue;
+                }
+            }
             let Some(user) = self.user_locked(&mut state, index, now) else {
                 continue;
             };
@@ -491,6 +522,9 @@ impl Directory {
     }
 
     fn base_locked(&self, state: &MutableState, index: u64) -> Option<User> {
+        if state.changes.is_deleted(index) {
+            return None;
+        }
         if let Some(user) = state.overrides.get(&index) {
             return Some(user.clone());
         }
@@ -614,6 +648,7 @@ impl Directory {
     }
 
     fn store_locked(&self, state: &mut MutableState, index: u64, user: User) {
+        state.changes.record(index);
         let source_len = self.source.len();
         if index >= source_len {
             if let Some(slot) = usize::try_from(index - source_len)

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::{Reply, RequestContext};
 use crate::Shared;
 use crate::auth::AuthConfig;
-use crate::directory::RedemptionConfig;
+use crate::directory::{RedemptionConfig, RemovalReason};
 use crate::faults::FaultPlan;
 use crate::generate::UserCase;
 use crate::throttle::ThrottleConfig;
@@ -71,6 +71,34 @@ fn dispatch(shared: &Shared, ctx: &RequestContext) -> Result<Reply, Reply> {
                 .map(|u| u.id)
                 .unwrap_or_default();
             ok(&json!({"userId": id, "posts": shared.observer.invitation_posts(&id)}))
+        }
+        // Changes behind the tool's back that users delta reports (docs/simulator.md).
+        (["users", "rename"], &Method::POST) => {
+            let body: Value = body_json(ctx)?;
+            let every = body.get("every").and_then(Value::as_u64).ok_or_else(|| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "body needs {\"every\": n} (and optionally \"first\": index)",
+                )
+            })?;
+            let first = body.get("first").and_then(Value::as_u64).unwrap_or(0);
+            let renamed = shared.directory.rename_users(first, every, &shared.clock);
+            ok(&json!({"renamed": renamed}))
+        }
+        (["users", key, "delete"], &Method::POST) => {
+            let index = user_index(key)?;
+            let body: Value = if ctx.body.is_empty() {
+                json!({})
+            } else {
+                body_json(ctx)?
+            };
+            let reason = if body.get("permanently").and_then(Value::as_bool) == Some(true) {
+                RemovalReason::Deleted
+            } else {
+                RemovalReason::Changed
+            };
+            let deleted = shared.directory.delete_user(index, reason, &shared.clock);
+            ok(&json!({"deleted": deleted}))
         }
         (["users", key], &Method::GET) => {
             let index = user_index(key)?;

@@ -333,6 +333,17 @@ struct Parser<'a> {
 }
 
 impl Filter {
+    /// The prefix when the whole filter is `startsWith(userPrincipalName,'…')`: a directory
+    /// scan may skip users it can tell do not match without building them.
+    pub fn upn_prefix(&self) -> Option<&str> {
+        match self {
+            Self::StartsWith { property, prefix } if property == "userPrincipalName" => {
+                Some(prefix)
+            }
+            _ => None,
+        }
+    }
+
     /// Parses a `$filter`; `advanced` = `ConsistencyLevel: eventual` and `$count=true`.
     pub fn parse(text: &str, advanced: bool) -> Result<Self, QueryError> {
         let tokens = tokenize(text)?;

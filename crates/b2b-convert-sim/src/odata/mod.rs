@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use super::model::{USER_DEFAULT_PROPERTIES, USER_PROPERTIES, User};
 
+pub mod delta;
 mod filter;
 
 pub use filter::{CmpOp, Filter, Literal};

@@ -5,6 +5,7 @@ mod audit_logs;
 mod auth;
 mod contacts;
 mod contract;
+mod delta;
 mod faults;
 mod invitations;
 mod memberships;

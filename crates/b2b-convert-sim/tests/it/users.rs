@@ -133,6 +133,77 @@ async fn filters_the_tool_uses_select_the_right_users() {
     );
 }
 
+/// A `startsWith(userPrincipalName,…)` partition (what a partitioned discovery reads) holds
+/// exactly the users whose UPN has the prefix, whatever its case, also users changed since
+/// they were generated, and the partitions of every first character add up to the tenant.
+#[tokio::test]
+async fn upn_prefix_partitions_hold_exactly_the_users_with_that_prefix() {
+    let h = Harness::generated(3000).await;
+    let changed = h
+        .sim
+        .find_user(UserCase::CloudMailExternal)
+        .expect("a cloud user");
+    let (status, body) = h
+        .patch_json(
+            &format!("/v1.0/users/{}", changed.id),
+            &json!({"mail": changed.mail}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let list = |filter: Option<String>| {
+        let http = h.http.clone();
+        let token = h.token.clone();
+        let mut url = h.url("/v1.0/users?$select=id,userPrincipalName&$top=999");
+        if let Some(filter) = filter {
+            url = format!("{url}&$filter={}", urlencode(&filter));
+        }
+        async move {
+            let mut users = Vec::new();
+            let mut next = Some(url);
+            while let Some(link) = next {
+                let page: Value = http
+                    .get(&link)
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .expect("page")
+                    .json()
+                    .await
+                    .expect("json");
+                assert!(page["value"].is_array(), "{page}");
+                for user in page["value"].as_array().expect("value") {
+                    users.push((
+                        user["id"].as_str().expect("id").to_owned(),
+                        user["userPrincipalName"].as_str().expect("upn").to_owned(),
+                    ));
+                }
+                next = page["@odata.nextLink"].as_str().map(str::to_owned);
+            }
+            users
+        }
+    };
+    let everyone = list(None).await;
+    let mut partitioned = HashSet::new();
+    for first in ('a'..='z').chain('0'..='9') {
+        for prefix in [first.to_string(), first.to_ascii_uppercase().to_string()] {
+            let part = list(Some(format!("startsWith(userPrincipalName,'{prefix}')"))).await;
+            let expected: Vec<_> = everyone
+                .iter()
+                .filter(|(_, upn)| upn.to_lowercase().starts_with(&prefix.to_lowercase()))
+                .cloned()
+                .collect();
+            assert_eq!(part, expected, "prefix {prefix}");
+            if prefix.chars().all(|c| !c.is_ascii_uppercase()) {
+                partitioned.extend(part);
+            }
+        }
+    }
+    assert_eq!(partitioned.len(), everyone.len());
+    let two = &everyone[0].1[..2];
+    let part = list(Some(format!("startsWith(userPrincipalName,'{two}')"))).await;
+    assert!(part.iter().all(|(_, upn)| upn.starts_with(two)) && !part.is_empty());
+}
+
 fn urlencode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }

@@ -29,6 +29,7 @@ mod users;
 /// What a Graph path resolved to.
 enum Route {
     ListUsers,
+    UsersDelta,
     CountUsers,
     User(String),
     Members {
@@ -124,7 +125,19 @@ fn resolve(ctx: &RequestContext) -> Resolution {
             Endpoint::ListUsers,
             Permission::ReadUsers,
         ),
-        ["users", "delta" | "delta()"] => not_modelled(),
+        // Delta counts as a user list for faults, throttling and counters (`list-users`).
+        [
+            "users",
+            "delta" | "delta()" | "microsoft.graph.delta" | "microsoft.graph.delta()",
+        ] if get => found(
+            Route::UsersDelta,
+            Endpoint::ListUsers,
+            Permission::ReadUsers,
+        ),
+        [
+            "users",
+            "delta" | "delta()" | "microsoft.graph.delta" | "microsoft.graph.delta()",
+        ] => method_not_allowed(),
         ["users", id] if get => found(
             Route::User((*id).to_owned()),
             Endpoint::GetUser,
@@ -486,6 +499,7 @@ pub(crate) async fn handle(
             ctx,
             query.as_ref().unwrap_or(&CollectionQuery::default()),
         ),
+        Route::UsersDelta => users::delta(shared, ctx),
         Route::CountUsers => users::count_users(
             shared,
             ctx,

@@ -6,8 +6,9 @@ use serde_json::{Map, Value, json};
 use super::super::{Reply, RequestContext};
 use super::{context_url, directory_error, invalid_payload, next_link, query_error, users_context};
 use crate::Shared;
-use crate::directory::DirectoryError;
-use crate::odata::CollectionQuery;
+use crate::directory::{DeltaEntry, DirectoryError};
+use crate::odata::delta::{self, DeltaRequest, DeltaToken};
+use crate::odata::{CollectionQuery, Filter, project};
 
 pub(super) fn list_users(shared: &Shared, ctx: &RequestContext, query: &CollectionQuery) -> Reply {
     let start = match query.start_position() {
@@ -17,16 +18,19 @@ pub(super) fn list_users(shared: &Shared, ctx: &RequestContext, query: &Collecti
     let size = usize::try_from(query.page_size()).unwrap_or(100);
     let mut items = Vec::with_capacity(size);
     let mut next = None;
-    shared.directory.scan(start, &shared.clock, |index, user| {
-        if query.filter.as_ref().is_none_or(|f| f.matches(&user)) {
-            if items.len() == size {
-                next = Some(index);
-                return false;
+    let upn_prefix = query.filter.as_ref().and_then(Filter::upn_prefix);
+    shared
+        .directory
+        .scan_upn_prefix(start, &shared.clock, upn_prefix, |index, user| {
+            if query.filter.as_ref().is_none_or(|f| f.matches(&user)) {
+                if items.len() == size {
+                    next = Some(index);
+                    return false;
+                }
+                items.push(Value::Object(query.project(&user)));
             }
-            items.push(Value::Object(query.project(&user)));
-        }
-        true
-    });
+            true
+        });
     let mut body = Map::new();
     body.insert(
         "@odata.context".to_owned(),
@@ -147,5 +151,182 @@ pub(super) fn patch_user(shared: &Shared, ctx: &RequestContext, key: &str) -> Re
             reply
         }
         Err(error) => directory_error(shared, ctx, &error),
+    }
+}
+
+/// `GET /users/delta` (NOTES §3.3): a full round (every user, then a delta link), "sync from
+/// now" (`$deltatoken=latest`), or the changes since a delta link: changed and created users as
+/// they are now, deleted ones as `{"id", "@removed": {"reason"}}`. A token the service no longer
+/// knows (older than seven days, or never issued) is answered 410 `syncStateNotFound`.
+pub(super) fn delta(shared: &Shared, ctx: &RequestContext) -> Reply {
+    let now = shared.clock.now_ms();
+    let request = match delta::parse(&ctx.query, now) {
+        Ok(request) => request,
+        Err(Ok(error)) if error.code == "NotImplemented" => {
+            return Reply::graph_error(
+                ctx,
+                shared,
+                StatusCode::NOT_IMPLEMENTED,
+                error.code,
+                &error.message,
+            );
+        }
+        Err(Ok(error)) => return query_error(shared, ctx, &error),
+        Err(Err(delta::UnknownToken)) => {
+            return Reply::graph_error(
+                ctx,
+                shared,
+                StatusCode::GONE,
+                "syncStateNotFound",
+                "The sync state generation is not found. The delta token is expired and data must be synchronized again.",
+            );
+        }
+    };
+    let sequence = shared.directory.change_sequence();
+    let link = |token: DeltaToken, param: &str| {
+        format!(
+            "{}/v1.0/users/delta?{param}={}",
+            shared.graph_url,
+            token.encode()
+        )
+    };
+    let delta_link = |select: Option<Vec<String>>, from: u64| {
+        link(
+            DeltaToken {
+                select,
+                from,
+                to: from,
+                after: None,
+                full: false,
+                issued_ms: now,
+            },
+            "$deltatoken",
+        )
+    };
+    let (select, mut value, next) = match request {
+        DeltaRequest::Latest { select } => {
+            let link = delta_link(select.clone(), sequence);
+            (select, Vec::new(), ("@odata.deltaLink", link))
+        }
+        DeltaRequest::Initial { select } => full_round_page(shared, select, sequence, None, now),
+        DeltaRequest::Continue(token) if token.full => {
+            full_round_page(shared, token.select, token.to, token.after, now)
+        }
+        DeltaRequest::Continue(token) => {
+            // A delta link starts a round up to now; a skip token continues one.
+            let to = if token.after.is_none() {
+                sequence
+            } else {
+                token.to
+            };
+            let (entries, more) = shared.directory.changes_between(
+                token.from,
+                to,
+                token.after,
+                delta::DELTA_PAGE_SIZE,
+                &shared.clock,
+            );
+            let last = entries.last().map(|(index, _)| *index);
+            let value = entries
+                .into_iter()
+                .map(|(_, entry)| delta_entry(&entry, token.select.as_deref()))
+                .collect();
+            let next = match last.filter(|_| more) {
+                Some(after) => (
+                    "@odata.nextLink",
+                    link(
+                        DeltaToken {
+                            select: token.select.clone(),
+                            from: token.from,
+                            to,
+                            after: Some(after),
+                            full: false,
+                            issued_ms: now,
+                        },
+                        "$skiptoken",
+                    ),
+                ),
+                None => ("@odata.deltaLink", delta_link(token.select.clone(), to)),
+            };
+            (token.select, value, next)
+        }
+    };
+    let mut body = Map::new();
+    let context = match &select {
+        Some(names) => context_url(shared, &format!("users({})", names.join(","))),
+        None => context_url(shared, "users"),
+    };
+    body.insert("@odata.context".to_owned(), json!(context));
+    body.insert(next.0.to_owned(), json!(next.1));
+    body.insert("value".to_owned(), Value::Array(std::mem::take(&mut value)));
+    Reply::json(StatusCode::OK, &Value::Object(body))
+}
+
+/// One page of a full delta round: the users after index `after`, and the next link (a skip
+/// token, or at the end the delta link for the changes after `to`, the round's start).
+fn full_round_page(
+    shared: &Shared,
+    select: Option<Vec<String>>,
+    to: u64,
+    after: Option<u64>,
+    now: u64,
+) -> (Option<Vec<String>>, Vec<Value>, (&'static str, String)) {
+    let mut value = Vec::with_capacity(delta::DELTA_PAGE_SIZE);
+    let mut last = None;
+    let mut more = false;
+    let start = after.map_or(0, |a| a + 1);
+    shared.directory.scan(start, &shared.clock, |index, user| {
+        if value.len() == delta::DELTA_PAGE_SIZE {
+            more = true;
+            return false;
+        }
+        value.push(delta_entry(
+            &DeltaEntry::Changed(Box::new(user)),
+            select.as_deref(),
+        ));
+        last = Some(index);
+        true
+    });
+    let token = |after: Option<u64>, full: bool| DeltaToken {
+        select: select.clone(),
+        from: to,
+        to,
+        after,
+        full,
+        issued_ms: now,
+    };
+    let next = match last.filter(|_| more) {
+        Some(last) => (
+            "@odata.nextLink",
+            format!(
+                "{}/v1.0/users/delta?$skiptoken={}",
+                shared.graph_url,
+                token(Some(last), true).encode()
+            ),
+        ),
+        None => (
+            "@odata.deltaLink",
+            format!(
+                "{}/v1.0/users/delta?$deltatoken={}",
+                shared.graph_url,
+                token(None, false).encode()
+            ),
+        ),
+    };
+    (select, value, next)
+}
+
+/// A delta entry as JSON: a user projected by `$select` (with its `id`, always returned), or
+/// a removed one.
+fn delta_entry(entry: &DeltaEntry, select: Option<&[String]>) -> Value {
+    match entry {
+        DeltaEntry::Changed(user) => {
+            let mut object = project(user, select);
+            object
+                .entry("id".to_owned())
+                .or_insert_with(|| json!(user.id));
+            Value::Object(object)
+        }
+        DeltaEntry::Removed { id, reason } => json!({"id": id, "@removed": {"reason": reason}}),
     }
 }
