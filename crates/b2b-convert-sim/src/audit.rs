@@ -13,7 +13,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::generate::format_unix;
-use crate::odata::QueryError;
+use crate::odata::{QueryError, string_literal};
 use crate::rng::stable_guid;
 
 /// Activity names of the "Invited users" audit category (entra-docs
@@ -404,26 +404,8 @@ fn tokenize(text: &str) -> Result<Vec<Token>, QueryError> {
                 i += 1;
             }
             '\'' => {
-                let start = i;
-                let mut value = String::new();
-                i += 1;
-                loop {
-                    match chars.get(i) {
-                        None => return Err(syntax(start)),
-                        Some('\'') if chars.get(i + 1) == Some(&'\'') => {
-                            value.push('\'');
-                            i += 2;
-                        }
-                        Some('\'') => {
-                            i += 1;
-                            break;
-                        }
-                        Some(c) => {
-                            value.push(*c);
-                            i += 1;
-                        }
-                    }
-                }
+                let (value, next) = string_literal(&chars, i).ok_or_else(|| syntax(i))?;
+                i = next;
                 tokens.push(Token::Text(value));
             }
             c if c.is_ascii_digit() => {

@@ -264,29 +264,12 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Token)>, QueryError> {
             }
             '\'' => {
                 let start = i;
-                let mut value = String::new();
-                i += 1;
-                loop {
-                    match chars.get(i) {
-                        None => {
-                            return Err(bad(format!(
-                                "Invalid filter clause: There is an unterminated string literal at position {start} in '{text}'."
-                            )));
-                        }
-                        Some('\'') if chars.get(i + 1) == Some(&'\'') => {
-                            value.push('\'');
-                            i += 2;
-                        }
-                        Some('\'') => {
-                            i += 1;
-                            break;
-                        }
-                        Some(other) => {
-                            value.push(*other);
-                            i += 1;
-                        }
-                    }
-                }
+                let Some((value, next)) = string_literal(&chars, i) else {
+                    return Err(bad(format!(
+                        "Invalid filter clause: There is an unterminated string literal at position {start} in '{text}'."
+                    )));
+                };
+                i = next;
                 tokens.push((start, Token::Str(value)));
             }
             c if c.is_ascii_digit() || c == '-' => {
@@ -838,6 +821,26 @@ fn check_type(rule: &PropertyRule, value: &Literal, operator: &str) -> Result<()
     Err(bad(format!(
         "Invalid filter clause: A binary operator with incompatible types was detected. Found operand types '{expected}' and '{found}' for operator kind '{operator}'."
     )))
+}
+
+/// The OData string literal whose opening quote is at `chars[open]`, with `''` read as one
+/// quote, and the index just after its closing quote; `None` when it is not closed.
+pub(crate) fn string_literal(chars: &[char], open: usize) -> Option<(String, usize)> {
+    let mut value = String::new();
+    let mut i = open + 1;
+    loop {
+        match chars.get(i)? {
+            '\'' if chars.get(i + 1) == Some(&'\'') => {
+                value.push('\'');
+                i += 2;
+            }
+            '\'' => return Some((value, i + 1)),
+            other => {
+                value.push(*other);
+                i += 1;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

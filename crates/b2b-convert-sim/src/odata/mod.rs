@@ -13,6 +13,7 @@ use super::model::{USER_DEFAULT_PROPERTIES, USER_PROPERTIES, User};
 pub mod delta;
 mod filter;
 
+pub(crate) use filter::string_literal;
 pub use filter::{CmpOp, Filter, Literal};
 
 /// A Graph-style query error: HTTP 400 with `code` and `message`.
