@@ -1007,9 +1007,24 @@ pub struct SimServeArgs {
     #[arg(long)]
     pub no_throttling: bool,
 
+    /// When a request counts against its throttling window: when it arrives (before the
+    /// service's work, the default), or when it is answered (after --faults latency; the
+    /// pessimistic model, where requests sent in order are counted out of order)
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ThrottleCountedAt::Arrival)]
+    pub throttle_counted_at: ThrottleCountedAt,
+
     /// Write the app's throwaway certificate and key (PEM) here, for certificate auth
     #[arg(long, value_name = "DIR")]
     pub credentials_dir: Option<PathBuf>,
+}
+
+/// When the simulated service counts a request against its throttling window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ThrottleCountedAt {
+    /// When the request arrives, before the service's work (a refusal answers at once)
+    Arrival,
+    /// When the service answers, after its latency
+    Answer,
 }
 
 /// Print a shell completion script for b2b-convert.

@@ -1,10 +1,10 @@
 //! `sim serve`: run the simulated tenant in the foreground until Ctrl-C.
 
 use anyhow::Context;
-use b2b_convert_sim::{FaultPlan, ServeOptions};
+use b2b_convert_sim::{CountedAt, FaultPlan, ServeOptions};
 
 use super::Outcome;
-use crate::cli::{SimArgs, SimCommand};
+use crate::cli::{SimArgs, SimCommand, ThrottleCountedAt};
 use crate::output;
 
 /// A `--faults` value that does not parse (exit code 2).
@@ -28,6 +28,10 @@ impl SimArgs {
             tenant_file: args.tenant,
             faults,
             throttling: !args.no_throttling,
+            counted_at: match args.throttle_counted_at {
+                ThrottleCountedAt::Arrival => CountedAt::Arrival,
+                ThrottleCountedAt::Answer => CountedAt::Answer,
+            },
             credentials_dir: args.credentials_dir,
         };
         let interrupted = super::interruption()?;

@@ -50,7 +50,7 @@ pub use model::{
 pub use observe::{Counters, EndpointCounters, Outcome, RequestRecord};
 pub use serve::{ServeOptions, serve};
 pub use tenant_file::TenantFile;
-pub use throttle::{ThrottleConfig, WindowLimit};
+pub use throttle::{CountedAt, ThrottleConfig, WindowLimit};
 
 use clock::SimClock;
 use directory::{Directory, Group, TenantFacts, UserSource};

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::{Error, FaultPlan, Sim, SimCertificate, SimSpec, ThrottleConfig};
+use super::{CountedAt, Error, FaultPlan, Sim, SimCertificate, SimSpec, ThrottleConfig};
 
 /// Options of `b2b-convert sim serve` (already parsed by the CLI).
 #[derive(Debug, Clone)]
@@ -18,6 +18,8 @@ pub struct ServeOptions {
     pub tenant_file: Option<PathBuf>,
     pub faults: FaultPlan,
     pub throttling: bool,
+    /// When a request counts against its throttling window.
+    pub counted_at: CountedAt,
     /// Where to write the throwaway certificate and private key (PEM) registered on the
     /// generated tenant's app, for rehearsing certificate authentication. `None` = don't.
     pub credentials_dir: Option<PathBuf>,
@@ -32,6 +34,7 @@ impl Default for ServeOptions {
             tenant_file: None,
             faults: FaultPlan::none(),
             throttling: true,
+            counted_at: CountedAt::Arrival,
             credentials_dir: None,
         }
     }
@@ -54,6 +57,7 @@ pub async fn serve(
     if !options.throttling {
         spec.throttling = ThrottleConfig::disabled();
     }
+    spec.throttling.counted_at = options.counted_at;
     let sim = Sim::start(spec).await?;
     let credentials = match &options.credentials_dir {
         Some(dir) => Some(write_credentials(dir)?),

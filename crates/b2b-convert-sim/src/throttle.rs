@@ -28,6 +28,21 @@ impl WindowLimit {
     }
 }
 
+/// When a request counts against its window. Graph's documentation does not say (NOTES §8.2);
+/// a service decides throttling before it does the work, so the default is [`Self::Arrival`].
+/// [`Self::Answer`] is the pessimistic model: the request counts only once the service has
+/// spent its latency on it, so requests sent in order are counted shuffled by the latency's
+/// spread, and a 429 comes back only after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CountedAt {
+    /// When the request arrives, before any injected latency; a refusal answers at once.
+    #[default]
+    Arrival,
+    /// When the service answers, after the injected latency.
+    Answer,
+}
+
 /// Throttling settings (defaults are the documented service limits).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -46,6 +61,8 @@ pub struct ThrottleConfig {
     /// Identity and access reports (`auditLogs/...`), per app+tenant: 5 per 10 s
     /// (throttling-limits, "Identity and access reports service limits").
     pub reports: WindowLimit,
+    /// When a request counts against its window (not documented; see [`CountedAt`]).
+    pub counted_at: CountedAt,
 }
 
 impl Default for ThrottleConfig {
@@ -58,6 +75,7 @@ impl Default for ThrottleConfig {
             tenant_writes: WindowLimit::new(18_000, Duration::from_mins(5)),
             invitations_use_write_quota: false,
             reports: WindowLimit::new(5, Duration::from_secs(10)),
+            counted_at: CountedAt::Arrival,
         }
     }
 }
@@ -190,6 +208,11 @@ impl Throttler {
 
     pub fn config(&self) -> ThrottleConfig {
         crate::lock(&self.config).clone()
+    }
+
+    /// When a request counts against its window.
+    pub fn counted_at(&self) -> CountedAt {
+        crate::lock(&self.config).counted_at
     }
 
     pub fn set_config(&self, config: ThrottleConfig) {

@@ -22,6 +22,7 @@ async fn serve_prints_its_urls_and_stops_when_asked() {
         faults: FaultPlan::parse("domains:503=1").expect("grammar"),
         throttling: true,
         credentials_dir: Some(dir.path().to_owned()),
+        ..ServeOptions::default()
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = spawn_serve(options, stopped);

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use b2b_convert_sim::{SimSpec, ThrottleConfig, WindowLimit};
+use b2b_convert_sim::{CountedAt, FaultPlan, SimSpec, ThrottleConfig, WindowLimit};
 use serde_json::Value;
 
 use super::{Harness, assert_graph_error};
@@ -150,4 +150,62 @@ async fn identity_reads_report_resource_units_and_throttle_per_app() {
             "throttling can be switched off"
         );
     }
+}
+
+/// Two invitations at once against a window of one, each taking 300 ms of the service's work:
+/// returns how long the refused one took to come back.
+async fn refusal_time(counted_at: CountedAt) -> Duration {
+    let throttling = ThrottleConfig {
+        invitations: WindowLimit::new(1, Duration::from_secs(5)),
+        counted_at,
+        ..ThrottleConfig::default()
+    };
+    let spec = SimSpec::generated(200, 3)
+        .with_throttling(throttling)
+        .with_faults(FaultPlan::parse("invitations:latency=300ms").expect("grammar"));
+    let h = Harness::start(spec).await;
+    h.sim.freeze_clock();
+    let mut users = (0..)
+        .map_while(|index| h.sim.user_at(index))
+        .filter(|user| h.sim.case_of(&user.id).as_deref() == Some("cloud-mail-external"));
+    let tasks: Vec<_> = (0..2)
+        .map(|_| {
+            let user = users.next().expect("a convertible user");
+            let request = h
+                .http
+                .post(h.url("/v1.0/invitations"))
+                .bearer_auth(&h.token)
+                .json(&Harness::invitation(
+                    &user.id,
+                    user.mail.as_deref().expect("mail"),
+                ));
+            tokio::spawn(async move {
+                let sent = std::time::Instant::now();
+                let response = request.send().await.expect("answered");
+                (response.status().as_u16(), sent.elapsed())
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.expect("task"));
+    }
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses
+            .iter()
+            .map(|(status, _)| *status)
+            .collect::<Vec<_>>(),
+        [201, 429]
+    );
+    assert!(statuses[0].1 >= Duration::from_millis(300), "{statuses:?}");
+    statuses[1].1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counted_on_arrival_a_refusal_answers_at_once_counted_on_answer_after_the_work() {
+    let at_arrival = refusal_time(CountedAt::Arrival).await;
+    assert!(at_arrival < Duration::from_millis(250), "{at_arrival:?}");
+    let at_answer = refusal_time(CountedAt::Answer).await;
+    assert!(at_answer >= Duration::from_millis(300), "{at_answer:?}");
 }

@@ -15,7 +15,7 @@ use crate::directory::DirectoryError;
 use crate::faults::Endpoint;
 use crate::observe::Outcome;
 use crate::odata::{CollectionQuery, QueryError};
-use crate::throttle::{Admission, Cost};
+use crate::throttle::{Admission, Cost, CountedAt};
 
 mod audit_logs;
 mod contacts;
@@ -405,10 +405,16 @@ pub(crate) async fn handle(
     } else {
         None
     };
-    let commit_then_drop = match apply_faults(shared, ctx, Some(endpoint)).await {
-        Ok(drop) => drop,
-        Err(reply) => return (reply, Some(endpoint), None),
-    };
+    // The injected latency and faults stand for the service's work: they come before the
+    // throttling decision when a request counts once answered, after it when it counts on arrival.
+    let counted_at_arrival = shared.throttle.counted_at() == CountedAt::Arrival;
+    let mut commit_then_drop = false;
+    if !counted_at_arrival {
+        commit_then_drop = match apply_faults(shared, ctx, Some(endpoint)).await {
+            Ok(drop) => drop,
+            Err(reply) => return (reply, Some(endpoint), None),
+        };
+    }
     let principal = match shared.auth.authenticate(
         &shared.directory.facts,
         ctx.header("authorization"),
@@ -492,6 +498,12 @@ pub(crate) async fn handle(
                 extra_headers.push(("x-ms-throttle-limit-percentage", format!("{percentage:.1}")));
             }
         }
+    }
+    if counted_at_arrival {
+        commit_then_drop = match apply_faults(shared, ctx, Some(endpoint)).await {
+            Ok(drop) => drop,
+            Err(reply) => return (reply, Some(endpoint), app_id),
+        };
     }
     let mut reply = match route {
         Route::ListUsers => users::list_users(
