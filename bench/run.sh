@@ -11,6 +11,12 @@
 #   CONVERSIONS=3000 LATENCY=150-600ms bench/run.sh   # OTHER_LATENCY: every other call (20-80ms)
 #   RATE=30 CONCURRENCY=32 bench/run.sh
 #   BASELINE=0 bench/run.sh                        # the product alone
+#   COUNTED_AT=answer bench/run.sh                 # the service counts an invitation once answered
+#   CLIENT=/path/to/old/b2b-convert bench/run.sh   # time another build's `run` (same simulator)
+#
+# COUNTED_AT is the simulator's --throttle-counted-at: `arrival` (default; a request counts when
+# it reaches the service) or `answer` (after its latency: the pessimistic model, where requests
+# sent in order are counted up to the latency's spread out of order).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONVERSIONS=${CONVERSIONS:-10000}
@@ -23,8 +29,9 @@ source bench/lib.sh
 # Every other call a conversion makes (the re-read, the mail PATCH, the baseline's reads of
 # groups and app role assignments) answers in OTHER_LATENCY.
 OTHER=${OTHER_LATENCY:-20-80ms}
-start_sim "$USERS" "${PORT:-8964}" \
+start_sim "$USERS" "${PORT:-8964}" --throttle-counted-at "${COUNTED_AT:-arrival}" \
   --faults "invitations:latency=$LATENCY;get-user:latency=$OTHER;patch-user:latency=$OTHER;member-of:latency=$OTHER;app-role-assignments:latency=$OTHER"
+CLIENT=${CLIENT:-$BIN}
 cd "$WORK"
 "$BIN" discover > /dev/null
 "$BIN" plan --wave everyone --all > /dev/null
@@ -43,7 +50,7 @@ if [ "$BASELINE" -gt 0 ]; then
   "$BIN" plan --wave baseline --csv baseline.csv > /dev/null
   echo "baseline: $BASELINE conversions one at a time (concurrency 1), invitation latency $LATENCY"
   /usr/bin/time -f "wall %e s, peak RSS %M KB, CPU user %U s, system %S s" \
-    "$BIN" run --wave baseline --yes --concurrency 1 | tee baseline.out | grep " invitations/s, throttled "
+    "$CLIENT" run --wave baseline --yes --concurrency 1 | tee baseline.out | grep " invitations/s, throttled "
   baseline_rate=$(rate_of baseline.out)
 fi
 
@@ -54,7 +61,7 @@ ARGS=(run --wave bench --yes)
 configured=${RATE:-$("$BIN" config --json \
   | awk '/"key": "throughput.max_invitations_per_second"/ { getline; gsub(/[^0-9.]/, ""); print; exit }')}
 echo "run: $CONVERSIONS conversions, invitation latency $LATENCY, rate $configured/s, concurrency ${CONCURRENCY:-default}"
-/usr/bin/time -f "wall %e s, peak RSS %M KB, CPU user %U s, system %S s" "$BIN" "${ARGS[@]}" | tee run.out | grep " invitations/s, throttled "
+/usr/bin/time -f "wall %e s, peak RSS %M KB, CPU user %U s, system %S s" "$CLIENT" "${ARGS[@]}" | tee run.out | grep " invitations/s, throttled "
 product_rate=$(rate_of run.out)
 throttled=$(awk '/ invitations\/s, throttled / { print $6 }' run.out)
 curl -s "$B2BC_GRAPH_URL/_sim/counters" | grep -o '"invitationsCreated":[0-9]*' || true

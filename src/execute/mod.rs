@@ -633,7 +633,6 @@ impl Executor {
             let Some(this) = slot.take().or_else(|| self.gate.reserve(now()).ok()) else {
                 return Ok(UserOutcome::Withheld);
             };
-            self.invitations.acquire().await;
             if this.spend(now()).is_err() {
                 // The service refused the tenant while this user waited for its turn.
                 return Ok(UserOutcome::Withheld);
@@ -659,6 +658,10 @@ impl Executor {
             self.observer.at_step(user, Step::IntentRecorded).await;
             let may_retry = attempt - member.attempts < self.options.attempts_per_run;
             let before = fresh.external_user_state_changed_at;
+            // The pacer's slot last: the request leaves when the slot says, not after a wait
+            // for the store's writer (the service counts arrivals, and a late one bunches up
+            // with the next). A gate shut meanwhile is seen by `post_invitation`.
+            self.invitations.acquire().await;
             match self
                 .send_invitation(user, &request, before, may_retry)
                 .await?
@@ -1202,7 +1205,7 @@ pub fn invitation_retry_pacing(pacer: Arc<Pacer>) -> graph::client::RetryPacing 
 pub fn throttle_reporter(pacer: Arc<Pacer>) -> graph::client::RetryObserver {
     Arc::new(move |event: &graph::client::RetryEvent| {
         if event.status == Some(429) && event.path.contains("/invitations") {
-            pacer.throttled(event.wait);
+            pacer.throttled(event.wait, event.answered_after);
         }
     })
 }

@@ -583,7 +583,6 @@ impl Executor {
 
         // A place in the daily quota, taken and spent right before the intent: the quota counts
         // re-sends like first invitations (they are the same POST /invitations).
-        self.invitations.acquire().await;
         let Ok(slot) = self.gate.reserve(now()) else {
             return Ok(ResendOutcome::Unresolved(
                 "not sent: the invitation gate is closed (see above); run reinvite again later"
@@ -621,6 +620,9 @@ impl Executor {
             fresh.display_name.as_deref(),
             &fresh.profile,
         );
+        // The pacer's slot last, so the request leaves when the slot says (a shut gate is
+        // seen by `post_invitation`, and the member reopened).
+        self.invitations.acquire().await;
         let (answer, elapsed) = self.post_invitation(&request).await;
         self.observer.at_step(user, Step::InvitationAnswered).await;
         self.record_answer(reinvite, mode, user, before, elapsed, answer)

@@ -88,6 +88,7 @@ mod tests {
             status: Some(429),
             failure: "429".into(),
             wait: Duration::from_secs(1),
+            answered_after: Duration::from_millis(20),
         };
         assert!(guard(&retry("POST", "/v1.0/invitations")).is_ok());
         let blocked = graph::Error::Api(Box::new(graph::ApiError {

@@ -85,6 +85,8 @@ pub struct RetryEvent {
     pub status: Option<u16>,
     pub failure: String,
     pub wait: Duration,
+    /// How long the failed attempt took, from leaving to its answer (zero before an attempt).
+    pub answered_after: Duration,
 }
 
 /// The Graph client. Cheap to share behind an `Arc`.
@@ -345,6 +347,7 @@ impl GraphClient {
             client_request_id: uuid::Uuid::new_v4().to_string(),
             started: Instant::now(),
             refreshes: AtomicU32::new(0),
+            last_sent: std::sync::Mutex::new(Instant::now()),
         };
         let request = &request;
         let result = retry::drive(
@@ -402,6 +405,7 @@ impl GraphClient {
                 reason: super::auth::error_chain(err),
             },
         };
+        *request.last_sent.lock().expect("request lock") = Instant::now();
         let response = match builder.send().await {
             Ok(response) => response,
             Err(err) if err.is_connect() => return transport(&err, AttemptFailure::ConnectFailed),
@@ -474,6 +478,7 @@ impl GraphClient {
                 status: None,
                 failure: String::new(),
                 wait: Duration::ZERO,
+                answered_after: Duration::ZERO,
             })
         });
         if let Some(slot) = slot {
@@ -493,6 +498,7 @@ impl GraphClient {
             status: None,
             failure: String::new(),
             wait: Duration::ZERO,
+            answered_after: Duration::ZERO,
         };
         guard(&event).map_err(|reason| {
             tracing::info!(method = %request.method, path = %request.path, "request withheld: {reason}");
@@ -520,6 +526,7 @@ impl GraphClient {
             status: error.status(),
             failure: error.to_string(),
             wait,
+            answered_after: request.last_sent.lock().expect("request lock").elapsed(),
         };
         if let Some(guard) = &self.guard
             && let Err(reason) = guard(&event)
@@ -660,6 +667,8 @@ struct Request<'a> {
     started: Instant,
     /// Fresh tokens tried so far after 401s.
     refreshes: AtomicU32,
+    /// When the latest attempt left.
+    last_sent: std::sync::Mutex<Instant>,
 }
 
 impl Request<'_> {
