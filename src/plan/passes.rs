@@ -716,6 +716,15 @@ mod tests {
         );
         assert_eq!(tally.users, 60, "the retired user is not planned");
         assert_eq!(
+            tally.domains.iter().cloned().collect::<Vec<_>>(),
+            store.wave_address_domains(stored.id).await.unwrap(),
+            "the chosen addresses' domains, as stored"
+        );
+        assert!(
+            tally.domains.contains("fabrikam.com"),
+            "user 8's FABRIKAM.com"
+        );
+        assert_eq!(
             tally.eligible,
             expected
                 .iter()
