@@ -29,7 +29,7 @@ use crate::rules::{
     self, Candidate, DomainSet, Evaluation, Finding, PlanHasher, Policy, TenantView,
 };
 use crate::store::{
-    AddressFields, NewWave, PlanTransaction, PlannedMember, Replaced, SnapshotRead,
+    AddressFields, NewWave, PlanPart, PlanTransaction, PlannedMember, Replaced, SnapshotRead,
     StoragePosition, Store, Wave,
 };
 
@@ -222,23 +222,31 @@ pub async fn first_pass<S: BuildHasher>(
 }
 
 /// Calls `f` with the address fields of every user of the snapshot that is not retired, in
-/// the order they are stored, a chunk read at a time.
+/// the order they are stored, a chunk read at a time: each chunk is taken apart while the
+/// store reads the next.
 async fn for_each_address_fields(
     snapshot: &mut SnapshotRead,
     mut f: impl FnMut(AddressFields),
 ) -> Result<(), Error> {
-    let mut after = StoragePosition::default();
-    loop {
-        let (part, next) = snapshot
-            .active_address_fields(after, USERS_PER_CHUNK)
-            .await
-            .doing("reading the stored users")?;
-        if part.is_empty() {
-            return Ok(());
-        }
-        part.into_iter().for_each(&mut f);
-        after = next;
+    let reading = "reading the stored users";
+    let mut read = snapshot
+        .active_address_fields(StoragePosition::default(), USERS_PER_CHUNK)
+        .await
+        .doing(reading)?;
+    while let Some((part, after)) = read {
+        // Polled in this order, so the store has its statement before the part is taken apart.
+        let (next, fields) = futures_util::future::join(
+            snapshot.active_address_fields(after, USERS_PER_CHUNK),
+            async {
+                part.fields()
+                    .map(|fields| fields.into_iter().for_each(&mut f))
+            },
+        )
+        .await;
+        fields.doing(reading)?;
+        read = next.doing(reading)?;
     }
+    Ok(())
 }
 
 /// The stored owners of the chosen addresses that some object other than the user choosing
@@ -366,7 +374,8 @@ pub async fn store_plan(
 ///
 /// The database works on threads of its own, one connection each: while a chunk is decided,
 /// the store reads the next one and writes the previous one, and the read is taken apart
-/// while the write goes on.
+/// while the write goes on. A chunk is encoded for the store as soon as it is decided, so its
+/// write starts the moment the store is handed it.
 async fn decide_and_store(
     plan: &mut PlanTransaction,
     snapshot: &mut SnapshotRead,
@@ -380,23 +389,26 @@ async fn decide_and_store(
     };
     let started = Instant::now();
     let roster = &decider.wave.users;
+    // The members of the chunk decided last, and the same encoded for the store.
     let mut to_store: Vec<PlannedMember> = Vec::new();
-    let (_, mut users) = store_and_read(plan, snapshot, roster, None, 0, chunk, &to_store).await?;
+    let mut part = PlanPart::default();
+    let (_, mut users) =
+        store_and_read(plan, snapshot, roster, None, 0, chunk, PlanPart::default()).await?;
     let mut done = users.len();
     while let Some(last) = users.last().map(|u| u.id) {
         // Polled in this order, so the store has its statements before the rules start.
-        let (stored, members) = futures_util::future::join(
-            store_and_read(plan, snapshot, roster, Some(last), done, chunk, &to_store),
+        let (stored, (members, encoded)) = futures_util::future::join(
+            store_and_read(plan, snapshot, roster, Some(last), done, chunk, part),
             pass.decide_part(&users),
         )
         .await;
         let (replaced, next) = stored?;
         pass.tally.compare(&to_store, &replaced);
-        to_store = members;
+        (to_store, part) = (members, encoded);
         done += next.len();
         users = next;
     }
-    let replaced = plan.write(&to_store).await.doing("storing the plan")?;
+    let replaced = plan.write_part(part).await.doing("storing the plan")?;
     pass.tally.compare(&to_store, &replaced);
     tracing::debug!(
         users = pass.tally.users,
@@ -413,7 +425,7 @@ async fn decide_and_store(
     Ok((pass.tally, pass.hasher.finish()))
 }
 
-/// Stores the members just decided, and returns what that replaced with the wave's next
+/// Stores the part just decided, and returns what that replaced with the wave's next
 /// `chunk` users in id order, after user `after`, the `done`th: read from the snapshot for
 /// the whole snapshot (while the members are written), taken from memory for a listed wave.
 async fn store_and_read<'a>(
@@ -423,11 +435,11 @@ async fn store_and_read<'a>(
     after: Option<UserId>,
     done: usize,
     chunk: usize,
-    decided: &[PlannedMember],
+    decided: PlanPart,
 ) -> Result<(Replaced, Cow<'a, [UserSnapshot]>), Error> {
     match roster {
         Roster::Snapshot => {
-            let (replaced, users) = futures_util::future::join(plan.write(decided), async {
+            let (replaced, users) = futures_util::future::join(plan.write_part(decided), async {
                 snapshot.rule_inputs_after(after, chunk).await?.users()
             })
             .await;
@@ -437,7 +449,7 @@ async fn store_and_read<'a>(
             ))
         }
         Roster::Listed { users, .. } => {
-            let replaced = plan.write(decided).await.doing("storing the plan")?;
+            let replaced = plan.write_part(decided).await.doing("storing the plan")?;
             let start = done.min(users.len());
             Ok((
                 replaced,
@@ -456,14 +468,15 @@ struct SecondPass<'a> {
 
 impl SecondPass<'_> {
     /// Decides a part of the wave, letting the store's work go on in between (see
-    /// [`decide_and_store`]).
-    async fn decide_part(&mut self, users: &[UserSnapshot]) -> Vec<PlannedMember> {
+    /// [`decide_and_store`]); returns its members, and the same encoded for the store.
+    async fn decide_part(&mut self, users: &[UserSnapshot]) -> (Vec<PlannedMember>, PlanPart) {
         let mut members = Vec::with_capacity(users.len());
         for some in users.chunks(USERS_BETWEEN_YIELDS) {
             members.extend(some.iter().map(|user| self.decide(user)));
             tokio::task::yield_now().await;
         }
-        members
+        let part = PlanPart::encode(&members);
+        (members, part)
     }
 
     /// Decides one user, counts and hashes the verdict, and returns it as a member to store.
