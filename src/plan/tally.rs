@@ -63,6 +63,14 @@ impl Tally {
         }
     }
 
+    /// Adds what `changes`, a tally that only compared members with the previous plan, found.
+    pub(super) fn add_changes(&mut self, changes: &Tally) {
+        self.previous += changes.previous;
+        self.added += changes.added;
+        self.removed += changes.removed;
+        self.changed += changes.changed;
+    }
+
     /// Counts what a chunk of members changed from the previous plan.
     pub(super) fn compare(&mut self, members: &[PlannedMember], replaced: &Replaced) {
         let before: HashMap<UserId, (&Decision, &Option<String>)> = replaced

@@ -1,7 +1,8 @@
 //! A plan being stored: the first plan of a new wave (created in the same transaction) or a
 //! re-plan replacing the previous members range by range, written in parts in ascending user
 //! order and committed with the plan's hash, cap and settings. Nothing of it is visible until
-//! it commits. It does not decide anything: members arrive decided (`plan`).
+//! it commits. It does not decide anything: members arrive decided (`plan`), as they are or
+//! already encoded for the insert ([`PlanPart`]).
 
 use sqlx::{QueryBuilder, Sqlite};
 use time::OffsetDateTime;
