@@ -7,7 +7,7 @@
 //! engine ([`crate::plan`]: the two passes, the decisions, the realm cache) and prints its
 //! summary.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -152,7 +152,7 @@ impl PlanArgs {
         .await?;
 
         let preflight = if settings.invitation.check_partner_settings {
-            Some(partner_preflight(&settings, &store, &wave, &basis).await?)
+            Some(partner_preflight(&settings, &store, &tally.domains, &basis).await?)
         } else {
             None
         };
@@ -235,15 +235,16 @@ impl PlanArgs {
     }
 }
 
-/// The partner pre-flight of the planned wave's external domains, stored for the report.
-/// Advisory: when Graph cannot be connected to, it is skipped and says why.
+/// The partner pre-flight of the planned wave's external domains (`domains`: those of its
+/// chosen addresses, as the plan counted them), stored for the report. Advisory: when Graph
+/// cannot be connected to, it is skipped and says why.
 async fn partner_preflight(
     settings: &Settings,
     store: &Store,
-    wave: &Wave,
+    domains: &BTreeSet<String>,
     basis: &Basis,
 ) -> anyhow::Result<Result<PreflightSummary, String>> {
-    let domains = store.wave_address_domains(wave.id).await?;
+    let domains: Vec<String> = domains.iter().cloned().collect();
     let graph = match connect(settings) {
         Ok(graph) => graph,
         Err(error) => return Ok(Err(format!("{error:#}"))),

@@ -19,6 +19,7 @@ use std::hash::BuildHasher;
 use std::time::Instant;
 
 use time::OffsetDateTime;
+use tokio::sync::mpsc;
 
 use super::decision::{self, Basis, StoredOwners, as_collisions, planned_member};
 use super::tally::Tally;
@@ -29,7 +30,7 @@ use crate::rules::{
     self, Candidate, DomainSet, Evaluation, Finding, PlanHasher, Policy, TenantView,
 };
 use crate::store::{
-    AddressFields, NewWave, PlanTransaction, PlannedMember, Replaced, SnapshotRead,
+    AddressFields, NewWave, PlanPart, PlanTransaction, PlannedMember, SnapshotRead,
     StoragePosition, Store, Wave,
 };
 
@@ -222,23 +223,31 @@ pub async fn first_pass<S: BuildHasher>(
 }
 
 /// Calls `f` with the address fields of every user of the snapshot that is not retired, in
-/// the order they are stored, a chunk read at a time.
+/// the order they are stored, a chunk read at a time: each chunk is taken apart while the
+/// store reads the next.
 async fn for_each_address_fields(
     snapshot: &mut SnapshotRead,
     mut f: impl FnMut(AddressFields),
 ) -> Result<(), Error> {
-    let mut after = StoragePosition::default();
-    loop {
-        let (part, next) = snapshot
-            .active_address_fields(after, USERS_PER_CHUNK)
-            .await
-            .doing("reading the stored users")?;
-        if part.is_empty() {
-            return Ok(());
-        }
-        part.into_iter().for_each(&mut f);
-        after = next;
+    let reading = "reading the stored users";
+    let mut read = snapshot
+        .active_address_fields(StoragePosition::default(), USERS_PER_CHUNK)
+        .await
+        .doing(reading)?;
+    while let Some((part, after)) = read {
+        // Polled in this order, so the store has its statement before the part is taken apart.
+        let (next, fields) = futures_util::future::join(
+            snapshot.active_address_fields(after, USERS_PER_CHUNK),
+            async {
+                part.fields()
+                    .map(|fields| fields.into_iter().for_each(&mut f))
+            },
+        )
+        .await;
+        fields.doing(reading)?;
+        read = next.doing(reading)?;
     }
+    Ok(())
 }
 
 /// The stored owners of the chosen addresses that some object other than the user choosing
@@ -364,87 +373,117 @@ pub async fn store_plan(
 /// The second pass: decides the users chunk by chunk and stores each chunk in the plan's
 /// transaction. Returns the summary's counts and the plan hash.
 ///
-/// The database works on threads of its own, one connection each: while a chunk is decided,
-/// the store reads the next one and writes the previous one, and the read is taken apart
-/// while the write goes on.
+/// Three stages hand each other a chunk at a time, each waiting only when the next has a
+/// chunk waiting already: the store reads the next users on its reading connection's thread
+/// (taken apart here), the rules decide a chunk and encode it for the store, and the store
+/// writes the chunk decided before on its writing connection's thread. Handing over rather
+/// than going in step, a stage that finishes its chunk first goes on with the next one
+/// instead of waiting for the slowest of the three.
 async fn decide_and_store(
     plan: &mut PlanTransaction,
     snapshot: &mut SnapshotRead,
     decider: &Decider<'_>,
     chunk: usize,
 ) -> Result<(Tally, String), Error> {
+    let started = Instant::now();
+    let (users_read, users_to_decide) = mpsc::channel(1);
+    let (chunks_decided, chunks_to_write) = mpsc::channel(1);
+    // Polled in this order, so the store has its statements before the rules start.
+    let ((), (mut tally, hash), changes) = futures_util::future::try_join3(
+        read_chunks(snapshot, &decider.wave.users, chunk, users_read),
+        decide_chunks(decider, users_to_decide, chunks_decided),
+        write_chunks(plan, chunks_to_write),
+    )
+    .await?;
+    tally.add_changes(&changes);
+    tracing::debug!(
+        users = tally.users,
+        elapsed = ?started.elapsed(),
+        "second pass: users decided and stored"
+    );
+    // One snapshot, read twice: the same users, unless the store is broken.
+    if tally.users as u64 != decider.first.users {
+        return Err(Error::PassesDisagree {
+            first: decider.first.users,
+            second: tally.users,
+        });
+    }
+    Ok((tally, hash))
+}
+
+/// Hands the wave's users to the rules a chunk at a time, in id order: read from the snapshot
+/// and taken apart for the whole snapshot, taken from memory for a listed wave.
+async fn read_chunks<'a>(
+    snapshot: &mut SnapshotRead,
+    roster: &'a Roster,
+    chunk: usize,
+    to_decide: mpsc::Sender<Cow<'a, [UserSnapshot]>>,
+) -> Result<(), Error> {
+    match roster {
+        Roster::Snapshot => {
+            let mut after = None;
+            loop {
+                let users = snapshot
+                    .rule_inputs_after(after, chunk)
+                    .await
+                    .and_then(|part| part.users())
+                    .doing("reading the stored users")?;
+                let Some(last) = users.last() else {
+                    return Ok(());
+                };
+                after = Some(last.id);
+                // Closed only once another stage has stopped, with the error to report.
+                if to_decide.send(Cow::Owned(users)).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        Roster::Listed { users, .. } => {
+            for part in users.chunks(chunk) {
+                if to_decide.send(Cow::Borrowed(part)).await.is_err() {
+                    return Ok(());
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Decides each chunk handed over and hands it, with the same encoded for the store, to be
+/// written. Returns the summary's counts (what changed from a previous plan aside) and the
+/// plan hash.
+async fn decide_chunks(
+    decider: &Decider<'_>,
+    mut to_decide: mpsc::Receiver<Cow<'_, [UserSnapshot]>>,
+    to_write: mpsc::Sender<(Vec<PlannedMember>, PlanPart)>,
+) -> Result<(Tally, String), Error> {
     let mut pass = SecondPass {
         decider,
         tally: Tally::default(),
         hasher: PlanHasher::new(),
     };
-    let started = Instant::now();
-    let roster = &decider.wave.users;
-    let mut to_store: Vec<PlannedMember> = Vec::new();
-    let (_, mut users) = store_and_read(plan, snapshot, roster, None, 0, chunk, &to_store).await?;
-    let mut done = users.len();
-    while let Some(last) = users.last().map(|u| u.id) {
-        // Polled in this order, so the store has its statements before the rules start.
-        let (stored, members) = futures_util::future::join(
-            store_and_read(plan, snapshot, roster, Some(last), done, chunk, &to_store),
-            pass.decide_part(&users),
-        )
-        .await;
-        let (replaced, next) = stored?;
-        pass.tally.compare(&to_store, &replaced);
-        to_store = members;
-        done += next.len();
-        users = next;
-    }
-    let replaced = plan.write(&to_store).await.doing("storing the plan")?;
-    pass.tally.compare(&to_store, &replaced);
-    tracing::debug!(
-        users = pass.tally.users,
-        elapsed = ?started.elapsed(),
-        "second pass: users decided and stored"
-    );
-    // One snapshot, read twice: the same users, unless the store is broken.
-    if pass.tally.users as u64 != decider.first.users {
-        return Err(Error::PassesDisagree {
-            first: decider.first.users,
-            second: pass.tally.users,
-        });
+    while let Some(users) = to_decide.recv().await {
+        let part = pass.decide_part(&users).await;
+        // Closed only once another stage has stopped, with the error to report.
+        if to_write.send(part).await.is_err() {
+            break;
+        }
     }
     Ok((pass.tally, pass.hasher.finish()))
 }
 
-/// Stores the members just decided, and returns what that replaced with the wave's next
-/// `chunk` users in id order, after user `after`, the `done`th: read from the snapshot for
-/// the whole snapshot (while the members are written), taken from memory for a listed wave.
-async fn store_and_read<'a>(
+/// Writes each decided chunk in the plan's transaction, in the order handed over. Returns
+/// what the writes changed from the wave's previous plan, as a tally of that alone.
+async fn write_chunks(
     plan: &mut PlanTransaction,
-    snapshot: &mut SnapshotRead,
-    roster: &'a Roster,
-    after: Option<UserId>,
-    done: usize,
-    chunk: usize,
-    decided: &[PlannedMember],
-) -> Result<(Replaced, Cow<'a, [UserSnapshot]>), Error> {
-    match roster {
-        Roster::Snapshot => {
-            let (replaced, users) = futures_util::future::join(plan.write(decided), async {
-                snapshot.rule_inputs_after(after, chunk).await?.users()
-            })
-            .await;
-            Ok((
-                replaced.doing("storing the plan")?,
-                Cow::Owned(users.doing("reading the stored users")?),
-            ))
-        }
-        Roster::Listed { users, .. } => {
-            let replaced = plan.write(decided).await.doing("storing the plan")?;
-            let start = done.min(users.len());
-            Ok((
-                replaced,
-                Cow::Borrowed(&users[start..(start + chunk).min(users.len())]),
-            ))
-        }
+    mut to_write: mpsc::Receiver<(Vec<PlannedMember>, PlanPart)>,
+) -> Result<Tally, Error> {
+    let mut changes = Tally::default();
+    while let Some((members, part)) = to_write.recv().await {
+        let replaced = plan.write_part(part).await.doing("storing the plan")?;
+        changes.compare(&members, &replaced);
     }
+    Ok(changes)
 }
 
 /// What the second pass accumulates as it decides the users, in id order.
@@ -455,15 +494,16 @@ struct SecondPass<'a> {
 }
 
 impl SecondPass<'_> {
-    /// Decides a part of the wave, letting the store's work go on in between (see
-    /// [`decide_and_store`]).
-    async fn decide_part(&mut self, users: &[UserSnapshot]) -> Vec<PlannedMember> {
+    /// Decides a part of the wave, letting the other stages go on in between (see
+    /// [`decide_and_store`]); returns its members, and the same encoded for the store.
+    async fn decide_part(&mut self, users: &[UserSnapshot]) -> (Vec<PlannedMember>, PlanPart) {
         let mut members = Vec::with_capacity(users.len());
         for some in users.chunks(USERS_BETWEEN_YIELDS) {
             members.extend(some.iter().map(|user| self.decide(user)));
             tokio::task::yield_now().await;
         }
-        members
+        let part = PlanPart::encode(&members);
+        (members, part)
     }
 
     /// Decides one user, counts and hashes the verdict, and returns it as a member to store.
@@ -715,6 +755,15 @@ mod tests {
             sorted(expected.clone())
         );
         assert_eq!(tally.users, 60, "the retired user is not planned");
+        assert_eq!(
+            tally.domains.iter().cloned().collect::<Vec<_>>(),
+            store.wave_address_domains(stored.id).await.unwrap(),
+            "the chosen addresses' domains, as stored"
+        );
+        assert!(
+            tally.domains.contains("fabrikam.com"),
+            "user 8's FABRIKAM.com"
+        );
         assert_eq!(
             tally.eligible,
             expected

@@ -1,8 +1,8 @@
-//! The counts a plan's summary shows, taken as the second pass decides the users, and what a
-//! re-plan changed compared with the wave's previous plan. Counting only: it must not decide,
-//! read or store anything.
+//! The counts a plan's summary shows and the domains its chosen addresses are in, taken as the
+//! second pass decides the users, and what a re-plan changed compared with the wave's previous
+//! plan. Counting only: it must not decide, read or store anything.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::domain::{Decision, UserId};
 use crate::rules::{Evaluation, Severity};
@@ -22,6 +22,9 @@ pub struct Tally {
     pub added: usize,
     pub removed: u64,
     pub changed: usize,
+    /// The distinct domains of the chosen addresses (what follows the first `@`, lower-cased
+    /// as SQLite's `lower` does: ASCII only), in order: the partner pre-flight asks about them.
+    pub domains: BTreeSet<String>,
 }
 
 impl Tally {
@@ -39,6 +42,33 @@ impl Tally {
                 .entry((finding.severity, finding.reason.code()))
                 .or_default() += 1;
         }
+        if let Some(address) = &eval.address {
+            self.note_domain(&address.address);
+        }
+    }
+
+    /// Adds the domain of a chosen address, allocating only for a domain not seen yet (or
+    /// written with capitals).
+    fn note_domain(&mut self, address: &str) {
+        let Some((_, domain)) = address.split_once('@') else {
+            return;
+        };
+        if domain.is_empty() {
+            return;
+        }
+        if domain.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.domains.insert(domain.to_ascii_lowercase());
+        } else if !self.domains.contains(domain) {
+            self.domains.insert(domain.to_owned());
+        }
+    }
+
+    /// Adds what `changes`, a tally that only compared members with the previous plan, found.
+    pub(super) fn add_changes(&mut self, changes: &Tally) {
+        self.previous += changes.previous;
+        self.added += changes.added;
+        self.removed += changes.removed;
+        self.changed += changes.changed;
     }
 
     /// Counts what a chunk of members changed from the previous plan.

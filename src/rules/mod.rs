@@ -773,7 +773,10 @@ pub fn fingerprint(user: &UserSnapshot) -> String {
             .map(|i| (&i.sign_in_type, &i.issuer))
             .collect(),
     };
-    sha256_hex(&serde_json::to_vec(&inputs).expect("rule inputs serialize"))
+    // Room for a typical user's inputs at once, rather than growing the buffer as it fills.
+    let mut json = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut json, &inputs).expect("rule inputs serialize");
+    sha256_hex(&json)
 }
 
 /// A digest of a whole plan (each user's decision, address, set-mail step and reasons, in user

@@ -1,7 +1,8 @@
 //! A plan being stored: the first plan of a new wave (created in the same transaction) or a
 //! re-plan replacing the previous members range by range, written in parts in ascending user
 //! order and committed with the plan's hash, cap and settings. Nothing of it is visible until
-//! it commits. It does not decide anything: members arrive decided (`plan`).
+//! it commits. It does not decide anything: members arrive decided (`plan`), as they are or
+//! already encoded for the insert ([`PlanPart`]).
 
 use sqlx::{QueryBuilder, Sqlite};
 use time::OffsetDateTime;
@@ -43,6 +44,28 @@ pub struct PreviousDecision {
     pub user_id: UserId,
     pub decision: Decision,
     pub chosen_address: Option<String>,
+}
+
+/// A part of a plan ready to be written: its members' user ids, in ascending order, and the
+/// insert's JSON documents. A planner encodes a part where it decides it, so the store's
+/// thread starts writing it as soon as it is handed over.
+#[derive(Clone, Debug, Default)]
+pub struct PlanPart {
+    users: Vec<UserId>,
+    documents: Vec<String>,
+}
+
+impl PlanPart {
+    /// Encodes `members` for [`PlanTransaction::write_part`].
+    pub fn encode(members: &[PlannedMember]) -> Self {
+        Self {
+            users: members.iter().map(|m| m.user_id).collect(),
+            documents: members
+                .chunks(MEMBERS_PER_DOCUMENT)
+                .map(members_document)
+                .collect(),
+        }
+    }
 }
 
 /// What writing a part of a plan replaced of the previous plan.
@@ -130,43 +153,44 @@ impl PlanTransaction {
 
     /// Stores the next members, which must follow those already written in ascending user
     /// order, and drops the previous plan's members up to the last of them.
-    #[tracing::instrument(skip_all, fields(wave = %self.name, members = members.len()), err)]
     pub async fn write(&mut self, members: &[PlannedMember]) -> Result<Replaced> {
-        let (Some(first), Some(last)) = (members.first(), members.last()) else {
+        self.write_part(PlanPart::encode(members)).await
+    }
+
+    /// Stores the next part of the plan, which must follow the members already written in
+    /// ascending user order, and drops the previous plan's members up to its last one.
+    #[tracing::instrument(skip_all, fields(wave = %self.name, members = part.users.len()), err)]
+    pub async fn write_part(&mut self, part: PlanPart) -> Result<Replaced> {
+        let users = &part.users;
+        let (Some(&first), Some(&last)) = (users.first(), users.last()) else {
             return Ok(Replaced::default());
         };
         assert!(
-            self.last.is_none_or(|before| before < first.user_id)
-                && members.windows(2).all(|w| w[0].user_id <= w[1].user_id),
+            self.last.is_none_or(|before| before < first) && users.is_sorted(),
             "plan members are written in ascending user order"
         );
-        let last = last.user_id;
         let replaced = if self.replacing {
-            self.replace_until(members, last).await?
+            self.replace_until(users, last).await?
         } else {
             Replaced::default()
         };
-        insert_members(&mut self.tx, self.wave, members, &self.at).await?;
+        insert_members(&mut self.tx, self.wave, part.documents, &self.at).await?;
         self.last = Some(last);
         Ok(replaced)
     }
 
     /// Drops the previous plan's members after the last one written and up to `until`,
-    /// reading the decisions of those among `members` first.
-    async fn replace_until(
-        &mut self,
-        members: &[PlannedMember],
-        until: UserId,
-    ) -> Result<Replaced> {
+    /// reading the decisions of those among `users` first.
+    async fn replace_until(&mut self, users: &[UserId], until: UserId) -> Result<Replaced> {
         let mut previous = Vec::new();
-        for chunk in members.chunks(MEMBERS_PER_STATEMENT) {
+        for chunk in users.chunks(MEMBERS_PER_STATEMENT) {
             let mut query = QueryBuilder::<Sqlite>::new(
                 "SELECT user_id, decision, chosen_address FROM wave_members WHERE wave_id = ",
             );
             query.push_bind(self.wave.0).push(" AND user_id IN (");
             let mut ids = query.separated(", ");
-            for member in chunk {
-                ids.push_bind(member.user_id.to_string());
+            for user in chunk {
+                ids.push_bind(user.to_string());
             }
             query.push(") ORDER BY user_id");
             let rows: Vec<(String, String, Option<String>)> =
@@ -258,51 +282,58 @@ async fn ensure_not_started(tx: &mut Tx, id: WaveId, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Inserts planned members, ready or excluded by their decision.
+/// One insert's members as one JSON document, which SQLite takes apart: a value to hand over
+/// per part rather than a dozen per member. The reasons and findings are nested in it as
+/// JSON, not as strings of JSON, and come out as their JSON text (`->`): what `to_json` of
+/// them would store, without escaping them twice.
+fn members_document(members: &[PlannedMember]) -> String {
+    let rows: Vec<_> = members
+        .iter()
+        .map(|member| {
+            let state = match member.decision {
+                Decision::Eligible => UserState::Ready,
+                Decision::Blocked => UserState::Excluded,
+            };
+            let codes: Vec<&str> = member.findings.iter().map(|f| f.reason.code()).collect();
+            (
+                member.user_id,
+                member.decision.code(),
+                codes,
+                &member.findings,
+                &member.chosen_address,
+                member.address_origin,
+                member.set_mail,
+                &member.snapshot_fingerprint,
+                state.code(),
+            )
+        })
+        .collect();
+    to_json(&rows)
+}
+
+/// Inserts planned members, ready or excluded by their decision, from their
+/// [`members_document`]s.
 async fn insert_members(
     tx: &mut Tx,
     id: WaveId,
-    members: &[PlannedMember],
+    documents: Vec<String>,
     at_text: &str,
 ) -> Result<()> {
-    // Each statement takes its members as one JSON document, which SQLite takes apart: a
-    // value to hand over per part rather than a dozen per member. The reasons and findings
-    // are nested in it as JSON, not as strings of JSON, and come out as their JSON text
-    // (`->`): what `to_json` of them would store, without escaping them twice.
-    for chunk in members.chunks(MEMBERS_PER_DOCUMENT) {
-        let rows: Vec<_> = chunk
-            .iter()
-            .map(|member| {
-                let state = match member.decision {
-                    Decision::Eligible => UserState::Ready,
-                    Decision::Blocked => UserState::Excluded,
-                };
-                let codes: Vec<&str> = member.findings.iter().map(|f| f.reason.code()).collect();
-                (
-                    member.user_id,
-                    member.decision.code(),
-                    codes,
-                    &member.findings,
-                    &member.chosen_address,
-                    member.address_origin,
-                    member.set_mail,
-                    &member.snapshot_fingerprint,
-                    state.code(),
-                )
-            })
-            .collect();
+    for document in documents {
+        // In the document's order, which is the key's (the rows are the same in any order:
+        // asking SQLite to sort them by key cost a sort of each document's rows).
         sqlx::query(
             "INSERT INTO wave_members (wave_id, user_id, decision, reasons, findings,
                     chosen_address, address_origin, set_mail, snapshot_fingerprint, state,
                     planned_at, state_changed_at)
              SELECT ?, m ->> 0, m ->> 1, m -> 2, m -> 3, m ->> 4, m ->> 5, m ->> 6, m ->> 7,
                     m ->> 8, ?, ?
-             FROM (SELECT value AS m FROM jsonb_each(?) ORDER BY key)",
+             FROM (SELECT value AS m FROM jsonb_each(?))",
         )
         .bind(id.0)
         .bind(at_text)
         .bind(at_text)
-        .bind(to_json(&rows))
+        .bind(document)
         .execute(&mut **tx)
         .await?;
     }

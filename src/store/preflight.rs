@@ -7,7 +7,7 @@ use sqlx::{QueryBuilder, Sqlite};
 use uuid::Uuid;
 
 use super::{Error, Result, Store, parse_timestamp, timestamp};
-use crate::domain::{PartnerPreflight, PreflightReason, Redemption, WaveId};
+use crate::domain::{PartnerPreflight, PreflightReason, Redemption};
 
 type PreflightRow = (
     String,
@@ -71,8 +71,10 @@ impl Store {
         Ok(answers)
     }
 
-    /// The distinct lower-case domains of a wave's chosen addresses, sorted.
-    pub async fn wave_address_domains(&self, wave: WaveId) -> Result<Vec<String>> {
+    /// The distinct lower-case domains of a wave's chosen addresses, sorted: what a plan's
+    /// [`Tally`](crate::plan::Tally) counts as it decides, read back from the stored members.
+    #[cfg(test)]
+    pub async fn wave_address_domains(&self, wave: crate::domain::WaveId) -> Result<Vec<String>> {
         let domains = sqlx::query_scalar::<_, String>(
             "SELECT DISTINCT lower(substr(chosen_address, instr(chosen_address, '@') + 1)) AS d
              FROM wave_members
