@@ -13,7 +13,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::generate::format_unix;
-use crate::odata::{QueryError, string_literal};
+use crate::odata::{QueryError, bad, page_size, string_literal};
 use crate::rng::stable_guid;
 
 /// Activity names of the "Invited users" audit category (entra-docs
@@ -193,13 +193,6 @@ impl AuditLog {
     }
 }
 
-fn bad(message: impl Into<String>) -> QueryError {
-    QueryError {
-        code: "BadRequest",
-        message: message.into(),
-    }
-}
-
 /// The query options of `GET /auditLogs/directoryAudits`.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
@@ -221,19 +214,7 @@ impl AuditQuery {
                     query.filter = Some(AuditFilter::parse(value)?);
                     query.filter_text = Some(value.clone());
                 }
-                "$top" => {
-                    let top: u64 = value.trim().parse().map_err(|_| {
-                        bad(format!(
-                            "Invalid value '{value}' for $top query option found."
-                        ))
-                    })?;
-                    if !(1..=MAX_TOP).contains(&top) {
-                        return Err(bad(format!(
-                            "Invalid page size specified: '{top}'. Must be between 1 and {MAX_TOP} inclusive."
-                        )));
-                    }
-                    query.top = Some(top);
-                }
+                "$top" => query.top = Some(page_size(value, MAX_TOP, bad)?),
                 "$orderby" => {
                     let mut words = value.split_whitespace();
                     let (Some("activityDateTime"), direction, None) =

@@ -24,7 +24,27 @@ pub struct QueryError {
     pub message: String,
 }
 
-fn bad(message: impl Into<String>) -> QueryError {
+/// A `$top` value: a whole number from 1 to `max`, Graph's messages otherwise (`out_of_range`
+/// gives the error's code for a number outside, which differs between services).
+pub(crate) fn page_size(
+    value: &str,
+    max: u64,
+    out_of_range: fn(String) -> QueryError,
+) -> Result<u64, QueryError> {
+    let top: u64 = value.trim().parse().map_err(|_| {
+        bad(format!(
+            "Invalid value '{value}' for $top query option found."
+        ))
+    })?;
+    if !(1..=max).contains(&top) {
+        return Err(out_of_range(format!(
+            "Invalid page size specified: '{top}'. Must be between 1 and {max} inclusive."
+        )));
+    }
+    Ok(top)
+}
+
+pub(crate) fn bad(message: impl Into<String>) -> QueryError {
     QueryError {
         code: "BadRequest",
         message: message.into(),
@@ -88,19 +108,7 @@ impl CollectionQuery {
                     }
                     query.select = Some(names);
                 }
-                "$top" => {
-                    let top: u64 = value.trim().parse().map_err(|_| {
-                        bad(format!(
-                            "Invalid value '{value}' for $top query option found."
-                        ))
-                    })?;
-                    if !(1..=MAX_TOP).contains(&top) {
-                        return Err(request(format!(
-                            "Invalid page size specified: '{top}'. Must be between 1 and {MAX_TOP} inclusive."
-                        )));
-                    }
-                    query.top = Some(top);
-                }
+                "$top" => query.top = Some(page_size(value, MAX_TOP, request)?),
                 "$count" => match value.as_str() {
                     "true" => query.count = true,
                     "false" => query.count = false,
