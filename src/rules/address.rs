@@ -2,6 +2,7 @@
 //! forbidden characters, and the choice of the address to invite (DESIGN.md, "Invite address
 //! selection").
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
 
 use serde::{Deserialize, Serialize};
@@ -29,8 +30,8 @@ impl DomainSet {
 
     /// The member that is `domain` or one of its parents (`a.b.example.com` → `example.com`).
     pub fn covering(&self, domain: &str) -> Option<&str> {
-        let domain = domain.to_lowercase();
-        let mut rest = domain.as_str();
+        let domain = lower_case(domain);
+        let mut rest = &*domain;
         loop {
             if let Some(found) = self.0.get(rest) {
                 return Some(found);
@@ -42,8 +43,27 @@ impl DomainSet {
 
 /// The domain part of an address, lower-cased.
 pub fn domain_of(address: &str) -> Option<String> {
+    domain_part(address).map(str::to_lowercase)
+}
+
+/// The domain part of an address as written.
+fn domain_part(address: &str) -> Option<&str> {
     let (_, domain) = address.trim().rsplit_once('@')?;
-    (!domain.is_empty()).then(|| domain.to_lowercase())
+    (!domain.is_empty()).then_some(domain)
+}
+
+/// `text` lower-cased, borrowed when it is already (ASCII without capitals, as most addresses
+/// are): the rules look at a million users' domains, and a copy of each costs more than the
+/// look-up.
+fn lower_case(text: &str) -> Cow<'_, str> {
+    if text
+        .bytes()
+        .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+    {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(text.to_lowercase())
+    }
 }
 
 /// Why the invitation API would refuse an address's form, if it would.
@@ -120,7 +140,7 @@ pub struct AddressInputs<'a> {
 /// - anything else needs the operator's choice in the wave list.
 pub fn choose(inputs: &AddressInputs<'_>, verified: &DomainSet) -> Result<ChosenAddress, NoChoice> {
     let is_external = |address: &str| {
-        domain_of(address).is_some_and(|domain| verified.covering(&domain).is_none())
+        domain_part(address).is_some_and(|domain| verified.covering(domain).is_none())
     };
     let mail = inputs.mail.map(str::trim).filter(|m| !m.is_empty());
     if inputs.synced {
@@ -215,6 +235,27 @@ mod tests {
         assert_eq!(set.covering("contoso.com"), Some("contoso.com"));
         assert_eq!(set.covering("notcontoso.com"), None);
         assert_eq!(set.covering("fabrikam.com"), None);
+    }
+
+    #[test]
+    fn a_domain_is_copied_to_lower_case_only_when_it_has_capitals_or_is_not_ascii() {
+        assert!(matches!(lower_case("mail.contoso.com"), Cow::Borrowed(_)));
+        assert_eq!(lower_case("Mail.Contoso.COM"), "mail.contoso.com");
+        assert_eq!(lower_case("ÄRZTE.example"), "ärzte.example");
+        let set = DomainSet::new(["ärzte.example"]);
+        assert_eq!(set.covering("Praxis.ÄRZTE.example"), Some("ärzte.example"));
+        let cloud_only = AddressInputs {
+            synced: false,
+            mail: Some("dr.who@Praxis.ÄRZTE.example"),
+            other_mails: &[],
+            override_address: None,
+            allow_new_address: false,
+        };
+        assert_eq!(
+            choose(&cloud_only, &set),
+            Err(NoChoice::OnlyInternal),
+            "a subdomain of a verified domain, whatever its case, is internal"
+        );
     }
 
     #[rstest]

@@ -719,64 +719,142 @@ pub fn apply_wave_findings(evaluations: &mut [Evaluation], findings: &[Finding])
 
 /// A digest of every property the rules read, to tell at `run` whether the user changed
 /// since `plan` (then the stored decision no longer holds).
+///
+/// The digest is of the properties as one compact JSON object, in this order:
+///
+/// ```json
+/// {"id":…,"upn":…,"mail":…,"other_mails":[…],"proxy_addresses":[…],"user_type":…,
+///  "account_enabled":…,"creation_type":…,"external_user_state":…,
+///  "converted_to_internal_at":…,"synced":…,"on_premises_upn":…,
+///  "plans":[[service plan id, capability status],…],"disabled_plans":[[…],…],
+///  "identities":[[sign-in type, issuer],…]}
+/// ```
+///
+/// `converted_to_internal_at` is left out while unset, so the fingerprints of plans made before
+/// the rule existed still match the users they were made for. The text is what `serde_json`
+/// writes for such a struct (stored plans hold fingerprints made so; a test keeps the two
+/// equal), written by hand because a plan takes a million of them.
 pub fn fingerprint(user: &UserSnapshot) -> String {
-    #[derive(Serialize)]
-    struct RuleInputs<'a> {
-        id: UserId,
-        upn: &'a str,
-        mail: &'a Option<String>,
-        other_mails: &'a [String],
-        proxy_addresses: &'a [String],
-        user_type: &'a Option<String>,
-        account_enabled: Option<bool>,
-        creation_type: &'a Option<String>,
-        external_user_state: &'a Option<String>,
-        // Left out while unset, so the fingerprints of plans made before the rule existed
-        // still match the users they were made for.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        converted_to_internal_at: Option<String>,
-        synced: Option<bool>,
-        on_premises_upn: &'a Option<String>,
-        plans: Vec<(Option<Uuid>, &'a Option<String>)>,
-        disabled_plans: Vec<&'a [Uuid]>,
-        identities: Vec<(&'a Option<String>, &'a Option<String>)>,
+    let mut json = JsonText::with_capacity(1024);
+    json.raw("{\"id\":");
+    json.uuid(user.id.as_uuid());
+    json.raw(",\"upn\":");
+    json.string(&user.user_principal_name);
+    json.raw(",\"mail\":");
+    json.optional_string(user.mail.as_deref());
+    json.raw(",\"other_mails\":");
+    json.list(&user.other_mails, |json, mail| json.string(mail));
+    json.raw(",\"proxy_addresses\":");
+    json.list(&user.proxy_addresses, |json, address| json.string(address));
+    json.raw(",\"user_type\":");
+    json.optional_string(user.user_type.as_deref());
+    json.raw(",\"account_enabled\":");
+    json.optional_bool(user.account_enabled);
+    json.raw(",\"creation_type\":");
+    json.optional_string(user.creation_type.as_deref());
+    json.raw(",\"external_user_state\":");
+    json.optional_string(user.external_user_state.as_deref());
+    if let Some(at) = user.converted_to_internal_at {
+        json.raw(",\"converted_to_internal_at\":");
+        json.string(
+            &at.format(&time::format_description::well_known::Rfc3339)
+                .expect("a snapshot's date-time formats"),
+        );
     }
-    let inputs = RuleInputs {
-        id: user.id,
-        upn: &user.user_principal_name,
-        mail: &user.mail,
-        other_mails: &user.other_mails,
-        proxy_addresses: &user.proxy_addresses,
-        user_type: &user.user_type,
-        account_enabled: user.account_enabled,
-        creation_type: &user.creation_type,
-        external_user_state: &user.external_user_state,
-        converted_to_internal_at: user.converted_to_internal_at.map(|at| {
-            at.format(&time::format_description::well_known::Rfc3339)
-                .expect("a snapshot's date-time formats")
-        }),
-        synced: user.on_premises.sync_enabled,
-        on_premises_upn: &user.on_premises.user_principal_name,
-        plans: user
-            .assigned_plans
-            .iter()
-            .map(|p| (p.service_plan_id, &p.capability_status))
-            .collect(),
-        disabled_plans: user
-            .assigned_licenses
-            .iter()
-            .map(|l| l.disabled_plans.as_slice())
-            .collect(),
-        identities: user
-            .identities
-            .iter()
-            .map(|i| (&i.sign_in_type, &i.issuer))
-            .collect(),
-    };
-    // Room for a typical user's inputs at once, rather than growing the buffer as it fills.
-    let mut json = Vec::with_capacity(1024);
-    serde_json::to_writer(&mut json, &inputs).expect("rule inputs serialize");
-    sha256_hex(&json)
+    json.raw(",\"synced\":");
+    json.optional_bool(user.on_premises.sync_enabled);
+    json.raw(",\"on_premises_upn\":");
+    json.optional_string(user.on_premises.user_principal_name.as_deref());
+    json.raw(",\"plans\":");
+    json.list(&user.assigned_plans, |json, plan| {
+        json.raw("[");
+        json.optional_uuid(plan.service_plan_id.as_ref());
+        json.raw(",");
+        json.optional_string(plan.capability_status.as_deref());
+        json.raw("]");
+    });
+    json.raw(",\"disabled_plans\":");
+    json.list(&user.assigned_licenses, |json, license| {
+        json.list(&license.disabled_plans, JsonText::uuid);
+    });
+    json.raw(",\"identities\":");
+    json.list(&user.identities, |json, identity| {
+        json.raw("[");
+        json.optional_string(identity.sign_in_type.as_deref());
+        json.raw(",");
+        json.optional_string(identity.issuer.as_deref());
+        json.raw("]");
+    });
+    json.raw("}");
+    sha256_hex(&json.0)
+}
+
+/// Compact JSON text, written piece by piece as `serde_json` would write the same values.
+struct JsonText(Vec<u8>);
+
+impl JsonText {
+    fn with_capacity(capacity: usize) -> Self {
+        Self(Vec::with_capacity(capacity))
+    }
+
+    /// Text that is JSON already: punctuation, keys, literals.
+    fn raw(&mut self, json: &str) {
+        self.0.extend_from_slice(json.as_bytes());
+    }
+
+    /// A string: copied between quotes when nothing in it needs escaping (control characters,
+    /// `"` and `\`), as most are; otherwise escaped by `serde_json` itself.
+    fn string(&mut self, text: &str) {
+        if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            self.0.push(b'"');
+            self.0.extend_from_slice(text.as_bytes());
+            self.0.push(b'"');
+        } else {
+            serde_json::to_writer(&mut self.0, text).expect("a string serializes");
+        }
+    }
+
+    fn optional_string(&mut self, text: Option<&str>) {
+        match text {
+            Some(text) => self.string(text),
+            None => self.raw("null"),
+        }
+    }
+
+    /// A UUID as `uuid` serializes it: lower-case, hyphenated.
+    fn uuid(&mut self, uuid: &Uuid) {
+        let mut buffer = Uuid::encode_buffer();
+        self.0.push(b'"');
+        self.raw(uuid.hyphenated().encode_lower(&mut buffer));
+        self.0.push(b'"');
+    }
+
+    fn optional_uuid(&mut self, uuid: Option<&Uuid>) {
+        match uuid {
+            Some(uuid) => self.uuid(uuid),
+            None => self.raw("null"),
+        }
+    }
+
+    fn optional_bool(&mut self, value: Option<bool>) {
+        self.raw(match value {
+            Some(true) => "true",
+            Some(false) => "false",
+            None => "null",
+        });
+    }
+
+    /// An array of `items`, each written by `write`.
+    fn list<T>(&mut self, items: impl IntoIterator<Item = T>, mut write: impl FnMut(&mut Self, T)) {
+        self.0.push(b'[');
+        for (n, item) in items.into_iter().enumerate() {
+            if n > 0 {
+                self.0.push(b',');
+            }
+            write(self, item);
+        }
+        self.0.push(b']');
+    }
 }
 
 /// A digest of a whole plan (each user's decision, address, set-mail step and reasons, in user

@@ -573,6 +573,133 @@ fn the_fingerprint_changes_with_rule_inputs_only() {
     assert_eq!(fingerprint(&user).len(), 64);
 }
 
+/// [`fingerprint`] as it was first written, through `serde_json`: stored plans hold
+/// fingerprints made so, and the hand-written text must stay byte for byte the same.
+fn fingerprint_by_serde(user: &UserSnapshot) -> String {
+    #[derive(Serialize)]
+    struct RuleInputs<'a> {
+        id: UserId,
+        upn: &'a str,
+        mail: &'a Option<String>,
+        other_mails: &'a [String],
+        proxy_addresses: &'a [String],
+        user_type: &'a Option<String>,
+        account_enabled: Option<bool>,
+        creation_type: &'a Option<String>,
+        external_user_state: &'a Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        converted_to_internal_at: Option<String>,
+        synced: Option<bool>,
+        on_premises_upn: &'a Option<String>,
+        plans: Vec<(Option<Uuid>, &'a Option<String>)>,
+        disabled_plans: Vec<&'a [Uuid]>,
+        identities: Vec<(&'a Option<String>, &'a Option<String>)>,
+    }
+    let inputs = RuleInputs {
+        id: user.id,
+        upn: &user.user_principal_name,
+        mail: &user.mail,
+        other_mails: &user.other_mails,
+        proxy_addresses: &user.proxy_addresses,
+        user_type: &user.user_type,
+        account_enabled: user.account_enabled,
+        creation_type: &user.creation_type,
+        external_user_state: &user.external_user_state,
+        converted_to_internal_at: user.converted_to_internal_at.map(|at| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .unwrap()
+        }),
+        synced: user.on_premises.sync_enabled,
+        on_premises_upn: &user.on_premises.user_principal_name,
+        plans: user
+            .assigned_plans
+            .iter()
+            .map(|p| (p.service_plan_id, &p.capability_status))
+            .collect(),
+        disabled_plans: user
+            .assigned_licenses
+            .iter()
+            .map(|l| l.disabled_plans.as_slice())
+            .collect(),
+        identities: user
+            .identities
+            .iter()
+            .map(|i| (&i.sign_in_type, &i.issuer))
+            .collect(),
+    };
+    sha256_hex(&serde_json::to_vec(&inputs).unwrap())
+}
+
+#[test]
+fn the_fingerprint_is_the_digest_serde_json_gives_for_every_kind_of_user() {
+    let mut everything = partner();
+    everything.mail =
+        Some("Pat \"the\" \\ partner\t\u{1}\u{1f}\u{7f} «Zoë» 🙂@fabrikam.com".into());
+    everything.proxy_addresses = vec!["SMTP:pat@contoso.com".into(), "smtp:\n".into()];
+    everything.user_type = None;
+    everything.account_enabled = Some(false);
+    everything.creation_type = Some("Invitation".into());
+    everything.external_user_state = Some("PendingAcceptance".into());
+    everything.converted_to_internal_at = Some(datetime!(2026-11-21 08:00:00.25 UTC));
+    everything.on_premises.sync_enabled = Some(true);
+    everything.on_premises.user_principal_name = Some("pat@corp.contoso.com".into());
+    everything.assigned_plans = vec![
+        plan(MAILBOX, "Enabled"),
+        AssignedPlan {
+            assigned_at: None,
+            capability_status: None,
+            service: None,
+            service_plan_id: None,
+        },
+    ];
+    everything.assigned_licenses = vec![
+        AssignedLicense {
+            sku_id: None,
+            disabled_plans: vec![MAILBOX, FOUNDATION],
+        },
+        AssignedLicense {
+            sku_id: None,
+            disabled_plans: vec![],
+        },
+    ];
+    everything.identities.push(ObjectIdentity {
+        sign_in_type: None,
+        issuer: Some("ex\"ternal\\".into()),
+        issuer_assigned_id: None,
+    });
+    let mut nothing = partner();
+    nothing.other_mails.clear();
+    nothing.identities.clear();
+    nothing.account_enabled = None;
+    for user in [partner(), everything, nothing] {
+        assert_eq!(fingerprint(&user), fingerprint_by_serde(&user), "{user:?}");
+    }
+}
+
+proptest! {
+    #[test]
+    fn the_fingerprint_is_the_digest_serde_json_gives_whatever_the_text(
+        upn in any::<String>(),
+        mail in proptest::option::of(any::<String>()),
+        other_mails in proptest::collection::vec(any::<String>(), 0..3),
+        status in proptest::option::of("[\\x00-\\x7f]{0,12}"),
+        issuer in proptest::option::of(any::<String>()),
+    ) {
+        let mut user = partner();
+        user.user_principal_name = upn;
+        user.mail = mail;
+        user.other_mails = other_mails;
+        user.assigned_plans = vec![AssignedPlan {
+            assigned_at: None,
+            capability_status: status,
+            service: None,
+            service_plan_id: Some(MAILBOX),
+        }];
+        user.identities[0].issuer = issuer;
+        prop_assert_eq!(fingerprint(&user), fingerprint_by_serde(&user));
+    }
+}
+
 #[test]
 fn names_and_language_are_not_rule_inputs() {
     let user = partner();
