@@ -24,7 +24,7 @@ use crate::store::{self, AddressOwner, PlannedMember, Store};
 /// The stored snapshot's owners of the chosen addresses, by lower-cased address. Only the
 /// addresses some object other than the user choosing them answers to are kept: for the rest
 /// the rules would find no collision either way.
-pub type StoredOwners = HashMap<String, Vec<Collision>>;
+pub type StoredOwners = HashMap<String, Vec<Collision>, foldhash::fast::RandomState>;
 
 /// What every decision is made with: the operator's policy and the tenant as the rules see it
 /// (its verified and direct-federation domains, and the realms asked so far).
@@ -152,7 +152,7 @@ impl<'a> Alone<'a> {
                     .address_owners_of_many(std::slice::from_ref(address))
                     .await?,
             ),
-            None => StoredOwners::new(),
+            None => StoredOwners::default(),
         };
         Ok(Self {
             candidate,

@@ -194,10 +194,8 @@ pub async fn first_pass<S: BuildHasher>(
     );
     let started = Instant::now();
 
-    // In address order, the index is read in order; each address's choosers in wave order.
-    chosen
-        .sort_unstable_by(|a, b| (&a.address, a.place, a.user).cmp(&(&b.address, b.place, b.user)));
-    let duplicates = rules::duplicates_in_wave(&chosen, |c| &c.address, |c| c.user);
+    let duplicates =
+        rules::duplicates_in_wave(&chosen_more_than_once(&chosen), |c| &c.address, |c| c.user);
     let book = owners_of(store, &chosen, shared.as_ref()).await?;
     drop(chosen);
     // The owners were read on the writing connection, the users in the snapshot: they agree
@@ -250,17 +248,35 @@ async fn for_each_address_fields(
     Ok(())
 }
 
+/// The entries of the addresses chosen more than once, by address and each address's
+/// choosers in wave order. Counted rather than found by sorting every entry: almost every
+/// address of a wave is chosen once, and sorting a million of them cost more than counting.
+fn chosen_more_than_once(chosen: &[Chosen]) -> Vec<&Chosen> {
+    let mut choosers: HashMap<&str, u32, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(chosen.len(), foldhash::fast::RandomState::default());
+    for one in chosen {
+        *choosers.entry(&one.address).or_default() += 1;
+    }
+    let mut repeated: Vec<&Chosen> = chosen
+        .iter()
+        .filter(|one| choosers[&*one.address] > 1)
+        .collect();
+    repeated
+        .sort_unstable_by(|a, b| (&a.address, a.place, a.user).cmp(&(&b.address, b.place, b.user)));
+    repeated
+}
+
 /// The stored owners of the chosen addresses that some object other than the user choosing
-/// them answers to. `chosen` is sorted by address. `shared` (the addresses of two objects or
-/// more) only for users of the active snapshot, whose own addresses are in the index.
+/// them answers to. `shared` (the addresses of two objects or more) only for users of the
+/// active snapshot, whose own addresses are in the index.
 async fn owners_of(
     store: &Store,
     chosen: &[Chosen],
-    shared: Option<&HashSet<String>>,
+    shared: Option<&HashSet<String, foldhash::fast::RandomState>>,
 ) -> Result<StoredOwners, crate::store::Error> {
     // A user's own address that no other object has is nobody else's: with the addresses of
     // more than one object at hand, only the others are worth a look-up.
-    let (mut colliding, to_look_up): (Vec<&str>, Vec<&Chosen>) = match shared {
+    let (mut colliding, mut to_look_up): (Vec<&str>, Vec<&Chosen>) = match shared {
         Some(shared) => {
             let (own, others): (Vec<&Chosen>, Vec<&Chosen>) = chosen.iter().partition(|c| c.own);
             let colliding = own
@@ -272,6 +288,8 @@ async fn owners_of(
         }
         None => (Vec::new(), chosen.iter().collect()),
     };
+    // In address order, the index is read in order.
+    to_look_up.sort_unstable_by(|a, b| (&a.address, a.user).cmp(&(&b.address, b.user)));
     let pairs: Vec<(&str, UserId)> = to_look_up.iter().map(|c| (&*c.address, c.user)).collect();
     let looked_up = store.addresses_owned_by_others(&pairs).await?;
     colliding.extend(looked_up.iter().map(String::as_str));
@@ -690,7 +708,7 @@ mod tests {
                 })
                 .collect()
         };
-        let addresses: Vec<String> = evaluate_all(&StoredOwners::new())
+        let addresses: Vec<String> = evaluate_all(&StoredOwners::default())
             .iter()
             .filter_map(|e| e.address.as_ref().map(|a| a.address.to_lowercase()))
             .collect::<BTreeSet<_>>()
