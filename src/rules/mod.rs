@@ -779,11 +779,8 @@ pub fn fingerprint(user: &UserSnapshot) -> String {
     });
     json.raw(",\"identities\":");
     json.list(&user.identities, |json, identity| {
-        json.raw("[");
-        json.optional_string(identity.sign_in_type.as_deref());
-        json.raw(",");
-        json.optional_string(identity.issuer.as_deref());
-        json.raw("]");
+        let pair = [identity.sign_in_type.as_deref(), identity.issuer.as_deref()];
+        json.list(pair, JsonText::optional_string);
     });
     json.raw("}");
     sha256_hex(&json.0)

@@ -558,11 +558,24 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(fks, 1);
-        let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
-            .fetch_one(&store.pool)
+        assert_eq!(page_size(&store.pool).await, i64::from(PAGE_SIZE));
+    }
+
+    /// A one-connection pool on the database at `path`, opened with `options` and not by the
+    /// store: to make a database as an earlier version left it.
+    async fn pool_without_store(path: &Path, options: SqliteConnectOptions) -> SqlitePool {
+        SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.filename(path).create_if_missing(true))
             .await
-            .unwrap();
-        assert_eq!(page_size, i64::from(PAGE_SIZE));
+            .unwrap()
+    }
+
+    async fn page_size(pool: &SqlitePool) -> i64 {
+        sqlx::query_scalar("PRAGMA page_size")
+            .fetch_one(pool)
+            .await
+            .unwrap()
     }
 
     /// A database made with SQLite's default 4 KiB pages (every database before 16 KiB became
@@ -572,17 +585,13 @@ mod tests {
     async fn a_database_with_the_older_page_size_keeps_it_and_works() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
-        let older = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(
-                SqliteConnectOptions::new()
-                    .filename(&path)
-                    .create_if_missing(true)
-                    .page_size(4096)
-                    .journal_mode(SqliteJournalMode::Wal),
-            )
-            .await
-            .unwrap();
+        let older = pool_without_store(
+            &path,
+            SqliteConnectOptions::new()
+                .page_size(4096)
+                .journal_mode(SqliteJournalMode::Wal),
+        )
+        .await;
         sqlx::migrate!("./migrations").run(&older).await.unwrap();
         older.close().await;
         let store = Store::open(&path).await.unwrap();
@@ -590,11 +599,7 @@ mod tests {
             .store_users(&[users::tests::sample_user(1)])
             .await
             .unwrap();
-        let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
-            .fetch_one(&store.pool)
-            .await
-            .unwrap();
-        assert_eq!(page_size, 4096);
+        assert_eq!(page_size(&store.pool).await, 4096);
         assert_eq!(store.count_users().await.unwrap(), 1);
         assert_eq!(store.integrity_check().await.unwrap(), "ok");
     }
@@ -681,16 +686,8 @@ mod tests {
         const REBUILD: i64 = 20_261_206_140_000;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
-        let before = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(
-                SqliteConnectOptions::new()
-                    .filename(&path)
-                    .create_if_missing(true)
-                    .foreign_keys(true),
-            )
-            .await
-            .unwrap();
+        let before =
+            pool_without_store(&path, SqliteConnectOptions::new().foreign_keys(true)).await;
         sqlx::migrate!("./migrations")
             .run_to(REBUILD - 1, &before)
             .await

@@ -106,9 +106,7 @@ async fn a_reset_reaches_the_client_as_a_transport_error_and_does_nothing() {
     let h = harness(plan).await;
     let user = h.sim.find_user(UserCase::CloudMailExternal).expect("case");
     let result = h
-        .http
-        .post(h.url("/v1.0/invitations"))
-        .bearer_auth(&h.token)
+        .post("/v1.0/invitations")
         .json(&Harness::invitation(
             &user.id,
             user.mail.as_deref().expect("mail"),
@@ -135,9 +133,7 @@ async fn commit_then_drop_converts_the_user_but_the_client_never_hears_it() {
     let h = harness(plan).await;
     let user = h.sim.find_user(UserCase::CloudMailExternal).expect("case");
     let result = h
-        .http
-        .post(h.url("/v1.0/invitations"))
-        .bearer_auth(&h.token)
+        .post("/v1.0/invitations")
         .json(&Harness::invitation(
             &user.id,
             user.mail.as_deref().expect("mail"),
@@ -203,9 +199,7 @@ async fn the_admin_path_reports_counters_requests_and_posts() {
     let user = h.sim.find_user(UserCase::CloudMailExternal).expect("case");
     let body = Harness::invitation(&user.id, user.mail.as_deref().expect("mail"));
     let response = h
-        .http
-        .post(h.url("/v1.0/invitations"))
-        .bearer_auth(&h.token)
+        .post("/v1.0/invitations")
         .header("client-request-id", "trace-me")
         .json(&body)
         .send()

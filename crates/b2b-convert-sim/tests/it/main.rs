@@ -67,11 +67,14 @@ impl Harness {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// An authorised POST of `path`, to send as it is or to add to.
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.post(self.url(path)).bearer_auth(&self.token)
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
         let response = self
-            .http
-            .post(self.url(path))
-            .bearer_auth(&self.token)
+            .post(path)
             .json(body)
             .send()
             .await

@@ -30,11 +30,7 @@ async fn a_burst_of_400_invitations_gets_150_through_per_five_seconds() {
         let tasks: Vec<_> = bodies
             .into_iter()
             .map(|body| {
-                let request = h
-                    .http
-                    .post(h.url("/v1.0/invitations"))
-                    .bearer_auth(&h.token)
-                    .json(&body);
+                let request = h.post("/v1.0/invitations").json(&body);
                 tokio::spawn(async move { request.send().await.expect("answered") })
             })
             .collect();
@@ -171,14 +167,10 @@ async fn refusal_time(counted_at: CountedAt) -> Duration {
     let tasks: Vec<_> = (0..2)
         .map(|_| {
             let user = users.next().expect("a convertible user");
-            let request = h
-                .http
-                .post(h.url("/v1.0/invitations"))
-                .bearer_auth(&h.token)
-                .json(&Harness::invitation(
-                    &user.id,
-                    user.mail.as_deref().expect("mail"),
-                ));
+            let request = h.post("/v1.0/invitations").json(&Harness::invitation(
+                &user.id,
+                user.mail.as_deref().expect("mail"),
+            ));
             tokio::spawn(async move {
                 let sent = std::time::Instant::now();
                 let response = request.send().await.expect("answered");
